@@ -1,0 +1,136 @@
+# httptrace — every build, test, bench and install target.
+#
+#   make            build/libhttptrace.so and build/httptrace
+#   make demo       trace curl against loopback HTTP/HTTPS servers, print timeline + reuse report
+#   make test       unit + integration tests (installs missing Debian packages first)
+#   make bench      micro-benchmarks and the side-by-side overhead comparison
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Source conventions the rules below rely on:
+#   interpose/hook_*.cpp   the interposed (exported) wrappers: only in libhttptrace.so
+#   interpose/*.cpp        everything else inside the traced process: also linked into tests/bench
+#   analyzer/main.cpp      the CLI entry point; the other analyzer/*.cpp form build/libanalyzer.a
+#   tests/unit/interpose_*.cpp -> build/unit_interpose    (GoogleTest, links the interpose core)
+#   tests/unit/analyzer_*.cpp  -> build/unit_analyzer     (GoogleTest, links libanalyzer.a)
+#   tests/integration/*.cpp-> build/integration_tests     (GoogleTest, runs real programs)
+#   tests/clients/*.cpp    -> build/tests/<name>          (our own traced test clients)
+#   bench/*_bench.cpp      -> build/bench/<name>          (Google Benchmark)
+
+CXX      ?= g++
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    := build
+
+WARN     := -Wall -Wextra -Wno-missing-field-initializers
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP
+# Code that runs inside someone else's process: no exceptions or RTTI to drag in, hidden symbols,
+# initial-exec TLS so a thread-local access can never call malloc (see interpose/README.md).
+INTERPOSE_FLAGS := -fPIC -fvisibility=hidden -fno-exceptions -fno-rtti -ftls-model=initial-exec \
+                   -fno-stack-protector
+
+INTERPOSE_SRC  := $(wildcard interpose/*.cpp)
+INTERPOSE_HOOK := $(filter interpose/hook_%.cpp,$(INTERPOSE_SRC))
+INTERPOSE_CORE := $(filter-out $(INTERPOSE_HOOK),$(INTERPOSE_SRC))
+ANALYZER_SRC   := $(filter-out analyzer/main.cpp,$(wildcard analyzer/*.cpp))
+UNIT_I_SRC     := $(wildcard tests/unit/interpose_*.cpp)
+UNIT_A_SRC     := $(wildcard tests/unit/analyzer_*.cpp)
+INTEG_SRC      := $(wildcard tests/integration/*.cpp)
+CLIENT_SRC     := $(wildcard tests/clients/*.cpp)
+BENCH_SRC      := $(wildcard bench/*_bench.cpp)
+BENCH_TOOL_SRC := $(filter-out $(BENCH_SRC),$(wildcard bench/*.cpp))
+
+obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+pic = $(patsubst %.cpp,$(BUILD)/pic/%.o,$(1))
+
+LIB       := $(BUILD)/libhttptrace.so
+CLI       := $(BUILD)/httptrace
+ANALYZER_A:= $(BUILD)/libanalyzer.a
+CORE_A    := $(BUILD)/libinterpose_core.a
+CLIENTS   := $(patsubst tests/clients/%.cpp,$(BUILD)/tests/%,$(CLIENT_SRC))
+BENCHES   := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRC))
+BENCH_TOOLS := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_TOOL_SRC))
+
+.PHONY: all deps demo test unit integration bench install clean
+.DEFAULT_GOAL := all
+
+all: deps-check $(LIB) $(CLI)
+
+# Fails early with the exact apt-get line (or installs, when root) instead of a wall of errors.
+.PHONY: deps-check
+deps-check:
+	@scripts/install-deps.sh --build
+
+deps:
+	@scripts/install-deps.sh --all
+
+$(BUILD)/pic/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+# The preload library links neither libssl nor gnutls: TLS functions are found at run time in
+# whatever the program loaded. libstdc++ is linked statically-free: we use no allocating std APIs.
+$(LIB): $(call pic,$(INTERPOSE_SRC))
+	$(CXX) -shared -o $@ $^ -Wl,--version-script=interpose/exports.map -Wl,-z,now \
+	    -ldl -lpthread -lunwind
+
+$(CORE_A): $(call pic,$(INTERPOSE_CORE))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(ANALYZER_A): $(call obj,$(ANALYZER_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(BUILD)/obj/analyzer/main.o $(ANALYZER_A)
+	$(CXX) -o $@ $^ -lfmt
+
+$(BUILD)/tests/%: tests/clients/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $< -lpthread
+
+$(BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(CORE_A)
+	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind
+
+$(BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(ANALYZER_A)
+	$(CXX) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
+
+$(BUILD)/integration_tests: $(call obj,$(INTEG_SRC))
+	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread
+
+$(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind
+
+unit: all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer
+integration: all $(BUILD)/integration_tests $(CLIENTS)
+
+test:
+	@scripts/install-deps.sh --test
+	@$(MAKE) --no-print-directory all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer $(BUILD)/integration_tests $(CLIENTS) $(BENCHES) $(BENCH_TOOLS)
+	@scripts/run-tests.sh
+
+demo:
+	@scripts/install-deps.sh --demo
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench:
+	@scripts/install-deps.sh --bench
+	@$(MAKE) --no-print-directory all $(BENCHES) $(BENCH_TOOLS) $(CLIENTS)
+	@scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/httptrace
+	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhttptrace.so
+	install -m 0644 docs/httptrace.1 $(DESTDIR)$(PREFIX)/share/man/man1/httptrace.1
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,280 @@
+// The httptrace on-disk format: the one definition shared by the writer (interpose/) and the
+// reader (analyzer/). docs/trace-format.md explains it in prose; this file is the authority.
+//
+// A trace file is one process's recording:
+//
+//   [FileHeader: kHeaderSize bytes][segment 0][segment 1]...        each segment kSegmentSize bytes
+//
+// The writer maps the whole file MAP_SHARED. Each thread claims whole segments (one atomic add on
+// FileHeader::segments_claimed per segment) and is the only writer of its segments, so the hot path
+// writes no shared cache line. Inside a segment, events are appended one after another; after an
+// event's bytes are written, SegmentHeader::committed is advanced with a release store. A reader
+// (even of the file of a process killed with -9) trusts bytes [0, committed) of each segment and
+// nothing past it. A segment whose magic is not kSegmentMagic was claimed but never started (or the
+// file ended first) and is skipped.
+//
+// All integers are little-endian (x86_64 / aarch64 host order); the header records the byte order
+// so a reader on another machine refuses rather than misreads. Records are plain structs with fixed
+// layout, checked by static_assert below: no bitfields, no pointers, no implicit padding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace httptrace::format {
+
+inline constexpr char kMagic[8] = {'H', 'T', 'T', 'P', 'T', 'R', 'C', '\n'};
+inline constexpr uint32_t kVersion = 1;            // what this writer produces
+inline constexpr uint32_t kMinReaderVersion = 1;   // oldest reader that can read it
+inline constexpr uint32_t kByteOrderMark = 0x01020304;
+inline constexpr uint32_t kHeaderSize = 4096;
+inline constexpr uint32_t kSegmentSize = 64 * 1024;
+inline constexpr uint32_t kSegmentMagic = 0x31474553;  // "SEG1"
+inline constexpr size_t kExeMax = 512;
+inline constexpr size_t kArgvMax = 3072;
+
+// Offset 0 of the file. Fields marked "atomic" are updated while the program runs, through
+// std::atomic_ref; everything else is written once before the first segment is claimed.
+struct FileHeader {
+  char magic[8];                // kMagic
+  uint32_t version;             // kVersion of the writer
+  uint32_t min_reader_version;  // a reader older than this must refuse the file
+  uint32_t byte_order;          // kByteOrderMark as written by the host
+  uint32_t header_size;         // kHeaderSize
+  uint32_t segment_size;        // kSegmentSize
+  uint32_t flags;               // kFileFlag*
+  int32_t pid;
+  int32_t ppid;
+  uint64_t mono_anchor_ns;      // CLOCK_MONOTONIC ...
+  uint64_t real_anchor_ns;      // ... and CLOCK_REALTIME read at the same moment
+  uint64_t segments_claimed;    // atomic: segments [0, n) may hold data (some may be unstarted)
+  uint64_t dropped_events;      // atomic: events not recorded (buffer or size cap exhausted)
+  uint64_t max_segments;        // HTTPTRACE_MAX_MB expressed in segments
+  uint32_t exe_len;             // bytes used in exe
+  uint32_t argv_len;            // bytes used in argv: NUL-separated arguments, possibly cut short
+  uint32_t argc;                // the program's real argument count (argv may hold fewer)
+  uint32_t reserved0;
+  uint64_t reserved[8];
+  char exe[kExeMax];            // /proc/self/exe target, not NUL-terminated beyond exe_len
+  char argv[kArgvMax];
+};
+inline constexpr uint32_t kFileFlagStacks = 1u << 0;  // HTTPTRACE_STACKS was on
+
+// Offset 0 of every segment.
+struct SegmentHeader {
+  uint32_t magic;        // kSegmentMagic, written when the owning thread starts the segment
+  int32_t tid;           // the one thread that writes this segment
+  uint64_t committed;    // release-stored: bytes of whole events after this header
+  uint64_t thread_seq;   // 0 for a thread's first segment, then 1, 2, ... (per thread order)
+  uint64_t reserved[5];
+};
+inline constexpr uint32_t kSegmentPayload = kSegmentSize - sizeof(SegmentHeader);
+
+// An IPv4 or IPv6 socket address. family is AF_INET (2) or AF_INET6 (10); 0 means none.
+// ip holds 4 or 16 bytes in network order; port is in host order.
+struct Addr {
+  uint16_t family;
+  uint16_t port;
+  uint32_t scope_id;
+  uint8_t ip[16];
+};
+
+enum class EventKind : uint16_t {
+  kDns = 1,           // DnsEvent: a name lookup finished
+  kSocket = 2,        // SocketEvent: a TCP socket was created (conn id assigned)
+  kConnect = 3,       // ConnectEvent: connect() returned
+  kConnectDone = 4,   // ConnectDoneEvent: a connect that returned EINPROGRESS was found finished
+  kData = 5,          // DataEvent: a read/write on a tracked socket or TLS session
+  kClose = 6,         // CloseEvent: close() or shutdown() of a tracked socket
+  kDup = 7,           // DupEvent: a tracked socket got another descriptor
+  kFork = 8,          // ForkEvent: (parent side) a child process was created
+  kInherit = 9,       // InheritEvent: (child side) a tracked socket existed at the fork
+  kTlsHandshake = 10, // TlsHandshakeEvent: a TLS handshake finished (or failed)
+  kTlsClose = 11,     // TlsCloseEvent: SSL_shutdown / SSL_free / gnutls_bye / gnutls_deinit
+  kExec = 12,         // ExecEvent: the process is about to exec (its tracked sockets may survive)
+  kStack = 13,        // StackEvent: call stack of the event just before it (HTTPTRACE_STACKS=1)
+  kAccept = 14,       // AcceptEvent: reserved for server-side tracing
+};
+
+// Every event starts with this. size includes the header and is a multiple of 8, so the next
+// event starts at offset + size. conn is the per-process connection id given at socket() (1, 2,
+// ...); 0 for events not tied to a connection. ts_ns is CLOCK_MONOTONIC at the start of the call.
+// The pid comes from the FileHeader, the tid from the SegmentHeader.
+struct EventHeader {
+  uint16_t kind;   // EventKind
+  uint16_t size;
+  uint32_t conn;
+  uint64_t ts_ns;
+};
+
+// Errors are recorded as positive errno values (0 = success). getaddrinfo errors are EAI_* codes.
+
+struct DnsEvent {            // followed by host_len bytes of host name, then padding to 8
+  EventHeader h;
+  uint64_t dur_ns;
+  int32_t error;             // 0, or the getaddrinfo EAI_* code (negative), or h_errno for gethostbyname
+  uint32_t lookup_id;        // per-process lookup number
+  uint16_t naddr;            // addresses used in addrs
+  uint16_t host_len;
+  uint8_t call;              // DnsCall
+  uint8_t pad[3];
+  Addr addrs[8];             // the first 8 addresses returned (port 0)
+};
+enum class DnsCall : uint8_t { kGetaddrinfo = 1, kGethostbyname = 2, kGethostbynameR = 3 };
+
+struct SocketEvent {
+  EventHeader h;
+  int32_t fd;
+  int32_t domain;
+  int32_t type;
+  int32_t protocol;
+};
+
+struct ConnectEvent {        // ts_ns = call start
+  EventHeader h;
+  uint64_t dur_ns;           // time inside connect()
+  int32_t fd;
+  int32_t error;             // 0, EINPROGRESS (completion follows as ConnectDone), or the errno
+  Addr peer;
+  Addr local;                // getsockname after a successful connect; family 0 otherwise
+};
+
+struct ConnectDoneEvent {    // ts_ns = when the program learnt the result
+  EventHeader h;
+  int32_t fd;
+  int32_t error;             // 0 or the SO_ERROR value
+  uint8_t how;               // ConnectDoneHow
+  uint8_t pad[7];
+  Addr local;
+};
+enum class ConnectDoneHow : uint8_t { kSoError = 1, kFirstWrite = 2, kFirstRead = 3, kPoll = 4 };
+
+enum class Direction : uint8_t { kSend = 0, kRecv = 1 };
+
+enum class DataCall : uint8_t {
+  kSend = 1, kSendto, kSendmsg, kWrite, kWritev,
+  kRecv = 16, kRecvfrom, kRecvmsg, kRead, kReadv,
+  kSslWrite = 32, kSslWriteEx, kSslRead, kSslReadEx,
+  kGnutlsSend = 48, kGnutlsRecv,
+};
+
+// DataEvent::flags
+inline constexpr uint8_t kDataTlsPlaintext = 1u << 0;  // bytes seen through a TLS library hook
+inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the other direction (or first ever)
+
+// Capture: at a direction change the writer keeps a sanitised prefix of the bytes, never a body
+// or a header value other than Host. Its content depends on capture_kind:
+//   kCaptureNone      nothing recorded
+//   kCaptureHttpReq   the request line, then (if present) "\r\nHost: <value>"
+//   kCaptureHttpResp  the status line
+//   kCaptureTls       up to kTlsCaptureMax bytes of TLS records starting at a record header
+//                     (ClientHello / ServerHello are public handshake metadata, not payload)
+//   kCaptureOpaque    up to 8 bytes, only enough to recognise a protocol (e.g. h2 preface)
+enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4 };
+inline constexpr size_t kHttpCaptureMax = 256;
+inline constexpr size_t kTlsCaptureMax = 2048;
+
+struct DataEvent {           // followed by cap_len captured bytes, then padding to 8
+  EventHeader h;
+  int64_t result;            // bytes transferred (>= 0) or -errno
+  uint64_t dur_ns;           // time inside the call
+  int32_t fd;
+  uint8_t dir;               // Direction
+  uint8_t call;              // DataCall
+  uint8_t flags;             // kData*
+  uint8_t capture_kind;      // CaptureKind
+  uint16_t cap_len;
+  uint8_t pad[6];
+};
+
+struct CloseEvent {
+  EventHeader h;
+  int32_t fd;
+  int32_t error;             // errno of the call, 0 on success
+  uint8_t how;               // CloseHow
+  uint8_t pad[7];
+};
+enum class CloseHow : uint8_t { kClose = 1, kShutdownRd = 2, kShutdownWr = 3, kShutdownRdWr = 4 };
+
+struct DupEvent {            // conn = the connection; newfd now refers to it too
+  EventHeader h;
+  int32_t oldfd;
+  int32_t newfd;
+};
+
+struct ForkEvent {
+  EventHeader h;
+  int32_t child_pid;
+  uint8_t how;               // ForkHow
+  uint8_t pad[3];
+};
+enum class ForkHow : uint8_t { kFork = 1, kVfork = 2, kPosixSpawn = 3 };
+
+struct InheritEvent {        // conn = the id given in the child; parent_conn = the parent's id
+  EventHeader h;
+  int32_t fd;
+  uint32_t parent_conn;
+};
+
+enum class TlsLibrary : uint8_t { kOpenssl = 1, kGnutls = 2, kWire = 3 };
+
+struct TlsHandshakeEvent {   // ts_ns = first handshake call on this session
+  EventHeader h;
+  uint64_t dur_ns;           // first call .. the call that completed (or failed)
+  int32_t fd;
+  int32_t error;             // 0, or the library's error code (SSL_get_error / gnutls error)
+  uint16_t version;          // wire version: 0x0303 = TLS 1.2, 0x0304 = TLS 1.3
+  uint8_t library;           // TlsLibrary
+  uint8_t resumed;           // 1 if the session was resumed
+  uint8_t pad[4];
+  char cipher[64];           // NUL-terminated
+  char sni[256];
+  char alpn[32];
+  char error_text[64];       // library's short description when error != 0
+};
+
+struct TlsCloseEvent {
+  EventHeader h;
+  int32_t fd;
+  uint8_t library;           // TlsLibrary
+  uint8_t how;               // TlsCloseHow
+  uint8_t pad[2];
+};
+enum class TlsCloseHow : uint8_t { kShutdown = 1, kFree = 2 };
+
+struct ExecEvent {           // followed by path_len bytes of the program path, then padding
+  EventHeader h;
+  uint32_t path_len;
+  uint32_t pad;
+};
+
+struct StackEvent {          // followed by depth return addresses (uint64_t)
+  EventHeader h;
+  uint32_t depth;
+  uint32_t pad;
+};
+
+inline constexpr size_t padded(size_t n) { return (n + 7) & ~size_t{7}; }
+
+static_assert(sizeof(FileHeader) <= kHeaderSize);
+static_assert(sizeof(SegmentHeader) == 64);
+static_assert(sizeof(Addr) == 24);
+static_assert(sizeof(EventHeader) == 16);
+static_assert(sizeof(DnsEvent) == 232);
+static_assert(offsetof(DnsEvent, addrs) == 40);
+static_assert(sizeof(SocketEvent) == 32);
+static_assert(sizeof(ConnectEvent) == 80);
+static_assert(offsetof(ConnectEvent, peer) == 32);
+static_assert(sizeof(ConnectDoneEvent) == 56);
+static_assert(sizeof(DataEvent) == 48);
+static_assert(sizeof(CloseEvent) == 32);
+static_assert(sizeof(DupEvent) == 24);
+static_assert(sizeof(ForkEvent) == 24);
+static_assert(sizeof(InheritEvent) == 24);
+static_assert(sizeof(TlsHandshakeEvent) == 456);
+static_assert(sizeof(TlsCloseEvent) == 24);
+static_assert(sizeof(ExecEvent) == 24);
+static_assert(sizeof(StackEvent) == 24);
+static_assert(kSegmentSize % 4096 == 0 && kHeaderSize % 4096 == 0);
+
+}  // namespace httptrace::format

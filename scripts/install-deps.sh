@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, when they are missing.
+#   --build  compile libhttptrace.so and the CLI      --test  + test tools (real clients/servers)
+#   --demo   + demo clients                           --bench + side-by-side peers
+#   --all    everything
+# As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
+set -euo pipefail
+
+build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev)
+test=(libgtest-dev nlohmann-json3-dev curl wget python3 openssl nodejs)
+demo=(curl python3 openssl)
+bench=(libbenchmark-dev strace ltrace bpftrace nginx-light)
+
+want=("${build[@]}")
+case "${1:---build}" in
+  --build) ;;
+  --test)  want+=("${test[@]}" libbenchmark-dev) ;;
+  --demo)  want+=("${demo[@]}") ;;
+  --bench) want+=("${test[@]}" "${bench[@]}") ;;
+  --all)   want+=("${test[@]}" "${bench[@]}") ;;
+  *) echo "usage: $0 [--build|--test|--demo|--bench|--all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  # nodejs from another repository (nodesource) still counts: only the node binary matters.
+  if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "httptrace: missing Debian packages: ${missing[*]}" >&2
+  echo "install them with:  sudo apt-get update && sudo $line" >&2
+  exit 1
+fi
+echo "httptrace: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A stale package list makes apt-get install fail with 404s; refresh it once.
+apt-get update -qq >/dev/null || true
+# nginx's package starts a service on port 80 after installing; keep it from doing so.
+if printf '%s\n' "${missing[@]}" | grep -q '^nginx'; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$line -qq >/dev/null
