@@ -1,0 +1,143 @@
+// `httptrace dump TRACE`: every event, one per line, for debugging the recorder and the model.
+// Columns: pid tid ts_ns kind conn, then the kind's fields as name=value.
+#include <cctype>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "analyzer/analysis.h"
+#include "analyzer/commands.h"
+#include "analyzer/reports.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+// Captured bytes shown C-style so a terminal never sees raw control bytes.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += fmt::format("\\{}", char(c));
+    else if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else if (c >= 0x20 && c < 0x7f) out.push_back(char(c));
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  return out + "\"";
+}
+
+std::string fields(const Event& ev) {
+  using K = tf::EventKind;
+  switch (ev.kind()) {
+    case K::kDns: {
+      const auto& d = ev.as<tf::DnsEvent>();
+      std::string s = fmt::format("host={} dur={} error={} lookup={} call={} addrs=",
+                                  quoted({reinterpret_cast<const char*>(ev.tail<tf::DnsEvent>()), d.host_len}),
+                                  d.dur_ns, d.error, d.lookup_id, d.call);
+      for (int i = 0; i < d.naddr; ++i) s += (i ? "," : "") + format_addr(d.addrs[i], false);
+      return s;
+    }
+    case K::kSocket: {
+      const auto& d = ev.as<tf::SocketEvent>();
+      return fmt::format("fd={} domain={} type={} protocol={}", d.fd, d.domain, d.type, d.protocol);
+    }
+    case K::kConnect: {
+      const auto& d = ev.as<tf::ConnectEvent>();
+      return fmt::format("fd={} dur={} error={} peer={} local={}", d.fd, d.dur_ns,
+                         d.error ? errno_name(d.error) : "0", format_addr(d.peer, true),
+                         d.local.family ? format_addr(d.local, true) : "-");
+    }
+    case K::kConnectDone: {
+      const auto& d = ev.as<tf::ConnectDoneEvent>();
+      return fmt::format("fd={} error={} how={} local={}", d.fd, d.error ? errno_name(d.error) : "0", d.how,
+                         d.local.family ? format_addr(d.local, true) : "-");
+    }
+    case K::kData: {
+      const auto& d = ev.as<tf::DataEvent>();
+      std::string s = fmt::format("fd={} {} call={} result={} dur={} flags={:#x}", d.fd,
+                                  d.dir == uint8_t(tf::Direction::kSend) ? "send" : "recv", d.call,
+                                  d.result < 0 ? errno_name(int(-d.result)) : std::to_string(d.result), d.dur_ns,
+                                  d.flags);
+      if (d.cap_len)
+        s += fmt::format(" capture={}:{}", d.capture_kind,
+                         quoted({reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len}));
+      return s;
+    }
+    case K::kClose: {
+      const auto& d = ev.as<tf::CloseEvent>();
+      return fmt::format("fd={} error={} how={}", d.fd, d.error ? errno_name(d.error) : "0", d.how);
+    }
+    case K::kDup: {
+      const auto& d = ev.as<tf::DupEvent>();
+      return fmt::format("oldfd={} newfd={}", d.oldfd, d.newfd);
+    }
+    case K::kFork: {
+      const auto& d = ev.as<tf::ForkEvent>();
+      return fmt::format("child={} how={}", d.child_pid, d.how);
+    }
+    case K::kInherit: {
+      const auto& d = ev.as<tf::InheritEvent>();
+      return fmt::format("fd={} parent_conn={}", d.fd, d.parent_conn);
+    }
+    case K::kTlsHandshake: {
+      const auto& d = ev.as<tf::TlsHandshakeEvent>();
+      auto z = [](const char* p, size_t n) { return quoted({p, strnlen(p, n)}); };
+      return fmt::format("fd={} dur={} error={} version={:#06x} library={} resumed={} cipher={} sni={} alpn={}",
+                         d.fd, d.dur_ns, d.error, d.version, d.library, d.resumed, z(d.cipher, sizeof d.cipher),
+                         z(d.sni, sizeof d.sni), z(d.alpn, sizeof d.alpn));
+    }
+    case K::kTlsClose: {
+      const auto& d = ev.as<tf::TlsCloseEvent>();
+      return fmt::format("fd={} library={} how={}", d.fd, d.library, d.how);
+    }
+    case K::kExec: {
+      const auto& d = ev.as<tf::ExecEvent>();
+      return fmt::format("path={}", quoted({reinterpret_cast<const char*>(ev.tail<tf::ExecEvent>()), d.path_len}));
+    }
+    case K::kStack: {
+      const auto& d = ev.as<tf::StackEvent>();
+      const uint8_t* p = ev.tail<tf::StackEvent>();
+      std::string s = fmt::format("depth={}", d.depth);
+      for (uint32_t i = 0; i < d.depth; ++i) {
+        uint64_t a;
+        std::memcpy(&a, p + 8 * i, 8);
+        s += fmt::format(" {:#x}", a);
+      }
+      return s;
+    }
+    case K::kAccept: return "";
+  }
+  return "";
+}
+
+}  // namespace
+
+void write_dump(TraceSet& traces, std::FILE* out) {
+  for (const auto& f : traces.files()) {
+    std::string argv;
+    for (const auto& a : f.argv) argv += (argv.empty() ? "" : " ") + a;
+    fmt::print(out, "# {} pid={} ppid={} exe={} argv={} dropped={} mono_anchor={} real_anchor={}\n", f.path, f.pid,
+               f.ppid, quoted(f.exe), quoted(argv), f.dropped_events, f.mono_anchor_ns, f.real_anchor_ns);
+  }
+  Event ev;
+  while (traces.next(ev))
+    fmt::print(out, "{} {} {} {} conn={} {}\n", ev.pid, ev.tid, ev.h->ts_ns, event_kind_name(ev.h->kind),
+               ev.h->conn, fields(ev));
+}
+
+int cmd_dump(const Args& args) {
+  std::vector<std::string> paths;
+  for (const auto& a : args) {
+    if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("dump: unknown option {}", a));
+    paths.push_back(a);
+  }
+  if (paths.empty()) return usage_error("dump: no TRACE given");
+  TraceSet traces;
+  if (!open_traces(paths, traces)) return 1;
+  write_dump(traces, stdout);
+  return 0;
+}
+
+}  // namespace httptrace::analyzer

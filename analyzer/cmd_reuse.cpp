@@ -1,0 +1,114 @@
+// `httptrace reuse TRACE...`: connection reuse per (host, port), the question "did my client pool
+// its connections, and what did it cost when it did not?".
+//
+// "pool misses" counts connections opened while another connection of the same process to the
+// same address was open and idle -- it had received a response and no new request had been
+// written. We cannot see the end of a response body, so a connection still receiving a large body
+// also counts as idle: treat the column as "likely" misses, exact for request/response traffic.
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "analyzer/analysis.h"
+#include "analyzer/commands.h"
+#include "analyzer/reports.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+struct EndpointStats {
+  uint64_t connections = 0, failed = 0, requests = 0, reused = 0;
+  uint64_t dns_ns = 0, connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
+  uint64_t pool_misses = 0;
+};
+
+class ReuseCollector : public ConnectionSink {
+ public:
+  void on_connection(const Connection& c) override {
+    std::string key = c.endpoint_host();
+    if (key.find(':') != std::string::npos && !c.host) key = "[" + key + "]";
+    auto& s = by_endpoint[{key, c.peer.port}];
+    ++s.connections;
+    s.failed += c.failed();
+    s.requests += c.requests.size();
+    uint64_t reused = 0;
+    for (const auto& x : c.requests) reused += x.reused;
+    s.reused += reused;
+    if (c.dns) s.dns_ns += c.dns->duration_ns;
+    if (c.has_connect) s.connect_ns += c.connect_duration_ns;
+    if (c.tls) {
+      s.tls_ns += c.tls->duration_ns;
+      ++s.tls_connections;
+      s.handshakes_avoided += reused;
+    }
+    s.pool_misses += c.pool_miss;
+  }
+  std::map<std::pair<std::string, uint16_t>, EndpointStats> by_endpoint;
+};
+
+}  // namespace
+
+void write_reuse(TraceSet& traces, std::FILE* out) {
+  ReuseCollector col;
+  Model model(traces, col);
+  analyze(traces, model);
+  if (col.by_endpoint.empty()) {
+    fmt::print(out, "no connections in the trace\n");
+    return;
+  }
+  std::vector<std::string> names;
+  size_t w = 8;
+  for (const auto& [k, s] : col.by_endpoint) {
+    names.push_back(fmt::format("{}:{}", k.first, k.second));
+    w = std::max(w, std::min<size_t>(names.back().size(), 48));
+  }
+  fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", "endpoint", w, "conns",
+             "failed", "reqs", "reused", "ratio", "dns", "connect", "tls", "tls-saved", "misses");
+  EndpointStats total;
+  size_t i = 0;
+  auto row = [&](const std::string& name, const EndpointStats& s) {
+    std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
+    fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
+               s.failed, s.requests, s.reused, ratio, human_duration(s.dns_ns), human_duration(s.connect_ns),
+               s.tls_connections ? human_duration(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
+  };
+  for (const auto& [k, s] : col.by_endpoint) {
+    row(names[i++], s);
+    total.connections += s.connections;
+    total.failed += s.failed;
+    total.requests += s.requests;
+    total.reused += s.reused;
+    total.dns_ns += s.dns_ns;
+    total.connect_ns += s.connect_ns;
+    total.tls_ns += s.tls_ns;
+    total.tls_connections += s.tls_connections;
+    total.handshakes_avoided += s.handshakes_avoided;
+    total.pool_misses += s.pool_misses;
+  }
+  if (col.by_endpoint.size() > 1) row("total", total);
+  fmt::print(out,
+             "\nreused = requests sent on an already-used connection; tls-saved = TLS handshakes avoided by "
+             "reuse;\nmisses = connections opened while another connection to the same endpoint (same process) "
+             "sat idle.\n");
+  if (model.dropped_events())
+    fmt::print(out, "warning: {} events were dropped while recording; counts may be low\n", model.dropped_events());
+}
+
+int cmd_reuse(const Args& args) {
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") paths.insert(paths.end(), args.begin() + i + 1, args.end()), i = args.size();
+    else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("reuse: unknown option {}", a));
+    else paths.push_back(a);
+  }
+  if (paths.empty()) return usage_error("reuse: no TRACE given");
+  TraceSet traces;
+  if (!open_traces(paths, traces)) return 1;
+  write_reuse(traces, stdout);
+  return 0;
+}
+
+}  // namespace httptrace::analyzer

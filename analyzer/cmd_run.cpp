@@ -1,0 +1,175 @@
+// `httptrace run [-o DIR] [--stacks] [--] CMD [ARGS...]`: trace CMD and its children, then print
+// the timeline and the reuse report after the program's own output, and exit with its status.
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "analyzer/analysis.h"
+#include "analyzer/commands.h"
+#include "analyzer/reports.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+volatile sig_atomic_t g_child = 0;
+
+// A terminal's ^C already reaches the child (same process group); only signals sent to us alone
+// (kill, a supervisor) are passed on, so the child never sees one SIGINT twice.
+void forward_signal(int sig, siginfo_t* info, void*) {
+  if (g_child > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE) && info->si_pid != g_child)
+    kill(g_child, sig);
+}
+
+std::string dirname_of(const std::string& p) {
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+std::string find_preload_library() {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "";
+  self[n] = 0;
+  std::string dir = dirname_of(self);
+  for (const std::string& cand : {dir + "/libhttptrace.so", dir + "/../lib/libhttptrace.so"}) {
+    char real[PATH_MAX];
+    if (access(cand.c_str(), R_OK) == 0 && realpath(cand.c_str(), real)) return real;
+  }
+  return "";
+}
+
+bool make_output_dir(std::string& dir) {
+  if (dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = fmt::format("{}/httptrace-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(templ.data())) {
+      fmt::print(stderr, "httptrace: cannot create {}: {}\n", templ, std::strerror(errno));
+      return false;
+    }
+    dir = templ;
+  } else if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    fmt::print(stderr, "httptrace: cannot create {}: {}\n", dir, std::strerror(errno));
+    return false;
+  }
+  char real[PATH_MAX];
+  struct stat st;
+  if (!realpath(dir.c_str(), real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fmt::print(stderr, "httptrace: {}: not a usable directory\n", dir);
+    return false;
+  }
+  dir = real;
+  return true;
+}
+
+int exit_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+}  // namespace
+
+int cmd_run(const Args& args) {
+  std::string dir;
+  bool stacks = false;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a == "-o" || a == "--output") {
+      if (i + 1 >= args.size()) return usage_error("run: -o needs a directory");
+      dir = args[++i];
+    } else if (a.starts_with("--output=")) {
+      dir = a.substr(9);
+    } else if (a == "--stacks") {
+      stacks = true;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error(fmt::format("run: unknown option {}", a));
+    } else {
+      break;
+    }
+  }
+  if (i >= args.size()) return usage_error("run: no command given");
+
+  const std::string lib = find_preload_library();
+  if (lib.empty()) {
+    fmt::print(stderr, "httptrace: cannot find libhttptrace.so next to this program or in ../lib\n");
+    return 1;
+  }
+  const bool chose_dir = !dir.empty();
+  if (!make_output_dir(dir)) return 1;
+  if (!chose_dir) fmt::print(stderr, "httptrace: traces in {}\n", dir);
+
+  setenv("HTTPTRACE_OUTPUT", (dir + "/httptrace.%p.trace").c_str(), 1);
+  const char* old = std::getenv("LD_PRELOAD");
+  setenv("LD_PRELOAD", (old && *old ? lib + ":" + old : lib).c_str(), 1);
+  if (stacks) setenv("HTTPTRACE_STACKS", "1", 1);
+
+  std::vector<char*> argv;
+  for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
+  argv.push_back(nullptr);
+
+  std::fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) {
+    fmt::print(stderr, "httptrace: fork: {}\n", std::strerror(errno));
+    return 1;
+  }
+  if (child == 0) {
+    execvp(argv[0], argv.data());
+    int err = errno;
+    fmt::print(stderr, "httptrace: cannot run {}: {}\n", argv[0], std::strerror(err));
+    _exit(127);
+  }
+  g_child = child;
+  struct sigaction sa {};
+  sa.sa_sigaction = forward_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int, old_term;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  const int rc = exit_status(status);
+  if (rc == 127 && WIFEXITED(status)) {
+    // Our child's exec failed (or CMD itself said 127): there may be nothing to report.
+  }
+
+  TraceSet traces;
+  OpenError err;
+  traces.set_echo_warnings(true);
+  if (!traces.add(dir, err)) {
+    fmt::print(stderr, "httptrace: no trace was written in {} (statically linked or setuid program?)\n", dir);
+    return rc;
+  }
+  traces.start();
+  TimelineOptions opt;
+  opt.color = want_color("auto");
+  opt.width = terminal_width();
+  std::fflush(stdout);
+  write_timeline(traces, stdout, opt);
+  traces.start();
+  write_reuse(traces, stdout);
+  std::fflush(stdout);
+  return rc;
+}
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,31 @@
+// The reports behind the commands, callable on opened traces (so tests and `run` share them).
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "analyzer/trace_reader.h"
+
+namespace httptrace::analyzer {
+
+// SPEC §6. False if writing failed.
+bool write_json(TraceSet& traces, std::FILE* out);
+
+struct TimelineOptions {
+  bool color = false;
+  int width = 100;  // terminal columns
+};
+void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt);
+
+void write_reuse(TraceSet& traces, std::FILE* out);
+
+void write_dump(TraceSet& traces, std::FILE* out);
+
+}  // namespace httptrace::analyzer
+
+namespace httptrace::analyzer {
+// Columns of the terminal on stdout, or 100 when stdout is not a terminal.
+int terminal_width();
+// --color=auto|always|never, with NO_COLOR (non-empty) winning over everything.
+bool want_color(const std::string& mode);
+}  // namespace httptrace::analyzer

@@ -1,0 +1,336 @@
+#include "analyzer/trace_reader.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace httptrace::analyzer {
+
+namespace {
+
+struct KindInfo {
+  const char* name;
+  size_t min_size;
+};
+
+KindInfo kind_info(uint16_t kind) {
+  switch (static_cast<tf::EventKind>(kind)) {
+    case tf::EventKind::kDns: return {"dns", sizeof(tf::DnsEvent)};
+    case tf::EventKind::kSocket: return {"socket", sizeof(tf::SocketEvent)};
+    case tf::EventKind::kConnect: return {"connect", sizeof(tf::ConnectEvent)};
+    case tf::EventKind::kConnectDone: return {"connect_done", sizeof(tf::ConnectDoneEvent)};
+    case tf::EventKind::kData: return {"data", sizeof(tf::DataEvent)};
+    case tf::EventKind::kClose: return {"close", sizeof(tf::CloseEvent)};
+    case tf::EventKind::kDup: return {"dup", sizeof(tf::DupEvent)};
+    case tf::EventKind::kFork: return {"fork", sizeof(tf::ForkEvent)};
+    case tf::EventKind::kInherit: return {"inherit", sizeof(tf::InheritEvent)};
+    case tf::EventKind::kTlsHandshake: return {"tls_handshake", sizeof(tf::TlsHandshakeEvent)};
+    case tf::EventKind::kTlsClose: return {"tls_close", sizeof(tf::TlsCloseEvent)};
+    case tf::EventKind::kExec: return {"exec", sizeof(tf::ExecEvent)};
+    case tf::EventKind::kStack: return {"stack", sizeof(tf::StackEvent)};
+    // Reserved for server-side tracing; no struct yet, so only the header is required.
+    case tf::EventKind::kAccept: return {"accept", sizeof(tf::EventHeader)};
+  }
+  return {"?", 0};
+}
+
+// Bytes the variable tail of an event needs beyond its fixed struct.
+size_t tail_size(const tf::EventHeader* h) {
+  switch (static_cast<tf::EventKind>(h->kind)) {
+    case tf::EventKind::kDns: return reinterpret_cast<const tf::DnsEvent*>(h)->host_len;
+    case tf::EventKind::kData: return reinterpret_cast<const tf::DataEvent*>(h)->cap_len;
+    case tf::EventKind::kExec: return reinterpret_cast<const tf::ExecEvent*>(h)->path_len;
+    case tf::EventKind::kStack: return size_t{reinterpret_cast<const tf::StackEvent*>(h)->depth} * 8;
+    default: return 0;
+  }
+}
+
+bool has_trace_name(const char* name) { return std::strstr(name, ".trace") != nullptr; }
+
+}  // namespace
+
+size_t event_min_size(uint16_t kind) { return kind_info(kind).min_size; }
+std::string_view event_kind_name(uint16_t kind) { return kind_info(kind).name; }
+
+TraceSet::~TraceSet() {
+  for (auto& f : files_)
+    if (f.base) munmap(const_cast<uint8_t*>(f.base), f.size);
+}
+
+uint64_t TraceSet::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& s : segments_) n += s.end - s.offset - sizeof(tf::SegmentHeader);
+  return n;
+}
+
+void TraceSet::warn(std::string msg) {
+  if (mute_) return;
+  if (echo_warnings_) fmt::print(stderr, "httptrace: warning: {}\n", msg);
+  warnings_.push_back(std::move(msg));
+}
+
+bool TraceSet::add(const std::string& arg, OpenError& err) {
+  struct stat st;
+  if (stat(arg.c_str(), &st) != 0) {
+    err.message = fmt::format("{}: {}", arg, std::strerror(errno));
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) return open_file(arg, false, err);
+
+  DIR* d = opendir(arg.c_str());
+  if (!d) {
+    err.message = fmt::format("{}: {}", arg, std::strerror(errno));
+    return false;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d))
+    if (has_trace_name(e->d_name)) names.emplace_back(e->d_name);
+  closedir(d);
+  std::sort(names.begin(), names.end());  // deterministic file order for ties in the merge
+  size_t before = files_.size();
+  for (const auto& n : names) {
+    std::string path = arg + (arg.ends_with('/') ? "" : "/") + n;
+    OpenError e;
+    if (!open_file(path, true, e) && !e.message.empty()) warn(e.message);
+  }
+  if (files_.size() == before) {
+    err.message = fmt::format("{}: no httptrace trace files in this directory", arg);
+    return false;
+  }
+  return true;
+}
+
+// quiet_bad_magic: inside a directory, a *.trace* file that is not ours is skipped silently.
+bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenError& err) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    err.message = fmt::format("{}: {}", path, std::strerror(errno));
+    return false;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    err.message = fmt::format("{}: not a regular file", path);
+    close(fd);
+    return false;
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size < sizeof(tf::kMagic)) {
+    close(fd);
+    if (!quiet_bad_magic) err.message = fmt::format("{}: not an httptrace trace (bad magic)", path);
+    return false;
+  }
+  void* m = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    err.message = fmt::format("{}: cannot map: {}", path, std::strerror(errno));
+    return false;
+  }
+  auto* base = static_cast<const uint8_t*>(m);
+  auto fail = [&](std::string msg) {
+    munmap(m, size);
+    err.message = std::move(msg);
+    return false;
+  };
+  if (std::memcmp(base, tf::kMagic, sizeof(tf::kMagic)) != 0)
+    return fail(quiet_bad_magic ? "" : fmt::format("{}: not an httptrace trace (bad magic)", path));
+  if (size < sizeof(tf::FileHeader))
+    return fail(fmt::format("{}: truncated: {} bytes, the file header alone is {}", path, size,
+                            sizeof(tf::FileHeader)));
+  tf::FileHeader h;
+  std::memcpy(&h, base, sizeof h);
+  if (h.byte_order != tf::kByteOrderMark)
+    return fail(fmt::format("{}: written on a host with a different byte order (mark {:#010x})", path,
+                            h.byte_order));
+  if (h.min_reader_version > tf::kVersion)
+    return fail(fmt::format("{}: written by a newer httptrace (format version {}, needs a reader of "
+                            "version {} or later; this httptrace reads version {}): please upgrade",
+                            path, h.version, h.min_reader_version, tf::kVersion));
+  if (h.header_size < sizeof(tf::FileHeader) || h.header_size % 8 != 0 ||
+      h.segment_size <= sizeof(tf::SegmentHeader) || h.segment_size % 8 != 0 ||
+      h.segment_size > (64u << 20))
+    return fail(fmt::format("{}: corrupt header: header_size {} segment_size {}", path, h.header_size,
+                            h.segment_size));
+
+  TraceFile f;
+  f.path = path;
+  f.base = base;
+  f.size = size;
+  f.pid = h.pid;
+  f.ppid = h.ppid;
+  f.mono_anchor_ns = h.mono_anchor_ns;
+  f.real_anchor_ns = h.real_anchor_ns;
+  f.dropped_events = h.dropped_events;
+  f.flags = h.flags;
+  f.argc = h.argc;
+  f.exe.assign(h.exe, std::min<size_t>(h.exe_len, tf::kExeMax));
+  size_t argv_len = std::min<size_t>(h.argv_len, tf::kArgvMax);
+  for (size_t i = 0; i < argv_len;) {
+    const char* s = h.argv + i;
+    size_t n = strnlen(s, argv_len - i);
+    f.argv.emplace_back(s, n);
+    i += n + 1;
+  }
+  files_.push_back(std::move(f));
+  index_segments(static_cast<uint32_t>(files_.size() - 1));
+  return true;
+}
+
+void TraceSet::index_segments(uint32_t fi) {
+  const TraceFile& f = files_[fi];
+  tf::FileHeader h;
+  std::memcpy(&h, f.base, sizeof h);
+  const uint64_t hs = h.header_size, ss = h.segment_size;
+  // A file cut short (copied while written, disk full) may end inside the claimed segments. Only
+  // data actually lost is worth a warning: a last segment whose committed bytes are all there is
+  // fine even if its unused tail is missing.
+  const uint64_t n = h.segments_claimed;
+  struct Found {
+    int32_t tid;
+    Segment s;
+  };
+  std::vector<Found> found;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t off = hs + i * ss;
+    if (off + sizeof(tf::SegmentHeader) > f.size) {
+      warn(fmt::format("{}: file ends at byte {} but {} segments were claimed (truncated, e.g. by a "
+                       "crash); reading what is there",
+                       f.path, f.size, n));
+      break;
+    }
+    tf::SegmentHeader sh;
+    std::memcpy(&sh, f.base + off, sizeof sh);
+    if (sh.magic != tf::kSegmentMagic) {
+      // Zero: claimed but never started. Anything else is damage.
+      if (sh.magic != 0) warn(fmt::format("{}: offset {}: bad segment magic {:#x}; segment skipped", f.path, off, sh.magic));
+      continue;
+    }
+    uint64_t committed = sh.committed;
+    if (committed > ss - sizeof(tf::SegmentHeader)) {
+      warn(fmt::format("{}: offset {}: segment committed {} exceeds the segment size; reading up to its end",
+                       f.path, off, committed));
+      committed = ss - sizeof(tf::SegmentHeader);
+    }
+    uint64_t end = off + sizeof(tf::SegmentHeader) + committed;
+    if (end > f.size) {
+      warn(fmt::format("{}: offset {}: segment cut short by the end of the file; reading up to byte {}",
+                       f.path, off, f.size));
+      end = f.size;
+    }
+    found.push_back({sh.tid, {off, sh.thread_seq, end}});
+  }
+  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    if (a.tid != b.tid) return a.tid < b.tid;
+    return a.s.thread_seq < b.s.thread_seq;
+  });
+  for (size_t i = 0; i < found.size();) {
+    size_t j = i;
+    Cursor c{};
+    c.file = fi;
+    c.tid = found[i].tid;
+    c.seg_begin = static_cast<uint32_t>(segments_.size());
+    for (; j < found.size() && found[j].tid == found[i].tid; ++j) segments_.push_back(found[j].s);
+    c.seg_end = static_cast<uint32_t>(segments_.size());
+    cursors_.push_back(c);
+    i = j;
+  }
+}
+
+// Positions c on a valid event at or after c.pos, crossing segment boundaries. Damage ends the
+// segment (the events before it are kept); the thread continues with its next segment.
+bool TraceSet::load_event(Cursor& c) {
+  const TraceFile& f = files_[c.file];
+  for (;;) {
+    if (c.pos + sizeof(tf::EventHeader) <= c.end) {
+      const auto* h = reinterpret_cast<const tf::EventHeader*>(f.base + c.pos);
+      const KindInfo ki = kind_info(h->kind);
+      const char* why = nullptr;
+      if (ki.min_size == 0) why = "unknown event kind";
+      else if (h->size % 8 != 0) why = "event size not a multiple of 8";
+      else if (h->size < ki.min_size) why = "event smaller than its kind's record";
+      else if (c.pos + h->size > c.end) why = "event runs past the committed bytes";
+      else if (ki.min_size + tail_size(h) > h->size) why = "string or capture length runs past the event";
+      else if (h->kind == uint16_t(tf::EventKind::kDns) && reinterpret_cast<const tf::DnsEvent*>(h)->naddr > 8)
+        why = "dns address count above 8";
+      if (!why) {
+        c.ts = h->ts_ns;
+        return true;
+      }
+      warn(fmt::format("{}: offset {}: corrupt event (kind {}, size {}): {}; skipping the rest of "
+                       "this segment of thread {}",
+                       f.path, c.pos, h->kind, h->size, why, c.tid));
+    } else if (c.pos != c.end) {
+      warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path, c.pos,
+                       c.end - c.pos, c.tid));
+    }
+    // Next segment of this thread.
+    if (c.seg + 1 >= c.seg_end) return false;
+    ++c.seg;
+    c.pos = segments_[c.seg].offset + sizeof(tf::SegmentHeader);
+    c.end = segments_[c.seg].end;
+  }
+}
+
+void TraceSet::sift_down(size_t i) {
+  const size_t n = heap_.size();
+  for (;;) {
+    size_t l = 2 * i + 1, m = i;
+    if (l < n && less(cursors_[heap_[l]], cursors_[heap_[m]])) m = l;
+    if (l + 1 < n && less(cursors_[heap_[l + 1]], cursors_[heap_[m]])) m = l + 1;
+    if (m == i) return;
+    std::swap(heap_[i], heap_[m]);
+    i = m;
+  }
+}
+
+void TraceSet::start() {
+  mute_ = started_;
+  started_ = true;
+  consumed_ = 0;
+  heap_.clear();
+  for (uint32_t i = 0; i < cursors_.size(); ++i) {
+    Cursor& c = cursors_[i];
+    c.seg = c.seg_begin;
+    c.pos = segments_[c.seg].offset + sizeof(tf::SegmentHeader);
+    c.end = segments_[c.seg].end;
+    if (load_event(c)) heap_.push_back(i);
+  }
+  for (size_t i = heap_.size(); i-- > 0;) sift_down(i);
+}
+
+bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
+  if (heap_.empty()) return false;
+  const Cursor& c = cursors_[heap_[0]];
+  mono_ns = c.ts;
+  file = c.file;
+  return true;
+}
+
+bool TraceSet::next(Event& ev) {
+  if (heap_.empty()) return false;
+  Cursor& c = cursors_[heap_[0]];
+  const TraceFile& f = files_[c.file];
+  ev.h = reinterpret_cast<const tf::EventHeader*>(f.base + c.pos);
+  ev.file = c.file;
+  ev.pid = f.pid;
+  ev.tid = c.tid;
+  ev.offset = c.pos;
+  c.pos += ev.h->size;
+  consumed_ += ev.h->size;
+  if (!load_event(c)) {
+    heap_[0] = heap_.back();
+    heap_.pop_back();
+  }
+  if (!heap_.empty()) sift_down(0);
+  return true;
+}
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,50 @@
+// Recording of the libc-level events (socket life-cycle, DNS, process), called by the libc hooks
+// after the real call returned. Each function is a no-op when the process is not recording; each
+// expects to run inside an ErrnoSaver (it may make syscalls of its own).
+#pragma once
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+
+#include "common/trace_format.h"
+
+namespace httptrace {
+
+// Converts an AF_INET/AF_INET6 address; false (and out zeroed) for anything else.
+bool to_addr(const sockaddr* sa, socklen_t len, format::Addr& out);
+
+// Only AF_INET/AF_INET6 stream sockets are tracked.
+bool is_tcp(int domain, int type);
+
+void on_socket(int fd, int domain, int type, int protocol, uint64_t ts);
+// A connect() that returned rc (err = its errno). Adopts an untracked TCP socket (created before
+// we were loaded, or by a raw syscall) the first time it connects.
+void on_connect(int fd, const sockaddr* addr, socklen_t len, uint64_t t0, uint64_t t1, int rc,
+                int err);
+// getsockopt(SO_ERROR) on a socket with a pending connect.
+void on_so_error(int fd, int so_error, uint64_t ts);
+
+// close(): untrack_for_close() runs before the real close (the number can be handed to another
+// thread the moment the kernel frees it), record_close() after it with the connection it had.
+uint32_t untrack_for_close(int fd);
+void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts);
+// close_range()/closefrom(): untracks and records every tracked fd in [first, last].
+void on_close_range(unsigned first, unsigned last, uint64_t ts);
+
+// dup2/dup3 over a tracked newfd implicitly closes it: call before the real call, like close.
+uint32_t untrack_for_dup_target(int oldfd, int newfd);
+// After a successful dup/dup2/dup3/fcntl(F_DUPFD*): newfd now refers to oldfd's connection.
+void on_dup(int oldfd, int newfd, uint64_t ts);
+
+void record_dns(format::DnsCall call, const char* host, uint64_t t0, uint64_t t1, int error,
+                const format::Addr* addrs, int naddr);
+// Collects up to 8 distinct addresses from a getaddrinfo result.
+int collect_addrs(const addrinfo* ai, format::Addr* out, int cap);
+int collect_addrs(const hostent* he, format::Addr* out, int cap);
+
+void on_fork_parent(int child_pid, uint64_t ts);
+void on_exec(const char* path, uint64_t ts);
+
+}  // namespace httptrace

@@ -1,0 +1,74 @@
+// fd -> connection state, one 64-bit atomic word per descriptor number.
+//
+// The table is a fixed array of 2^20 words in .bss: pages nobody touches are never faulted in, so
+// the table costs memory only around descriptor numbers that were really used. Descriptors at or
+// beyond kCapacity are simply untracked. A lookup for an untracked descriptor is one relaxed load
+// and a compare against zero, which is what every read()/write() on a regular file pays.
+//
+// Word layout (0 = untracked):
+//   bits  0..31  connection id (never 0 for a tracked fd)
+//   bit  32      connect pending (connect returned EINPROGRESS/EINTR, completion not yet seen)
+//   bits 33..34  last wire direction: 0 none, 1 send, 2 recv
+//   bits 35..36  last TLS-plaintext direction, same encoding (kept apart so the TLS hooks and the
+//                socket hooks below them each see their own direction changes)
+// Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
+// and reused by another thread in between is never modified on behalf of the old connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "common/trace_format.h"
+
+namespace httptrace {
+
+class FdTable {
+ public:
+  static constexpr int kCapacity = 1 << 20;
+
+  static constexpr uint64_t kPendingBit = 1ull << 32;
+  static constexpr int kWireDirShift = 33;
+  static constexpr int kPlainDirShift = 35;
+
+  static uint32_t conn_of(uint64_t word) { return static_cast<uint32_t>(word); }
+  static bool pending(uint64_t word) { return (word & kPendingBit) != 0; }
+
+  static bool in_range(int fd) { return fd >= 0 && fd < kCapacity; }
+
+  // The hot-path check: 0 when fd is not a tracked TCP socket.
+  uint64_t load(int fd) const {
+    if (!in_range(fd)) return 0;
+    return slots_[fd].load(std::memory_order_relaxed);
+  }
+
+  // Starts tracking fd as connection conn (replacing whatever the slot held).
+  void track(int fd, uint32_t conn);
+  // Stops tracking fd; returns the word it held (0 if it was untracked).
+  uint64_t untrack(int fd);
+
+  void set_pending(int fd, uint32_t conn);
+  // True for exactly one caller: the one that saw the pending flag and cleared it.
+  bool clear_pending(int fd, uint32_t conn);
+
+  // Records that the last transfer on fd went in direction dir; true when that differs from the
+  // previous transfer (or is the first). plaintext selects the TLS-plaintext direction bits.
+  bool note_direction(int fd, uint32_t conn, format::Direction dir, bool plaintext);
+
+  // Gives fd a new connection id and keeps its other bits (fork child renumbering).
+  void renumber(int fd, uint32_t new_conn);
+
+  // One past the highest descriptor ever tracked: bounds whole-table walks (fork, close_range).
+  int high_water() const { return high_water_.load(std::memory_order_relaxed); }
+
+  // Forgets every slot (tests only: the real table lives for the whole process).
+  void reset_for_test();
+
+ private:
+  std::atomic<uint64_t> slots_[kCapacity] = {};
+  std::atomic<int> high_water_{0};
+};
+
+// The process-wide table used by the hooks.
+extern FdTable g_fd_table;
+
+}  // namespace httptrace

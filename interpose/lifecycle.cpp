@@ -1,0 +1,203 @@
+#include "interpose/lifecycle.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "interpose/config.h"
+#include "interpose/recorder.h"
+#include "interpose/sys.h"
+
+namespace httptrace {
+
+namespace {
+
+std::atomic<int> g_state{static_cast<int>(RecorderState::kUnstarted)};
+TraceWriter g_writer;
+int g_pid = 0;
+bool g_stacks = false;
+uint64_t g_max_bytes = kDefaultMaxMb << 20;
+std::atomic<uint32_t> g_next_conn{1};
+std::atomic<uint32_t> g_next_lookup{1};
+
+// What the header says about the program, read once (a fork child reuses it).
+char g_template[4096];
+char g_exe[format::kExeMax];
+size_t g_exe_len = 0;
+char g_argv[format::kArgvMax];
+size_t g_argv_len = 0;
+uint32_t g_argc = 0;
+
+void warn(const char* a, const char* b = "", const char* c = "") {
+  static std::atomic<int> warned{0};
+  if (warned.fetch_add(1) > 2) return;  // a broken setting must not flood the program's stderr
+  sys::write(2, "httptrace: ", 11);
+  sys::write(2, a, strlen(a));
+  sys::write(2, b, strlen(b));
+  sys::write(2, c, strlen(c));
+  sys::write(2, "\n", 1);
+}
+
+void read_cmdline() {
+  const int fd = sys::openat(AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return;
+  char chunk[4096];
+  // /proc/self/cmdline is bounded by ARG_MAX, so this ends; the cap is belt and braces.
+  for (int i = 0; i < 4096; ++i) {
+    const long n = sys::read(fd, chunk, sizeof(chunk));
+    if (n <= 0) break;
+    for (long k = 0; k < n; ++k) {
+      if (g_argv_len < sizeof(g_argv)) g_argv[g_argv_len++] = chunk[k];
+      if (chunk[k] == '\0') ++g_argc;
+    }
+  }
+  sys::close(fd);
+}
+
+void read_exe() {
+  const long n = ::syscall(SYS_readlink, "/proc/self/exe", g_exe, sizeof(g_exe));
+  g_exe_len = n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+// Where our descriptor goes: high enough that programs dup2()ing onto low numbers or opening
+// many files rarely meet it, low enough (< 1024) that the kernel's descriptor table of a process
+// with a huge RLIMIT_NOFILE is not blown up to millions of entries for our sake.
+int fd_floor() {
+  rlimit rl;
+  uint64_t soft = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) soft = rl.rlim_cur;
+  if (soft > 1024) soft = 1024;
+  return soft > 64 ? static_cast<int>(soft - 16) : 0;
+}
+
+bool open_trace(int pid, int ppid, bool child) {
+  char path[4096];
+  if (!expand_output_path(g_template, pid, child, path, sizeof(path))) {
+    warn("HTTPTRACE_OUTPUT is too long; not tracing");
+    return false;
+  }
+  WriterOptions o;
+  o.max_bytes = g_max_bytes;
+  o.flags = g_stacks ? format::kFileFlagStacks : 0;
+  o.pid = pid;
+  o.ppid = ppid;
+  o.exe = g_exe;
+  o.exe_len = g_exe_len;
+  o.argv = g_argv;
+  o.argv_len = g_argv_len;
+  o.argc = g_argc;
+  o.fd_floor = fd_floor();
+  if (!g_writer.open(path, o)) {
+    warn("cannot create trace file ", path, ": not tracing this process");
+    return false;
+  }
+  return true;
+}
+
+void on_fork_child();
+
+bool configure() {
+  if (env_flag(getenv("HTTPTRACE_DISABLE")) || getauxval(AT_SECURE) != 0) return false;
+  g_stacks = env_flag(getenv("HTTPTRACE_STACKS"));
+  bool invalid = false;
+  const uint64_t mb = parse_max_mb(getenv("HTTPTRACE_MAX_MB"), &invalid);
+  if (invalid) warn("HTTPTRACE_MAX_MB is not a number of MiB in 1..1048576; using 1024");
+  g_max_bytes = mb << 20;
+
+  const char* out = getenv("HTTPTRACE_OUTPUT");
+  if (out == nullptr || out[0] == '\0') out = kDefaultOutput;
+  // Absolute, so forked children that chdir() still write next to their parent.
+  size_t n = 0;
+  if (out[0] != '/') {
+    if (::syscall(SYS_getcwd, g_template, sizeof(g_template) - 1) <= 0) return false;
+    n = strlen(g_template);
+    if (n + 1 < sizeof(g_template) && (n == 0 || g_template[n - 1] != '/')) g_template[n++] = '/';
+  }
+  const size_t len = strlen(out);
+  if (n + len + 1 > sizeof(g_template)) {
+    warn("HTTPTRACE_OUTPUT is too long; not tracing");
+    return false;
+  }
+  memcpy(g_template + n, out, len + 1);
+
+  read_exe();
+  read_cmdline();
+  g_pid = sys::getpid();
+  if (!open_trace(g_pid, sys::getppid(), false)) return false;
+  pthread_atfork(nullptr, nullptr, on_fork_child);
+  return true;
+}
+
+void on_fork_child() {
+  if (recorder_state() != RecorderState::kRecording) return;
+  ErrnoSaver keep;
+  const int parent = g_pid;
+  g_pid = sys::getpid();
+  g_writer.close();  // the parent's mapping and descriptor: the child must never write there
+  g_next_conn.store(1, std::memory_order_relaxed);
+  g_next_lookup.store(1, std::memory_order_relaxed);
+  if (!open_trace(g_pid, parent, true)) {
+    g_state.store(static_cast<int>(RecorderState::kOff), std::memory_order_release);
+    return;
+  }
+  // Inherited sockets are the child's too; new ids keep per-process numbering dense.
+  const uint64_t ts = now_ns();
+  const int hw = g_fd_table.high_water();
+  for (int fd = 0; fd < hw; ++fd) {
+    const uint32_t parent_conn = FdTable::conn_of(g_fd_table.load(fd));
+    if (parent_conn == 0) continue;
+    const uint32_t conn = next_conn_id();
+    g_fd_table.renumber(fd, conn);
+    format::InheritEvent ev = {};
+    ev.h.kind = static_cast<uint16_t>(format::EventKind::kInherit);
+    ev.h.conn = conn;
+    ev.h.ts_ns = ts;
+    ev.fd = fd;
+    ev.parent_conn = parent_conn;
+    g_writer.emit(&ev, sizeof(ev));
+  }
+}
+
+}  // namespace
+
+RecorderState start_recorder() {
+  int s = g_state.load(std::memory_order_acquire);
+  if (s != static_cast<int>(RecorderState::kUnstarted)) return static_cast<RecorderState>(s);
+  if (!g_state.compare_exchange_strong(s, static_cast<int>(RecorderState::kStarting),
+                                       std::memory_order_acq_rel)) {
+    return static_cast<RecorderState>(s);
+  }
+  ErrnoSaver keep;
+  ReentryGuard guard;  // our own start-up I/O is not the program's
+  const bool on = configure();
+  g_state.store(static_cast<int>(on ? RecorderState::kRecording : RecorderState::kOff),
+                std::memory_order_release);
+  return on ? RecorderState::kRecording : RecorderState::kOff;
+}
+
+RecorderState recorder_state() {
+  return static_cast<RecorderState>(g_state.load(std::memory_order_acquire));
+}
+
+bool recording() {
+  const int s = g_state.load(std::memory_order_acquire);
+  if (s == static_cast<int>(RecorderState::kRecording)) return true;
+  if (s == static_cast<int>(RecorderState::kUnstarted)) {
+    return start_recorder() == RecorderState::kRecording;
+  }
+  return false;
+}
+
+TraceWriter& trace_writer() { return g_writer; }
+int recorder_pid() { return g_pid; }
+bool stacks_enabled() { return g_stacks; }
+bool foreign_process() { return sys::getpid() != g_pid; }
+uint32_t next_conn_id() { return g_next_conn.fetch_add(1, std::memory_order_relaxed); }
+uint32_t next_lookup_id() { return g_next_lookup.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace httptrace

@@ -1,0 +1,41 @@
+// Process life-cycle of the recorder, in one place:
+//
+//   load      constructor in hook_process.cpp (or the first hook, whichever runs first) reads HTTPTRACE_*, and unless
+//             disabled or AT_SECURE creates the trace file and maps it.
+//   threads   nothing to do: a thread claims its first segment at its first event; at exit its
+//             last segment simply stays as committed.
+//   fork      pthread_atfork child handler: unmap the parent's file, create the child's own
+//             (ppid = parent), restart conn/lookup numbering, and give every inherited tracked
+//             socket a new id with an InheritEvent. The parent records a ForkEvent (fork hook).
+//   vfork     the child shares our memory: it must not record. Checked (getpid against the cached
+//             pid) where it matters: segment claims, close/dup/exec of tracked descriptors.
+//   exec      an ExecEvent, then the new image loads us again and starts a new file (the same pid
+//             finds its old name taken and gets ".1").
+//   exit      nothing: the mapping is the page cache.
+#pragma once
+
+#include <cstdint>
+
+#include "interpose/trace_writer.h"
+
+namespace httptrace {
+
+enum class RecorderState : int { kUnstarted = 0, kStarting = 1, kRecording = 2, kOff = 3 };
+
+// Starts the recorder if nobody has; returns the state afterwards.
+RecorderState start_recorder();
+RecorderState recorder_state();
+
+TraceWriter& trace_writer();
+int recorder_pid();
+bool stacks_enabled();
+
+// True in a vfork child (or anything else sharing our memory under another pid). A syscall:
+// only for rare events.
+bool foreign_process();
+
+// Per-process counters (restart at 1 in a fork child).
+uint32_t next_conn_id();
+uint32_t next_lookup_id();
+
+}  // namespace httptrace

@@ -1,0 +1,113 @@
+#include "interpose/recorder.h"
+
+#include <sys/socket.h>
+
+#include "interpose/capture.h"
+#include "interpose/events.h"
+#include "interpose/lifecycle.h"
+#include "interpose/sys.h"
+#include "interpose/tls_record.h"
+
+namespace httptrace {
+
+using format::Direction;
+using format::EventKind;
+
+namespace {
+
+bool connect_failure(int err) {
+  return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
+         err == ECONNRESET || err == ECONNABORTED;
+}
+
+// The first transfer on a socket whose connect() returned EINPROGRESS tells how it ended.
+void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result, uint64_t ts) {
+  if (result < 0 && !connect_failure(static_cast<int>(-result))) return;  // EAGAIN: still pending
+  if (!g_fd_table.clear_pending(fd, conn)) return;
+  format::ConnectDoneEvent ev = {};
+  ev.h.kind = static_cast<uint16_t>(EventKind::kConnectDone);
+  ev.h.conn = conn;
+  ev.h.ts_ns = ts;
+  ev.fd = fd;
+  ev.error = result < 0 ? static_cast<int32_t>(-result) : 0;
+  ev.how = static_cast<uint8_t>(dir == Direction::kSend ? format::ConnectDoneHow::kFirstWrite
+                                                        : format::ConnectDoneHow::kFirstRead);
+  if (ev.error == 0) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      to_addr(reinterpret_cast<sockaddr*>(&ss), len, ev.local);
+    }
+  }
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+// Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
+__attribute__((noinline)) void emit_with_capture(format::DataEvent& ev, const iovec* iov,
+                                                 size_t iovcnt, int64_t result) {
+  uint8_t scan[capture::kScanMax];
+  uint8_t scratch[format::kHttpCaptureMax];
+  const size_t n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), scan,
+                                          sizeof(scan));
+  const capture::Result c = capture::sanitize(scan, n, scratch);
+  ev.capture_kind = static_cast<uint8_t>(c.kind);
+  ev.cap_len = c.len;
+  trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
+}
+
+}  // namespace
+
+void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
+                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt) {
+  const uint64_t word = g_fd_table.load(fd);
+  const uint32_t conn = FdTable::conn_of(word);
+  if (conn == 0 || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
+  if (!plaintext) tls::note_wire_fd(fd);  // how a TLS session finds its socket (tls_record.h)
+  if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
+
+  format::DataEvent ev = {};
+  ev.h.kind = static_cast<uint16_t>(EventKind::kData);
+  ev.h.conn = conn;
+  ev.h.ts_ns = t0;
+  ev.result = result;
+  ev.dur_ns = t1 - t0;
+  ev.fd = fd;
+  ev.dir = static_cast<uint8_t>(dir);
+  ev.call = static_cast<uint8_t>(call);
+  ev.flags = flags;
+  // Only a transfer that moved bytes turns the conversation around: EAGAIN and EOF do not.
+  if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) {
+    ev.flags |= format::kDataDirChange;
+    emit_with_capture(ev, iov, iovcnt, result);
+    return;
+  }
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void record_tls_handshake(format::TlsHandshakeEvent& ev) {
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  ev.h.kind = static_cast<uint16_t>(EventKind::kTlsHandshake);
+  ev.h.conn = conn_of_fd(ev.fd);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void record_tls_close(int fd, format::TlsLibrary library, format::TlsCloseHow how, uint64_t ts) {
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  format::TlsCloseEvent ev = {};
+  ev.h.kind = static_cast<uint16_t>(EventKind::kTlsClose);
+  ev.h.conn = conn_of_fd(fd);
+  ev.h.ts_ns = ts;
+  ev.fd = fd;
+  ev.library = static_cast<uint8_t>(library);
+  ev.how = static_cast<uint8_t>(how);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+}  // namespace httptrace

@@ -1,0 +1,12 @@
+// HTTPTRACE_STACKS=1: the call stack behind a lookup or a connect, as a StackEvent right after it.
+#pragma once
+
+#include <cstdint>
+
+namespace httptrace {
+
+// Appends a StackEvent (return addresses, innermost first) when stacks are enabled; the caller
+// holds the ReentryGuard. Off by default: unwinding costs microseconds.
+void record_stack(uint64_t ts, uint32_t conn);
+
+}  // namespace httptrace

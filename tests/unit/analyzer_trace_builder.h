@@ -1,0 +1,241 @@
+// Builds trace files byte for byte per common/trace_format.h, for analyzer tests (in the manner of
+// uftrace's create_test_data()): file header, per-thread segments with committed counts and
+// thread_seq, fixed-layout events with padded tails.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/trace_format.h"
+
+namespace httptrace::testing {
+
+namespace tf = httptrace::format;
+
+inline tf::Addr ipv4(const char* ip, uint16_t port = 0) {
+  tf::Addr a{};
+  a.family = AF_INET;
+  a.port = port;
+  inet_pton(AF_INET, ip, a.ip);
+  return a;
+}
+
+inline tf::Addr ipv6(const char* ip, uint16_t port = 0) {
+  tf::Addr a{};
+  a.family = AF_INET6;
+  a.port = port;
+  inet_pton(AF_INET6, ip, a.ip);
+  return a;
+}
+
+class TraceBuilder {
+ public:
+  explicit TraceBuilder(int32_t pid = 1000, int32_t ppid = 1) {
+    std::memset(&hdr_, 0, sizeof hdr_);
+    std::memcpy(hdr_.magic, tf::kMagic, sizeof hdr_.magic);
+    hdr_.version = tf::kVersion;
+    hdr_.min_reader_version = tf::kMinReaderVersion;
+    hdr_.byte_order = tf::kByteOrderMark;
+    hdr_.header_size = tf::kHeaderSize;
+    hdr_.segment_size = tf::kSegmentSize;
+    hdr_.pid = pid;
+    hdr_.ppid = ppid;
+    hdr_.mono_anchor_ns = 1'000'000'000;
+    hdr_.real_anchor_ns = 1'700'000'000'000'000'000;
+    set_exe("/usr/bin/client", {"client", "--flag"});
+  }
+
+  tf::FileHeader& header() { return hdr_; }
+
+  void set_exe(std::string_view exe, const std::vector<std::string>& argv) {
+    hdr_.exe_len = static_cast<uint32_t>(exe.size());
+    std::memcpy(hdr_.exe, exe.data(), exe.size());
+    std::string joined;
+    for (const auto& a : argv) joined.append(a).push_back('\0');
+    hdr_.argv_len = static_cast<uint32_t>(joined.size());
+    hdr_.argc = static_cast<uint32_t>(argv.size());
+    std::memcpy(hdr_.argv, joined.data(), joined.size());
+  }
+
+  // Appends an event record (fixed struct + tail) to tid's stream. The header's kind/conn/ts must
+  // be set by the caller; size is computed.
+  template <class T> void add(int32_t tid, T rec, std::string_view tail = {}) {
+    size_t size = tf::padded(sizeof(T) + tail.size());
+    rec.h.size = static_cast<uint16_t>(size);
+    std::string bytes(size, '\0');
+    std::memcpy(bytes.data(), &rec, sizeof(T));
+    std::memcpy(bytes.data() + sizeof(T), tail.data(), tail.size());
+    add_raw(tid, bytes);
+  }
+  // Appends raw bytes (possibly a deliberately broken event) to tid's stream.
+  void add_raw(int32_t tid, const std::string& bytes) {
+    auto& segs = threads_[tid];
+    if (segs.empty() || segs.back().size() + bytes.size() > tf::kSegmentPayload) segs.emplace_back();
+    segs.back() += bytes;
+  }
+
+  static tf::EventHeader head(tf::EventKind kind, uint32_t conn, uint64_t ts) {
+    return tf::EventHeader{static_cast<uint16_t>(kind), 0, conn, ts};
+  }
+
+  void dns(int32_t tid, uint64_t ts, std::string_view host, uint64_t dur, std::vector<tf::Addr> addrs,
+           int32_t error = 0) {
+    tf::DnsEvent e{};
+    e.h = head(tf::EventKind::kDns, 0, ts);
+    e.dur_ns = dur;
+    e.error = error;
+    e.lookup_id = ++lookups_;
+    e.naddr = static_cast<uint16_t>(addrs.size());
+    e.host_len = static_cast<uint16_t>(host.size());
+    e.call = uint8_t(tf::DnsCall::kGetaddrinfo);
+    for (size_t i = 0; i < addrs.size() && i < 8; ++i) e.addrs[i] = addrs[i];
+    add(tid, e, host);
+  }
+  void socket(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd) {
+    tf::SocketEvent e{};
+    e.h = head(tf::EventKind::kSocket, conn, ts);
+    e.fd = fd;
+    e.domain = AF_INET;
+    e.type = 1;
+    add(tid, e);
+  }
+  void connect(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, tf::Addr peer, uint64_t dur, int32_t error = 0) {
+    tf::ConnectEvent e{};
+    e.h = head(tf::EventKind::kConnect, conn, ts);
+    e.dur_ns = dur;
+    e.fd = fd;
+    e.error = error;
+    e.peer = peer;
+    if (error == 0) e.local = ipv4("127.0.0.1", 40000 + static_cast<uint16_t>(conn));
+    add(tid, e);
+  }
+  void connect_done(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, int32_t error = 0) {
+    tf::ConnectDoneEvent e{};
+    e.h = head(tf::EventKind::kConnectDone, conn, ts);
+    e.fd = fd;
+    e.error = error;
+    e.how = uint8_t(tf::ConnectDoneHow::kSoError);
+    add(tid, e);
+  }
+  void data(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, tf::Direction dir, int64_t result, uint64_t dur,
+            tf::CaptureKind cap = tf::CaptureKind::kNone, std::string_view captured = {}, uint8_t flags = 0) {
+    tf::DataEvent e{};
+    e.h = head(tf::EventKind::kData, conn, ts);
+    e.result = result;
+    e.dur_ns = dur;
+    e.fd = fd;
+    e.dir = uint8_t(dir);
+    e.call = dir == tf::Direction::kSend ? uint8_t(tf::DataCall::kWrite) : uint8_t(tf::DataCall::kRead);
+    e.flags = flags | (captured.empty() ? 0 : tf::kDataDirChange);
+    e.capture_kind = uint8_t(cap);
+    e.cap_len = static_cast<uint16_t>(captured.size());
+    add(tid, e, captured);
+  }
+  void send(int32_t tid, uint64_t ts, uint32_t conn, int64_t n, uint64_t dur, std::string_view req = {}) {
+    data(tid, ts, conn, 3, tf::Direction::kSend, n, dur, req.empty() ? tf::CaptureKind::kNone : tf::CaptureKind::kHttpReq,
+         req);
+  }
+  void recv(int32_t tid, uint64_t ts, uint32_t conn, int64_t n, uint64_t dur, std::string_view status = {}) {
+    data(tid, ts, conn, 3, tf::Direction::kRecv, n, dur,
+         status.empty() ? tf::CaptureKind::kNone : tf::CaptureKind::kHttpResp, status);
+  }
+  void close(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, int32_t error = 0) {
+    tf::CloseEvent e{};
+    e.h = head(tf::EventKind::kClose, conn, ts);
+    e.fd = fd;
+    e.error = error;
+    e.how = uint8_t(tf::CloseHow::kClose);
+    add(tid, e);
+  }
+  void dup(int32_t tid, uint64_t ts, uint32_t conn, int32_t oldfd, int32_t newfd) {
+    tf::DupEvent e{};
+    e.h = head(tf::EventKind::kDup, conn, ts);
+    e.oldfd = oldfd;
+    e.newfd = newfd;
+    add(tid, e);
+  }
+  void inherit(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, uint32_t parent_conn) {
+    tf::InheritEvent e{};
+    e.h = head(tf::EventKind::kInherit, conn, ts);
+    e.fd = fd;
+    e.parent_conn = parent_conn;
+    add(tid, e);
+  }
+  void tls_handshake(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, uint64_t dur, const char* alpn = "http/1.1",
+                     const char* sni = "example.com") {
+    tf::TlsHandshakeEvent e{};
+    e.h = head(tf::EventKind::kTlsHandshake, conn, ts);
+    e.dur_ns = dur;
+    e.fd = fd;
+    e.version = 0x0304;
+    e.library = uint8_t(tf::TlsLibrary::kOpenssl);
+    std::strncpy(e.cipher, "TLS_AES_128_GCM_SHA256", sizeof e.cipher - 1);
+    std::strncpy(e.sni, sni, sizeof e.sni - 1);
+    std::strncpy(e.alpn, alpn, sizeof e.alpn - 1);
+    add(tid, e);
+  }
+
+  // Adds a claimed-but-unstarted segment (magic 0), as a writer leaves when a thread claims one
+  // and is killed before starting it.
+  void add_unstarted_segment() { ++unstarted_; }
+
+  // The file: header, then the threads' segments interleaved round-robin (so per-thread order has
+  // to come from thread_seq, not file position), then unstarted segments.
+  std::string bytes() const {
+    std::vector<std::pair<int32_t, size_t>> order;  // (tid, index within thread)
+    size_t max = 0;
+    for (const auto& [tid, segs] : threads_) max = std::max(max, segs.size());
+    for (size_t i = 0; i < max; ++i)
+      for (const auto& [tid, segs] : threads_)
+        if (i < segs.size()) order.emplace_back(tid, i);
+    tf::FileHeader h = hdr_;
+    h.segments_claimed = order.size() + unstarted_;
+    std::string out(tf::kHeaderSize + h.segments_claimed * tf::kSegmentSize, '\0');
+    std::memcpy(out.data(), &h, sizeof h);
+    size_t off = tf::kHeaderSize;
+    for (const auto& [tid, i] : order) {
+      const std::string& payload = threads_.at(tid)[i];
+      tf::SegmentHeader sh{};
+      sh.magic = tf::kSegmentMagic;
+      sh.tid = tid;
+      sh.committed = payload.size();
+      sh.thread_seq = i;
+      std::memcpy(out.data() + off, &sh, sizeof sh);
+      std::memcpy(out.data() + off + sizeof sh, payload.data(), payload.size());
+      off += tf::kSegmentSize;
+    }
+    return out;
+  }
+
+  // Trailing zero bytes of each segment are not needed by a reader; drop the final ones so small
+  // test files (and golden files) stay small.
+  std::string compact_bytes() const {
+    std::string b = bytes();
+    size_t end = b.size();
+    while (end > tf::kHeaderSize && b[end - 1] == '\0') --end;
+    return b.substr(0, (end + 7) & ~size_t{7});
+  }
+
+  static bool write_file(const std::string& path, const std::string& bytes) {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) return false;
+    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    return std::fclose(f) == 0 && ok;
+  }
+
+ private:
+  tf::FileHeader hdr_;
+  std::map<int32_t, std::vector<std::string>> threads_;
+  uint32_t lookups_ = 0;
+  size_t unstarted_ = 0;
+};
+
+}  // namespace httptrace::testing
