@@ -20,8 +20,10 @@ namespace {
 
 struct EndpointStats {
   uint64_t connections = 0, failed = 0, requests = 0, reused = 0;
-  uint64_t dns_ns = 0, connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
+  uint64_t connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
   uint64_t pool_misses = 0;
+  // One lookup often serves several connections; its time counts once per endpoint.
+  std::map<std::pair<int32_t, uint64_t>, uint64_t> lookups;  // (pid, start) -> duration
 };
 
 class ReuseCollector : public ConnectionSink {
@@ -36,7 +38,7 @@ class ReuseCollector : public ConnectionSink {
     uint64_t reused = 0;
     for (const auto& x : c.requests) reused += x.reused;
     s.reused += reused;
-    if (c.dns) s.dns_ns += c.dns->duration_ns;
+    if (c.dns) s.lookups[{c.pid, c.dns->start_ns}] = c.dns->duration_ns;
     if (c.has_connect) s.connect_ns += c.connect_duration_ns;
     if (c.tls) {
       s.tls_ns += c.tls->duration_ns;
@@ -69,9 +71,11 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   EndpointStats total;
   size_t i = 0;
   auto row = [&](const std::string& name, const EndpointStats& s) {
+    uint64_t dns_ns = 0;
+    for (const auto& [k, d] : s.lookups) dns_ns += d;
     std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
     fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
-               s.failed, s.requests, s.reused, ratio, human_duration(s.dns_ns), human_duration(s.connect_ns),
+               s.failed, s.requests, s.reused, ratio, human_duration(dns_ns), human_duration(s.connect_ns),
                s.tls_connections ? human_duration(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
   for (const auto& [k, s] : col.by_endpoint) {
@@ -80,7 +84,7 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
     total.failed += s.failed;
     total.requests += s.requests;
     total.reused += s.reused;
-    total.dns_ns += s.dns_ns;
+    total.lookups.insert(s.lookups.begin(), s.lookups.end());
     total.connect_ns += s.connect_ns;
     total.tls_ns += s.tls_ns;
     total.tls_connections += s.tls_connections;

@@ -145,9 +145,10 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
     end = std::max(end, conn_end(c));
   }
   axis.span = std::max<uint64_t>(1, end - axis.begin);
-  fmt::print(out, "{} connections, {} requests ({} reused) over {}, starting {} after the first event\n",
-             model.connections(), model.requests(), model.reused_requests(), human_duration(axis.span),
-             human_duration(axis.begin - tb.t0_mono_ns));
+  fmt::print(out, "{} connections, {} requests ({} reused) over {}", model.connections(), model.requests(),
+             model.reused_requests(), human_duration(axis.span));
+  if (axis.begin > tb.t0_mono_ns) fmt::print(out, ", from {} after the first event", human_duration(axis.begin - tb.t0_mono_ns));
+  fmt::print(out, "\n");
   fmt::print(out, "bars: {} dns/connect/tls, request {} send {} wait {} receive\n\n", st.wrap("=", kCyan),
              st.wrap("-", kBlue), st.wrap(".", kDim), st.wrap("=", kGreen));
 
@@ -187,9 +188,10 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
       if (x.status) label += fmt::format(" {}", x.status);
       Bar bar(axis, st);
       const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
-      bar.paint(x.start_ns, x.sent_ns, '-', kBlue);
-      if (fb > x.sent_ns) bar.paint(x.sent_ns, fb, '.', kDim);
+      // Later phases first: each gets at least one column, and the short send should stay visible.
       if (x.first_byte_ns && x.end_ns > fb) bar.paint(fb, x.end_ns, '=', kGreen);
+      if (fb > x.sent_ns) bar.paint(x.sent_ns, fb, '.', kDim);
+      bar.paint(x.start_ns, x.sent_ns, '-', kBlue);
       fmt::print(out, "  {}{:>{}} {}\n", fit(label, kLabelWidth - 2), human_duration(x.end_ns - x.start_ns),
                  kDurationWidth - 1, bar.render());
       std::string how = x.reused ? st.wrap("reused", kGreen) : std::string("new");

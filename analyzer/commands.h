@@ -15,7 +15,8 @@ int cmd_reuse(const Args& args);
 int cmd_export(const Args& args);
 int cmd_dump(const Args& args);
 
-// Prints the usage text to stderr and returns 2.
+extern const char* const kUsage;
+// Prints the message and the usage text to stderr; returns 2.
 int usage_error(const std::string& message);
 
 }  // namespace httptrace::analyzer

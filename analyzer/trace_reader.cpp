@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +62,7 @@ std::string_view event_kind_name(uint16_t kind) { return kind_info(kind).name; }
 
 TraceSet::~TraceSet() {
   for (auto& f : files_)
-    if (f.base) munmap(const_cast<uint8_t*>(f.base), f.size);
+    if (f.fd >= 0) close(f.fd);
 }
 
 uint64_t TraceSet::total_bytes() const {
@@ -109,6 +108,22 @@ bool TraceSet::add(const std::string& arg, OpenError& err) {
   return true;
 }
 
+namespace {
+
+// pread until n bytes or EOF; returns bytes read (short only at EOF or on error).
+size_t read_at(int fd, void* buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, static_cast<char*>(buf) + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+}  // namespace
+
 // quiet_bad_magic: inside a directory, a *.trace* file that is not ours is skipped silently.
 bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenError& err) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -116,37 +131,22 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
     err.message = fmt::format("{}: {}", path, std::strerror(errno));
     return false;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    err.message = fmt::format("{}: not a regular file", path);
-    close(fd);
-    return false;
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < sizeof(tf::kMagic)) {
-    close(fd);
-    if (!quiet_bad_magic) err.message = fmt::format("{}: not an httptrace trace (bad magic)", path);
-    return false;
-  }
-  void* m = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (m == MAP_FAILED) {
-    err.message = fmt::format("{}: cannot map: {}", path, std::strerror(errno));
-    return false;
-  }
-  auto* base = static_cast<const uint8_t*>(m);
   auto fail = [&](std::string msg) {
-    munmap(m, size);
+    close(fd);
     err.message = std::move(msg);
     return false;
   };
-  if (std::memcmp(base, tf::kMagic, sizeof(tf::kMagic)) != 0)
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail(fmt::format("{}: not a regular file", path));
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  tf::FileHeader h;
+  std::memset(&h, 0, sizeof h);
+  const size_t got = read_at(fd, &h, sizeof h, 0);
+  if (got < sizeof(tf::kMagic) || std::memcmp(h.magic, tf::kMagic, sizeof(tf::kMagic)) != 0)
     return fail(quiet_bad_magic ? "" : fmt::format("{}: not an httptrace trace (bad magic)", path));
-  if (size < sizeof(tf::FileHeader))
+  if (got < sizeof(tf::FileHeader))
     return fail(fmt::format("{}: truncated: {} bytes, the file header alone is {}", path, size,
                             sizeof(tf::FileHeader)));
-  tf::FileHeader h;
-  std::memcpy(&h, base, sizeof h);
   if (h.byte_order != tf::kByteOrderMark)
     return fail(fmt::format("{}: written on a host with a different byte order (mark {:#010x})", path,
                             h.byte_order));
@@ -156,13 +156,14 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
                             path, h.version, h.min_reader_version, tf::kVersion));
   if (h.header_size < sizeof(tf::FileHeader) || h.header_size % 8 != 0 ||
       h.segment_size <= sizeof(tf::SegmentHeader) || h.segment_size % 8 != 0 ||
-      h.segment_size > (64u << 20))
+      h.segment_size > (1u << 20))
     return fail(fmt::format("{}: corrupt header: header_size {} segment_size {}", path, h.header_size,
                             h.segment_size));
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   TraceFile f;
   f.path = path;
-  f.base = base;
+  f.fd = fd;
   f.size = size;
   f.pid = h.pid;
   f.ppid = h.ppid;
@@ -180,14 +181,13 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
     i += n + 1;
   }
   files_.push_back(std::move(f));
-  index_segments(static_cast<uint32_t>(files_.size() - 1));
+  segment_size_.push_back(h.segment_size);
+  index_segments(static_cast<uint32_t>(files_.size() - 1), h);
   return true;
 }
 
-void TraceSet::index_segments(uint32_t fi) {
+void TraceSet::index_segments(uint32_t fi, const tf::FileHeader& h) {
   const TraceFile& f = files_[fi];
-  tf::FileHeader h;
-  std::memcpy(&h, f.base, sizeof h);
   const uint64_t hs = h.header_size, ss = h.segment_size;
   // A file cut short (copied while written, disk full) may end inside the claimed segments. Only
   // data actually lost is worth a warning: a last segment whose committed bytes are all there is
@@ -200,14 +200,13 @@ void TraceSet::index_segments(uint32_t fi) {
   std::vector<Found> found;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t off = hs + i * ss;
-    if (off + sizeof(tf::SegmentHeader) > f.size) {
+    tf::SegmentHeader sh;
+    if (off + sizeof(tf::SegmentHeader) > f.size || read_at(f.fd, &sh, sizeof sh, off) != sizeof sh) {
       warn(fmt::format("{}: file ends at byte {} but {} segments were claimed (truncated, e.g. by a "
                        "crash); reading what is there",
                        f.path, f.size, n));
       break;
     }
-    tf::SegmentHeader sh;
-    std::memcpy(&sh, f.base + off, sizeof sh);
     if (sh.magic != tf::kSegmentMagic) {
       // Zero: claimed but never started. Anything else is damage.
       if (sh.magic != 0) warn(fmt::format("{}: offset {}: bad segment magic {:#x}; segment skipped", f.path, off, sh.magic));
@@ -239,9 +238,29 @@ void TraceSet::index_segments(uint32_t fi) {
     c.seg_begin = static_cast<uint32_t>(segments_.size());
     for (; j < found.size() && found[j].tid == found[i].tid; ++j) segments_.push_back(found[j].s);
     c.seg_end = static_cast<uint32_t>(segments_.size());
-    cursors_.push_back(c);
+    cursors_.push_back(std::move(c));
     i = j;
   }
+}
+
+// Reads segment c.seg into the buffer not holding the event handed out last, so that event stays
+// valid until the caller asks for the next one.
+bool TraceSet::load_segment(Cursor& c) {
+  const Segment& s = segments_[c.seg];
+  const TraceFile& f = files_[c.file];
+  c.which ^= 1;
+  if (!c.bufs[c.which]) c.bufs[c.which] = std::make_unique<uint8_t[]>(segment_size_[c.file]);
+  c.buf = c.bufs[c.which].get();
+  const uint64_t want = s.end - s.offset;
+  const uint64_t got = read_at(f.fd, c.buf, want, s.offset);
+  c.file_off = s.offset;
+  c.pos = sizeof(tf::SegmentHeader);
+  c.end = got;
+  if (got < want) {
+    warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", f.path, s.offset + got));
+    if (c.end < c.pos) c.end = c.pos;
+  }
+  return true;
 }
 
 // Positions c on a valid event at or after c.pos, crossing segment boundaries. Damage ends the
@@ -250,7 +269,7 @@ bool TraceSet::load_event(Cursor& c) {
   const TraceFile& f = files_[c.file];
   for (;;) {
     if (c.pos + sizeof(tf::EventHeader) <= c.end) {
-      const auto* h = reinterpret_cast<const tf::EventHeader*>(f.base + c.pos);
+      const auto* h = reinterpret_cast<const tf::EventHeader*>(c.buf + c.pos);
       const KindInfo ki = kind_info(h->kind);
       const char* why = nullptr;
       if (ki.min_size == 0) why = "unknown event kind";
@@ -266,16 +285,15 @@ bool TraceSet::load_event(Cursor& c) {
       }
       warn(fmt::format("{}: offset {}: corrupt event (kind {}, size {}): {}; skipping the rest of "
                        "this segment of thread {}",
-                       f.path, c.pos, h->kind, h->size, why, c.tid));
+                       f.path, c.file_off + c.pos, h->kind, h->size, why, c.tid));
     } else if (c.pos != c.end) {
-      warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path, c.pos,
-                       c.end - c.pos, c.tid));
+      warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path,
+                       c.file_off + c.pos, c.end - c.pos, c.tid));
     }
     // Next segment of this thread.
     if (c.seg + 1 >= c.seg_end) return false;
     ++c.seg;
-    c.pos = segments_[c.seg].offset + sizeof(tf::SegmentHeader);
-    c.end = segments_[c.seg].end;
+    load_segment(c);
   }
 }
 
@@ -299,8 +317,7 @@ void TraceSet::start() {
   for (uint32_t i = 0; i < cursors_.size(); ++i) {
     Cursor& c = cursors_[i];
     c.seg = c.seg_begin;
-    c.pos = segments_[c.seg].offset + sizeof(tf::SegmentHeader);
-    c.end = segments_[c.seg].end;
+    load_segment(c);
     if (load_event(c)) heap_.push_back(i);
   }
   for (size_t i = heap_.size(); i-- > 0;) sift_down(i);
@@ -317,12 +334,11 @@ bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
 bool TraceSet::next(Event& ev) {
   if (heap_.empty()) return false;
   Cursor& c = cursors_[heap_[0]];
-  const TraceFile& f = files_[c.file];
-  ev.h = reinterpret_cast<const tf::EventHeader*>(f.base + c.pos);
+  ev.h = reinterpret_cast<const tf::EventHeader*>(c.buf + c.pos);
   ev.file = c.file;
-  ev.pid = f.pid;
+  ev.pid = files_[c.file].pid;
   ev.tid = c.tid;
-  ev.offset = c.pos;
+  ev.offset = c.file_off + c.pos;
   c.pos += ev.h->size;
   consumed_ += ev.h->size;
   if (!load_event(c)) {

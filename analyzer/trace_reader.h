@@ -1,4 +1,9 @@
-// Reads trace files (mmap, read-only) and streams their events in time order.
+// Reads trace files and streams their events in time order.
+//
+// Files are read with pread() one segment at a time into two buffers per thread cursor, not
+// mmap()ed: a mapping of a multi-GB trace faults page by page (slow under virtualisation) and
+// counts toward the analyzer's resident size, while 2 x 64 KiB per thread keeps memory
+// proportional to the number of threads and the kernel's readahead keeps the reads sequential.
 //
 // Every byte of a trace is untrusted: the file may come from a crashed program, another machine or
 // a fuzzer. Headers are validated when a file is opened; events are validated one by one as the
@@ -11,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,8 +30,8 @@ namespace tf = httptrace::format;
 // One mapped trace file: the process it recorded and where its segments are.
 struct TraceFile {
   std::string path;
-  const uint8_t* base = nullptr;
-  size_t size = 0;
+  int fd = -1;
+  uint64_t size = 0;
   int32_t pid = 0;
   int32_t ppid = 0;
   uint64_t mono_anchor_ns = 0;
@@ -39,7 +45,7 @@ struct TraceFile {
   uint64_t to_unix_ns(uint64_t mono_ns) const { return real_anchor_ns + (mono_ns - mono_anchor_ns); }
 };
 
-// A validated event, pointing into the mapping. The bytes stay valid as long as the TraceSet.
+// A validated event, pointing into a cursor's buffer: valid until the next call to next().
 struct Event {
   const tf::EventHeader* h = nullptr;
   uint32_t file = 0;   // index into TraceSet::files()
@@ -99,13 +105,18 @@ class TraceSet {
     uint32_t file;
     int32_t tid;
     uint32_t seg_begin, seg_end, seg;  // into segments_
-    uint64_t pos;        // offset of the current event
-    uint64_t end;        // end of the current segment's trusted bytes
+    uint64_t pos;        // offset of the current event, in the buffer
+    uint64_t end;        // end of the current segment's trusted bytes, in the buffer
+    uint64_t file_off;   // file offset of buffer byte 0 (the segment header)
+    uint8_t* buf;        // the current segment's bytes: one of bufs, alternating per segment
+    std::unique_ptr<uint8_t[]> bufs[2];
+    uint32_t which;
   };
 
   bool open_file(const std::string& path, bool quiet_bad_magic, OpenError& err);
-  void index_segments(uint32_t file_index);
+  void index_segments(uint32_t file_index, const tf::FileHeader& h);
   bool load_event(Cursor& c);       // validate the event at c.pos (moving on past damage)
+  bool load_segment(Cursor& c);     // read segment c.seg into the other buffer
   void warn(std::string msg);
   bool less(const Cursor& a, const Cursor& b) const {
     if (a.ts != b.ts) return a.ts < b.ts;
@@ -117,6 +128,7 @@ class TraceSet {
   std::vector<TraceFile> files_;
   std::vector<Segment> segments_;
   std::vector<Cursor> cursors_;
+  std::vector<uint32_t> segment_size_;  // per file
   std::vector<uint32_t> heap_;  // indices into cursors_, min-heap by (ts, file, tid)
   std::vector<std::string> warnings_;
   bool echo_warnings_ = false;

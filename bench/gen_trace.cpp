@@ -8,8 +8,9 @@
 // segments in the order they fill them, so segments of different threads interleave in the file
 // as they do in a real recording. Every connection looks like a small HTTP/1.1 client's: DNS
 // lookup, socket, connect, optionally a TLS handshake, then request/response exchanges on the
-// same connection (so the reuse report has something to count), then close. Connections run
-// concurrently, one per thread at a time, and all timestamps increase across the whole file.
+// same connection (so the reuse report has something to count), then close. Connections are
+// interleaved, one per thread at a time; calls never overlap in time (each event starts after
+// the previous one's call returned), so every phase ends before the next one of its connection.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -165,12 +166,16 @@ struct Conn {
   uint64_t budget = 0;  // events still to emit, including the close
   int stage = 0;        // 0 dns, 1 socket, 2 connect, 3 tls, 4 exchanges, 5 close, 6 done
   bool send_next = true;
+  bool split_recv = false;  // an odd data budget: the first response arrives in two reads
+  bool cont_due = false;    // the next event is the second read of that response
   uint64_t request = 0;
 };
 
 class Generator {
  public:
   Generator(const Options& o, Writer& w, uint64_t t0) : o_(o), w_(w), ts_(t0) {}
+
+  uint64_t requests() const { return requests_; }
 
   // Emits the next event of c on thread t; returns false once the connection is closed.
   bool step(int t, Conn& c) {
@@ -184,7 +189,11 @@ class Generator {
       case 5: close(t, c); c.stage = 6; return false;
       default: return false;
     }
-    if (--c.budget <= 1 && c.stage >= 4) c.stage = 5;
+    --c.budget;
+    // Entering the exchanges: all but the close are data events, and whole exchanges (a send
+    // then a recv) keep the request count exact; an odd remainder becomes a second read.
+    if (c.stage == 4 && c.request == 0 && c.send_next) c.split_recv = (c.budget - 1) % 2 == 1;
+    if (c.budget <= 1 && c.stage >= 4) c.stage = 5;
     return true;
   }
 
@@ -201,6 +210,7 @@ class Generator {
     auto& e = *reinterpret_cast<fmt_::DnsEvent*>(buf);
     set_header(e, fmt_::EventKind::kDns, size, 0, ts_);
     e.dur_ns = 20'000 + rng_.below(200'000);
+    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
     e.lookup_id = ++lookups_;
     e.naddr = 1;
     e.host_len = uint16_t(name.size());
@@ -223,6 +233,7 @@ class Generator {
     fmt_::ConnectEvent e{};
     set_header(e, fmt_::EventKind::kConnect, sizeof e, c.id, ts_);
     e.dur_ns = 50'000 + rng_.below(500'000);
+    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
     e.fd = c.fd;
     e.peer = ipv4(host_ip(c.host), port(c));
     e.local = ipv4(0x7f000001u, uint16_t(32768 + c.id % 28000));
@@ -233,6 +244,7 @@ class Generator {
     fmt_::TlsHandshakeEvent e{};
     set_header(e, fmt_::EventKind::kTlsHandshake, sizeof e, c.id, ts_);
     e.dur_ns = 300'000 + rng_.below(2'000'000);
+    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
     e.fd = c.fd;
     e.version = 0x0304;
     e.library = uint8_t(fmt_::TlsLibrary::kOpenssl);
@@ -244,9 +256,13 @@ class Generator {
 
   void data(int t, Conn& c) {
     char cap[fmt_::kHttpCaptureMax];
-    size_t cap_len;
+    size_t cap_len = 0;
     const bool send = c.send_next;
-    if (send) {
+    // The rest of a response read in two calls: same direction, so no capture and no flag.
+    const bool continued = !send && c.request > 0 && c.split_recv && c.cont_due;
+    if (continued) {
+    } else if (send) {
+      ++requests_;
       cap_len = size_t(std::snprintf(cap, sizeof cap, "GET /item/%llu HTTP/1.1\r\nHost: %s",
                                      (unsigned long long)c.request++,
                                      host_name(c.host).c_str()));
@@ -262,16 +278,30 @@ class Generator {
     set_header(e, fmt_::EventKind::kData, size, c.id, ts_);
     e.result = send ? int64_t(cap_len + 40) : int64_t(200 + rng_.below(4000));
     e.dur_ns = 2'000 + rng_.below(20'000);
+    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
     e.fd = c.fd;
     e.dir = uint8_t(send ? fmt_::Direction::kSend : fmt_::Direction::kRecv);
     e.call = uint8_t(c.tls ? (send ? fmt_::DataCall::kSslWrite : fmt_::DataCall::kSslRead)
                            : (send ? fmt_::DataCall::kSend : fmt_::DataCall::kRecv));
-    e.flags = fmt_::kDataDirChange | (c.tls ? fmt_::kDataTlsPlaintext : 0);
-    e.capture_kind = uint8_t(send ? fmt_::CaptureKind::kHttpReq : fmt_::CaptureKind::kHttpResp);
+    e.flags = uint8_t((continued ? 0 : fmt_::kDataDirChange) |
+                      (c.tls ? fmt_::kDataTlsPlaintext : 0));
+    e.capture_kind = uint8_t(continued ? fmt_::CaptureKind::kNone
+                             : send    ? fmt_::CaptureKind::kHttpReq
+                                       : fmt_::CaptureKind::kHttpResp);
     e.cap_len = uint16_t(cap_len);
     std::memcpy(buf + sizeof e, cap, cap_len);
     w_.append(t, buf, size);
-    c.send_next = !send;
+    if (continued) {
+      c.split_recv = false;
+      c.cont_due = false;
+      c.send_next = true;
+    } else if (send) {
+      c.send_next = false;
+    } else if (c.split_recv) {
+      c.cont_due = true;  // stay on the receive side for one more read
+    } else {
+      c.send_next = true;
+    }
   }
 
   void close(int t, Conn& c) {
@@ -284,6 +314,7 @@ class Generator {
 
   const Options& o_;
   Writer& w_;
+  uint64_t requests_ = 0;
   uint64_t ts_;
   uint32_t lookups_ = 0;
   Rng rng_;
@@ -371,8 +402,8 @@ int main(int argc, char** argv) {
   w.finish();
   write_header(fd, w.segments(), mono, real);
   close(fd);
-  std::printf("%s: %llu events, %llu connections, %llu segments, %d threads\n", o.out,
+  std::printf("%s: events=%llu connections=%llu requests=%llu segments=%llu threads=%d\n", o.out,
               (unsigned long long)w.events(), (unsigned long long)o.connections,
-              (unsigned long long)w.segments(), o.threads);
+              (unsigned long long)g.requests(), (unsigned long long)w.segments(), o.threads);
   return 0;
 }

@@ -170,9 +170,15 @@ inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the o
 //   kCaptureTls       up to kTlsCaptureMax bytes of TLS records starting at a record header
 //                     (ClientHello / ServerHello are public handshake metadata, not payload)
 //   kCaptureOpaque    up to 8 bytes, only enough to recognise a protocol (e.g. h2 preface)
-enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4 };
+//   kCaptureH2Frames  TLS plaintext of an h2 session (ALPN "h2"), at every call, not only at a
+//                     direction change: the 9-byte headers (length, type, flags, stream id) of
+//                     the frames that start in this call, up to kH2CaptureMaxFrames, never any
+//                     payload. HEADERS frames (type 1) sent/received count requests/responses.
+enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4,
+                                   kH2Frames = 5 };
 inline constexpr size_t kHttpCaptureMax = 256;
 inline constexpr size_t kTlsCaptureMax = 2048;
+inline constexpr size_t kH2CaptureMaxFrames = 28;  // 252 bytes: within kHttpCaptureMax
 
 struct DataEvent {           // followed by cap_len captured bytes, then padding to 8
   EventHeader h;

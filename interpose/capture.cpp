@@ -84,7 +84,7 @@ Line request_line(const uint8_t* in, size_t len, size_t& line_len) {
   if (pos == target_start || in[pos] != ' ') return Line::kNo;
   ++pos;
   Line v = http_version(in, len, pos);
-  line_len = pos;
+  line_len = v == Line::kCut ? len : pos;  // a cut version is still a valid prefix: keep it all
   if (v != Line::kWhole) return v;
   return line_end(in, len, pos);
 }
@@ -93,7 +93,7 @@ Line request_line(const uint8_t* in, size_t len, size_t& line_len) {
 Line status_line(const uint8_t* in, size_t len, size_t& line_len) {
   size_t pos = 0;
   Line v = http_version(in, len, pos);
-  line_len = pos;
+  line_len = v == Line::kCut ? len : pos;
   if (v != Line::kWhole) return v;
   if (pos >= len) return Line::kCut;
   if (in[pos] != ' ') return Line::kNo;
@@ -184,6 +184,12 @@ constexpr const char* kPrefaces[] = {"PRI * HTTP/2.0\r\n", "SSH-2.0-"};
 Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (in == nullptr || len == 0) return {};
   if (looks_like_tls(in, len)) return tls_records(in, len);
+  // Before the HTTP/1 checks: the h2 preface is shaped like a request line.
+  for (const char* p : kPrefaces) {
+    size_t plen = strlen(p);
+    size_t cmp = len < plen ? len : plen;
+    if (len >= 8 && memcmp(in, p, cmp) == 0) return {CaptureKind::kOpaque, in, 8};
+  }
 
   size_t line_len = 0;
   Line l = status_line(in, len, line_len);
@@ -199,11 +205,6 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
     return http_request(in, len, line_len, l == Line::kWhole, scratch);
   }
 
-  for (const char* p : kPrefaces) {
-    size_t plen = strlen(p);
-    size_t cmp = len < plen ? len : plen;
-    if (len >= 8 && memcmp(in, p, cmp) == 0) return {CaptureKind::kOpaque, in, 8};
-  }
   return {};
 }
 

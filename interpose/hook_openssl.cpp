@@ -32,9 +32,30 @@ F fallback(const char* name) {
   return reinterpret_cast<F>(openssl().one(name));
 }
 
+// SSL_get_error's "call again later" answers: the operation (handshake included) goes on.
+// SSL_want() alone is not enough: after a failed BIO read it still says SSL_READING.
+bool retry_later(int err) {
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+    case SSL_ERROR_WANT_CONNECT:
+    case SSL_ERROR_WANT_ACCEPT:
+    case SSL_ERROR_WANT_X509_LOOKUP:
+    case SSL_ERROR_WANT_ASYNC:
+    case SSL_ERROR_WANT_ASYNC_JOB:
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+#ifdef SSL_ERROR_WANT_RETRY_VERIFY
+    case SSL_ERROR_WANT_RETRY_VERIFY:
+#endif
+      return true;
+    default:
+      return false;
+  }
+}
+
 // What a failed call left behind, in words: the first queued OpenSSL error, else the errno name.
-void describe_failure(const OpensslApi& api, const SSL* ssl, int ret, format::TlsHandshakeEvent& ev) {
-  ev.error = api.SSL_get_error(ssl, ret);
+void describe_failure(const OpensslApi& api, int err, format::TlsHandshakeEvent& ev) {
+  ev.error = err;
   const char* text = nullptr;
   if (ev.error == SSL_ERROR_SSL) {
     if (unsigned long e = api.ERR_peek_error()) text = api.ERR_reason_error_string(e);
@@ -66,10 +87,13 @@ void after_handshake_call(const OpensslApi& api, SSL* ssl, Session& s, int ret, 
   format::TlsHandshakeEvent ev = {};
   if (done) {
     describe_success(api, ssl, ev);
-  } else if (ret > 0 || api.SSL_want(ssl) != SSL_NOTHING) {
-    return;  // WANT_READ / WANT_WRITE (a non-blocking handshake): the phase goes on
+  } else if (ret > 0) {
+    return;
+  } else if (const int err = api.SSL_get_error(ssl, ret); retry_later(err)) {
+    return;  // a non-blocking handshake between its round trips: the phase goes on
   } else {
-    describe_failure(api, ssl, ret, ev);
+    describe_failure(api, err, ev);
+    copy_field(ev.sni, sizeof ev.sni, api.SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
   }
   if (s.conn != 0) finish_handshake(s, ev, kLib, t1);
   else s.hs = HandshakeState::kDone;  // never touched a tracked socket: nothing to attach it to
@@ -118,12 +142,12 @@ int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& re
   int64_t result;
   if (ret > 0) {
     result = static_cast<int64_t>(moved(ret, out));
-  } else if (api->SSL_want(ssl) != SSL_NOTHING) {
+  } else if (const int err = api->SSL_get_error(ssl, ret); retry_later(err)) {
     result = -EAGAIN;
-  } else if (dir == Direction::kRecv && api->SSL_get_error(ssl, ret) == SSL_ERROR_ZERO_RETURN) {
+  } else if (err == SSL_ERROR_ZERO_RETURN) {
     result = 0;  // close_notify: end of stream, like read() returning 0
   } else {
-    result = -(keep.saved() != 0 ? keep.saved() : EIO);
+    result = -(err == SSL_ERROR_SYSCALL && keep.saved() != 0 ? keep.saved() : EIO);
   }
   record_plaintext(*s, dir, kind, t0, t1, result, buf);
   return ret;

@@ -25,7 +25,6 @@ namespace httptrace::tls {
   X(SSL_get_rfd)                     \
   X(SSL_is_init_finished)            \
   X(SSL_is_server)                   \
-  X(SSL_want)                        \
   X(SSL_get_error)                   \
   X(SSL_version)                     \
   X(SSL_get_current_cipher)          \

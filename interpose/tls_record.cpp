@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "interpose/lifecycle.h"
 #include "interpose/recorder.h"
 
 namespace httptrace::tls {
@@ -36,8 +37,46 @@ void finish_handshake(Session& s, format::TlsHandshakeEvent& ev, format::TlsLibr
   record_tls_handshake(ev);
 }
 
+namespace {
+
+// record_data's twin for h2 sessions: every call carries the headers of the frames starting in
+// it (format::CaptureKind::kH2Frames) instead of a capture at direction changes only, because
+// HTTP/2 has no request line to catch; the frame walk must see every byte to stay in step.
+void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_t t0, uint64_t t1,
+               int64_t result, const void* buf) {
+  uint8_t headers[format::kH2CaptureMaxFrames * kH2FrameHeader];
+  size_t n = 0;
+  if (result > 0) {
+    n = s.h2_dir[static_cast<int>(dir)].feed(static_cast<const uint8_t*>(buf),
+                                             static_cast<size_t>(result), headers,
+                                             format::kH2CaptureMaxFrames);
+  }
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  format::DataEvent ev = {};
+  ev.h.kind = static_cast<uint16_t>(format::EventKind::kData);
+  ev.h.conn = s.conn;
+  ev.h.ts_ns = t0;
+  ev.result = result;
+  ev.dur_ns = t1 - t0;
+  ev.fd = s.fd;
+  ev.dir = static_cast<uint8_t>(dir);
+  ev.call = static_cast<uint8_t>(call);
+  ev.flags = format::kDataTlsPlaintext;
+  if (result > 0 && g_fd_table.note_direction(s.fd, s.conn, dir, true)) ev.flags |= format::kDataDirChange;
+  if (n > 0) {
+    ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kH2Frames);
+    ev.cap_len = static_cast<uint16_t>(n * kH2FrameHeader);
+  }
+  trace_writer().emit(&ev, sizeof ev, headers, ev.cap_len);
+}
+
+}  // namespace
+
 void record_plaintext(Session& s, format::Direction dir, format::DataCall call, uint64_t t0,
                       uint64_t t1, int64_t result, const void* buf) {
+  if (s.h2) return record_h2(s, dir, call, t0, t1, result, buf);
   iovec iov = {const_cast<void*>(buf), result > 0 ? static_cast<size_t>(result) : 0};
   record_data(s.fd, dir, call, format::kDataTlsPlaintext, t0, t1, result, &iov, 1);
 }

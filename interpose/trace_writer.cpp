@@ -175,13 +175,15 @@ bool TraceWriter::start_segment(WriterCursor& c) {
   if (index >= max_segments_) return false;
   // A vfork child runs on our memory with our thread's cursor; it must not take segments.
   if (sys::getpid() != pid_) return false;
+  // Grow first, claim second: every claimed segment lies inside the file, so even a reader that
+  // maps the file while we run never touches a page past its end. A failed CAS means another
+  // thread claimed a segment, so this loop is lock-free.
   do {
     if (index >= max_segments_) return false;
+    if (!ensure_size(format::kHeaderSize + (index + 1) * format::kSegmentSize)) return false;
   } while (!claimed.compare_exchange_weak(index, index + 1, std::memory_order_relaxed));
 
   const uint64_t offset = format::kHeaderSize + index * format::kSegmentSize;
-  if (!ensure_size(offset + format::kSegmentSize)) return false;
-
   uint8_t* seg = base_ + offset;
   auto* sh = reinterpret_cast<SegmentHeader*>(seg);
   sh->tid = sys::gettid();

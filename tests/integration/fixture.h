@@ -21,13 +21,14 @@ class TracedTest : public ::testing::Test {
     ASSERT_FALSE(dir_.path().empty()) << "mkdtemp failed";
   }
 
-  // Runs argv with the recorder preloaded, writing trace.<pid> files into dir_.
+  // Runs argv with the recorder preloaded, writing httptrace.<pid>.trace files into dir_.
   RunResult traced(const std::vector<std::string>& argv, const Env& extra = {}) {
     RunOptions o;
     o.preload = true;
     o.env = trace_env(dir_.path());
     o.env.insert(o.env.end(), extra.begin(), extra.end());
-    return run(argv, o);
+    last_traced_ = run(argv, o);
+    return last_traced_;
   }
 
   static RunResult untraced(const std::vector<std::string>& argv) { return run(argv); }
@@ -40,13 +41,15 @@ class TracedTest : public ::testing::Test {
 
   TestServer server_;
   TempDir dir_;
+  RunResult last_traced_;  // shown when an export fails: the loader's complaints land there
 };
 
 // Unpacks an Export into `doc`, failing the test (fatally) if the CLI could not produce it.
-#define HT_EXPORT(doc, path)                      \
-  ::httptrace::itest::Export doc##_export =       \
-      ::httptrace::itest::export_json(path);      \
-  ASSERT_TRUE(doc##_export.ok) << doc##_export.error; \
+// Only inside a TracedTest.
+#define HT_EXPORT(doc, path)                                                    \
+  ::httptrace::itest::Export doc##_export = ::httptrace::itest::export_json(path); \
+  ASSERT_TRUE(doc##_export.ok) << doc##_export.error << "\ntraced run: "          \
+                               << last_traced_.describe();                      \
   const ::nlohmann::json& doc = doc##_export.doc
 
 }  // namespace httptrace::itest

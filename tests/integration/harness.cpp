@@ -338,7 +338,8 @@ ClosedPort::~ClosedPort() {
 }
 
 Env trace_env(const fs::path& dir) {
-  return {{"HTTPTRACE_OUTPUT", (dir / "trace.%p").string()}};
+  // The SPEC default name, which is also what the CLI looks for in a directory (*.trace*).
+  return {{"HTTPTRACE_OUTPUT", (dir / "httptrace.%p.trace").string()}};
 }
 
 Export export_json(const fs::path& trace_path) {

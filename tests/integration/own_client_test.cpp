@@ -126,7 +126,7 @@ TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
   if (process(doc, parent)["ppid"] == child) std::swap(parent, child);
   ASSERT_EQ(process(doc, child)["ppid"], parent);
   for (long pid : {parent, child}) {
-    const auto name = "trace." + std::to_string(pid);
+    const auto name = "httptrace." + std::to_string(pid) + ".trace";
     EXPECT_TRUE(std::any_of(files.begin(), files.end(),
                             [&](const fs::path& f) { return f.filename() == name; }))
         << name;

@@ -1,0 +1,23 @@
+// The usage text, shared by main and every command's argument errors.
+#include <fmt/format.h>
+
+#include "analyzer/commands.h"
+
+namespace httptrace::analyzer {
+
+const char* const kUsage =
+    "usage:\n"
+    "  httptrace run [-o DIR] [--stacks] [--] CMD [ARGS...]    trace CMD (and its children), print timeline + reuse report\n"
+    "  httptrace timeline [--color=auto|always|never] TRACE...  per-connection waterfall: phases, requests, reuse, idle time\n"
+    "  httptrace reuse TRACE...                                 connection reuse per (host, port)\n"
+    "  httptrace export --format json [-o FILE] TRACE...        machine-readable export (SPEC section 6)\n"
+    "  httptrace dump TRACE...                                  raw events, one per line\n"
+    "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error.\n";
+
+int usage_error(const std::string& message) {
+  if (!message.empty()) fmt::print(stderr, "httptrace: {}\n", message);
+  fmt::print(stderr, "{}", kUsage);
+  return 2;
+}
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,261 @@
+// HTTPS through real TLS stacks: curl and python3 (OpenSSL, python's through an RTLD_LOCAL
+// module), wget (GnuTLS), our own client whose TLS calls bypass the hooks (read from the wire),
+// a resumed session, and handshakes that fail.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/tls_fixture.h"
+
+namespace httptrace::itest {
+namespace {
+
+constexpr uint64_t kMs = 1000000;
+
+uint64_t u(const json& v) { return v.get<uint64_t>(); }
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void expect_tls(const json& c, const std::string& library) {
+  ASSERT_TRUE(c["tls"].is_object()) << c.dump(1);
+  const json& t = c["tls"];
+  EXPECT_EQ(t["library"], library);
+  EXPECT_EQ(t["version"], "TLSv1.3");
+  EXPECT_TRUE(t["cipher"].is_string() && !t["cipher"].get<std::string>().empty()) << t;
+  EXPECT_FALSE(t.contains("error") && !t["error"].is_null()) << t;
+  EXPECT_GT(u(t["duration_ns"]), 0u);
+  // The handshake runs after the TCP connect and before the first request.
+  EXPECT_GE(u(t["start_ns"]), u(c["connect"]["start_ns"]) + u(c["connect"]["duration_ns"]));
+  if (!c["requests"].empty())
+    EXPECT_LE(u(t["start_ns"]) + u(t["duration_ns"]), u(c["requests"][0]["start_ns"]));
+}
+
+using TlsClients = TlsTest;
+
+TEST_F(TlsClients, CurlTwoUrlsOneHandshakeAndNoSecretInTheTrace) {
+  // The header comes from a file: on the command line it would be in the trace's argv, which is
+  // recorded on purpose.
+  const fs::path headers = work_ / "headers.txt";
+  std::ofstream(headers) << "Authorization: Bearer SECRET-TOKEN-123\n";
+  RunResult r = traced({"curl", "-s", "--cacert", tls_.cert.string(), "-H", "@" + headers.string(),
+                        "-o", "/dev/null", "-o", "/dev/null", "-w",
+                        "%{time_namelookup} %{time_connect} %{time_appconnect}\\n",
+                        server_.url("/a"), server_.url("/status/201")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  expect_tls(c, "openssl");
+  EXPECT_EQ(c["tls"]["sni"], "localhost");
+  EXPECT_EQ(c["tls"]["alpn"], "http/1.1");
+  EXPECT_EQ(c["tls"]["resumed"], false);
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/a", "/status/201"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 201}));
+  EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
+  // Wire totals, not plaintext: records, the handshake and the tickets are all on the wire.
+  EXPECT_GT(u(c["bytes_received"]), u(c["requests"][0]["bytes_received"]) +
+                                        u(c["requests"][1]["bytes_received"]));
+
+  // curl's own clock. Its time_appconnect - time_connect also covers its TLS set-up before the
+  // first SSL_connect (SSL_CTX creation, CA loading: several ms here), which no TLS call shows.
+  // So: our handshake lies within curl's window, and it ends when curl says it did, both measured
+  // from the start of the connection.
+  double lookup = 0, connect = 0, appconnect = 0;
+  std::istringstream(r.out) >> lookup >> connect >> appconnect;
+  ASSERT_GT(appconnect, 0) << r.out;
+  const json& t = c["tls"];
+  const uint64_t curl_hs = static_cast<uint64_t>((appconnect - connect) * 1e9);
+  EXPECT_LE(u(t["duration_ns"]), curl_hs + 1 * kMs);
+  const uint64_t ours_to_end = u(t["start_ns"]) + u(t["duration_ns"]) - u(c["connect"]["start_ns"]);
+  const uint64_t curl_to_end = static_cast<uint64_t>((appconnect - lookup) * 1e9);
+  EXPECT_LE(ours_to_end, curl_to_end + 1 * kMs);
+  EXPECT_GE(ours_to_end + 5 * kMs, curl_to_end);
+
+  // Only the request line and Host are ever kept: the header value must not be anywhere.
+  auto files = files_in(dir_.path());
+  ASSERT_FALSE(files.empty());
+  for (const auto& f : files)
+    EXPECT_EQ(slurp(f).find("SECRET-TOKEN-123"), std::string::npos) << f;
+}
+
+// python3's _ssl is dlopen()ed RTLD_LOCAL: its libssl is invisible to dlsym(RTLD_NEXT).
+TEST_F(TlsClients, PythonReusedConnectionThenResumedSession) {
+  const std::string script =
+      "import http.client, socket, ssl, sys\n"
+      "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+      "port = int(sys.argv[1])\n"
+      "c = http.client.HTTPSConnection('localhost', port, context=ctx)\n"
+      "for p in ('/p1', '/status/404'):\n"
+      "    c.request('GET', p); r = c.getresponse(); r.read(); print(r.status)\n"
+      "session = c.sock.session\n"
+      "c.close()\n"
+      "s = ctx.wrap_socket(socket.create_connection(('localhost', port)),\n"
+      "                    server_hostname='localhost', session=session)\n"
+      "c2 = http.client.HTTPSConnection('localhost', port, context=ctx)\n"
+      "c2.sock = s\n"
+      "c2.request('GET', '/p3'); r = c2.getresponse(); r.read()\n"
+      "print(r.status, s.session_reused)\n"
+      "c2.close()\n";
+  RunResult r = traced({paths().python.string(), "-c", script, server_.port_str(), tls_.cert.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_EQ(r.out, "200\n404\n200 True\n");
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 2u) << doc.dump(1);
+  std::sort(conns.begin(), conns.end(),
+            [](const json& a, const json& b) { return u(a["start_ns"]) < u(b["start_ns"]); });
+  {
+    const json& c = conns[0];
+    SCOPED_TRACE(describe(c));
+    expect_tls(c, "openssl");
+    EXPECT_EQ(c["tls"]["sni"], "localhost");
+    EXPECT_EQ(c["tls"]["resumed"], false);
+    EXPECT_EQ(targets(c), (std::vector<std::string>{"/p1", "/status/404"}));
+    EXPECT_EQ(statuses(c), (std::vector<int>{200, 404}));
+    EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
+  }
+  {
+    const json& c = conns[1];
+    SCOPED_TRACE(describe(c));
+    expect_tls(c, "openssl");
+    EXPECT_EQ(c["tls"]["resumed"], true);
+    EXPECT_EQ(targets(c), (std::vector<std::string>{"/p3"}));
+    EXPECT_EQ(statuses(c), (std::vector<int>{200}));
+  }
+}
+
+TEST_F(TlsClients, WgetThroughGnutls) {
+  RunResult r = traced({"wget", "-q", "--no-check-certificate", "-O", "/dev/null",
+                        server_.url("/w1"), server_.url("/status/202")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  expect_tls(c, "gnutls");
+  EXPECT_EQ(c["tls"]["resumed"], false);
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/w1", "/status/202"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 202}));
+  EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
+}
+
+// tls_static_client calls libssl only through pointers from dlsym(handle): our hooks never see
+// those calls, so everything TLS comes from the ClientHello bytes on the wire.
+TEST_F(TlsClients, OwnTlsStackIsReadFromTheWire) {
+  const fs::path client = paths().build / "tests" / "tls_static_client";
+  ASSERT_TRUE(fs::exists(client)) << client << " missing: run make integration";
+  RunResult r = traced({client.string(), "localhost", server_.port_str(), "localhost", "/s1", "/s2"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_EQ(r.out, "/s1 200 26\n/s2 200 26\n");
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tls"].is_object()) << c.dump(1);
+  EXPECT_EQ(c["tls"]["library"], "wire") << "a library hook saw calls it should not have";
+  EXPECT_EQ(c["tls"]["sni"], "localhost");
+  EXPECT_EQ(c["tls"]["alpn"], "http/1.1");
+  // Encrypted requests have no visible request line, but the two round trips are there (plus,
+  // at most, the close_notify the client sends at the end).
+  ASSERT_GE(c["requests"].size(), 2u);
+  EXPECT_EQ(c["requests"][0]["reused"], false);
+  EXPECT_EQ(c["requests"][1]["reused"], true);
+}
+
+// A loopback listener that accepts, reads the ClientHello, and closes: every handshake fails.
+class ClosingListener {
+ public:
+  ClosingListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 8) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ClosingListener() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  int port() const { return port_; }
+  std::string url() const { return "https://localhost:" + std::to_string(port_) + "/"; }
+
+ private:
+  void serve() {
+    // Bounded: each poll waits at most 100 ms, and the destructor ends the loop.
+    for (int round = 0; round < 600 && !stop_; ++round) {
+      pollfd p = {fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      pollfd q = {c, POLLIN, 0};
+      char buf[4096];
+      if (poll(&q, 1, 5000) > 0) (void)!read(c, buf, sizeof buf);
+      close(c);
+    }
+  }
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void expect_failed_handshake(const json& doc, int port, const std::string& library) {
+  auto conns = connections_to(doc, port);
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(c.dump(1));
+  ASSERT_TRUE(c["tls"].is_object());
+  const json& t = c["tls"];
+  EXPECT_EQ(t["library"], library);
+  ASSERT_TRUE(t.contains("error") && t["error"].is_number()) << "a failed handshake carries its error";
+  EXPECT_NE(t["error"].get<int64_t>(), 0);
+  ASSERT_TRUE(t["error_text"].is_string());
+  EXPECT_FALSE(t["error_text"].get<std::string>().empty());
+  EXPECT_TRUE(t["version"].is_null()) << "nothing was negotiated";
+  EXPECT_TRUE(c["requests"].empty());
+}
+
+TEST_F(TlsClients, FailedHandshakeCurl) {
+  ClosingListener l;
+  ASSERT_GT(l.port(), 0);
+  RunResult r = traced({"curl", "-s", "--cacert", tls_.cert.string(), l.url()});
+  EXPECT_EQ(r.exit_code, 35) << r.describe();  // CURLE_SSL_CONNECT_ERROR
+  HT_EXPORT(doc, dir_.path());
+  expect_failed_handshake(doc, l.port(), "openssl");
+  EXPECT_EQ(connections_to(doc, l.port())[0]["tls"]["sni"], "localhost");
+}
+
+TEST_F(TlsClients, FailedHandshakeWget) {
+  ClosingListener l;
+  ASSERT_GT(l.port(), 0);
+  RunResult r = traced({"wget", "-q", "--tries=1", "--no-check-certificate", "-O", "/dev/null", l.url()});
+  EXPECT_NE(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  expect_failed_handshake(doc, l.port(), "gnutls");
+}
+
+}  // namespace
+}  // namespace httptrace::itest

@@ -1,0 +1,345 @@
+// The connection / exchange model on synthetic traces.
+#include <cerrno>
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/analyzer_test_util.h"
+#include "tests/unit/analyzer_tls_bytes.h"
+
+namespace httptrace::testing {
+namespace {
+
+constexpr uint64_t us = 1000;
+const tf::Addr kPeer = ipv4("10.1.2.3", 8080);
+using D = tf::Direction;
+using C = tf::CaptureKind;
+
+TEST(Model, KeepAliveReuseIdleAndDnsTieAcrossThreads) {
+  TraceBuilder b(500);
+  b.dns(2, 100 * us, "api.example.com", 50 * us, {ipv4("10.9.9.9"), ipv4("10.1.2.3")});
+  b.socket(1, 200 * us, 1, 3);
+  b.connect(1, 210 * us, 1, 3, kPeer, 40 * us);
+  b.send(1, 300 * us, 1, 80, 5 * us, "GET /a HTTP/1.1\r\nHost: api.example.com:8080");
+  b.recv(1, 310 * us, 1, 0 - EAGAIN, 1 * us);  // not data
+  b.recv(1, 400 * us, 1, 500, 2 * us, "HTTP/1.1 200 OK");
+  b.recv(1, 410 * us, 1, 700, 2 * us);
+  b.send(1, 1000 * us, 1, 90, 5 * us, "POST /b HTTP/1.1\r\nHost: api.example.com:8080");
+  b.send(1, 1010 * us, 1, 1000, 5 * us);  // body, same request
+  b.recv(1, 1200 * us, 1, 100, 3 * us, "HTTP/1.1 201 Created");
+  b.close(1, 1300 * us, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.id, "500:1");
+  EXPECT_EQ(c.host, "api.example.com");
+  ASSERT_TRUE(c.dns);
+  EXPECT_EQ(c.dns->start_ns, 100 * us);
+  EXPECT_EQ(c.dns->duration_ns, 50 * us);
+  EXPECT_EQ(c.connect_duration_ns, 40 * us);
+  EXPECT_FALSE(c.failed());
+  EXPECT_EQ(c.bytes_sent, 80u + 90 + 1000);
+  EXPECT_EQ(c.bytes_received, 1300u);
+  EXPECT_EQ(c.close_ns, 1300 * us);
+  EXPECT_EQ(c.protocol, "http/1.1");
+  ASSERT_EQ(c.requests.size(), 2u);
+  const Exchange& a = c.requests[0];
+  EXPECT_EQ(a.method, "GET");
+  EXPECT_EQ(a.target, "/a");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_FALSE(a.reused);
+  EXPECT_FALSE(a.idle_ns);
+  EXPECT_EQ(a.start_ns, 300 * us);
+  EXPECT_EQ(a.sent_ns, 305 * us);
+  EXPECT_EQ(a.first_byte_ns, 402 * us);
+  EXPECT_EQ(a.end_ns, 412 * us);
+  EXPECT_EQ(a.bytes_received, 1200u);
+  const Exchange& x = c.requests[1];
+  EXPECT_EQ(x.method, "POST");
+  EXPECT_EQ(x.status, 201);
+  EXPECT_TRUE(x.reused);
+  EXPECT_EQ(x.idle_ns, (1000 - 412) * us);
+  EXPECT_EQ(x.sent_ns, 1015 * us);
+  EXPECT_EQ(x.bytes_sent, 1090u);
+}
+
+TEST(Model, ConnectionCloseEndsAtEof) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 50, 5, "GET /close HTTP/1.0");
+  b.recv(1, 200, 1, 10, 5, "HTTP/1.0 200 OK");
+  b.recv(1, 300, 1, 0, 7);  // EOF
+  b.close(1, 400, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  EXPECT_EQ(out.conns[0].requests[0].end_ns, 307u);
+  EXPECT_EQ(out.conns[0].host, std::nullopt);  // no DNS, no Host header
+}
+
+TEST(Model, RefusedConnectIsFailedWithErrnoName) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 30, ECONNREFUSED);
+  b.close(1, 50, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_TRUE(out.conns[0].failed());
+  EXPECT_EQ(errno_name(out.conns[0].connect_error), "ECONNREFUSED");
+  EXPECT_TRUE(out.conns[0].requests.empty());
+}
+
+TEST(Model, NonBlockingConnectDurationRunsToConnectDone) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 100, 1, 3, kPeer, 3, EINPROGRESS);
+  b.connect_done(1, 600, 1, 3);
+  b.close(1, 700, 1, 3);
+  TraceBuilder f(2);
+  f.socket(1, 0, 1, 3);
+  f.connect(1, 100, 1, 3, kPeer, 3, EINPROGRESS);
+  f.connect_done(1, 900, 1, 3, ETIMEDOUT);
+  auto ok = model_of({&b});
+  ASSERT_EQ(ok.conns.size(), 1u);
+  EXPECT_EQ(ok.conns[0].connect_duration_ns, 500u);
+  EXPECT_FALSE(ok.conns[0].failed());
+  auto bad = model_of({&f});
+  ASSERT_EQ(bad.conns.size(), 1u);
+  EXPECT_EQ(bad.conns[0].connect_duration_ns, 800u);
+  EXPECT_TRUE(bad.conns[0].failed());
+  EXPECT_EQ(bad.conns[0].close_ns, std::nullopt);  // never closed in the trace
+}
+
+TEST(Model, DnsTieNeedsMatchingAddressAndEarlierEnd) {
+  TraceBuilder b;
+  b.dns(2, 10, "wrong-ip.example", 5, {ipv4("10.0.0.1")});
+  b.dns(3, 20, "still-running.example", 1000, {ipv4("10.1.2.3")});  // ends after the connect starts
+  b.dns(2, 30, "right.example", 5, {ipv6("::1"), ipv4("10.1.2.3")});
+  b.dns(2, 40, "older-match.example", 1, {ipv4("10.1.2.3")});  // starts later, but ends at 41 > 35
+  b.socket(1, 100, 1, 3);
+  b.connect(1, 110, 1, 3, kPeer, 5);
+  b.send(1, 200, 1, 10, 1, "GET / HTTP/1.1\r\nHost: from-header.example");
+  b.close(1, 300, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].host, "older-match.example");  // the latest-ending lookup wins
+
+  TraceBuilder h;
+  h.dns(2, 10, "other.example", 5, {ipv4("10.0.0.1")});
+  h.socket(1, 100, 1, 3);
+  h.connect(1, 110, 1, 3, kPeer, 5);
+  h.send(1, 200, 1, 10, 1, "GET / HTTP/1.1\r\nHost: from-header.example:8080");
+  h.recv(1, 300, 1, 10, 1, "HTTP/1.1 200 OK");
+  auto out2 = model_of({&h});
+  ASSERT_EQ(out2.conns.size(), 1u);
+  EXPECT_EQ(out2.conns[0].host, "from-header.example");
+  EXPECT_FALSE(out2.conns[0].dns);
+}
+
+TEST(Model, DupKeepsTheConnectionOpenUntilTheLastClose) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.dup(1, 20, 1, 3, 7);
+  b.close(1, 30, 1, 3);
+  b.send(1, 40, 1, 10, 1);
+  b.close(1, 50, 1, 99, EBADF);  // not ours: ignored
+  b.close(1, 60, 1, 7);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].close_ns, 60u);
+  EXPECT_EQ(out.conns[0].requests.size(), 1u);
+}
+
+TEST(Model, InheritedConnectionIsItsOwnConnectionLinkedToTheParent) {
+  TraceBuilder parent(100), child(200, 100);
+  parent.dns(1, 0, "svc.example", 5, {ipv4("10.1.2.3")});
+  parent.socket(1, 10, 1, 3);
+  parent.connect(1, 20, 1, 3, kPeer, 5);
+  parent.send(1, 30, 1, 10, 1);
+  parent.recv(1, 40, 1, 10, 1);
+  child.inherit(1, 50, 4, 3, 1);
+  child.send(1, 60, 4, 10, 1);
+  child.recv(1, 70, 4, 10, 1);
+  child.close(1, 80, 4, 3);
+  parent.close(1, 90, 1, 3);
+  auto out = model_of({&parent, &child});
+  ASSERT_EQ(out.conns.size(), 2u);
+  const Connection& c = out.conns[0];  // the child's closes first
+  EXPECT_EQ(c.id, "200:4");
+  EXPECT_TRUE(c.inherited);
+  EXPECT_EQ(c.parent_id, "100:1");
+  EXPECT_EQ(c.host, "svc.example");
+  EXPECT_EQ(c.peer.port, 8080);
+  EXPECT_EQ(c.requests.size(), 1u);
+  EXPECT_FALSE(out.conns[1].inherited);
+}
+
+TEST(Model, ServerFirstBytesFormAnExchange) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.recv(1, 100, 1, 20, 5);  // greeting
+  b.send(1, 200, 1, 10, 1);
+  b.recv(1, 300, 1, 10, 1);
+  b.close(1, 400, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns[0].requests.size(), 2u);
+  EXPECT_EQ(out.conns[0].requests[0].sent_ns, 100u);
+  EXPECT_EQ(out.conns[0].requests[0].bytes_sent, 0u);
+  EXPECT_TRUE(out.conns[0].requests[1].reused);
+}
+
+TEST(Model, TlsLibraryPlaintextBuildsExchangesAndWireCountsBytes) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  // The handshake's wire calls are written before the handshake event (which carries its start).
+  b.data(1, 110, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("example.com", {"http/1.1"}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 1, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 80, 1, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.tls_handshake(1, 100, 1, 3, 210);
+  b.data(1, 405, 1, 3, D::kSend, 120, 2);
+  b.data(1, 400, 1, 3, D::kSend, 100, 10, C::kHttpReq, "GET /s HTTP/1.1\r\nHost: example.com", tf::kDataTlsPlaintext);
+  b.data(1, 500, 1, 3, D::kRecv, 600, 2);
+  b.data(1, 500, 1, 3, D::kRecv, 580, 5, C::kHttpResp, "HTTP/1.1 200 OK", tf::kDataTlsPlaintext);
+  b.data(1, 700, 1, 3, D::kSend, 120, 2);
+  b.data(1, 700, 1, 3, D::kSend, 100, 10, C::kHttpReq, "GET /t HTTP/1.1\r\nHost: example.com", tf::kDataTlsPlaintext);
+  b.data(1, 800, 1, 3, D::kRecv, 600, 2);
+  b.data(1, 800, 1, 3, D::kRecv, 580, 5, C::kHttpResp, "HTTP/1.1 404 Not Found", tf::kDataTlsPlaintext);
+  b.close(1, 900, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->library, "openssl");
+  EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->sni, "example.com");
+  EXPECT_EQ(c.tls->duration_ns, 210u);
+  EXPECT_EQ(c.bytes_sent, 300u + 80 + 120 + 120);
+  EXPECT_EQ(c.bytes_received, 2000u + 600 + 600);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].target, "/s");
+  EXPECT_EQ(c.requests[0].bytes_sent, 100u);
+  EXPECT_EQ(c.requests[0].status, 200);
+  EXPECT_EQ(c.requests[1].status, 404);
+  EXPECT_TRUE(c.requests[1].reused);
+}
+
+TEST(Model, Tls13FromTheWire) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {"http/1.1"}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 210, 1, 3, D::kRecv, 1000, 5);
+  b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.data(1, 310, 1, 3, D::kSend, 150, 2);  // the request
+  b.data(1, 400, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.data(1, 600, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.data(1, 700, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->library, "wire");
+  EXPECT_EQ(c.tls->sni, "wire.example");
+  EXPECT_EQ(c.tls->alpn, "http/1.1");
+  EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->start_ns, 100u);
+  EXPECT_EQ(c.tls->duration_ns, 202u);  // to the end of the client's Finished
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].start_ns, 310u);
+  EXPECT_EQ(c.requests[0].first_byte_ns, 404u);
+  EXPECT_EQ(c.requests[1].start_ns, 600u);
+  EXPECT_EQ(c.bytes_sent, 300u + 64 + 150 + 150);
+}
+
+TEST(Model, Tls13FromTheWireWithRequestCoalescedIntoTheFinishedWrite) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  const std::string flight = ccs() + tls_record(0x17, std::string(53, 'f'));
+  b.data(1, 300, 1, 3, D::kSend, int64_t(flight.size()) + 140, 2, C::kTls, flight);
+  b.data(1, 400, 1, 3, D::kRecv, 900, 4);
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  EXPECT_EQ(out.conns[0].requests[0].bytes_sent, 140u);
+  EXPECT_EQ(out.conns[0].requests[0].start_ns, 300u);
+}
+
+TEST(Model, Tls12FullHandshakeFromTheWire) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("old.example", {"h2", "http/1.1"}, false));
+  b.data(1, 200, 1, 3, D::kRecv, 3000, 5, C::kTls, server_hello(false, "http/1.1"));
+  b.data(1, 300, 1, 3, D::kSend, 126, 2, C::kTls, tls_record(0x16, std::string(70, 'k')));  // ClientKeyExchange...
+  b.data(1, 400, 1, 3, D::kRecv, 51, 3, C::kTls, ccs());  // server CCS + Finished
+  b.data(1, 500, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.data(1, 600, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->version, "TLSv1.2");
+  EXPECT_EQ(c.tls->alpn, "http/1.1");  // the server's choice, visible in 1.2
+  EXPECT_EQ(c.tls->alpn_offered, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(c.tls->duration_ns, 303u);  // ClientHello .. end of the server's Finished
+  EXPECT_NE(c.protocol, "h2");
+  ASSERT_EQ(c.requests.size(), 1u);
+  EXPECT_EQ(c.requests[0].start_ns, 500u);
+  EXPECT_FALSE(c.requests[0].reused);
+}
+
+TEST(Model, H2IsMarkedAndNotSplitIntoFakeExchanges) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.tls_handshake(1, 100, 1, 3, 50, "h2");
+  b.data(1, 200, 1, 3, D::kSend, 100, 1, C::kOpaque, "PRI * HT", tf::kDataTlsPlaintext);
+  b.data(1, 300, 1, 3, D::kRecv, 100, 1, C::kNone, "", tf::kDataTlsPlaintext);
+  b.data(1, 400, 1, 3, D::kSend, 100, 1, C::kNone, "", tf::kDataTlsPlaintext);
+  b.close(1, 900, 1, 3);
+  TraceBuilder w;  // wire only, client offers only h2
+  w.socket(1, 0, 1, 3);
+  w.connect(1, 10, 1, 3, kPeer, 10);
+  w.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("h2.example", {"h2"}));
+  w.data(1, 200, 1, 3, D::kRecv, 300, 1);
+  w.data(1, 300, 1, 3, D::kSend, 300, 1);
+  w.data(1, 400, 1, 3, D::kRecv, 300, 1);
+  for (auto* t : {&b, &w}) {
+    auto out = model_of({t});
+    ASSERT_EQ(out.conns.size(), 1u);
+    EXPECT_EQ(out.conns[0].protocol, "h2");
+    EXPECT_TRUE(out.conns[0].requests.empty());
+  }
+}
+
+TEST(Model, PoolMissWhenAnIdleConnectionToTheSameEndpointExists) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 10, 1);
+  b.recv(1, 200, 1, 10, 1);  // answered: idle from here
+  b.socket(1, 300, 2, 4);
+  b.connect(1, 310, 2, 4, kPeer, 10);  // a miss
+  b.send(1, 400, 2, 10, 1);            // conn 2 now busy (waiting)
+  b.socket(1, 500, 3, 5);
+  b.connect(1, 510, 3, 5, ipv4("10.1.2.3", 9999), 10);  // other port: not a miss
+  b.close(1, 600, 1, 3);
+  b.socket(1, 700, 4, 6);
+  b.connect(1, 710, 4, 6, kPeer, 10);  // conn 1 closed, conn 2 busy: not a miss
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 4u);
+  EXPECT_EQ(out.by_conn(2)->pool_miss, 1u);
+  EXPECT_EQ(out.by_conn(3)->pool_miss, 0u);
+  EXPECT_EQ(out.by_conn(4)->pool_miss, 0u);
+}
+
+}  // namespace
+}  // namespace httptrace::testing

@@ -1,0 +1,337 @@
+// Reports: JSON export validity and keys, timeline and reuse content, golden files, and the CLI's
+// exit statuses and messages.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "analyzer/reports.h"
+#include "tests/unit/analyzer_test_util.h"
+#include "tests/unit/analyzer_tls_bytes.h"
+
+namespace httptrace::testing {
+namespace {
+
+constexpr uint64_t us = 1000, ms = 1000 * us;
+using D = tf::Direction;
+using C = tf::CaptureKind;
+
+// A small but complete session: DNS on a resolver thread, a keep-alive connection with three
+// requests, a second connection opened while the first sat idle, a refused connect, and a TLS
+// connection (library hooks) with two requests.
+TraceBuilder session() {
+  TraceBuilder b(4321, 1);
+  b.set_exe("/usr/bin/curl", {"curl", "-s", "http://localhost:8080/"});
+  const tf::Addr web = ipv4("127.0.0.1", 8080), tls = ipv4("127.0.0.1", 8443);
+  b.dns(2, 1 * ms, "localhost", 300 * us, {ipv6("::1"), ipv4("127.0.0.1")});
+  b.socket(1, 2 * ms, 1, 3);
+  b.connect(1, 2 * ms + 10 * us, 1, 3, web, 120 * us);
+  b.send(1, 3 * ms, 1, 78, 20 * us, "GET /index.html HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 3 * ms + 30 * us, 1, 1200, 1 * ms, "HTTP/1.1 200 OK");
+  b.send(1, 6 * ms, 1, 76, 20 * us, "GET /delay/150 HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 6 * ms + 30 * us, 1, 300, 150 * ms, "HTTP/1.1 200 OK");
+  b.socket(1, 160 * ms, 2, 4);
+  b.connect(1, 160 * ms + 10 * us, 2, 4, web, 100 * us);
+  b.send(1, 161 * ms, 2, 70, 20 * us, "GET /other HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 161 * ms + 30 * us, 2, 90, 2 * ms, "HTTP/1.1 404 Not Found");
+  b.close(1, 164 * ms, 2, 4);
+  b.send(1, 170 * ms, 1, 80, 20 * us, "GET /chunked/4 HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 170 * ms + 30 * us, 1, 4000, 5 * ms, "HTTP/1.1 200 OK");
+  b.close(1, 180 * ms, 1, 3);
+  b.socket(1, 181 * ms, 3, 3);
+  b.connect(1, 181 * ms + 10 * us, 3, 3, ipv4("127.0.0.1", 9), 50 * us, ECONNREFUSED);
+  b.close(1, 182 * ms, 3, 3);
+  b.socket(1, 190 * ms, 4, 3);
+  b.connect(1, 190 * ms + 10 * us, 4, 3, tls, 100 * us);
+  b.data(1, 191 * ms, 4, 3, D::kSend, 517, 10 * us, C::kTls, client_hello("localhost", {"http/1.1"}));
+  b.data(1, 191 * ms + 20 * us, 4, 3, D::kRecv, 2400, 2 * ms, C::kTls, server_hello(true) + ccs());
+  b.data(1, 193 * ms + 100 * us, 4, 3, D::kSend, 80, 10 * us, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.tls_handshake(1, 191 * ms, 4, 3, 2 * ms + 120 * us, "http/1.1", "localhost");
+  b.data(1, 194 * ms, 4, 3, D::kSend, 110, 20 * us);
+  b.data(1, 194 * ms, 4, 3, D::kSend, 88, 30 * us, C::kHttpReq, "GET /secure/a HTTP/1.1\r\nHost: localhost:8443",
+         tf::kDataTlsPlaintext);
+  b.data(1, 194 * ms + 40 * us, 4, 3, D::kRecv, 500, 1 * ms);
+  b.data(1, 194 * ms + 40 * us, 4, 3, D::kRecv, 478, 1 * ms, C::kHttpResp, "HTTP/1.1 200 OK", tf::kDataTlsPlaintext);
+  b.data(1, 197 * ms, 4, 3, D::kSend, 110, 20 * us);
+  b.data(1, 197 * ms, 4, 3, D::kSend, 88, 30 * us, C::kHttpReq, "GET /secure/b HTTP/1.1\r\nHost: localhost:8443",
+         tf::kDataTlsPlaintext);
+  b.data(1, 197 * ms + 40 * us, 4, 3, D::kRecv, 500, 1 * ms);
+  b.data(1, 197 * ms + 40 * us, 4, 3, D::kRecv, 478, 1 * ms, C::kHttpResp, "HTTP/1.1 200 OK", tf::kDataTlsPlaintext);
+  b.close(1, 199 * ms, 4, 3);
+  return b;
+}
+
+struct Loaded {
+  TempDir dir;
+  TraceSet ts;
+  explicit Loaded(const std::vector<const TraceBuilder*>& bs) { EXPECT_TRUE(open_built(ts, dir, bs)); }
+};
+
+TEST(ExportJson, ValidAndHasEverySpecKey) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string text = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_json(l.ts, f)); });
+  nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["format"], "httptrace");
+  EXPECT_EQ(j["version"], 1);
+  // The first event (mono 1 ms) is 999 ms before the header's anchor pair (mono 1 s).
+  EXPECT_EQ(j["t0_unix_ns"], 1'700'000'000'000'000'000ull - 999'000'000);
+  ASSERT_EQ(j["processes"].size(), 1u);
+  for (const char* k : {"pid", "ppid", "exe", "argv"}) EXPECT_TRUE(j["processes"][0].contains(k)) << k;
+  EXPECT_EQ(j["processes"][0]["argv"][0], "curl");
+  ASSERT_EQ(j["dns"].size(), 1u);
+  for (const char* k : {"pid", "tid", "host", "start_ns", "duration_ns", "addresses", "error"})
+    EXPECT_TRUE(j["dns"][0].contains(k)) << k;
+  EXPECT_EQ(j["dns"][0]["addresses"], (nlohmann::json{"::1", "127.0.0.1"}));
+  EXPECT_EQ(j["dns"][0]["start_ns"], 0);
+  ASSERT_EQ(j["connections"].size(), 4u);
+  for (const auto& c : j["connections"]) {
+    for (const char* k : {"id", "pid", "fd", "host", "peer", "local", "start_ns", "close_ns", "bytes_sent",
+                          "bytes_received", "dns", "connect", "tls", "requests"})
+      EXPECT_TRUE(c.contains(k)) << k;
+    for (const char* k : {"start_ns", "duration_ns", "error"}) EXPECT_TRUE(c["connect"].contains(k)) << k;
+    for (const auto& r : c["requests"])
+      for (const char* k : {"index", "reused", "idle_ns", "start_ns", "sent_ns", "first_byte_ns", "end_ns",
+                            "bytes_sent", "bytes_received", "method", "target", "status"})
+        EXPECT_TRUE(r.contains(k)) << k;
+  }
+  // Connections stream out in close order: conn 2 closes first.
+  const auto& c2 = j["connections"][0];
+  EXPECT_EQ(c2["id"], "4321:2");
+  EXPECT_EQ(c2["peer"], "127.0.0.1:8080");
+  EXPECT_EQ(c2["host"], "localhost");
+  EXPECT_EQ(c2["pool_miss"], true);
+  EXPECT_EQ(c2["requests"][0]["status"], 404);
+  const auto& c1 = j["connections"][1];
+  ASSERT_EQ(c1["requests"].size(), 3u);
+  EXPECT_EQ(c1["requests"][1]["reused"], true);
+  EXPECT_EQ(c1["requests"][0]["idle_ns"], nullptr);
+  EXPECT_EQ(c1["requests"][0]["start_ns"], 2 * ms);
+  EXPECT_EQ(c1["dns"]["duration_ns"], 300 * us);
+  const auto& refused = j["connections"][2];
+  EXPECT_EQ(refused["connect"]["error"], "ECONNREFUSED");
+  EXPECT_EQ(refused["tls"], nullptr);
+  const auto& t = j["connections"][3];
+  EXPECT_EQ(t["tls"]["library"], "openssl");
+  EXPECT_EQ(t["tls"]["sni"], "localhost");
+  EXPECT_EQ(t["requests"].size(), 2u);
+  EXPECT_EQ(t["bytes_sent"], 517 + 80 + 110 + 110);
+  const auto& s = j["summary"];
+  EXPECT_EQ(s["processes"], 1);
+  EXPECT_EQ(s["connections"], 4);
+  EXPECT_EQ(s["failed_connects"], 1);
+  EXPECT_EQ(s["requests"], 6);
+  EXPECT_EQ(s["reused_requests"], 3);
+  EXPECT_EQ(s["dropped_events"], 0);
+}
+
+TEST(ExportJson, HostileStringsAreEscaped) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 1, 1, 3, ipv4("10.0.0.1", 80), 1);
+  b.send(1, 2, 1, 10, 1, "GET /\"\\\x01\xff\xc3\xa9 HTTP/1.1");
+  b.recv(1, 3, 1, 10, 1);
+  Loaded l({&b});
+  std::string text = capture_output([&](std::FILE* f) { write_json(l.ts, f); });
+  nlohmann::json j = nlohmann::json::parse(text);  // throws on invalid JSON or UTF-8
+  EXPECT_EQ(j["connections"][0]["requests"][0]["target"], "/\"\\\x01\xef\xbf\xbd\xc3\xa9");
+}
+
+TEST(Timeline, ShowsPhasesRequestsReuseAndIdle) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  for (const char* want : {"localhost (127.0.0.1:8080)", "dns", "connect ECONNREFUSED", "tls", "TLS TLSv1.3 via openssl",
+                           "#0 GET /index.html 200", "#1 GET /delay/150 200", "reused after", "send ", "wait ",
+                           "receive ", "opened while another connection to it was idle"})
+    EXPECT_NE(out.find(want), std::string::npos) << want << "\n" << out;
+  EXPECT_EQ(out.find("\x1b["), std::string::npos);  // no colour unless asked
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find('|') != std::string::npos) {
+      size_t columns = 0;  // code points: "µs" is two bytes, one column
+      for (unsigned char ch : line) columns += (ch & 0xC0) != 0x80;
+      EXPECT_EQ(columns, 100u) << line;
+    }
+  std::string colored = capture_output([&](std::FILE* f) {
+    l.ts.start();
+    write_timeline(l.ts, f, {true, 100});
+  });
+  EXPECT_NE(colored.find("\x1b["), std::string::npos);
+}
+
+TEST(Reuse, TablePerEndpoint) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_reuse(l.ts, f); });
+  auto line_of = [&](const std::string& prefix) {
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind(prefix, 0) == 0) return line;
+    ADD_FAILURE() << "no line for " << prefix << " in\n" << out;
+    return std::string();
+  };
+  EXPECT_NE(out.find("reused"), std::string::npos);
+  // Every connection's peer came from the one lookup of "localhost".
+  const std::string web = line_of("localhost:8080 "), tls = line_of("localhost:8443 "),
+                    refused = line_of("localhost:9 "), total = line_of("total ");
+  // endpoint conns failed reqs reused ratio dns connect tls tls-saved misses
+  auto cols = [](const std::string& line) {
+    std::istringstream in(line);
+    std::vector<std::string> v;
+    for (std::string w; in >> w;) v.push_back(w);
+    return v;
+  };
+  EXPECT_EQ(cols(web), (std::vector<std::string>{"localhost:8080", "2", "0", "4", "2", "50%", "300.0µs", "220.0µs",
+                                                 "-", "0", "1"}));
+  EXPECT_EQ(cols(refused)[2], "1");
+  EXPECT_EQ(cols(tls)[9], "1");     // one handshake saved by reuse
+  EXPECT_EQ(cols(total)[6], "300.0µs");  // one lookup, counted once
+}
+
+// Golden files: a checked-in trace and its expected reports, compared byte for byte. Regenerate
+// with HTTPTRACE_UPDATE_GOLDEN=1 build/unit_analyzer --gtest_filter='Golden.*' after a deliberate
+// change, and review the diff.
+std::string golden_dir() {
+  std::string f = __FILE__;
+  return f.substr(0, f.rfind('/')) + "/../golden";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(Golden, SessionReports) {
+  const std::string dir = golden_dir();
+  const std::string trace = dir + "/session.trace";
+  const bool update = std::getenv("HTTPTRACE_UPDATE_GOLDEN") != nullptr;
+  if (update) ASSERT_TRUE(TraceBuilder::write_file(trace, session().compact_bytes()));
+  TraceSet ts;
+  OpenError err;
+  ASSERT_TRUE(ts.add(trace, err)) << err.message;
+  ts.start();
+  std::string timeline = capture_output([&](std::FILE* f) { write_timeline(ts, f, {false, 100}); });
+  ts.start();
+  std::string reuse = capture_output([&](std::FILE* f) { write_reuse(ts, f); });
+  ts.start();
+  std::string json = capture_output([&](std::FILE* f) { write_json(ts, f); });
+  EXPECT_TRUE(ts.warnings().empty());
+  const std::pair<const char*, std::string*> outputs[] = {
+      {"session.timeline.txt", &timeline}, {"session.reuse.txt", &reuse}, {"session.json", &json}};
+  for (const auto& [name, text] : outputs) {
+    if (update) {
+      ASSERT_TRUE(TraceBuilder::write_file(dir + "/" + name, *text));
+      continue;
+    }
+    EXPECT_EQ(*text, slurp(dir + "/" + name)) << name << " differs from the golden file";
+  }
+}
+
+// The CLI binary sits next to this test binary in build/.
+std::string cli() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  self[n > 0 ? n : 0] = 0;
+  std::string s = self;
+  return s.substr(0, s.rfind('/')) + "/httptrace";
+}
+
+struct RunResult {
+  int status;
+  std::string out, err;
+};
+
+RunResult run_cli(const std::vector<std::string>& args, const TempDir& dir) {
+  std::string cmd = cli();
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " >" + dir.file("stdout") + " 2>" + dir.file("stderr");
+  int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir.file("stdout")), slurp(dir.file("stderr"))};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(cli().c_str(), X_OK) != 0) GTEST_SKIP() << "build/httptrace not built";
+    trace_ = dir_.file("s.trace");
+    ASSERT_TRUE(TraceBuilder::write_file(trace_, session().compact_bytes()));
+  }
+  TempDir dir_;
+  std::string trace_;
+};
+
+TEST_F(Cli, UsageErrorsExit2) {
+  EXPECT_EQ(run_cli({}, dir_).status, 2);
+  EXPECT_EQ(run_cli({"frobnicate"}, dir_).status, 2);
+  EXPECT_EQ(run_cli({"timeline"}, dir_).status, 2);
+  EXPECT_EQ(run_cli({"timeline", "--color=sometimes", trace_}, dir_).status, 2);
+  auto r = run_cli({"export", "--format", "yaml", trace_}, dir_);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("unknown format 'yaml'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("usage:"), std::string::npos);
+}
+
+TEST_F(Cli, UnreadableTraceExits1NamingTheFile) {
+  std::string junk = dir_.file("junk.trace");
+  TraceBuilder::write_file(junk, "");
+  auto r = run_cli({"timeline", junk}, dir_);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(junk + ": not an httptrace trace (bad magic)"), std::string::npos) << r.err;
+  EXPECT_EQ(run_cli({"reuse", dir_.file("missing.trace")}, dir_).status, 1);
+}
+
+TEST_F(Cli, ExportWritesAtomicallyAndFailsCleanly) {
+  std::string out = dir_.file("out.json");
+  auto r = run_cli({"export", "--format", "json", "-o", out, trace_}, dir_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NO_THROW((void)nlohmann::json::parse(slurp(out)));
+  struct stat st;
+  ASSERT_EQ(stat(out.c_str(), &st), 0);
+
+  std::string bad = dir_.file("no-such-dir/out.json");
+  r = run_cli({"export", "--format", "json", "-o", bad, trace_}, dir_);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+  // Nothing partial left behind next to the good output either.
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path()))
+    entries += e.path().filename().string().find(".tmp.") != std::string::npos;
+  EXPECT_EQ(entries, 0u);
+}
+
+TEST_F(Cli, TimelineReuseDumpRunOnAFile) {
+  auto t = run_cli({"timeline", trace_}, dir_);
+  EXPECT_EQ(t.status, 0);
+  EXPECT_NE(t.out.find("#2 GET /chunked/4 200"), std::string::npos);
+  EXPECT_EQ(t.out.find("\x1b["), std::string::npos);  // not a tty
+  auto u = run_cli({"reuse", dir_.path()}, dir_);     // a directory works too
+  EXPECT_EQ(u.status, 0);
+  EXPECT_NE(u.out.find("localhost:8080"), std::string::npos);
+  auto d = run_cli({"dump", trace_}, dir_);
+  EXPECT_EQ(d.status, 0);
+  EXPECT_NE(d.out.find("connect conn=3 fd=3"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("error=ECONNREFUSED"), std::string::npos);
+}
+
+TEST_F(Cli, TruncatedTraceWarnsAndStillReports) {
+  std::string bytes = session().compact_bytes();
+  std::string cut = dir_.file("cut.trace");
+  TraceBuilder::write_file(cut, bytes.substr(0, bytes.size() - 100));
+  auto r = run_cli({"timeline", cut}, dir_);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("warning: " + cut), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("GET /index.html"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace httptrace::testing
