@@ -88,6 +88,7 @@ class JsonConnectionWriter : public ConnectionSink {
     w.key("inherited").value(c.inherited);
     if (c.inherited) w.key("parent_id").value(c.parent_id);
     w.key("pool_miss").value(c.pool_miss != 0);
+    if (c.protocol && *c.protocol == "h2") w.key("h2_streams").value(c.h2_streams);
     w.key("requests").begin_array();
     for (const Exchange& x : c.requests) {
       auto str = [&](const char* k, const std::string& v) {
@@ -162,7 +163,7 @@ bool write_json(TraceSet& traces, std::FILE* out) {
     w.key("addresses").begin_array();
     for (const auto& a : d.addresses) w.value(format_addr(a, false));
     w.end_array();
-    if (d.error) w.key("error").value(fmt::format("{}", d.error));
+    if (d.error) w.key("error").value(dns_error_name(d.call, d.error));
     else w.key("error").null();
     w.end_object();
   }

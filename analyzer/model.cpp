@@ -1,6 +1,7 @@
 #include "analyzer/model.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -37,6 +38,20 @@ const char* library_name(uint8_t lib) {
   return "unknown";
 }
 
+// Frame headers are 9 bytes: length:24, type:8, flags:8, R:1 + stream:31. A client opens a stream
+// with a HEADERS frame (type 1) on a new, increasing odd id; later HEADERS (trailers) reuse it.
+void count_h2_streams(Connection& c, std::string_view frames) {
+  for (size_t i = 0; i + 9 <= frames.size(); i += 9) {
+    const auto* f = reinterpret_cast<const uint8_t*>(frames.data() + i);
+    const uint32_t stream =
+        ((uint32_t{f[5]} << 24) | (uint32_t{f[6]} << 16) | (uint32_t{f[7]} << 8) | f[8]) & 0x7fffffffu;
+    if (f[3] == 1 && stream > c.h2_max_stream) {
+      c.h2_max_stream = stream;
+      ++c.h2_streams;
+    }
+  }
+}
+
 }  // namespace
 
 std::string format_addr(const tf::Addr& a, bool with_port) {
@@ -56,6 +71,34 @@ std::string errno_name(int err) {
   if (err == 0) return "";
   if (const char* n = strerrorname_np(err)) return n;
   return fmt::format("E{}", err);
+}
+
+std::string dns_error_name(uint8_t call, int32_t error) {
+  if (error == 0) return "";
+  if (call == uint8_t(tf::DnsCall::kGetaddrinfo)) {
+    switch (error) {
+      case EAI_BADFLAGS: return "EAI_BADFLAGS";
+      case EAI_NONAME: return "EAI_NONAME";
+      case EAI_AGAIN: return "EAI_AGAIN";
+      case EAI_FAIL: return "EAI_FAIL";
+      case EAI_FAMILY: return "EAI_FAMILY";
+      case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
+      case EAI_SERVICE: return "EAI_SERVICE";
+      case EAI_MEMORY: return "EAI_MEMORY";
+      case EAI_SYSTEM: return "EAI_SYSTEM";
+      case EAI_OVERFLOW: return "EAI_OVERFLOW";
+      case EAI_NODATA: return "EAI_NODATA";
+      case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
+    }
+    return fmt::format("EAI_{}", error);
+  }
+  switch (error) {
+    case HOST_NOT_FOUND: return "HOST_NOT_FOUND";
+    case TRY_AGAIN: return "TRY_AGAIN";
+    case NO_RECOVERY: return "NO_RECOVERY";
+    case NO_DATA: return "NO_DATA";
+  }
+  return fmt::format("h_errno {}", error);
 }
 
 std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
@@ -382,6 +425,10 @@ void Model::on_data(const Event& ev, ConnState& c) {
     }
   }
 
+  if (capture == tf::CaptureKind::kH2Frames) {
+    c.c.protocol = "h2";
+    if (is_send) count_h2_streams(c.c, cap);
+  }
   if (is_send) {
     b->send(ts, end, bytes);
     Exchange* x = b->current();

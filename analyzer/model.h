@@ -27,6 +27,7 @@
 //   record lengths) starts the first exchange. A TLS 1.3 NewSessionTicket read later is counted
 //   in the first response, a small known inaccuracy.
 // - protocol "h2" (ALPN h2 or the HTTP/2 preface): no exchanges are invented; requests is empty.
+//   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
 #pragma once
 
 #include <cstdint>
@@ -93,7 +94,9 @@ struct Connection {
   bool inherited = false;
   int32_t parent_pid = 0;
   std::string parent_id;
-  uint32_t pool_miss = 0;  // 1 if opened while another connection to the same endpoint was idle
+  uint32_t pool_miss = 0;
+  uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
+  uint32_t h2_max_stream = 0;  // 1 if opened while another connection to the same endpoint was idle
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
@@ -156,5 +159,7 @@ class Model {
 
 std::string format_addr(const tf::Addr& a, bool with_port);
 std::string errno_name(int err);
+// A DnsEvent error: EAI_* name for getaddrinfo (negative codes), h_errno name for gethostbyname*.
+std::string dns_error_name(uint8_t call, int32_t error);
 
 }  // namespace httptrace::analyzer

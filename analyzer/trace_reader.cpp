@@ -344,8 +344,15 @@ bool TraceSet::next(Event& ev) {
   if (!load_event(c)) {
     heap_[0] = heap_.back();
     heap_.pop_back();
+    if (!heap_.empty()) sift_down(0);
+  } else if (heap_.size() > 1) {
+    // Usually the same thread has the next event too: one comparison with the runner-up instead
+    // of a full sift.
+    const size_t n = heap_.size();
+    size_t r = 1;
+    if (n > 2 && less(cursors_[heap_[2]], cursors_[heap_[1]])) r = 2;
+    if (less(cursors_[heap_[r]], c)) sift_down(0);
   }
-  if (!heap_.empty()) sift_down(0);
   return true;
 }
 

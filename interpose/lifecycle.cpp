@@ -145,21 +145,50 @@ void on_fork_child() {
     g_state.store(static_cast<int>(RecorderState::kOff), std::memory_order_release);
     return;
   }
-  // Inherited sockets are the child's too; new ids keep per-process numbering dense.
+  // Inherited sockets are the child's too; new ids keep per-process numbering dense, and
+  // descriptors that were dups of one connection in the parent stay one connection here.
+  struct Renamed {
+    uint32_t parent_conn, conn;
+    int fd;
+  };
+  Renamed renamed[256];
+  int nrenamed = 0;
   const uint64_t ts = now_ns();
   const int hw = g_fd_table.high_water();
   for (int fd = 0; fd < hw; ++fd) {
     const uint32_t parent_conn = FdTable::conn_of(g_fd_table.load(fd));
     if (parent_conn == 0) continue;
-    const uint32_t conn = next_conn_id();
+    uint32_t conn = 0;
+    int first_fd = -1;
+    for (int i = 0; i < nrenamed && conn == 0; ++i) {
+      if (renamed[i].parent_conn == parent_conn) {
+        conn = renamed[i].conn;
+        first_fd = renamed[i].fd;
+      }
+    }
+    const bool first = conn == 0;
+    if (first) {
+      conn = next_conn_id();
+      if (nrenamed < 256) renamed[nrenamed++] = {parent_conn, conn, fd};
+    }
     g_fd_table.renumber(fd, conn);
-    format::InheritEvent ev = {};
-    ev.h.kind = static_cast<uint16_t>(format::EventKind::kInherit);
-    ev.h.conn = conn;
-    ev.h.ts_ns = ts;
-    ev.fd = fd;
-    ev.parent_conn = parent_conn;
-    g_writer.emit(&ev, sizeof(ev));
+    if (first) {
+      format::InheritEvent ev = {};
+      ev.h.kind = static_cast<uint16_t>(format::EventKind::kInherit);
+      ev.h.conn = conn;
+      ev.h.ts_ns = ts;
+      ev.fd = fd;
+      ev.parent_conn = parent_conn;
+      g_writer.emit(&ev, sizeof(ev));
+    } else {
+      format::DupEvent ev = {};
+      ev.h.kind = static_cast<uint16_t>(format::EventKind::kDup);
+      ev.h.conn = conn;
+      ev.h.ts_ns = ts;
+      ev.oldfd = first_fd;
+      ev.newfd = fd;
+      g_writer.emit(&ev, sizeof(ev));
+    }
   }
 }
 

@@ -11,11 +11,10 @@ namespace httptrace::tls {
 
 bool bind_socket(Session& s, int lib_fd) {
   if (s.conn != 0) {
-    // The descriptor may have been closed and its number reused for another connection while
-    // the session lived on (a program closing the socket before SSL_free): stop attributing.
     if (conn_of_fd(s.fd) == s.conn) return true;
+    // The socket is no longer that connection: closed (its number perhaps reused), or renumbered
+    // in a fork child. Bind afresh, from what this call shows.
     s.conn = 0;
-    return false;
   }
   int fd = lib_fd;
   if (conn_of_fd(fd) == 0) fd = t_wire_fd;

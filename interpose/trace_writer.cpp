@@ -24,9 +24,17 @@ struct WriterCursor {
   uint8_t* segment;     // nullptr: claim one before writing
   uint32_t used;        // payload bytes committed in segment
   uint64_t next_seq;    // thread_seq for the next segment this thread claims
+  uint8_t* spent;       // full segments [spent, spent + spent_count * kSegmentSize) still mapped
+  uint32_t spent_count;
 };
 
 namespace {
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvPopulateWrite = 23;  // older headers; the kernel decides whether it exists
+#endif
+
 thread_local constinit WriterCursor t_cursor = {};
 // Distinguishes every open() in the process, so a cursor left over from a closed file (or from
 // the parent, in a fork child) is never mistaken for a segment of the current one.
@@ -160,11 +168,29 @@ bool TraceWriter::ensure_size(uint64_t need) {
   return true;
 }
 
-bool TraceWriter::start_segment(WriterCursor& c) {
-  if (c.generation == generation_ && c.segment != nullptr) {
-    madvise(c.segment, format::kSegmentSize, MADV_DONTNEED);
+// Drops a full segment from our page tables (the data stays in the page cache) so the resident
+// set stays bounded per thread. Dropping is a TLB flush whose cost is mostly per call, so runs
+// of adjacent segments (a thread that writes alone claims consecutive ones) go in one call.
+void TraceWriter::release_segment(WriterCursor& c) {
+  constexpr uint32_t kMaxSpent = 16;  // up to 1 MiB per thread waits to be dropped
+  uint8_t* full = c.segment;
+  if (c.spent != nullptr &&
+      (full != c.spent + c.spent_count * format::kSegmentSize || c.spent_count >= kMaxSpent)) {
+    madvise(c.spent, c.spent_count * format::kSegmentSize, MADV_DONTNEED);
+    c.spent = nullptr;
+    c.spent_count = 0;
   }
-  if (c.generation != generation_) c.next_seq = 0;
+  if (c.spent == nullptr) c.spent = full;
+  ++c.spent_count;
+}
+
+bool TraceWriter::start_segment(WriterCursor& c) {
+  if (c.generation == generation_ && c.segment != nullptr) release_segment(c);
+  if (c.generation != generation_) {
+    c.next_seq = 0;
+    c.spent = nullptr;  // another file's mapping (or none any more): not ours to drop
+    c.spent_count = 0;
+  }
   c.generation = generation_;
   c.segment = nullptr;
   c.used = 0;
@@ -185,6 +211,9 @@ bool TraceWriter::start_segment(WriterCursor& c) {
 
   const uint64_t offset = format::kHeaderSize + index * format::kSegmentSize;
   uint8_t* seg = base_ + offset;
+  // One call instead of 16 page faults (Linux >= 5.14; elsewhere it fails and faults happen as
+  // we write). Page faults on a shared file mapping are the writer's largest cost.
+  madvise(seg, format::kSegmentSize, kMadvPopulateWrite);
   auto* sh = reinterpret_cast<SegmentHeader*>(seg);
   sh->tid = sys::gettid();
   sh->thread_seq = c.next_seq++;

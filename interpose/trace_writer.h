@@ -8,8 +8,8 @@
 // Threads. Each thread owns the segment it writes (a thread-local cursor: segment pointer, bytes
 // used). It claims a segment with one CAS on FileHeader::segments_claimed, writes events into it,
 // and publishes each with a release store of SegmentHeader::committed. When the segment is full
-// it madvise(MADV_DONTNEED)s it (the data stays in the page cache; our resident set stays bounded)
-// and claims the next. Claiming is the only place with syscalls: growing the file by >= 1 MiB with
+// it claims the next, and madvise(MADV_DONTNEED)s full segments in runs of up to 16 adjacent ones
+// (the data stays in the page cache; our resident set stays bounded per thread). Claiming is the only place with syscalls: growing the file by >= 1 MiB with
 // posix_fallocate (blocks really allocated, so a full disk means dropped events, not SIGBUS) and a
 // getpid() that keeps a vfork child, which shares our memory, from claiming segments.
 //
@@ -66,6 +66,7 @@ class TraceWriter {
 
  private:
   bool start_segment(WriterCursor& c);
+  void release_segment(WriterCursor& c);
   bool ensure_size(uint64_t need);
   void drop();
 

@@ -10,6 +10,9 @@
 #   BENCH_QUICK=1    fewer runs and smaller workloads (about a third of the time)
 #   BENCH_RUNS=N     runs per tool and workload in the side-by-side comparison (default 5; quick 3)
 #   BENCH_OUT=DIR    where raw results go (default build/bench/results)
+#   BENCH_TOOL_BUDGET=S  seconds one tool may spend on one workload before its remaining runs are
+#                    skipped (default 60; quick 20). ltrace needs minutes for (a) otherwise. A
+#                    tool always gets at least 2 runs; the table says how many it got.
 #
 # Expects the binaries `make bench` builds: build/bench/*, build/libhttptrace.so, build/httptrace,
 # build/tests/http_client. A part (or a tool) whose prerequisites are missing is skipped with a
@@ -27,6 +30,7 @@ NOOP=$B/libnoop_preload.so
 OUT=${BENCH_OUT:-$ROOT/build/bench/results}
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-3}; else RUNS=${BENCH_RUNS:-5}; fi
+if [ "$QUICK" = 1 ]; then BUDGET=${BENCH_TOOL_BUDGET:-20}; else BUDGET=${BENCH_TOOL_BUDGET:-60}; fi
 
 TMP=$(mktemp -d /tmp/httptrace-bench.XXXXXX)
 NGINX_PID=""
@@ -348,7 +352,8 @@ side() {
   fi
   say "tools: ${tools[*]}"
 
-  local tsv=$OUT/side.tsv w r k t secs
+  local tsv=$OUT/side.tsv w r k t secs t0
+  local -A spent=()
   : >"$tsv"
   local started=$SECONDS
   for w in a b c d; do
@@ -359,8 +364,14 @@ side() {
       local line="  run $r:"
       for k in $(seq 0 $((${#tools[@]} - 1))); do
         t=${tools[$(((k + r) % ${#tools[@]}))]}
+        if [ "$r" -gt 2 ] && [ "${spent[$w:$t]:-0}" -gt "$BUDGET" ]; then
+          line+=" $t=over-budget"
+          continue
+        fi
+        t0=$SECONDS
         # shellcheck disable=SC2086  # the command lines above are plain words
         secs=$(run_tool "$t" "$w:${cmd[$w]%% *}" ${cmd[$w]})
+        spent[$w:$t]=$((${spent[$w:$t]:-0} + SECONDS - t0))
         printf '%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "$secs" >>"$tsv"
         line+=" $t=$secs"
       done
@@ -377,6 +388,7 @@ for line in open(tsv):
     if s != "FAIL":
         runs.setdefault((w, t), []).append(float(s))
 ws = sorted({w for w, _ in runs})
+most = max((len(xs) for xs in runs.values()), default=0)
 print("\n| workload | " + " | ".join(tools) + " |")
 print("|---|" + "---|" * len(tools))
 for w in ws:
@@ -388,7 +400,8 @@ for w in ws:
             cells.append("FAIL")
             continue
         m = statistics.median(xs)
-        cells.append(f"{m:.3f} s (x{m / base:.3f})" if base else f"{m:.3f} s")
+        cell = f"{m:.3f} s (x{m / base:.3f})" if base else f"{m:.3f} s"
+        cells.append(cell + (f" [{len(xs)} runs]" if len(xs) != most else ""))
     print(f"| ({w}) | " + " | ".join(cells) + " |")
 print("\nmedian seconds (ratio to untraced from the same sitting); min..max per cell:")
 for w in ws:
@@ -438,9 +451,9 @@ analyzer() {
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$TMP/time.txt")
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$TMP/time.txt")
     secs=$(awk -v w="$wall" 'BEGIN { n = split(w, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }')
-    awk -v e=$events -v s="$secs" -v rss="$rss" -v sub="${sub%% -o*}" -v rc=$rc 'BEGIN {
+    awk -v e=$events -v s="$secs" -v rss="$rss" -v what="${sub%% -o*}" -v rc=$rc 'BEGIN {
       printf "httptrace %-22s %6.2f s  %6.2f M events/s  peak RSS %d MB  exit %d\n",
-             sub, s, (s > 0 ? e / s / 1e6 : 0), rss / 1024, rc }'
+             what, s, (s > 0 ? e / s / 1e6 : 0), rss / 1024, rc }'
     [ $rc -eq 0 ] || say "  stderr: $(grep -v -e '^\s' "$TMP/time.txt" | head -c 300)"
   done
   rm -f "$trace" "$TMP/out.json"

@@ -143,6 +143,27 @@ TEST_F(Curl, WaitMatchesCurlsOwnTiming) {
       << "ours " << our_wait_ms << " ms, curl's " << curl_wait_ms << " ms";
 }
 
+class CurlIpv6 : public TracedTest {
+ protected:
+  CurlIpv6() : server6_({.ipv6 = true}) {}
+  TestServer server6_;
+};
+
+TEST_F(CurlIpv6, PeerIsBracketed) {
+  ASSERT_TRUE(server6_.ok()) << server6_.error();
+  const std::string base = "http://[::1]:" + server6_.port_str();
+  RunResult r = traced({"curl", "-s", base + "/a", base + "/b"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server6_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  EXPECT_EQ(conns[0]["peer"], "[::1]:" + server6_.port_str());
+  EXPECT_EQ(reuse_flags(conns[0]), (std::vector<bool>{false, true}));
+  EXPECT_EQ(targets(conns[0]), (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_TRUE(conns[0]["dns"].is_null()) << "an address literal needs no lookup";
+}
+
 TEST_F(Curl, ChunkedResponseIsOneRequest) {
   RunResult r = traced({"curl", "-s", server_.url("/chunked/5"), server_.url("/a")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();

@@ -17,6 +17,7 @@ class TracedTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(fs::exists(paths().lib)) << paths().lib << " missing: run make";
     ASSERT_TRUE(fs::exists(paths().cli)) << paths().cli << " missing: run make";
+    ASSERT_TRUE(fs::exists(paths().client)) << paths().client << " missing: run make integration";
     ASSERT_TRUE(server_.ok()) << server_.error();
     ASSERT_FALSE(dir_.path().empty()) << "mkdtemp failed";
   }

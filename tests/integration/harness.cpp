@@ -134,7 +134,7 @@ bool Child::start(const std::vector<std::string>& argv, const RunOptions& option
   }
   if (pid == 0) {
     setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);  // dup2 onto 0 clears CLOEXEC
     dup2(stdin_pipe ? in[0] : devnull, 0);
     dup2(out[1], 1);
     dup2(err[1], 2);

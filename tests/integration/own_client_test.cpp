@@ -111,6 +111,39 @@ TEST_F(OwnClient, ThreadsEachOwnConnection) {
   EXPECT_EQ(doc["summary"]["reused_requests"], kThreads * (kPerThread - 1));
 }
 
+TEST_F(OwnClient, HundredThreads) {
+  constexpr int kThreads = 100, kPerThread = 2;
+  RunResult r = traced(client("threads", {std::to_string(kThreads), std::to_string(kPerThread)}));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), static_cast<size_t>(kThreads));
+  std::set<std::string> ids;
+  for (const auto& c : conns) {
+    ids.insert(c["id"].get<std::string>());
+    EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true})) << describe(c);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kThreads));
+  EXPECT_EQ(doc["summary"]["requests"], kThreads * kPerThread);
+  EXPECT_EQ(doc["summary"]["dropped_events"], 0);
+}
+
+TEST_F(OwnClient, LongKeepAlive) {
+  RunResult r = traced(client("keepalive", {"1000"}));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "keepalive 1000 requests 1000 ok\n");
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u);
+  EXPECT_EQ(conns[0]["requests"].size(), 1000u);
+  EXPECT_EQ(conns[0]["bytes_sent"], 1000 * request_size("/"));
+  EXPECT_EQ(doc["summary"]["requests"], 1000);
+  EXPECT_EQ(doc["summary"]["reused_requests"], 999);
+  EXPECT_EQ(doc["summary"]["dropped_events"], 0);
+}
+
 TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
   RunResult r = traced(client("fork", {}));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
@@ -143,6 +176,15 @@ TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
   EXPECT_EQ(targets(child_conns[0]), (std::vector<std::string>{"/child/1"}));
   EXPECT_EQ(reuse_flags(child_conns[0]), (std::vector<bool>{false}));
   EXPECT_NE(child_conns[0]["id"], parent_conns[0]["id"]);
+  // The child also holds the parent's socket (inherited at fork, never used there): if it is
+  // listed, it carries nothing.
+  for (const auto& c : connections_of(doc, child)) {
+    if (c["id"] == child_conns[0]["id"]) continue;
+    EXPECT_EQ(c["peer"], parent_conns[0]["peer"]) << describe(c);
+    EXPECT_TRUE(c["requests"].empty()) << describe(c);
+    EXPECT_EQ(c["bytes_sent"], 0) << describe(c);
+  }
+  EXPECT_LE(connections_of(doc, child).size(), 2u);
 
   EXPECT_EQ(doc["summary"]["processes"], 2);
   EXPECT_EQ(doc["summary"]["requests"], 3);

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -35,8 +37,9 @@ void expect_tls(const json& c, const std::string& library) {
   EXPECT_GT(u(t["duration_ns"]), 0u);
   // The handshake runs after the TCP connect and before the first request.
   EXPECT_GE(u(t["start_ns"]), u(c["connect"]["start_ns"]) + u(c["connect"]["duration_ns"]));
-  if (!c["requests"].empty())
+  if (!c["requests"].empty()) {
     EXPECT_LE(u(t["start_ns"]) + u(t["duration_ns"]), u(c["requests"][0]["start_ns"]));
+  }
 }
 
 using TlsClients = TlsTest;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/fixture.h"  // HT_EXPORT
 #include "tests/integration/harness.h"
 #include "tests/integration/trace_json.h"
 
@@ -25,7 +26,8 @@ class TlsTest : public ::testing::Test {
     RunOptions o;
     o.preload = true;
     o.env = trace_env(dir_.path());
-    return run(argv, o);
+    last_traced_ = run(argv, o);
+    return last_traced_;
   }
 
   // Files a client reads (certificate, header file) live apart from the trace directory, so
@@ -36,6 +38,7 @@ class TlsTest : public ::testing::Test {
   bool have_cert_ = make_self_signed_cert(work_.path(), &tls_, &cert_error_);
   TestServer server_{ServerOptions{.tls = have_cert_ ? std::optional<TlsFiles>(tls_) : std::nullopt}};
   TempDir dir_;
+  RunResult last_traced_;  // HT_EXPORT shows it when an export fails
 };
 
 }  // namespace httptrace::itest

@@ -21,6 +21,27 @@ for path in ("/a", "/chunked/3"):
     print(path, r.status, r.read().decode())
 )";
 
+// Prints the descriptor numbers the program was given: the recorder's own descriptors must not
+// take any of them.
+constexpr char kPythonFds[] = R"(
+import http.client, os, socket, sys
+c = http.client.HTTPConnection("localhost", int(sys.argv[1]))
+c.request("GET", "/a")
+c.getresponse().read()
+extra = socket.socket()
+fd = os.open("/dev/null", os.O_RDONLY)
+print(c.sock.fileno(), extra.fileno(), fd, os.dup(fd))
+)";
+
+constexpr char kNode[] = R"(
+const http = require('http');
+http.get({ host: 'localhost', port: Number(process.argv[1]), path: '/chunked/3' }, (res) => {
+  let body = '';
+  res.on('data', (d) => { body += d; });
+  res.on('end', () => { console.log(res.statusCode, JSON.stringify(body)); });
+});
+)";
+
 class Transparency : public TracedTest {
  protected:
   // Runs argv untraced, then traced with extra environment, and compares what the program
@@ -64,6 +85,18 @@ TEST_F(Transparency, PythonRefusedException) {
   RunResult r = expect_same({paths().python.string(), "-c", kPythonTwoRequests, closed.port_str()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("ConnectionRefusedError"), std::string::npos) << r.err;
+}
+
+TEST_F(Transparency, DescriptorNumbers) {
+  RunResult r = expect_same({paths().python.string(), "-c", kPythonFds, server_.port_str()});
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST_F(Transparency, Node) {
+  if (!fs::exists("/usr/bin/node")) GTEST_SKIP() << "no /usr/bin/node";
+  RunResult r = expect_same({"/usr/bin/node", "-e", kNode, server_.port_str()});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "200 \"chunk 0\\nchunk 1\\nchunk 2\\n\"\n");
 }
 
 TEST_F(Transparency, Wget) {

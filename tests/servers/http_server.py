@@ -5,7 +5,8 @@ Stdlib only, so it runs on a bare Debian python3. Contract with the callers:
   * stdout carries exactly one line, "PORT <n>", flushed once the socket listens; callers read
     it to synchronise instead of sleeping. Nothing else is ever written to stdout.
   * the process exits by itself when its stdin reaches EOF, so a test that crashes (and so
-    closes its end of the pipe) never leaves a server behind.
+    closes its end of the pipe) never leaves a server behind. A shell script that starts it in
+    the background (stdin = /dev/null) passes --forever and kills it by pid instead.
 
 Routes (any method; a request body announced by Content-Length is read and discarded):
   /delay/<ms>     waits <ms> before sending anything, so time-to-first-byte is about <ms>
@@ -143,6 +144,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 drops SYNs when a test opens dozens of connections at once, and
+    # each drop costs the client a one-second retransmit: timings would stop meaning anything.
+    request_queue_size = 256
     tls_context = None
 
     def finish_request(self, request, client_address):
@@ -176,6 +180,8 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ipv6", action="store_true", help="bind ::1 instead of 127.0.0.1")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
+    parser.add_argument("--forever", action="store_true",
+                        help="do not exit at EOF on stdin (for background use from scripts)")
     args = parser.parse_args()
 
     cls = Server6 if args.ipv6 else Server
@@ -186,7 +192,8 @@ def main():
         ctx.set_alpn_protocols(["http/1.1"])
         server.tls_context = ctx
 
-    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    if not args.forever:
+        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     sys.stdout.write("PORT %d\n" % server.server_address[1])
     sys.stdout.flush()
     server.serve_forever()

@@ -320,6 +320,26 @@ TEST(Model, H2IsMarkedAndNotSplitIntoFakeExchanges) {
   }
 }
 
+TEST(Model, H2FrameHeadersCountStreams) {
+  auto frame = [](uint8_t type, uint32_t stream) {
+    return std::string{0, 0, 10, char(type), 4, char(stream >> 24), char(stream >> 16), char(stream >> 8), char(stream)};
+  };
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.tls_handshake(1, 100, 1, 3, 50, "h2");
+  // SETTINGS, then HEADERS on streams 1 and 3, DATA on 1, trailers (HEADERS) on 1 again, HEADERS on 5.
+  b.data(1, 200, 1, 3, D::kSend, 100, 1, C::kH2Frames, frame(4, 0) + frame(1, 1) + frame(1, 3), tf::kDataTlsPlaintext);
+  b.data(1, 300, 1, 3, D::kSend, 100, 1, C::kH2Frames, frame(0, 1) + frame(1, 1) + frame(1, 5), tf::kDataTlsPlaintext);
+  b.data(1, 400, 1, 3, D::kRecv, 100, 1, C::kH2Frames, frame(1, 1) + frame(1, 3), tf::kDataTlsPlaintext);
+  b.data(1, 500, 1, 3, D::kSend, 100, 1, C::kH2Frames, std::string("\0\0\1\1", 4), tf::kDataTlsPlaintext);  // cut
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].protocol, "h2");
+  EXPECT_EQ(out.conns[0].h2_streams, 3u);
+  EXPECT_TRUE(out.conns[0].requests.empty());
+}
+
 TEST(Model, PoolMissWhenAnIdleConnectionToTheSameEndpointExists) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);

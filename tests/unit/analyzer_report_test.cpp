@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <netdb.h>
 #include <fstream>
 #include <sstream>
 
@@ -31,10 +32,13 @@ TraceBuilder session() {
   b.set_exe("/usr/bin/curl", {"curl", "-s", "http://localhost:8080/"});
   const tf::Addr web = ipv4("127.0.0.1", 8080), tls = ipv4("127.0.0.1", 8443);
   b.dns(2, 1 * ms, "localhost", 300 * us, {ipv6("::1"), ipv4("127.0.0.1")});
+  b.dns(2, 1 * ms + 400 * us, "no-such-host.invalid", 900 * us, {}, EAI_NONAME);
   b.socket(1, 2 * ms, 1, 3);
   b.connect(1, 2 * ms + 10 * us, 1, 3, web, 120 * us);
   b.send(1, 3 * ms, 1, 78, 20 * us, "GET /index.html HTTP/1.1\r\nHost: localhost:8080");
   b.recv(1, 3 * ms + 30 * us, 1, 1200, 1 * ms, "HTTP/1.1 200 OK");
+  b.recv(1, 4 * ms + 100 * us, 1, -EAGAIN, 1 * us);
+  b.recv(1, 4 * ms + 500 * us, 1, 30000, 600 * us);
   b.send(1, 6 * ms, 1, 76, 20 * us, "GET /delay/150 HTTP/1.1\r\nHost: localhost:8080");
   b.recv(1, 6 * ms + 30 * us, 1, 300, 150 * ms, "HTTP/1.1 200 OK");
   b.socket(1, 160 * ms, 2, 4);
@@ -86,7 +90,10 @@ TEST(ExportJson, ValidAndHasEverySpecKey) {
   ASSERT_EQ(j["processes"].size(), 1u);
   for (const char* k : {"pid", "ppid", "exe", "argv"}) EXPECT_TRUE(j["processes"][0].contains(k)) << k;
   EXPECT_EQ(j["processes"][0]["argv"][0], "curl");
-  ASSERT_EQ(j["dns"].size(), 1u);
+  ASSERT_EQ(j["dns"].size(), 2u);
+  EXPECT_EQ(j["dns"][0]["error"], nullptr);
+  EXPECT_EQ(j["dns"][1]["error"], "EAI_NONAME");
+  EXPECT_EQ(j["dns"][1]["addresses"].size(), 0u);
   for (const char* k : {"pid", "tid", "host", "start_ns", "duration_ns", "addresses", "error"})
     EXPECT_TRUE(j["dns"][0].contains(k)) << k;
   EXPECT_EQ(j["dns"][0]["addresses"], (nlohmann::json{"::1", "127.0.0.1"}));
