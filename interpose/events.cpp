@@ -101,6 +101,7 @@ bool is_tcp(int domain, int type) {
 
 void on_socket(int fd, int domain, int type, int protocol, uint64_t ts) {
   if (fd < 0 || !is_tcp(domain, type) || !FdTable::in_range(fd) || !recording()) return;
+  on_new_fd(fd, ts);
   ReentryGuard guard;
   if (!guard) return;
   const uint32_t conn = next_conn_id();
@@ -189,6 +190,12 @@ void on_close_range(unsigned first, unsigned last, uint64_t ts) {
     const uint32_t conn = FdTable::conn_of(g_fd_table.untrack(static_cast<int>(fd)));
     if (conn != 0) record_close(static_cast<int>(fd), conn, 0, format::CloseHow::kClose, ts);
   }
+}
+
+void on_new_fd(int fd, uint64_t ts) {
+  if (g_fd_table.load(fd) == 0 || foreign_process()) return;
+  const uint32_t conn = FdTable::conn_of(g_fd_table.untrack(fd));
+  if (conn != 0) record_close(fd, conn, 0, format::CloseHow::kClose, ts);
 }
 
 uint32_t untrack_for_dup_target(int oldfd, int newfd) {

@@ -33,6 +33,11 @@ void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t
 // close_range()/closefrom(): untracks and records every tracked fd in [first, last].
 void on_close_range(unsigned first, unsigned last, uint64_t ts);
 
+// A call that is not close() gave out descriptor number fd. If we still track that number, the
+// socket was closed where we could not see it (libuv closes with syscall(SYS_close)): record the
+// close now and forget it, so the new file's reads and writes are not taken for the socket's.
+void on_new_fd(int fd, uint64_t ts);
+
 // dup2/dup3 over a tracked newfd implicitly closes it: call before the real call, like close.
 uint32_t untrack_for_dup_target(int oldfd, int newfd);
 // After a successful dup/dup2/dup3/fcntl(F_DUPFD*): newfd now refers to oldfd's connection.

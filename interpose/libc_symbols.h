@@ -5,6 +5,7 @@
 #pragma once
 
 #include <netdb.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -40,6 +41,22 @@
   X(dup3, int, (int, int, int), true)                                                           \
   X(fcntl, int, (int, int, ...), true)                                                          \
   X(fcntl64, int, (int, int, ...), false)                                                       \
+  X(open, int, (const char*, int, ...), true)                                                   \
+  X(open64, int, (const char*, int, ...), false)                                                \
+  X(openat, int, (int, const char*, int, ...), true)                                            \
+  X(openat64, int, (int, const char*, int, ...), false)                                         \
+  X(creat, int, (const char*, mode_t), true)                                                    \
+  X(accept, int, (int, sockaddr*, socklen_t*), true)                                            \
+  X(accept4, int, (int, sockaddr*, socklen_t*, int), false)                                     \
+  X(pipe, int, (int*), true)                                                                    \
+  X(pipe2, int, (int*, int), false)                                                             \
+  X(socketpair, int, (int, int, int, int*), true)                                               \
+  X(eventfd, int, (unsigned, int), false)                                                       \
+  X(epoll_create, int, (int), false)                                                            \
+  X(epoll_create1, int, (int), false)                                                           \
+  X(timerfd_create, int, (int, int), false)                                                     \
+  X(signalfd, int, (int, const sigset_t*, int), false)                                          \
+  X(memfd_create, int, (const char*, unsigned), false)                                          \
   X(fork, pid_t, (), true)                                                                      \
   X(execve, int, (const char*, char* const*, char* const*), true)                               \
   X(execv, int, (const char*, char* const*), true)                                              \

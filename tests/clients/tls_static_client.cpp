@@ -3,8 +3,12 @@
 //
 //   tls_static_client HOST PORT SNI PATH...    one TLS connection (ALPN "http/1.1"), every PATH
 //                                              requested on it; prints "<path> <status> <length>"
+//   tls_static_client --implicit HOST PORT SNI PATH...
+//                                              the same through the global symbols (so through
+//                                              our hooks), with no handshake call at all: the
+//                                              first SSL_write_ex runs it
 //
-// libssl is opened RTLD_LOCAL and every SSL function is called through a pointer from
+// By default libssl is opened RTLD_LOCAL and every SSL function is called through a pointer from
 // dlsym(handle): such calls never pass through the exported SSL_* symbols of libhttptrace.so, so
 // the recorder only sees the socket bytes and the analyzer has to read TLS off the wire. Only
 // SSL_do_handshake (never SSL_connect) is used, because libssl's SSL_connect calls
@@ -56,15 +60,18 @@ struct Ssl {
   decltype(&SSL_read_ex) read_ex;
   decltype(&SSL_shutdown) shutdown;
 
+  void* scope = nullptr;  // where functions are looked up: lib itself, or the global scope
+
   template <typename F>
   void get(F& fn, const char* name) {
-    fn = reinterpret_cast<F>(dlsym(lib, name));
+    fn = reinterpret_cast<F>(dlsym(scope, name));
     if (fn == nullptr) die("dlsym %s: %s", name, dlerror());
   }
 
-  void load() {
-    lib = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+  void load(bool global) {
+    lib = dlopen("libssl.so.3", RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
     if (lib == nullptr) die("dlopen libssl.so.3: %s", dlerror());
+    scope = global ? RTLD_DEFAULT : lib;
     get(client_method, "TLS_client_method");
     get(ctx_new, "SSL_CTX_new");
     get(ctx_free, "SSL_CTX_free");
@@ -131,14 +138,16 @@ int read_response(Ssl& s, SSL* ssl, size_t* body_len) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool implicit = argc > 1 && std::strcmp(argv[1], "--implicit") == 0;
+  if (implicit) --argc, ++argv;
   if (argc < 5) {
-    std::fputs("usage: tls_static_client HOST PORT SNI PATH...\n", stderr);
+    std::fputs("usage: tls_static_client [--implicit] HOST PORT SNI PATH...\n", stderr);
     return 2;
   }
   const char* host = argv[1];
   const char* sni = argv[3];
   Ssl s;
-  s.load();
+  s.load(implicit);
   SSL_CTX* ctx = s.ctx_new(s.client_method());
   if (ctx == nullptr) die("SSL_CTX_new failed");
   static const unsigned char kAlpn[] = "\x08http/1.1";
@@ -148,8 +157,10 @@ int main(int argc, char** argv) {
   if (ssl == nullptr || s.set_fd(ssl, fd) != 1) die("SSL_new/SSL_set_fd failed");
   s.ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(sni));
   s.set_connect_state(ssl);
-  int rc = s.do_handshake(ssl);
-  if (rc != 1) die("handshake failed: SSL_get_error %d", s.get_error(ssl, rc));
+  if (!implicit) {
+    int rc = s.do_handshake(ssl);
+    if (rc != 1) die("handshake failed: SSL_get_error %d", s.get_error(ssl, rc));
+  }
   for (int i = 4; i < argc; ++i) {
     std::string req = std::string("GET ") + argv[i] + " HTTP/1.1\r\nHost: " + sni +
                       "\r\nUser-Agent: tls_static_client\r\n\r\n";

@@ -182,6 +182,29 @@ TEST_F(TlsClients, OwnTlsStackIsReadFromTheWire) {
   EXPECT_EQ(c["requests"][1]["reused"], true);
 }
 
+// SSL_set_connect_state, then SSL_write_ex with no handshake call: the handshake runs inside the
+// first write, and must still be recorded as its own phase before the first request.
+TEST_F(TlsClients, ImplicitHandshakeInsideTheFirstWrite) {
+  const fs::path client = paths().build / "tests" / "tls_static_client";
+  ASSERT_TRUE(fs::exists(client)) << client << " missing: run make integration";
+  RunResult r = traced({client.string(), "--implicit", "localhost", server_.port_str(), "localhost",
+                        "/i1", "/status/203"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_EQ(r.out, "/i1 200 26\n/status/203 203 11\n");
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  expect_tls(c, "openssl");
+  EXPECT_EQ(c["tls"]["sni"], "localhost");
+  EXPECT_EQ(c["tls"]["alpn"], "http/1.1");
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/i1", "/status/203"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 203}));
+  EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
+}
+
 // A loopback listener that accepts, reads the ClientHello, and closes: every handshake fails.
 class ClosingListener {
  public:

@@ -5,8 +5,9 @@ Stdlib only, so it runs on a bare Debian python3. Contract with the callers:
   * stdout carries exactly one line, "PORT <n>", flushed once the socket listens; callers read
     it to synchronise instead of sleeping. Nothing else is ever written to stdout.
   * the process exits by itself when its stdin reaches EOF, so a test that crashes (and so
-    closes its end of the pipe) never leaves a server behind. A shell script that starts it in
-    the background (stdin = /dev/null) passes --forever and kills it by pid instead.
+    closes its end of the pipe) never leaves a server behind. Only a pipe or socket on stdin is
+    watched: /dev/null (a background job in a script) would end the server at once and /dev/zero
+    would spin forever, so with those, or with --forever, the caller kills it by pid.
 
 Routes (any method; a request body announced by Content-Length is read and discarded):
   /delay/<ms>     waits <ms> before sending anything, so time-to-first-byte is about <ms>
@@ -22,6 +23,7 @@ import http.server
 import os
 import socket
 import ssl
+import stat
 import sys
 import threading
 import time
@@ -167,6 +169,14 @@ class Server6(Server):
     address_family = socket.AF_INET6
 
 
+def stdin_is_a_channel():
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def exit_when_stdin_closes():
     try:
         while sys.stdin.buffer.read(4096):
@@ -192,7 +202,7 @@ def main():
         ctx.set_alpn_protocols(["http/1.1"])
         server.tls_context = ctx
 
-    if not args.forever:
+    if not args.forever and stdin_is_a_channel():
         threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     sys.stdout.write("PORT %d\n" % server.server_address[1])
     sys.stdout.flush()

@@ -1,5 +1,6 @@
 // Reports: JSON export validity and keys, timeline and reuse content, golden files, and the CLI's
 // exit statuses and messages.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ using C = tf::CaptureKind;
 // connection (library hooks) with two requests.
 TraceBuilder session() {
   TraceBuilder b(4321, 1);
+  b.set_segment_size(4096);
   b.set_exe("/usr/bin/curl", {"curl", "-s", "http://localhost:8080/"});
   const tf::Addr web = ipv4("127.0.0.1", 8080), tls = ipv4("127.0.0.1", 8443);
   b.dns(2, 1 * ms, "localhost", 300 * us, {ipv6("::1"), ipv4("127.0.0.1")});
@@ -338,6 +340,54 @@ TEST_F(Cli, TruncatedTraceWarnsAndStillReports) {
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.err.find("warning: " + cut), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("GET /index.html"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace httptrace::testing
+
+namespace httptrace::testing {
+namespace {
+
+class CliRun : public Cli {
+ protected:
+  void SetUp() override {
+    Cli::SetUp();
+    std::string lib = cli().substr(0, cli().rfind('/')) + "/libhttptrace.so";
+    if (access(lib.c_str(), R_OK) != 0) GTEST_SKIP() << "build/libhttptrace.so not built";
+  }
+};
+
+TEST_F(CliRun, SetsTheEnvironmentAndExitsWithTheProgramsStatus) {
+  const std::string out = dir_.file("run");
+  auto r = run_cli({"run", "-o", out, "--stacks", "--", "sh", "-c",
+                    "echo \"out=$HTTPTRACE_OUTPUT pre=$LD_PRELOAD st=$HTTPTRACE_STACKS\"; exit 3"},
+                   dir_);
+  EXPECT_EQ(r.status, 3) << r.err;
+  std::string dir_real = std::filesystem::canonical(out).string();
+  EXPECT_NE(r.out.find("out=" + dir_real + "/httptrace.%p.trace"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("libhttptrace.so"), std::string::npos);
+  EXPECT_NE(r.out.find("st=1"), std::string::npos);
+  // The program's output comes first, the report after it.
+  EXPECT_EQ(r.out.rfind("out=", 0), 0u);
+}
+
+TEST_F(CliRun, ExecFailureIs127AndSignalsAre128PlusN) {
+  auto r = run_cli({"run", "-o", dir_.file("a"), "--", "/nonexistent/program"}, dir_);
+  EXPECT_EQ(r.status, 127);
+  EXPECT_NE(r.err.find("cannot run /nonexistent/program"), std::string::npos) << r.err;
+  r = run_cli({"run", "-o", dir_.file("b"), "--", "sh", "-c", "kill -9 $$"}, dir_);
+  EXPECT_EQ(r.status, 128 + 9);
+  EXPECT_EQ(run_cli({"run"}, dir_).status, 2);
+  EXPECT_EQ(run_cli({"run", "--bogus", "true"}, dir_).status, 2);
+}
+
+TEST_F(CliRun, ForwardsSigtermSentToIt) {
+  // httptrace runs a sleeping program; a SIGTERM to httptrace alone must reach the program.
+  const std::string cmd = cli() + " run -o " + dir_.file("c") + " -- sleep 30 >/dev/null 2>&1 & pid=$!; " +
+                          "for i in $(seq 100); do pgrep -P $pid sleep >/dev/null && break; sleep 0.05; done; " +
+                          "kill -TERM $pid; wait $pid; echo $? >" + dir_.file("rc");
+  ASSERT_EQ(std::system(("bash -c '" + cmd + "'").c_str()), 0);
+  EXPECT_EQ(slurp(dir_.file("rc")), std::to_string(128 + SIGTERM) + "\n");
 }
 
 }  // namespace

@@ -55,6 +55,10 @@ class TraceBuilder {
 
   tf::FileHeader& header() { return hdr_; }
 
+  // Smaller segments keep checked-in golden traces small; readers take the size from the header.
+  void set_segment_size(uint32_t n) { hdr_.segment_size = n; }
+  size_t payload() const { return hdr_.segment_size - sizeof(tf::SegmentHeader); }
+
   void set_exe(std::string_view exe, const std::vector<std::string>& argv) {
     hdr_.exe_len = static_cast<uint32_t>(exe.size());
     std::memcpy(hdr_.exe, exe.data(), exe.size());
@@ -78,7 +82,7 @@ class TraceBuilder {
   // Appends raw bytes (possibly a deliberately broken event) to tid's stream.
   void add_raw(int32_t tid, const std::string& bytes) {
     auto& segs = threads_[tid];
-    if (segs.empty() || segs.back().size() + bytes.size() > tf::kSegmentPayload) segs.emplace_back();
+    if (segs.empty() || segs.back().size() + bytes.size() > payload()) segs.emplace_back();
     segs.back() += bytes;
   }
 
@@ -198,7 +202,7 @@ class TraceBuilder {
         if (i < segs.size()) order.emplace_back(tid, i);
     tf::FileHeader h = hdr_;
     h.segments_claimed = order.size() + unstarted_;
-    std::string out(tf::kHeaderSize + h.segments_claimed * tf::kSegmentSize, '\0');
+    std::string out(tf::kHeaderSize + h.segments_claimed * h.segment_size, '\0');
     std::memcpy(out.data(), &h, sizeof h);
     size_t off = tf::kHeaderSize;
     for (const auto& [tid, i] : order) {
@@ -210,7 +214,7 @@ class TraceBuilder {
       sh.thread_seq = i;
       std::memcpy(out.data() + off, &sh, sizeof sh);
       std::memcpy(out.data() + off + sizeof sh, payload.data(), payload.size());
-      off += tf::kSegmentSize;
+      off += h.segment_size;
     }
     return out;
   }

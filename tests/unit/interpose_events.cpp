@@ -1,0 +1,155 @@
+// The recorder behind the hooks, driven directly (no LD_PRELOAD): socket life-cycle events,
+// pending connects, direction changes with captures, stale descriptor numbers, DNS.
+// The process-wide recorder starts once, writing to a temporary directory.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "interpose/events.h"
+#include "interpose/lifecycle.h"
+#include "interpose/recorder.h"
+#include "interpose_test_trace.h"
+
+namespace httptrace {
+namespace {
+
+using format::EventKind;
+using testing::as;
+
+// One trace per test binary: the recorder is process-wide by design.
+const std::string& trace_path() {
+  static testing::TempDir dir;
+  static const std::string path = [] {
+    setenv("HTTPTRACE_OUTPUT", (dir.path() + "/events.%p.trace").c_str(), 1);
+    unsetenv("HTTPTRACE_DISABLE");
+    EXPECT_EQ(start_recorder(), RecorderState::kRecording);
+    return std::string(trace_writer().path());
+  }();
+  return path;
+}
+
+// Every event this thread has recorded so far, in order.
+std::vector<std::vector<uint8_t>> events() {
+  const auto v = testing::parse_trace(trace_path());
+  std::vector<std::vector<uint8_t>> out;
+  for (const auto& s : v.segments) {
+    if (s.header.tid != gettid()) continue;
+    out.insert(out.end(), s.events.begin(), s.events.end());
+  }
+  return out;
+}
+
+uint16_t kind(const std::vector<uint8_t>& ev) { return as<format::EventHeader>(ev).kind; }
+
+TEST(RecorderEvents, SocketConnectDataCloseAndAStaleNumber) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 700;  // a number, not a real descriptor: the recorder only needs the table
+  on_socket(fd, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, 100);
+  const uint32_t conn = conn_of_fd(fd);
+  ASSERT_NE(conn, 0u);
+
+  sockaddr_in peer = {};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(8080);
+  inet_pton(AF_INET, "127.0.0.1", &peer.sin_addr);
+  on_connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer), 200, 210, -1, EINPROGRESS);
+  EXPECT_TRUE(FdTable::pending(g_fd_table.load(fd)));
+
+  std::string req = "GET /a HTTP/1.1\r\nAuthorization: secret\r\nHost: h\r\n\r\n";
+  iovec v{req.data(), req.size()};
+  record_data(fd, format::Direction::kSend, format::DataCall::kSend, 0, 300, 310,
+              static_cast<int64_t>(req.size()), &v, 1);
+  record_data(fd, format::Direction::kSend, format::DataCall::kSend, 0, 320, 330, 5, &v, 1);
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRecv, 0, 340, 350, -EAGAIN, &v, 1);
+  on_new_fd(fd, 400);  // e.g. open() returned the number: the socket was closed unseen
+  EXPECT_EQ(conn_of_fd(fd), 0u);
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 410, 420, 4, &v, 1);
+
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 7u);
+  const auto* e = &evs[before];
+  EXPECT_EQ(kind(e[0]), static_cast<uint16_t>(EventKind::kSocket));
+  const auto c = as<format::ConnectEvent>(e[1]);
+  EXPECT_EQ(c.h.kind, static_cast<uint16_t>(EventKind::kConnect));
+  EXPECT_EQ(c.h.conn, conn);
+  EXPECT_EQ(c.error, EINPROGRESS);
+  EXPECT_EQ(c.dur_ns, 10u);
+  EXPECT_EQ(c.peer.port, 8080);
+  const auto done = as<format::ConnectDoneEvent>(e[2]);
+  EXPECT_EQ(done.h.kind, static_cast<uint16_t>(EventKind::kConnectDone));
+  EXPECT_EQ(done.how, static_cast<uint8_t>(format::ConnectDoneHow::kFirstWrite));
+  const auto d1 = as<format::DataEvent>(e[3]);
+  EXPECT_EQ(d1.flags, format::kDataDirChange);
+  EXPECT_EQ(d1.capture_kind, static_cast<uint8_t>(format::CaptureKind::kHttpReq));
+  const std::string cap(reinterpret_cast<const char*>(e[3].data()) + sizeof(format::DataEvent),
+                        d1.cap_len);
+  EXPECT_EQ(cap, "GET /a HTTP/1.1\r\nHost: h");
+  const auto d2 = as<format::DataEvent>(e[4]);
+  EXPECT_EQ(d2.flags, 0u);  // same direction: no capture
+  EXPECT_EQ(d2.cap_len, 0u);
+  const auto d3 = as<format::DataEvent>(e[5]);
+  EXPECT_EQ(d3.result, -EAGAIN);
+  EXPECT_EQ(d3.flags, 0u);  // a failed read does not turn the conversation around
+  const auto cl = as<format::CloseEvent>(e[6]);
+  EXPECT_EQ(cl.h.kind, static_cast<uint16_t>(EventKind::kClose));
+  EXPECT_EQ(cl.h.conn, conn);
+}
+
+TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
+  trace_path();
+  const size_t before = events().size();
+  on_socket(701, AF_INET6, SOCK_STREAM, 0, 1);
+  const uint32_t conn = conn_of_fd(701);
+  on_dup(701, 702, 2);
+  EXPECT_EQ(conn_of_fd(702), conn);
+  EXPECT_EQ(untrack_for_close(701), conn);
+  record_close(701, conn, 0, format::CloseHow::kClose, 3);
+  EXPECT_EQ(conn_of_fd(701), 0u);
+  EXPECT_EQ(conn_of_fd(702), conn);
+  EXPECT_EQ(untrack_for_close(702), conn);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 3u);
+  const auto dup = as<format::DupEvent>(evs[before + 1]);
+  EXPECT_EQ(dup.oldfd, 701);
+  EXPECT_EQ(dup.newfd, 702);
+}
+
+TEST(RecorderEvents, UdpAndUnixSocketsAreNotTracked) {
+  on_socket(703, AF_INET, SOCK_DGRAM, 0, 1);
+  on_socket(704, AF_UNIX, SOCK_STREAM, 0, 1);
+  EXPECT_EQ(conn_of_fd(703), 0u);
+  EXPECT_EQ(conn_of_fd(704), 0u);
+}
+
+TEST(RecorderEvents, DnsRecordsHostAndDistinctAddresses) {
+  trace_path();
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  ASSERT_EQ(getaddrinfo("127.0.0.1", "80", &hints, &res), 0);
+  format::Addr addrs[8];
+  const int n = collect_addrs(res, addrs, 8);
+  freeaddrinfo(res);
+  ASSERT_EQ(n, 1);
+  const size_t before = events().size();
+  record_dns(format::DnsCall::kGetaddrinfo, "example.test", 10, 25, 0, addrs, n);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 1u);
+  const auto d = as<format::DnsEvent>(evs[before]);
+  EXPECT_EQ(d.dur_ns, 15u);
+  EXPECT_EQ(d.naddr, 1u);
+  EXPECT_EQ(d.addrs[0].family, AF_INET);
+  EXPECT_EQ(d.addrs[0].ip[0], 127);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(evs[before].data()) + sizeof(d), d.host_len),
+            "example.test");
+}
+
+}  // namespace
+}  // namespace httptrace
