@@ -149,15 +149,13 @@ int cmd_run(const Args& args) {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   const int rc = exit_status(status);
-  if (rc == 127 && WIFEXITED(status)) {
-    // Our child's exec failed (or CMD itself said 127): there may be nothing to report.
-  }
-
   TraceSet traces;
   OpenError err;
   traces.set_echo_warnings(true);
   if (!traces.add(dir, err)) {
-    fmt::print(stderr, "httptrace: no trace was written in {} (statically linked or setuid program?)\n", dir);
+    // 127: exec failed (already said so) or CMD reported "not found" itself.
+    if (rc != 127)
+      fmt::print(stderr, "httptrace: no trace was written in {} (statically linked or setuid program?)\n", dir);
     return rc;
   }
   traces.start();

@@ -84,6 +84,10 @@ class Bar {
   std::vector<const char*> codes_;
 };
 
+// Events of one connection can come from several threads; never let a reordering print a
+// wrapped-around duration.
+uint64_t span(uint64_t from, uint64_t to) { return to > from ? to - from : 0; }
+
 std::string fit(std::string s, size_t width) {
   if (s.size() > width) s = s.substr(0, width - 1) + "~";
   // Pad by bytes; labels are ASCII except for what the trace gave us (targets), which is rare.
@@ -144,7 +148,7 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
     axis.begin = std::min(axis.begin, conn_begin(c));
     end = std::max(end, conn_end(c));
   }
-  axis.span = std::max<uint64_t>(1, end - axis.begin);
+  axis.span = std::max<uint64_t>(1, span(axis.begin, end));
   fmt::print(out, "{} connections, {} requests ({} reused) over {}", model.connections(), model.requests(),
              model.reused_requests(), human_duration(axis.span));
   if (axis.begin > tb.t0_mono_ns) fmt::print(out, ", from {} after the first event", human_duration(axis.begin - tb.t0_mono_ns));
@@ -195,13 +199,13 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
       if (x.first_byte_ns && x.end_ns > fb) bar.paint(fb, x.end_ns, '=', kGreen);
       if (fb > x.sent_ns) bar.paint(x.sent_ns, fb, '.', kDim);
       bar.paint(x.start_ns, x.sent_ns, '-', kBlue);
-      fmt::print(out, "  {}{:>{}} {}\n", fit(label, kLabelWidth - 2), human_duration(x.end_ns - x.start_ns),
+      fmt::print(out, "  {}{:>{}} {}\n", fit(label, kLabelWidth - 2), human_duration(span(x.start_ns, x.end_ns)),
                  kDurationWidth - 1, bar.render());
       std::string how = x.reused ? st.wrap("reused", kGreen) : std::string("new");
       if (x.idle_ns) how += fmt::format(" after {} idle", human_duration(*x.idle_ns));
-      std::string phases = fmt::format("send {}  wait {}  receive {}", human_duration(x.sent_ns - x.start_ns),
-                                       x.first_byte_ns ? human_duration(fb - x.sent_ns) : "-",
-                                       x.first_byte_ns ? human_duration(x.end_ns - fb) : "-");
+      std::string phases = fmt::format("send {}  wait {}  receive {}", human_duration(span(x.start_ns, x.sent_ns)),
+                                       x.first_byte_ns ? human_duration(span(x.sent_ns, fb)) : "-",
+                                       x.first_byte_ns ? human_duration(span(fb, x.end_ns)) : "-");
       fmt::print(out, "      {}  {}  {}B out, {}B in\n", how, phases, x.bytes_sent, x.bytes_received);
     }
     fmt::print(out, "\n");

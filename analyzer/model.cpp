@@ -264,7 +264,8 @@ void Model::on_connect(const Event& ev, ConnState& c) {
     // Repeated connect() on a non-blocking socket polls its progress.
     if (c.c.connect_pending && d.error == EISCONN) {
       c.c.connect_pending = false;
-      c.c.connect_duration_ns = ev.h->ts_ns + d.dur_ns - c.c.connect_start_ns;
+      const uint64_t end = ev.h->ts_ns + d.dur_ns;
+      c.c.connect_duration_ns = end > c.c.connect_start_ns ? end - c.c.connect_start_ns : 0;
     }
     if (d.error == EALREADY || d.error == EISCONN || d.error == EINPROGRESS) return;
   }

@@ -138,7 +138,13 @@ int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& re
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   if (!bind_socket(*s, s->conn == 0 ? api->SSL_get_rfd(ssl) : -1)) return ret;
-  if (s->hs == HandshakeState::kRunning) after_handshake_call(*api, ssl, *s, ret, false, t1);
+  uint64_t data_t0 = t0;
+  if (s->hs == HandshakeState::kRunning) {
+    after_handshake_call(*api, ssl, *s, ret, false, t1);
+    // The handshake took up this call; its plaintext moved at the very end. Starting the data
+    // at t0 would count the handshake's round trips into the first request.
+    if (s->hs == HandshakeState::kDone) data_t0 = t1;
+  }
   int64_t result;
   if (ret > 0) {
     result = static_cast<int64_t>(moved(ret, out));
@@ -149,7 +155,7 @@ int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& re
   } else {
     result = -(err == SSL_ERROR_SYSCALL && keep.saved() != 0 ? keep.saved() : EIO);
   }
-  record_plaintext(*s, dir, kind, t0, t1, result, buf);
+  record_plaintext(*s, dir, kind, data_t0, t1, result, buf);
   return ret;
 }
 

@@ -3,18 +3,20 @@
 //
 // A wrapper has one shape:
 //
-//   auto real = real_fn(...);                    // resolved symbol, nullptr -> errno=ENOSYS, -1
-//   if (!FdTable::conn_of(g_fd_table.load(fd)))  // the only cost for descriptors we ignore
-//     return real(args);
+//   auto real = libc::real_send();               // resolved symbol; nullptr -> errno=ENOSYS, -1
+//   if (conn_of_fd(fd) == 0) return real(...);   // the only cost for descriptors we ignore
 //   uint64_t t0 = now_ns();
-//   auto r = real(args);
-//   { ErrnoSaver keep; ReentryGuard g; if (g) record_...(...); }   // errno back as real left it
+//   auto r = real(...);
+//   uint64_t t1 = now_ns();
+//   ErrnoSaver keep;                             // errno back as the real call left it
+//   record_data(fd, ..., t0, t1, r >= 0 ? r : -keep.saved(), ...);
 //   return r;
 //
-// The guard covers the recording, not the real call: a TLS library's own write() on the socket
-// underneath SSL_write must still be seen, and a signal handler doing I/O while the thread sits
-// in a blocking recv() is recorded too. The guard only stops an event from being started while
-// another is being written on the same thread (a signal handler interrupting emit()).
+// The record_* functions take the ReentryGuard themselves, around the recording only, not the
+// real call: a TLS library's own write() on the socket underneath SSL_write must still be seen,
+// and a signal handler doing I/O while the thread sits in a blocking recv() is recorded too. The
+// guard only stops an event from being started while another is being written on the same
+// thread (a signal handler interrupting emit()); such a nested event is lost, never corrupted.
 #pragma once
 
 #include <sys/uio.h>

@@ -260,8 +260,8 @@ struct RunResult {
   std::string out, err;
 };
 
-RunResult run_cli(const std::vector<std::string>& args, const TempDir& dir) {
-  std::string cmd = cli();
+RunResult run_cli(const std::vector<std::string>& args, const TempDir& dir, const std::string& env = "") {
+  std::string cmd = env + " " + cli();
   for (const auto& a : args) cmd += " '" + a + "'";
   cmd += " >" + dir.file("stdout") + " 2>" + dir.file("stderr");
   int rc = std::system(cmd.c_str());
@@ -323,6 +323,9 @@ TEST_F(Cli, TimelineReuseDumpRunOnAFile) {
   EXPECT_EQ(t.status, 0);
   EXPECT_NE(t.out.find("#2 GET /chunked/4 200"), std::string::npos);
   EXPECT_EQ(t.out.find("\x1b["), std::string::npos);  // not a tty
+  EXPECT_NE(run_cli({"timeline", "--color=always", trace_}, dir_).out.find("\x1b["), std::string::npos);
+  EXPECT_EQ(run_cli({"timeline", "--color=always", trace_}, dir_, "NO_COLOR=1").out.find("\x1b["), std::string::npos);
+  EXPECT_NE(run_cli({"timeline", "--color=always", trace_}, dir_, "NO_COLOR=").out.find("\x1b["), std::string::npos);
   auto u = run_cli({"reuse", dir_.path()}, dir_);     // a directory works too
   EXPECT_EQ(u.status, 0);
   EXPECT_NE(u.out.find("localhost:8080"), std::string::npos);
