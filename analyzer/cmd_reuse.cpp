@@ -75,7 +75,7 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
     for (const auto& [k, d] : s.lookups) dns_ns += d;
     std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
     fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
-               s.failed, s.requests, s.reused, ratio, human_duration(dns_ns), human_duration(s.connect_ns),
+               s.failed, s.requests, s.reused, ratio, s.lookups.empty() ? "-" : human_duration(dns_ns), human_duration(s.connect_ns),
                s.tls_connections ? human_duration(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
   for (const auto& [k, s] : col.by_endpoint) {

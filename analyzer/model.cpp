@@ -124,6 +124,7 @@ struct Model::ConnState {
   std::optional<TlsInfo> wire_tls_info;
   std::optional<TlsInfo> lib_tls;
   uint64_t last_wire_end = 0;
+  std::string first_host;  // Host header of the first sniffed request
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
 };
@@ -440,7 +441,8 @@ void Model::on_data(const Event& ev, ConnState& c) {
       } else if (capture == tf::CaptureKind::kHttpReq && x->method.empty() && sniff_request(cap, rl)) {
         x->method = std::move(rl.method);
         x->target = std::move(rl.target);
-        x->host = std::move(rl.host);
+        // Only the first request's Host is used (as the host when no lookup matched).
+        if (c.first_host.empty() && !rl.host.empty()) c.first_host = host_without_port(rl.host);
         if (!c.c.protocol) c.c.protocol = "http/1.1";
       }
     }
@@ -483,13 +485,7 @@ void Model::emit(ConnState& s) {
   }
   c.requests = std::move(s.active().done());
   if (c.protocol && *c.protocol == "h2") c.requests.clear();
-  if (!c.host) {
-    for (const auto& x : c.requests)
-      if (!x.host.empty()) {
-        c.host = host_without_port(x.host);
-        break;
-      }
-  }
+  if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   ++n_connections_;
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();

@@ -48,7 +48,7 @@ struct Exchange {
   uint64_t start_ns = 0, sent_ns = 0, end_ns = 0;
   std::optional<uint64_t> first_byte_ns;
   uint64_t bytes_sent = 0, bytes_received = 0;
-  std::string method, target, host;  // "" when not HTTP/1.x
+  std::string method, target;  // "" when not HTTP/1.x
   int status = 0;                    // 0 when unknown
 };
 

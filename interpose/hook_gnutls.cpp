@@ -72,7 +72,7 @@ template <typename Real>
 ssize_t data_call(gnutls_session_t session, Direction dir, DataCall kind, const void* buf, Real&& real) {
   const GnutlsApi* api = gnutls().table();
   CallGuard guard;
-  Session* s = api != nullptr && guard ? session_get(session) : nullptr;
+  Session* s = api != nullptr && guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return real();
   const uint64_t t0 = now_ns();
   const ssize_t ret = real();
@@ -103,7 +103,7 @@ HTTPTRACE_EXPORT int gnutls_handshake(gnutls_session_t session) {
     return real != nullptr ? real(session) : GNUTLS_E_INTERNAL_ERROR;
   }
   CallGuard guard;
-  Session* s = guard ? session_get(session) : nullptr;
+  Session* s = guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return api->gnutls_handshake(session);
   const uint64_t t0 = now_ns();
   handshake_call(*s, t0);

@@ -54,13 +54,13 @@ bool retry_later(int err) {
 }
 
 // What a failed call left behind, in words: the first queued OpenSSL error, else the errno name.
-void describe_failure(const OpensslApi& api, int err, format::TlsHandshakeEvent& ev) {
+void describe_failure(const OpensslApi& api, int err, int call_errno, format::TlsHandshakeEvent& ev) {
   ev.error = err;
   const char* text = nullptr;
   if (ev.error == SSL_ERROR_SSL) {
     if (unsigned long e = api.ERR_peek_error()) text = api.ERR_reason_error_string(e);
   } else if (ev.error == SSL_ERROR_SYSCALL) {
-    text = errno != 0 ? strerrorname_np(errno) : "unexpected EOF";
+    text = call_errno != 0 ? strerrorname_np(call_errno) : "unexpected EOF";
   } else if (ev.error == SSL_ERROR_ZERO_RETURN) {
     text = "closed by peer";
   }
@@ -79,9 +79,11 @@ void describe_success(const OpensslApi& api, const SSL* ssl, format::TlsHandshak
   ev.resumed = api.SSL_session_reused(ssl) == 1;
 }
 
-// After a call that may have run (part of) the handshake and returned ret. done: the call itself
-// says the handshake completed (SSL_connect == 1). Records the handshake once it has ended.
-void after_handshake_call(const OpensslApi& api, SSL* ssl, Session& s, int ret, bool done, uint64_t t1) {
+// After a call that may have run (part of) the handshake and returned ret (errno: call_errno).
+// done: the call itself says the handshake completed (SSL_connect == 1). Records the handshake
+// once it has ended.
+void after_handshake_call(const OpensslApi& api, SSL* ssl, Session& s, int ret, int call_errno,
+                          bool done, uint64_t t1) {
   if (s.hs != HandshakeState::kRunning) return;
   if (!done) done = api.SSL_is_init_finished(ssl) == 1;
   format::TlsHandshakeEvent ev = {};
@@ -92,7 +94,7 @@ void after_handshake_call(const OpensslApi& api, SSL* ssl, Session& s, int ret, 
   } else if (const int err = api.SSL_get_error(ssl, ret); retry_later(err)) {
     return;  // a non-blocking handshake between its round trips: the phase goes on
   } else {
-    describe_failure(api, err, ev);
+    describe_failure(api, err, call_errno, ev);
     copy_field(ev.sni, sizeof ev.sni, api.SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
   }
   if (s.conn != 0) finish_handshake(s, ev, kLib, t1);
@@ -108,7 +110,8 @@ int handshake(SSL* ssl, const char* name) {
     return real != nullptr ? real(ssl) : -1;
   }
   CallGuard guard;
-  Session* s = guard && ssl != nullptr && api->SSL_is_server(ssl) != 1 ? session_get(ssl) : nullptr;
+  const bool traced = guard && ssl != nullptr && recording() && api->SSL_is_server(ssl) != 1;
+  Session* s = traced ? session_get(ssl) : nullptr;
   if (s == nullptr) return (api->*Member)(ssl);
   const uint64_t t0 = now_ns();
   handshake_call(*s, t0);
@@ -116,7 +119,7 @@ int handshake(SSL* ssl, const char* name) {
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   bind_socket(*s, s->conn == 0 ? api->SSL_get_rfd(ssl) : -1);
-  after_handshake_call(*api, ssl, *s, ret, ret == 1, t1);
+  after_handshake_call(*api, ssl, *s, ret, keep.saved(), ret == 1, t1);
   return ret;
 }
 
@@ -126,13 +129,16 @@ int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& re
               size_t (*moved)(int ret, size_t out)) {
   const OpensslApi* api = openssl().table();
   CallGuard guard;
-  Session* s = api != nullptr && guard ? session_get(ssl) : nullptr;
+  Session* s = api != nullptr && guard && recording() ? session_get(ssl) : nullptr;
   if (s == nullptr) return real_call(nullptr);
   const uint64_t t0 = now_ns();
   // A session whose handshake nobody called explicitly (SSL_set_connect_state, then SSL_write)
-  // runs it inside this call.
-  const bool may_handshake = s->hs != HandshakeState::kDone && api->SSL_is_init_finished(ssl) != 1;
-  if (may_handshake && api->SSL_is_server(ssl) != 1) handshake_call(*s, t0);
+  // runs it inside this call. One that is already set up (by calls we did not see, or a server
+  // session) is data only from now on.
+  if (s->hs != HandshakeState::kDone) {
+    if (api->SSL_is_init_finished(ssl) == 1) s->hs = HandshakeState::kDone;
+    else if (api->SSL_is_server(ssl) != 1) handshake_call(*s, t0);
+  }
   size_t out = 0;
   const int ret = real_call(&out);
   const uint64_t t1 = now_ns();
@@ -140,7 +146,7 @@ int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& re
   if (!bind_socket(*s, s->conn == 0 ? api->SSL_get_rfd(ssl) : -1)) return ret;
   uint64_t data_t0 = t0;
   if (s->hs == HandshakeState::kRunning) {
-    after_handshake_call(*api, ssl, *s, ret, false, t1);
+    after_handshake_call(*api, ssl, *s, ret, keep.saved(), false, t1);
     // The handshake took up this call; its plaintext moved at the very end. Starting the data
     // at t0 would count the handshake's round trips into the first request.
     if (s->hs == HandshakeState::kDone) data_t0 = t1;

@@ -282,5 +282,33 @@ TEST_F(TlsClients, FailedHandshakeWget) {
   expect_failed_handshake(doc, l.port(), "gnutls");
 }
 
+// What a program sees through the hooks -- data, return values, the error a failed handshake
+// raises (its errno and OpenSSL reason) -- is what it sees without them.
+TEST_F(TlsClients, PythonSeesTheSameResultsAndErrorsWithAndWithoutUs) {
+  ClosingListener l;
+  ASSERT_GT(l.port(), 0);
+  const std::string script =
+      "import http.client, socket, ssl, sys\n"
+      "ctx = ssl.create_default_context(cafile=sys.argv[2])\n"
+      "c = http.client.HTTPSConnection('localhost', int(sys.argv[1]), context=ctx)\n"
+      "c.request('GET', '/bytes/70000'); r = c.getresponse(); b = r.read()\n"
+      "print(r.status, len(b), c.sock.version(), c.sock.selected_alpn_protocol())\n"
+      "c.close()\n"
+      "try:\n"
+      "    ctx.wrap_socket(socket.create_connection(('localhost', int(sys.argv[3]))),\n"
+      "                    server_hostname='localhost')\n"
+      "except (OSError, ssl.SSLError) as e:\n"
+      "    print(type(e).__name__, e.errno, getattr(e, 'reason', None))\n";
+  const std::vector<std::string> argv = {paths().python.string(), "-c", script, server_.port_str(),
+                                         tls_.cert.string(), std::to_string(l.port())};
+  RunResult plain = run(argv);
+  RunResult ours = traced(argv);
+  ASSERT_EQ(plain.exit_code, 0) << plain.describe();
+  EXPECT_EQ(ours.exit_code, plain.exit_code) << ours.describe();
+  EXPECT_EQ(ours.out, plain.out);
+  EXPECT_EQ(ours.err, plain.err);
+  EXPECT_NE(plain.out.find("200 70000 TLSv1.3 http/1.1\n"), std::string::npos) << plain.out;
+}
+
 }  // namespace
 }  // namespace httptrace::itest
