@@ -131,9 +131,16 @@ struct Model::ConnState {
 
 struct Model::ProcState {
   std::string id_prefix;  // "pid" or "pid.gen" when an exec'd image reuses the pid
-  std::unordered_map<uint32_t, std::unique_ptr<ConnState>> conns;
-  uint32_t last_conn = 0;
-  ConnState* last = nullptr;
+  std::unordered_map<uint32_t, std::unique_ptr<ConnState>> conns;  // owns the open connections
+  // Ids are handed out 1, 2, 3... per process, so a flat index finds a connection without hashing
+  // (8 bytes per id ever seen); ids beyond kMaxIndexed (a corrupt trace) use the map alone.
+  static constexpr uint32_t kMaxIndexed = 1u << 22;
+  std::vector<ConnState*> by_id;
+  void index(uint32_t id, ConnState* c) {
+    if (id >= kMaxIndexed) return;
+    if (id >= by_id.size()) by_id.resize(std::max<size_t>(id + 1, by_id.size() * 2), nullptr);
+    by_id[id] = c;
+  }
   std::vector<uint32_t> dns;  // indices into Model::dns_
 };
 
@@ -164,12 +171,9 @@ uint64_t Model::dropped_events() const {
 
 Model::ConnState* Model::find(uint32_t file, uint32_t conn) {
   ProcState& p = *procs_[file];
-  if (p.last && p.last_conn == conn) return p.last;
+  if (conn < ProcState::kMaxIndexed) return conn < p.by_id.size() ? p.by_id[conn] : nullptr;
   auto it = p.conns.find(conn);
-  if (it == p.conns.end()) return nullptr;
-  p.last_conn = conn;
-  p.last = it->second.get();
-  return p.last;
+  return it == p.conns.end() ? nullptr : it->second.get();
 }
 
 // Events of a socket created before tracing started (or whose SocketEvent was lost) still make a
@@ -185,8 +189,7 @@ Model::ConnState* Model::get_or_create(const Event& ev) {
   st->c.start_ns = ev.h->ts_ns;
   ConnState* raw = st.get();
   p.conns[ev.h->conn] = std::move(st);
-  p.last_conn = ev.h->conn;
-  p.last = raw;
+  p.index(ev.h->conn, raw);
   return raw;
 }
 
@@ -466,7 +469,7 @@ void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns
   if (it == p.conns.end()) return;
   std::unique_ptr<ConnState> st = std::move(it->second);
   p.conns.erase(it);
-  if (p.last == st.get()) p.last = nullptr;
+  p.index(conn, nullptr);
   st->c.close_ns = close_ns;
   emit(*st);
 }

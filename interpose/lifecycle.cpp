@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "interpose/argv_redact.h"
 #include "interpose/config.h"
 #include "interpose/recorder.h"
 #include "interpose/sys.h"
@@ -57,6 +58,7 @@ void read_cmdline() {
     }
   }
   sys::close(fd);
+  redact_argv(g_argv, g_argv_len);
 }
 
 void read_exe() {
