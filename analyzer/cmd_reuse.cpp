@@ -54,7 +54,7 @@ class ReuseCollector : public ConnectionSink {
 
 void write_reuse(TraceSet& traces, std::FILE* out) {
   ReuseCollector col;
-  Model model(traces, col);
+  Model model(traces, col, /*keep_dns=*/false);
   analyze(traces, model);
   if (col.by_endpoint.empty()) {
     fmt::print(out, "no connections in the trace\n");

@@ -129,7 +129,7 @@ void phase_line(std::FILE* out, const Axis& axis, const Style& st, const std::st
 void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt) {
   const TimeBase tb = time_base(traces);
   Collector col;
-  Model model(traces, col);
+  Model model(traces, col, /*keep_dns=*/false);
   analyze(traces, model);
   auto& conns = col.conns;
   std::sort(conns.begin(), conns.end(), [](const Connection& a, const Connection& b) {
@@ -137,7 +137,7 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
   });
   const Style st{opt.color};
   if (conns.empty()) {
-    fmt::print(out, "no connections in the trace ({} DNS lookups)\n", model.dns().size());
+    fmt::print(out, "no connections in the trace\n");
     return;
   }
   Axis axis;

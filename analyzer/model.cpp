@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <deque>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -141,10 +142,11 @@ struct Model::ProcState {
     if (id >= by_id.size()) by_id.resize(std::max<size_t>(id + 1, by_id.size() * 2), nullptr);
     by_id[id] = c;
   }
-  std::vector<uint32_t> dns;  // indices into Model::dns_
+  std::deque<DnsLookup> recent_dns;  // the last kDnsTieWindow lookups, for tying connects
 };
 
-Model::Model(const TraceSet& traces, ConnectionSink& sink) : traces_(traces), sink_(sink) {
+Model::Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns)
+    : traces_(traces), sink_(sink), keep_dns_(keep_dns) {
   const auto& files = traces.files();
   for (size_t i = 0; i < files.size(); ++i) {
     auto p = std::make_unique<ProcState>();
@@ -246,8 +248,10 @@ void Model::on_dns(const Event& ev) {
   l.error = d.error;
   l.call = d.call;
   l.addresses.assign(d.addrs, d.addrs + d.naddr);
-  procs_[ev.file]->dns.push_back(static_cast<uint32_t>(dns_.size()));
-  dns_.push_back(std::move(l));
+  auto& recent = procs_[ev.file]->recent_dns;
+  if (recent.size() == kDnsTieWindow) recent.pop_front();
+  recent.push_back(l);
+  if (keep_dns_) dns_.push_back(std::move(l));
 }
 
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
@@ -285,9 +289,8 @@ void Model::on_connect(const Event& ev, ConnState& c) {
 
   ProcState& p = *procs_[ev.file];
   const DnsLookup* best = nullptr;
-  size_t n = std::min(p.dns.size(), kDnsTieWindow);
-  for (size_t i = 0; i < n; ++i) {
-    const DnsLookup& l = dns_[p.dns[p.dns.size() - 1 - i]];
+  for (auto it = p.recent_dns.rbegin(); it != p.recent_dns.rend(); ++it) {
+    const DnsLookup& l = *it;
     if (l.start_ns + l.duration_ns > k.connect_start_ns) continue;
     if (best && l.start_ns + l.duration_ns <= best->start_ns + best->duration_ns) continue;
     for (const auto& a : l.addresses)

@@ -120,7 +120,9 @@ class ConnectionSink {
 
 class Model {
  public:
-  Model(const TraceSet& traces, ConnectionSink& sink);
+  // keep_dns: keep every lookup for dns() (the JSON export lists them); reports that only need
+  // the lookup behind each connection pass false and keep a bounded window per process.
+  Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns = true);
   ~Model();
 
   void on_event(const Event& ev);
@@ -154,6 +156,7 @@ class Model {
   ConnectionSink& sink_;
   std::vector<std::unique_ptr<ProcState>> procs_;  // one per file
   std::vector<DnsLookup> dns_;
+  bool keep_dns_;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
 };
 

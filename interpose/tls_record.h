@@ -7,7 +7,8 @@
 // wrapper, and the recorder notes the descriptor of every wire transfer in t_wire_fd
 // (note_wire_fd). A wrapper clears it before the real call; a descriptor found there afterwards
 // is the session's socket. The first call that moved wire bytes (the ClientHello write, at the
-// latest) binds the session for good.
+// latest) binds the session, until that descriptor stops being that connection (closed, or
+// renumbered in a fork child); then the next call's wire I/O binds it again.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +47,8 @@ class CallGuard {
   bool outer_;
 };
 
-// After the real call: binds s to its socket if not yet bound (lib_fd: what the library reports,
-// -1 if nothing). True when s has a tracked connection.
+// After the real call: binds s to its socket if not (or no longer) bound. lib_fd: what the library
+// reports, -1 if nothing or not asked. True when s has a tracked connection.
 bool bind_socket(Session& s, int lib_fd);
 
 // Before the real call of anything that may run the handshake: the first such call starts it.

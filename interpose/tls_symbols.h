@@ -44,6 +44,9 @@ class ApiTable {
     void* lib = find_library(Api::kProbe, Api::kSonames, std::size(Api::kSonames));
     const bool ok = lib != nullptr && Api::fill(api_, lib);
     // Not loaded yet (or incomplete): try again at a later call rather than giving up for good.
+    // A library that stays incomplete (older than every function listed) costs a lookup per
+    // call through one() and is never recorded; the supported libssl 1.1.1/3 and GnuTLS 3 have
+    // everything.
     state_.store(ok ? kReady : kUnresolved, std::memory_order_release);
     return ok ? &api_ : nullptr;
   }
@@ -56,8 +59,9 @@ class ApiTable {
   Api api_{};
 };
 
-// dlsym(lib, name) cast to the pointer type of dst; true when found.
+// dlsym(lib, name); nullptr for a null lib.
 void* dlsym_in(void* lib, const char* name);
+// The same, cast to the pointer type of dst; true when found.
 template <typename F>
 bool load(F& dst, void* lib, const char* name) {
   dst = reinterpret_cast<F>(dlsym_in(lib, name));
