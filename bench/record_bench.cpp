@@ -13,8 +13,10 @@
 //                           line. Writes through the process-wide recorder (one file per run).
 //   BM_EmitDropped          the cost of an event dropped because the size cap is reached.
 //   BM_EmitLatency          the distribution per event (p50/p90/p99/max, one thread): the mean
-//                           above mixes ~85 cheap events with one that takes a page fault; the
-//                           median shows what the typical event costs.
+//                           above mixes ~85 cheap events with one that touches a fresh page of
+//                           the file; the median shows what the typical event costs.
+//   BM_RecordDataLatency    the same distribution for record_data (same direction, no clock).
+//   BM_EmitVariant          the writer's tunables (growth step, DONTNEED batch, populate).
 //
 // Multi-threaded rows report CPU time per event per thread (Google Benchmark's CPU column), the
 // number to compare with one thread: on a 2-core machine 8 or 64 threads share the cores, so
@@ -49,9 +51,9 @@ TraceWriter g_writer;
 // One fresh file per benchmark run, opened by thread 0 before the timed loop (Google Benchmark
 // holds every thread at a barrier until then) and removed after it, so runs never share a file
 // and the disk holds at most one run's events.
-bool open_writer(benchmark::State& state, uint64_t max_bytes = 64ull << 30) {
+bool open_writer(benchmark::State& state, uint64_t max_bytes = 64ull << 30,
+                 httptrace::WriterOptions o = {}) {
   if (state.thread_index() != 0) return true;
-  httptrace::WriterOptions o;
   o.max_bytes = max_bytes;
   o.pid = getpid();
   o.ppid = getppid();
@@ -197,6 +199,33 @@ void BM_EmitDataWithClock(benchmark::State& state) {
 }
 BENCHMARK(BM_EmitDataWithClock) THREADS;
 
+// The writer's tunables, one at a time against the defaults (first row), for a data event:
+// args are grow_max MiB (grow_min is 1 MiB, or grow_max if smaller), release_batch (0 = never
+// MADV_DONTNEED), populate (1 = MADV_POPULATE_WRITE at claim). Defaults: 32, 16, 1.
+void BM_EmitVariant(benchmark::State& state) {
+  const Image im = make(f::EventKind::kData);
+  httptrace::WriterOptions o;
+  o.grow_max = uint64_t(state.range(0)) << 20;
+  o.grow_min = std::min<uint64_t>(o.grow_min, o.grow_max);
+  o.release_batch = uint32_t(state.range(1));
+  o.populate = state.range(2) != 0;
+  if (!open_writer(state, 64ull << 30, o)) return;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(g_writer.emit(im.head, im.head_len));
+  }
+  state.SetItemsProcessed(state.iterations());
+  close_writer(state);
+}
+BENCHMARK(BM_EmitVariant)
+    ->ArgNames({"grow_max_mb", "batch", "populate"})
+    ->Args({32, 16, 1})
+    ->Args({1, 16, 1})   // the old fixed 1 MiB growth step
+    ->Args({32, 1, 1})   // MADV_DONTNEED every full segment on its own
+    ->Args({32, 64, 1})  // bigger DONTNEED runs (4 MiB resident per thread)
+    ->Args({32, 0, 1})   // never drop: resident set grows with the file
+    ->Args({32, 16, 0})  // page faults instead of populate
+    ->Args({1, 1, 0});   // the writer as the previous helper measured it
+
 // fd numbers far above anything this process opens: tracked in the table, never used for I/O.
 constexpr int kFakeFd = 900000;
 
@@ -257,10 +286,11 @@ double tsc_per_ns() {
   return double(ticks() - c0) / double(n1 - n0);
 }
 
-void BM_EmitLatency(benchmark::State& state) {
-  const Image im = make(f::EventKind::kData);
+// Times every call of one() with lfence+rdtsc and reports the distribution; the cost of the
+// timer itself (median of back-to-back reads) is subtracted from each sample.
+template <typename One>
+void latency_distribution(benchmark::State& state, One&& one) {
   static const double kTscPerNs = tsc_per_ns();
-  // What two back-to-back timer reads cost, subtracted from every sample.
   std::vector<uint64_t> empty(100'000);
   for (auto& e : empty) {
     const uint64_t t0 = ticks();
@@ -271,10 +301,9 @@ void BM_EmitLatency(benchmark::State& state) {
 
   std::vector<uint64_t> samples;
   samples.reserve(size_t(state.max_iterations));
-  if (!open_writer(state)) return;
   for (auto _ : state) {
     const uint64_t t0 = ticks();
-    benchmark::DoNotOptimize(g_writer.emit(im.head, im.head_len));
+    one();
     const uint64_t d = ticks() - t0;
     samples.push_back(d > overhead ? d - overhead : 0);
   }
@@ -289,9 +318,37 @@ void BM_EmitLatency(benchmark::State& state) {
   state.counters["p999_ns"] = pct(0.999);
   state.counters["max_ns"] = pct(1.0);
   state.counters["timer_ns"] = double(overhead) / kTscPerNs;
+}
+
+void BM_EmitLatency(benchmark::State& state) {
+  const Image im = make(f::EventKind::kData);
+  if (!open_writer(state)) return;
+  latency_distribution(state, [&] {
+    benchmark::DoNotOptimize(g_writer.emit(im.head, im.head_len));
+  });
   close_writer(state);
 }
 BENCHMARK(BM_EmitLatency);
+
+// The recorder's whole per-event work for a data call on a tracked socket (fd-table look-up,
+// direction check, event build, emit), without the two clock reads that time the real call.
+void BM_RecordDataLatency(benchmark::State& state) {
+  if (!httptrace::recording()) {
+    state.SkipWithError("the recorder did not start");
+    return;
+  }
+  const int fd = kFakeFd + 100;
+  httptrace::g_fd_table.track(fd, 2000);
+  static constexpr char kResp[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+  iovec resp{const_cast<char*>(kResp), sizeof kResp - 1};
+  const uint64_t t0 = httptrace::now_ns();
+  latency_distribution(state, [&] {
+    httptrace::record_data(fd, f::Direction::kRecv, f::DataCall::kRecv, 0, t0, t0 + 1000,
+                           int64_t(resp.iov_len), &resp, 1);
+  });
+  httptrace::g_fd_table.untrack(fd);
+}
+BENCHMARK(BM_RecordDataLatency);
 
 }  // namespace
 

@@ -25,10 +25,18 @@ T no_such_function() {
   return static_cast<T>(-1);
 }
 
+// The whole cost of a call on a descriptor we do not track (every file, pipe and UDP socket):
+// the resolved pointer loaded once, one table load, one well-predicted branch, then a tail call
+// into libc. Everything else is in traced_io, out of line, so this path needs no stack frame.
+template <typename Fn>
+inline bool pass_through(Fn real, int fd) {
+  return __builtin_expect(real != nullptr && conn_of_fd(fd) == 0, 1);
+}
+
+// Only reached for tracked descriptors (or a missing libc symbol, handled before the call).
 template <typename Call>
-inline ssize_t traced_io(int fd, Direction dir, DataCall call, const iovec* iov, size_t iovcnt,
-                         Call&& real_call) {
-  if (__builtin_expect(conn_of_fd(fd) == 0, 1)) return real_call();
+__attribute__((noinline)) ssize_t traced_io(int fd, Direction dir, DataCall call,
+                                            const iovec* iov, size_t iovcnt, Call&& real_call) {
   const uint64_t t0 = now_ns();
   const ssize_t r = real_call();
   const uint64_t t1 = now_ns();
@@ -82,118 +90,131 @@ HT_EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len)
 
 HT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   auto real = real_send();
+  if (pass_through(real, fd)) return real(fd, buf, n, flags);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec v{const_cast<void*>(buf), n};
   return traced_io(fd, Direction::kSend, DataCall::kSend, &v, 1,
-                   [&] { return real(fd, buf, n, flags); });
+                   [=] { return real(fd, buf, n, flags); });
 }
 
 HT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
                          socklen_t tolen) {
   auto real = real_sendto();
+  if (pass_through(real, fd)) return real(fd, buf, n, flags, to, tolen);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec v{const_cast<void*>(buf), n};
   return traced_io(fd, Direction::kSend, DataCall::kSendto, &v, 1,
-                   [&] { return real(fd, buf, n, flags, to, tolen); });
+                   [=] { return real(fd, buf, n, flags, to, tolen); });
 }
 
 HT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   auto real = real_sendmsg();
+  if (pass_through(real, fd)) return real(fd, msg, flags);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec* iov = msg != nullptr ? msg->msg_iov : nullptr;
   const size_t cnt = msg != nullptr ? msg->msg_iovlen : 0;
   return traced_io(fd, Direction::kSend, DataCall::kSendmsg, iov, cnt,
-                   [&] { return real(fd, msg, flags); });
+                   [=] { return real(fd, msg, flags); });
 }
 
 HT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   auto real = real_write();
+  if (pass_through(real, fd)) return real(fd, buf, n);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec v{const_cast<void*>(buf), n};
   return traced_io(fd, Direction::kSend, DataCall::kWrite, &v, 1,
-                   [&] { return real(fd, buf, n); });
+                   [=] { return real(fd, buf, n); });
 }
 
 HT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
   auto real = real_writev();
+  if (pass_through(real, fd)) return real(fd, iov, cnt);
   if (real == nullptr) return no_such_function<ssize_t>();
   return traced_io(fd, Direction::kSend, DataCall::kWritev, iov, cnt > 0 ? cnt : 0,
-                   [&] { return real(fd, iov, cnt); });
+                   [=] { return real(fd, iov, cnt); });
 }
 
 // ---- reads --------------------------------------------------------------------------------
 
 HT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   auto real = real_recv();
+  if (pass_through(real, fd)) return real(fd, buf, n, flags);
   if (real == nullptr) return no_such_function<ssize_t>();
   if (peek(flags)) return real(fd, buf, n, flags);
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRecv, &v, 1,
-                   [&] { return real(fd, buf, n, flags); });
+                   [=] { return real(fd, buf, n, flags); });
 }
 
 HT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
                            socklen_t* fromlen) {
   auto real = real_recvfrom();
+  if (pass_through(real, fd)) return real(fd, buf, n, flags, from, fromlen);
   if (real == nullptr) return no_such_function<ssize_t>();
   if (peek(flags)) return real(fd, buf, n, flags, from, fromlen);
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRecvfrom, &v, 1,
-                   [&] { return real(fd, buf, n, flags, from, fromlen); });
+                   [=] { return real(fd, buf, n, flags, from, fromlen); });
 }
 
 HT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   auto real = real_recvmsg();
+  if (pass_through(real, fd)) return real(fd, msg, flags);
   if (real == nullptr) return no_such_function<ssize_t>();
   if (peek(flags)) return real(fd, msg, flags);
   const iovec* iov = msg != nullptr ? msg->msg_iov : nullptr;
   const size_t cnt = msg != nullptr ? msg->msg_iovlen : 0;
   return traced_io(fd, Direction::kRecv, DataCall::kRecvmsg, iov, cnt,
-                   [&] { return real(fd, msg, flags); });
+                   [=] { return real(fd, msg, flags); });
 }
 
 HT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   auto real = real_read();
+  if (pass_through(real, fd)) return real(fd, buf, n);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRead, &v, 1,
-                   [&] { return real(fd, buf, n); });
+                   [=] { return real(fd, buf, n); });
 }
 
 HT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   auto real = real_readv();
+  if (pass_through(real, fd)) return real(fd, iov, cnt);
   if (real == nullptr) return no_such_function<ssize_t>();
   return traced_io(fd, Direction::kRecv, DataCall::kReadv, iov, cnt > 0 ? cnt : 0,
-                   [&] { return real(fd, iov, cnt); });
+                   [=] { return real(fd, iov, cnt); });
 }
 
 // _FORTIFY_SOURCE builds call these instead when the buffer size is known at compile time; the
 // real ones keep their overflow check.
 HT_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   auto real = real___read_chk();
+  if (pass_through(real, fd)) return real(fd, buf, n, buflen);
   if (real == nullptr) return no_such_function<ssize_t>();
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRead, &v, 1,
-                   [&] { return real(fd, buf, n, buflen); });
+                   [=] { return real(fd, buf, n, buflen); });
 }
 
 HT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
   auto real = real___recv_chk();
+  if (pass_through(real, fd)) return real(fd, buf, n, buflen, flags);
   if (real == nullptr) return no_such_function<ssize_t>();
   if (peek(flags)) return real(fd, buf, n, buflen, flags);
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRecv, &v, 1,
-                   [&] { return real(fd, buf, n, buflen, flags); });
+                   [=] { return real(fd, buf, n, buflen, flags); });
 }
 
 HT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
                                  sockaddr* from, socklen_t* fromlen) {
   auto real = real___recvfrom_chk();
+  if (pass_through(real, fd)) return real(fd, buf, n, buflen, flags, from, fromlen);
   if (real == nullptr) return no_such_function<ssize_t>();
   if (peek(flags)) return real(fd, buf, n, buflen, flags, from, fromlen);
   const iovec v{buf, n};
   return traced_io(fd, Direction::kRecv, DataCall::kRecvfrom, &v, 1,
-                   [&] { return real(fd, buf, n, buflen, flags, from, fromlen); });
+                   [=] { return real(fd, buf, n, buflen, flags, from, fromlen); });
 }
 
 // ---- descriptor life-cycle ----------------------------------------------------------------

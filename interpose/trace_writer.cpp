@@ -91,6 +91,10 @@ bool TraceWriter::open(const char* path, const WriterOptions& opts) {
   file_size_.store(format::kHeaderSize, std::memory_order_relaxed);
   growth_failed_.store(false, std::memory_order_relaxed);
   pid_ = opts.pid;
+  grow_min_ = opts.grow_min > 0 ? opts.grow_min : format::kSegmentSize;
+  grow_max_ = opts.grow_max > grow_min_ ? opts.grow_max : grow_min_;
+  release_batch_ = opts.release_batch;
+  populate_ = opts.populate;
 
   FileHeader& h = *header_;
   memcpy(h.magic, format::kMagic, sizeof(h.magic));
@@ -154,7 +158,9 @@ bool TraceWriter::ensure_size(uint64_t need) {
     growth_failed_.store(true, std::memory_order_relaxed);
     return false;
   }
-  uint64_t target = (need + kGrowStep - 1) / kGrowStep * kGrowStep;
+  // Geometric growth: a long trace pays for few fallocate calls, a short one keeps a small file.
+  const uint64_t step = have < grow_min_ ? grow_min_ : have > grow_max_ ? grow_max_ : have;
+  uint64_t target = (need + step - 1) / step * step;
   if (target > map_len_) target = map_len_;
   // posix_fallocate reports through its return value; errno is restored by our callers anyway.
   if (posix_fallocate(fd, 0, static_cast<off_t>(target)) != 0) {
@@ -172,10 +178,11 @@ bool TraceWriter::ensure_size(uint64_t need) {
 // set stays bounded per thread. Dropping is a TLB flush whose cost is mostly per call, so runs
 // of adjacent segments (a thread that writes alone claims consecutive ones) go in one call.
 void TraceWriter::release_segment(WriterCursor& c) {
-  constexpr uint32_t kMaxSpent = 16;  // up to 1 MiB per thread waits to be dropped
+  if (release_batch_ == 0) return;  // never dropped (benchmarks only: RSS grows with the file)
   uint8_t* full = c.segment;
   if (c.spent != nullptr &&
-      (full != c.spent + c.spent_count * format::kSegmentSize || c.spent_count >= kMaxSpent)) {
+      (full != c.spent + c.spent_count * format::kSegmentSize ||
+       c.spent_count >= release_batch_)) {
     madvise(c.spent, c.spent_count * format::kSegmentSize, MADV_DONTNEED);
     c.spent = nullptr;
     c.spent_count = 0;
@@ -213,7 +220,7 @@ bool TraceWriter::start_segment(WriterCursor& c) {
   uint8_t* seg = base_ + offset;
   // One call instead of 16 page faults (Linux >= 5.14; elsewhere it fails and faults happen as
   // we write). Page faults on a shared file mapping are the writer's largest cost.
-  madvise(seg, format::kSegmentSize, kMadvPopulateWrite);
+  if (populate_) madvise(seg, format::kSegmentSize, kMadvPopulateWrite);
   auto* sh = reinterpret_cast<SegmentHeader*>(seg);
   sh->tid = sys::gettid();
   sh->thread_seq = c.next_seq++;

@@ -9,9 +9,11 @@
 // used). It claims a segment with one CAS on FileHeader::segments_claimed, writes events into it,
 // and publishes each with a release store of SegmentHeader::committed. When the segment is full
 // it claims the next, and madvise(MADV_DONTNEED)s full segments in runs of up to 16 adjacent ones
-// (the data stays in the page cache; our resident set stays bounded per thread). Claiming is the only place with syscalls: growing the file by >= 1 MiB with
-// posix_fallocate (blocks really allocated, so a full disk means dropped events, not SIGBUS) and a
-// getpid() that keeps a vfork child, which shares our memory, from claiming segments.
+// (the data stays in the page cache; our resident set stays bounded per thread). Claiming is the
+// only place with syscalls: growing the file with posix_fallocate (blocks really allocated, so a
+// full disk means dropped events, not SIGBUS) by its own size so far, between 1 and 32 MiB; a
+// MADV_POPULATE_WRITE of the new segment (one call instead of 16 page faults); and a getpid()
+// that keeps a vfork child, which shares our memory, from claiming segments.
 //
 // Not re-entrant on one thread: callers (the recorder) hold the re-entrancy guard, so a signal
 // handler that interrupts an emit() cannot start another one on the same cursor.
@@ -40,12 +42,16 @@ struct WriterOptions {
   size_t argv_len = 0;
   uint32_t argc = 0;
   int fd_floor = 0;  // move our descriptor to >= this number, out of the program's way (0: don't)
+  // How the file grows and how segments are prepared and let go. The defaults are the measured
+  // best (bench/RESULTS.md); record_bench varies them to show why.
+  uint64_t grow_min = 1ull << 20;   // first growth step; later steps are the file's size so far,
+  uint64_t grow_max = 32ull << 20;  // ... at most this: few fallocate calls, little unused disk
+  uint32_t release_batch = 16;      // full segments dropped from our page tables per madvise
+  bool populate = true;             // MADV_POPULATE_WRITE a segment when it is claimed
 };
 
 class TraceWriter {
  public:
-  static constexpr uint64_t kGrowStep = 1ull << 20;
-
   // Creates `path`, or path.1, path.2, ... when the name is taken: O_EXCL|O_NOFOLLOW, mode 0600,
   // so an existing file or symlink is never written through. False (errno set) on failure.
   bool open(const char* path, const WriterOptions& opts);
@@ -79,6 +85,10 @@ class TraceWriter {
   format::FileHeader* header_ = nullptr;
   size_t map_len_ = 0;
   uint64_t max_segments_ = 0;
+  uint64_t grow_min_ = 0;
+  uint64_t grow_max_ = 0;
+  uint32_t release_batch_ = 0;
+  bool populate_ = true;
   int32_t pid_ = 0;
   dev_t dev_ = 0;
   ino_t ino_ = 0;

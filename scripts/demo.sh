@@ -27,8 +27,10 @@ start_server https --tls "$work/cert.pem" "$work/key.pem"
 H="http://localhost:$PORT_http" S="https://localhost:$PORT_https"
 
 echo "# three requests on one keep-alive connection, one that waits 150 ms for the server,"
-echo "# then a second curl (a new connection) and two HTTPS requests sharing one TLS connection"
+echo "# then a second curl (a new connection), two HTTPS requests sharing one TLS connection, and"
+echo "# python3 (its getaddrinfo shows as the dns phase; curl answers localhost itself)"
 build/httptrace run -o "$work/trace" -- sh -c "
   curl -s -o /dev/null $H/index.html -o /dev/null $H/delay/150 -o /dev/null $H/chunked/4 &&
   curl -s -o /dev/null $H/close -o /dev/null $H/after-close &&
-  curl -s -k -o /dev/null $S/secure/a -o /dev/null $S/secure/b"
+  curl -s -k -o /dev/null $S/secure/a -o /dev/null $S/secure/b &&
+  python3 -c 'import http.client as h; c=h.HTTPConnection(\"localhost\", $PORT_http); [(c.request(\"GET\", p), c.getresponse().read()) for p in (\"/py/1\", \"/py/2\")]'"

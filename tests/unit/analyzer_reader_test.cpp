@@ -278,7 +278,9 @@ TEST(Reader, TruncatedAtAnyByteNeverCrashesAndYieldsAPrefix) {
     while (ts.next(ev)) got.push_back(ev.h->ts_ns);
     // Whatever was read is a subset of the full trace in the same order; whole events only.
     EXPECT_TRUE(std::includes(all.begin(), all.end(), got.begin(), got.end())) << len;
-    if (len < full.size()) EXPECT_FALSE(ts.warnings().empty()) << len;
+    if (len < full.size()) {
+      EXPECT_FALSE(ts.warnings().empty()) << len;
+    }
     ++cuts;
   }
   EXPECT_GT(cuts, 100u);

@@ -69,8 +69,12 @@ TEST(TlsWire, ClientHelloCutAnywhereNeverReadsOutOfBounds) {
     std::string cut = full.substr(0, n);
     ClientHello ch;
     bool ok = parse_client_hello(cut, ch);
-    if (n < 9) EXPECT_FALSE(ok) << n;  // record header + handshake type + length
-    if (!ch.sni.empty()) EXPECT_EQ(ch.sni, "api.example.com");
+    if (n < 9) {
+      EXPECT_FALSE(ok) << n;  // record header + handshake type + length
+    }
+    if (!ch.sni.empty()) {
+      EXPECT_EQ(ch.sni, "api.example.com");
+    }
     for (const auto& p : ch.alpn) EXPECT_TRUE(p == "h2" || p == "http/1.1") << n;
   }
 }

@@ -76,7 +76,7 @@ class TraceBuilder {
     rec.h.size = static_cast<uint16_t>(size);
     std::string bytes(size, '\0');
     std::memcpy(bytes.data(), &rec, sizeof(T));
-    std::memcpy(bytes.data() + sizeof(T), tail.data(), tail.size());
+    if (!tail.empty()) std::memcpy(bytes.data() + sizeof(T), tail.data(), tail.size());
     add_raw(tid, bytes);
   }
   // Appends raw bytes (possibly a deliberately broken event) to tid's stream.

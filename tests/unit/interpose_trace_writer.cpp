@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "interpose_test_trace.h"
 
@@ -211,6 +212,29 @@ TEST(TraceWriter, FileGrowsInMebibyteSteps) {
   ASSERT_TRUE(emit_sized(w, 1024));
   EXPECT_EQ(w.header()->segments_claimed, 16u);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(2 * kMiB));
+  w.close();
+}
+
+// Each growth step is the file's size so far, between grow_min and grow_max: 1, 2, 4 MiB, then
+// +4 MiB (the cap here) at a time, so a long trace costs few fallocate calls.
+TEST(TraceWriter, FileGrowsGeometricallyUpToTheCap) {
+  TempDir dir;
+  TraceWriter w;
+  WriterOptions o = options();
+  o.grow_max = 4 * kMiB;
+  ASSERT_TRUE(w.open(dir.file("t").c_str(), o));
+  static uint8_t fill[format::kSegmentPayload - sizeof(format::EventHeader)];
+  format::EventHeader h = {};
+  h.kind = static_cast<uint16_t>(format::EventKind::kSocket);
+  std::vector<off_t> sizes;
+  for (int s = 0; s < 200; ++s) {  // one whole-segment event per segment: 12.5 MiB in all
+    ASSERT_TRUE(w.emit(&h, sizeof(h), fill, sizeof(fill)));
+    const off_t now = file_size(dir.file("t"));
+    if (sizes.empty() || sizes.back() != now) sizes.push_back(now);
+  }
+  const std::vector<off_t> want = {off_t(kMiB), off_t(2 * kMiB), off_t(4 * kMiB),
+                                   off_t(8 * kMiB), off_t(12 * kMiB), off_t(16 * kMiB)};
+  EXPECT_EQ(sizes, want);
   w.close();
 }
 
