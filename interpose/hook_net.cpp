@@ -27,16 +27,16 @@ T no_such_function() {
 
 // The whole cost of a call on a descriptor we do not track (every file, pipe and UDP socket):
 // the resolved pointer loaded once, one table load, one well-predicted branch, then a tail call
-// into libc. Everything else is in traced_io, out of line, so this path needs no stack frame.
+// into libc. Everything else, resolving the symbol included, is out of line (traced_*), so that
+// path needs no stack frame.
 template <typename Fn>
 inline bool pass_through(Fn real, int fd) {
   return __builtin_expect(real != nullptr && conn_of_fd(fd) == 0, 1);
 }
 
-// Only reached for tracked descriptors (or a missing libc symbol, handled before the call).
 template <typename Call>
-__attribute__((noinline)) ssize_t traced_io(int fd, Direction dir, DataCall call,
-                                            const iovec* iov, size_t iovcnt, Call&& real_call) {
+inline ssize_t traced_io(int fd, Direction dir, DataCall call, const iovec* iov, size_t iovcnt,
+                         Call&& real_call) {
   const uint64_t t0 = now_ns();
   const ssize_t r = real_call();
   const uint64_t t1 = now_ns();
@@ -44,6 +44,38 @@ __attribute__((noinline)) ssize_t traced_io(int fd, Direction dir, DataCall call
   record_data(fd, dir, call, 0, t0, t1, r >= 0 ? r : -static_cast<int64_t>(keep.saved()), iov,
               iovcnt);
   return r;
+}
+
+// The slow paths: the symbol not resolved yet, missing (ENOSYS), a tracked descriptor, or a call
+// the wrapper says is not to be recorded (skip: a MSG_PEEK).
+template <Direction kDir, DataCall kCall, typename Fn, typename Buf, typename... Rest>
+__attribute__((noinline)) ssize_t traced_buf(RealSymbol& sym, bool skip, int fd, Buf buf,
+                                             size_t n, Rest... rest) {
+  const Fn real = real_fn<Fn>(sym);
+  if (real == nullptr) return no_such_function<ssize_t>();
+  if (skip || conn_of_fd(fd) == 0) return real(fd, buf, n, rest...);
+  const iovec v{const_cast<void*>(static_cast<const void*>(buf)), n};
+  return traced_io(fd, kDir, kCall, &v, 1, [=] { return real(fd, buf, n, rest...); });
+}
+
+template <Direction kDir, DataCall kCall, typename Fn>
+__attribute__((noinline)) ssize_t traced_vec(RealSymbol& sym, int fd, const iovec* iov,
+                                             int cnt) {
+  const Fn real = real_fn<Fn>(sym);
+  if (real == nullptr) return no_such_function<ssize_t>();
+  if (conn_of_fd(fd) == 0) return real(fd, iov, cnt);
+  return traced_io(fd, kDir, kCall, iov, cnt > 0 ? cnt : 0, [=] { return real(fd, iov, cnt); });
+}
+
+template <Direction kDir, DataCall kCall, typename Fn, typename Msg>
+__attribute__((noinline)) ssize_t traced_msg(RealSymbol& sym, bool skip, int fd, Msg msg,
+                                             int flags) {
+  const Fn real = real_fn<Fn>(sym);
+  if (real == nullptr) return no_such_function<ssize_t>();
+  if (skip || conn_of_fd(fd) == 0) return real(fd, msg, flags);
+  const iovec* iov = msg != nullptr ? msg->msg_iov : nullptr;
+  const size_t cnt = msg != nullptr ? msg->msg_iovlen : 0;
+  return traced_io(fd, kDir, kCall, iov, cnt, [=] { return real(fd, msg, flags); });
 }
 
 // A peek leaves the bytes in the socket: the read that follows is the one that counts.
@@ -89,132 +121,96 @@ HT_EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len)
 // ---- writes -------------------------------------------------------------------------------
 
 HT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
-  auto real = real_send();
+  const auto real = loaded_send();
   if (pass_through(real, fd)) return real(fd, buf, n, flags);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec v{const_cast<void*>(buf), n};
-  return traced_io(fd, Direction::kSend, DataCall::kSend, &v, 1,
-                   [=] { return real(fd, buf, n, flags); });
+  return traced_buf<Direction::kSend, DataCall::kSend, send_fn>(sym_send, false, fd, buf, n, flags);
 }
 
 HT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
                          socklen_t tolen) {
-  auto real = real_sendto();
+  const auto real = loaded_sendto();
   if (pass_through(real, fd)) return real(fd, buf, n, flags, to, tolen);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec v{const_cast<void*>(buf), n};
-  return traced_io(fd, Direction::kSend, DataCall::kSendto, &v, 1,
-                   [=] { return real(fd, buf, n, flags, to, tolen); });
+  return traced_buf<Direction::kSend, DataCall::kSendto, sendto_fn>(
+      sym_sendto, false, fd, buf, n, flags, to, tolen);
 }
 
 HT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
-  auto real = real_sendmsg();
+  const auto real = loaded_sendmsg();
   if (pass_through(real, fd)) return real(fd, msg, flags);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec* iov = msg != nullptr ? msg->msg_iov : nullptr;
-  const size_t cnt = msg != nullptr ? msg->msg_iovlen : 0;
-  return traced_io(fd, Direction::kSend, DataCall::kSendmsg, iov, cnt,
-                   [=] { return real(fd, msg, flags); });
+  return traced_msg<Direction::kSend, DataCall::kSendmsg, sendmsg_fn>(
+      sym_sendmsg, false, fd, msg, flags);
 }
 
 HT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
-  auto real = real_write();
+  const auto real = loaded_write();
   if (pass_through(real, fd)) return real(fd, buf, n);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec v{const_cast<void*>(buf), n};
-  return traced_io(fd, Direction::kSend, DataCall::kWrite, &v, 1,
-                   [=] { return real(fd, buf, n); });
+  return traced_buf<Direction::kSend, DataCall::kWrite, write_fn>(sym_write, false, fd, buf, n);
 }
 
 HT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
-  auto real = real_writev();
+  const auto real = loaded_writev();
   if (pass_through(real, fd)) return real(fd, iov, cnt);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  return traced_io(fd, Direction::kSend, DataCall::kWritev, iov, cnt > 0 ? cnt : 0,
-                   [=] { return real(fd, iov, cnt); });
+  return traced_vec<Direction::kSend, DataCall::kWritev, writev_fn>(sym_writev, fd, iov, cnt);
 }
 
 // ---- reads --------------------------------------------------------------------------------
 
 HT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
-  auto real = real_recv();
+  const auto real = loaded_recv();
   if (pass_through(real, fd)) return real(fd, buf, n, flags);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  if (peek(flags)) return real(fd, buf, n, flags);
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRecv, &v, 1,
-                   [=] { return real(fd, buf, n, flags); });
+  return traced_buf<Direction::kRecv, DataCall::kRecv, recv_fn>(
+      sym_recv, peek(flags), fd, buf, n, flags);
 }
 
 HT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
                            socklen_t* fromlen) {
-  auto real = real_recvfrom();
+  const auto real = loaded_recvfrom();
   if (pass_through(real, fd)) return real(fd, buf, n, flags, from, fromlen);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  if (peek(flags)) return real(fd, buf, n, flags, from, fromlen);
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRecvfrom, &v, 1,
-                   [=] { return real(fd, buf, n, flags, from, fromlen); });
+  return traced_buf<Direction::kRecv, DataCall::kRecvfrom, recvfrom_fn>(
+      sym_recvfrom, peek(flags), fd, buf, n, flags, from, fromlen);
 }
 
 HT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
-  auto real = real_recvmsg();
+  const auto real = loaded_recvmsg();
   if (pass_through(real, fd)) return real(fd, msg, flags);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  if (peek(flags)) return real(fd, msg, flags);
-  const iovec* iov = msg != nullptr ? msg->msg_iov : nullptr;
-  const size_t cnt = msg != nullptr ? msg->msg_iovlen : 0;
-  return traced_io(fd, Direction::kRecv, DataCall::kRecvmsg, iov, cnt,
-                   [=] { return real(fd, msg, flags); });
+  return traced_msg<Direction::kRecv, DataCall::kRecvmsg, recvmsg_fn>(
+      sym_recvmsg, peek(flags), fd, msg, flags);
 }
 
 HT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
-  auto real = real_read();
+  const auto real = loaded_read();
   if (pass_through(real, fd)) return real(fd, buf, n);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRead, &v, 1,
-                   [=] { return real(fd, buf, n); });
+  return traced_buf<Direction::kRecv, DataCall::kRead, read_fn>(sym_read, false, fd, buf, n);
 }
 
 HT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
-  auto real = real_readv();
+  const auto real = loaded_readv();
   if (pass_through(real, fd)) return real(fd, iov, cnt);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  return traced_io(fd, Direction::kRecv, DataCall::kReadv, iov, cnt > 0 ? cnt : 0,
-                   [=] { return real(fd, iov, cnt); });
+  return traced_vec<Direction::kRecv, DataCall::kReadv, readv_fn>(sym_readv, fd, iov, cnt);
 }
 
 // _FORTIFY_SOURCE builds call these instead when the buffer size is known at compile time; the
 // real ones keep their overflow check.
 HT_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
-  auto real = real___read_chk();
+  const auto real = loaded___read_chk();
   if (pass_through(real, fd)) return real(fd, buf, n, buflen);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRead, &v, 1,
-                   [=] { return real(fd, buf, n, buflen); });
+  return traced_buf<Direction::kRecv, DataCall::kRead, __read_chk_fn>(
+      sym___read_chk, false, fd, buf, n, buflen);
 }
 
 HT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
-  auto real = real___recv_chk();
+  const auto real = loaded___recv_chk();
   if (pass_through(real, fd)) return real(fd, buf, n, buflen, flags);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  if (peek(flags)) return real(fd, buf, n, buflen, flags);
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRecv, &v, 1,
-                   [=] { return real(fd, buf, n, buflen, flags); });
+  return traced_buf<Direction::kRecv, DataCall::kRecv, __recv_chk_fn>(
+      sym___recv_chk, peek(flags), fd, buf, n, buflen, flags);
 }
 
 HT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
                                  sockaddr* from, socklen_t* fromlen) {
-  auto real = real___recvfrom_chk();
+  const auto real = loaded___recvfrom_chk();
   if (pass_through(real, fd)) return real(fd, buf, n, buflen, flags, from, fromlen);
-  if (real == nullptr) return no_such_function<ssize_t>();
-  if (peek(flags)) return real(fd, buf, n, buflen, flags, from, fromlen);
-  const iovec v{buf, n};
-  return traced_io(fd, Direction::kRecv, DataCall::kRecvfrom, &v, 1,
-                   [=] { return real(fd, buf, n, buflen, flags, from, fromlen); });
+  return traced_buf<Direction::kRecv, DataCall::kRecvfrom, __recvfrom_chk_fn>(
+      sym___recvfrom_chk, peek(flags), fd, buf, n, buflen, flags, from, fromlen);
 }
 
 // ---- descriptor life-cycle ----------------------------------------------------------------

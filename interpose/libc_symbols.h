@@ -68,7 +68,8 @@ namespace httptrace::libc {
 #define HTTPTRACE_DECLARE_SYMBOL(name, ret, params, req)            \
   using name##_fn = ret(*) params;                                  \
   inline RealSymbol sym_##name{#name, req, {nullptr}};              \
-  inline name##_fn real_##name() { return real_fn<name##_fn>(sym_##name); }
+  inline name##_fn real_##name() { return real_fn<name##_fn>(sym_##name); }     \
+  inline name##_fn loaded_##name() { return loaded_fn<name##_fn>(sym_##name); }
 HTTPTRACE_LIBC_SYMBOLS(HTTPTRACE_DECLARE_SYMBOL)
 #undef HTTPTRACE_DECLARE_SYMBOL
 

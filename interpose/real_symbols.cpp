@@ -15,7 +15,7 @@ thread_local constinit bool t_resolving = false;
 
 void* resolve_symbol(RealSymbol& s) {
   void* p = s.fn.load(std::memory_order_acquire);
-  if (p != nullptr) return p == &g_missing_symbol ? nullptr : p;
+  if (p != nullptr || s.looked_up.load(std::memory_order_acquire)) return p;
   if (t_resolving) return nullptr;
   ErrnoSaver keep;  // dlsym may set errno; the wrapper's caller must not see it
   t_resolving = true;
@@ -27,8 +27,9 @@ void* resolve_symbol(RealSymbol& s) {
     sys::write(2, s.name, strlen(s.name));
     sys::write(2, "\n", 1);
   }
-  // Racing resolvers store the same value.
-  s.fn.store(p != nullptr ? p : &g_missing_symbol, std::memory_order_release);
+  // Racing resolvers store the same values.
+  if (p != nullptr) s.fn.store(p, std::memory_order_release);
+  s.looked_up.store(true, std::memory_order_release);
   return p;
 }
 

@@ -17,19 +17,26 @@ namespace httptrace {
 struct RealSymbol {
   const char* name;
   bool required;  // warn once if absent: the C library itself is expected to provide it
-  std::atomic<void*> fn;
+  std::atomic<void*> fn;  // the function, or nullptr: not resolved yet, or missing
+  std::atomic<bool> looked_up{false};  // dlsym has run: a nullptr fn now means missing
 };
-
-// Stored in RealSymbol::fn for a symbol that does not exist, so it is looked up only once.
-inline char g_missing_symbol;
 
 // Slow path: dlsym and remember. nullptr when missing or while this thread is resolving.
 void* resolve_symbol(RealSymbol& s);
 
+// Every wrapper calls this first, so a resolved symbol costs one load and one test of the
+// pointer the call then goes through; only nullptr (not yet resolved, or missing) leaves it.
+// The pointer as it is now, nullptr if not resolved yet: for a fast path that must not call
+// out (and so needs no stack frame); its slow path then calls real_fn.
+template <typename Fn>
+inline Fn loaded_fn(const RealSymbol& s) {
+  return reinterpret_cast<Fn>(s.fn.load(std::memory_order_acquire));
+}
+
 template <typename Fn>
 inline Fn real_fn(RealSymbol& s) {
   void* p = s.fn.load(std::memory_order_acquire);
-  if (__builtin_expect(p == nullptr || p == &g_missing_symbol, 0)) p = resolve_symbol(s);
+  if (__builtin_expect(p == nullptr, 0)) p = resolve_symbol(s);
   return reinterpret_cast<Fn>(p);
 }
 

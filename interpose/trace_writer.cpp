@@ -251,7 +251,7 @@ bool TraceWriter::emit(const void* head, size_t head_len, const void* tail, size
   if (tail_len > 0) memcpy(dst + head_len, tail, tail_len);
   // Segments are fresh file blocks (zero), but a crash-recovered reader must never see stale
   // bytes in padding, so write it anyway: at most 7 bytes.
-  memset(dst + head_len + tail_len, 0, size - head_len - tail_len);
+  if (size != head_len + tail_len) memset(dst + head_len + tail_len, 0, size - head_len - tail_len);
   c.used += static_cast<uint32_t>(size);
   std::atomic_ref<uint64_t>(reinterpret_cast<SegmentHeader*>(c.segment)->committed)
       .store(c.used, std::memory_order_release);

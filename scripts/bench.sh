@@ -10,6 +10,8 @@
 #   BENCH_QUICK=1    fewer runs and smaller workloads (about a third of the time)
 #   BENCH_RUNS=N     runs per tool and workload in the side-by-side comparison (default 5; quick 3)
 #   BENCH_OUT=DIR    where raw results go (default build/bench/results)
+#   BENCH_TOOLS="untraced httptrace"  only these tools in the side-by-side comparison (default:
+#                    every one installed: untraced httptrace strace strace-seccomp ltrace bpftrace)
 #   BENCH_TOOL_BUDGET=S  seconds one tool may spend on one workload before its remaining runs are
 #                    skipped (default 60; quick 20). ltrace needs minutes for (a) otherwise. A
 #                    tool always gets at least 2 runs; the table says how many it got.
@@ -349,6 +351,13 @@ side() {
   else
     write_bpftrace_script
     tools+=(bpftrace)
+  fi
+  if [ -n "${BENCH_TOOLS:-}" ]; then
+    local keep=() t
+    for t in "${tools[@]}"; do
+      [[ " $BENCH_TOOLS " == *" $t "* ]] && keep+=("$t")
+    done
+    tools=("${keep[@]}")
   fi
   say "tools: ${tools[*]}"
 
