@@ -483,6 +483,12 @@ void Model::emit(ConnState& s) {
   s.plain.finish_current();
   if (s.lib_tls) {
     c.tls = std::move(s.lib_tls);
+    // Some libraries will not say what they sent (GnuTLS has no client-side SNI getter); the
+    // ClientHello seen on the wire is the truth about what was offered.
+    if (s.wire_tls_info) {
+      if (c.tls->sni.empty()) c.tls->sni = s.wire_tls_info->sni;
+      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = s.wire_tls_info->alpn_offered;
+    }
   } else if (s.wire_tls_info) {
     c.tls = std::move(s.wire_tls_info);
     if (s.wire_tls != WireTls::kDone) c.tls->duration_ns = s.last_wire_end - c.tls->start_ns;
