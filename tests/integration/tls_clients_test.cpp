@@ -151,6 +151,7 @@ TEST_F(TlsClients, WgetThroughGnutls) {
   SCOPED_TRACE(describe(c));
   expect_tls(c, "gnutls");
   EXPECT_EQ(c["tls"]["resumed"], false);
+  EXPECT_EQ(c["tls"]["sni"], "localhost") << "GnuTLS does not report it: taken from the ClientHello";
   EXPECT_EQ(targets(c), (std::vector<std::string>{"/w1", "/status/202"}));
   EXPECT_EQ(statuses(c), (std::vector<int>{200, 202}));
   EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
