@@ -6,48 +6,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #include <fmt/format.h>
 
+#include "analyzer/progress.h"
+
 namespace httptrace::analyzer {
-
-namespace {
-
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
-
-// A progress bar on stderr for analyses that take a while; silent unless stderr is a terminal.
-class Progress {
- public:
-  explicit Progress(uint64_t total) : total_(total), enabled_(isatty(STDERR_FILENO) && total > 0) {
-    start_ = now_ns();
-  }
-  void update(uint64_t done) {
-    if (!enabled_) return;
-    uint64_t t = now_ns();
-    if (t - start_ < 500'000'000 || t - last_ < 100'000'000) return;  // only for slow runs
-    last_ = t;
-    shown_ = true;
-    constexpr int kWidth = 30;
-    int pct = static_cast<int>(done * 100 / total_);
-    int fill = static_cast<int>(done * kWidth / total_);
-    fmt::print(stderr, "\r[{:#<{}}{:<{}}] {:3}% {:.1f}/{:.1f} MB", "", fill, "", kWidth - fill, pct,
-               done / 1e6, total_ / 1e6);
-  }
-  ~Progress() {
-    if (shown_) fmt::print(stderr, "\r{:<70}\r", "");
-  }
-
- private:
-  uint64_t total_, start_ = 0, last_ = 0;
-  bool enabled_, shown_ = false;
-};
-
-}  // namespace
 
 bool open_traces(const std::vector<std::string>& paths, TraceSet& traces) {
   traces.set_echo_warnings(true);
@@ -63,7 +27,7 @@ bool open_traces(const std::vector<std::string>& paths, TraceSet& traces) {
 }
 
 void analyze(TraceSet& traces, Model& model) {
-  Progress progress(traces.total_bytes());
+  Progress progress(traces.total_bytes(), STDERR_FILENO);
   Event ev;
   uint32_t n = 0;
   while (traces.next(ev)) {

@@ -1,13 +1,19 @@
 // `httptrace export --format json [-o FILE] TRACE...`: SPEC §6.
 //
 // Connections are written as the model completes them (in close order), so memory stays
-// proportional to the open connections; DNS lookups and processes (small) follow at the end.
+// proportional to the open connections. DNS lookups, listed after them, are rendered as they
+// happen into an unlinked spool file (a trace may hold millions) and copied in at the end.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/connection_pipe.h"
 #include "analyzer/json_writer.h"
 #include "analyzer/reports.h"
 
@@ -57,7 +63,7 @@ class JsonConnectionWriter : public ConnectionSink {
     }
     if (c.tls) {
       const TlsInfo& s = *c.tls;
-      auto opt = [&](const char* k, const std::string& v) {
+      auto opt = [&](JsonWriter::Key k, const std::string& v) {
         if (v.empty()) w.key(k).null();
         else w.key(k).value(v);
       };
@@ -91,7 +97,7 @@ class JsonConnectionWriter : public ConnectionSink {
     if (c.protocol && *c.protocol == "h2") w.key("h2_streams").value(c.h2_streams);
     w.key("requests").begin_array();
     for (const Exchange& x : c.requests) {
-      auto str = [&](const char* k, const std::string& v) {
+      auto str = [&](JsonWriter::Key k, const std::string& v) {
         if (v.empty()) w.key(k).null();
         else w.key(k).value(v);
       };
@@ -122,6 +128,62 @@ class JsonConnectionWriter : public ConnectionSink {
   const TimeBase& tb_;
 };
 
+void write_dns(JsonWriter& w, const TimeBase& tb, const DnsLookup& d) {
+  w.begin_object();
+  w.key("pid").value(d.pid);
+  w.key("tid").value(d.tid);
+  w.key("host").value(d.host);
+  w.key("start_ns").value(tb.rel(d.start_ns));
+  w.key("duration_ns").value(d.duration_ns);
+  w.key("addresses").begin_array();
+  for (const auto& a : d.addresses) w.value(format_addr(a, false));
+  w.end_array();
+  if (d.error) w.key("error").value(dns_error_name(d.call, d.error));
+  else w.key("error").null();
+  w.end_object();
+}
+
+// An unlinked temporary file in $TMPDIR (else /tmp); null when none can be made.
+std::FILE* spool_file() {
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = std::string(dir && *dir ? dir : "/tmp") + "/httptrace-spool.XXXXXX";
+  int fd = mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  unlink(path.c_str());
+  std::FILE* f = fdopen(fd, "w+");
+  if (!f) close(fd);
+  return f;
+}
+
+// The "dns" array, rendered as lookups stream by. Without a spool file the lookups are kept in
+// memory by the model instead (ok() false).
+class DnsSpool : public DnsSink {
+ public:
+  explicit DnsSpool(const TimeBase& tb) : tb_(tb), f_(spool_file()) {
+    if (f_) {
+      w_.emplace(f_);
+      w_->begin_array();
+    }
+  }
+  ~DnsSpool() override {
+    w_.reset();
+    if (f_) std::fclose(f_);
+  }
+  bool ok() const { return f_ != nullptr; }
+  void on_dns(const DnsLookup& l) override { write_dns(*w_, tb_, l); }
+  // Closes the array and flushes; false if the spool could not be written (e.g. disk full).
+  bool finish() {
+    w_->end_array();
+    return w_->flush() && std::fflush(f_) == 0;
+  }
+  std::FILE* file() const { return f_; }
+
+ private:
+  const TimeBase& tb_;
+  std::FILE* f_;
+  std::optional<JsonWriter> w_;
+};
+
 }  // namespace
 
 // Writes the whole document for already-opened traces; false if writing failed.
@@ -134,8 +196,12 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("t0_unix_ns").value(tb.t0_unix_ns);
   w.key("connections").begin_array();
   JsonConnectionWriter sink(w, tb);
-  Model model(traces, sink);
+  DnsSpool dns(tb);
+  ConnectionPipe pipe(sink);  // from here until close(), only the pipe's thread writes to w
+  Model model(traces, pipe, /*keep_dns=*/!dns.ok());
+  if (dns.ok()) model.set_dns_sink(&dns);
   analyze(traces, model);
+  pipe.close();
   w.end_array();
 
   w.key("processes").begin_array();
@@ -152,22 +218,15 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   }
   w.end_array();
 
-  w.key("dns").begin_array();
-  for (const auto& d : model.dns()) {
-    w.begin_object();
-    w.key("pid").value(d.pid);
-    w.key("tid").value(d.tid);
-    w.key("host").value(d.host);
-    w.key("start_ns").value(tb.rel(d.start_ns));
-    w.key("duration_ns").value(d.duration_ns);
-    w.key("addresses").begin_array();
-    for (const auto& a : d.addresses) w.value(format_addr(a, false));
+  w.key("dns");
+  if (dns.ok()) {
+    if (!dns.finish()) return false;
+    w.splice(dns.file());
+  } else {
+    w.begin_array();
+    for (const auto& d : model.dns()) write_dns(w, tb, d);
     w.end_array();
-    if (d.error) w.key("error").value(dns_error_name(d.call, d.error));
-    else w.key("error").null();
-    w.end_object();
   }
-  w.end_array();
 
   w.key("summary").begin_object();
   w.key("processes").value(uint64_t(traces.files().size()));

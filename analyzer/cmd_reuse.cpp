@@ -22,8 +22,9 @@ struct EndpointStats {
   uint64_t connections = 0, failed = 0, requests = 0, reused = 0;
   uint64_t connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
   uint64_t pool_misses = 0;
-  // One lookup often serves several connections; its time counts once per endpoint.
-  std::map<std::pair<int32_t, uint64_t>, uint64_t> lookups;  // (pid, start) -> duration
+  // One lookup often serves several connections; its time counts once per endpoint (and once in
+  // the total, even when it served several ports). The model flags each lookup's first use.
+  uint64_t lookups = 0, dns_ns = 0;
 };
 
 class ReuseCollector : public ConnectionSink {
@@ -38,7 +39,14 @@ class ReuseCollector : public ConnectionSink {
     uint64_t reused = 0;
     for (const auto& x : c.requests) reused += x.reused;
     s.reused += reused;
-    if (c.dns) s.lookups[{c.pid, c.dns->start_ns}] = c.dns->duration_ns;
+    if (c.dns && c.dns_first_for_port) {
+      ++s.lookups;
+      s.dns_ns += c.dns->duration_ns;
+    }
+    if (c.dns && c.dns_first_use) {
+      ++total_lookups;
+      total_dns_ns += c.dns->duration_ns;
+    }
     if (c.has_connect) s.connect_ns += c.connect_duration_ns;
     if (c.tls) {
       s.tls_ns += c.tls->duration_ns;
@@ -48,6 +56,7 @@ class ReuseCollector : public ConnectionSink {
     s.pool_misses += c.pool_miss;
   }
   std::map<std::pair<std::string, uint16_t>, EndpointStats> by_endpoint;
+  uint64_t total_lookups = 0, total_dns_ns = 0;
 };
 
 }  // namespace
@@ -71,11 +80,9 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   EndpointStats total;
   size_t i = 0;
   auto row = [&](const std::string& name, const EndpointStats& s) {
-    uint64_t dns_ns = 0;
-    for (const auto& [k, d] : s.lookups) dns_ns += d;
     std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
     fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
-               s.failed, s.requests, s.reused, ratio, s.lookups.empty() ? "-" : human_duration(dns_ns), human_duration(s.connect_ns),
+               s.failed, s.requests, s.reused, ratio, s.lookups == 0 ? "-" : human_duration(s.dns_ns), human_duration(s.connect_ns),
                s.tls_connections ? human_duration(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
   for (const auto& [k, s] : col.by_endpoint) {
@@ -84,13 +91,14 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
     total.failed += s.failed;
     total.requests += s.requests;
     total.reused += s.reused;
-    total.lookups.insert(s.lookups.begin(), s.lookups.end());
     total.connect_ns += s.connect_ns;
     total.tls_ns += s.tls_ns;
     total.tls_connections += s.tls_connections;
     total.handshakes_avoided += s.handshakes_avoided;
     total.pool_misses += s.pool_misses;
   }
+  total.lookups = col.total_lookups;
+  total.dns_ns = col.total_dns_ns;
   if (col.by_endpoint.size() > 1) row("total", total);
   fmt::print(out,
              "\nreused = requests sent on an already-used connection; tls-saved = TLS handshakes avoided by "

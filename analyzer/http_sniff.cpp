@@ -1,16 +1,21 @@
 #include "analyzer/http_sniff.h"
 
 #include <algorithm>
+#include <array>
 
 namespace httptrace::analyzer {
 
 namespace {
 
 // RFC 9110 tchar, which is what a method is made of.
-bool is_tchar(char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
+  return t;
+}();
+bool is_tchar(char c) { return kTchar[static_cast<uint8_t>(c)]; }
 
 bool is_http1_version(std::string_view v) {
   return v.size() == 8 && v.substr(0, 7) == "HTTP/1." && (v[7] == '0' || v[7] == '1');
@@ -30,7 +35,7 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-bool sniff_request(std::string_view bytes, HttpRequestLine& out) {
+bool sniff_request(std::string_view bytes, HttpRequestView& out) {
   size_t eol = bytes.find("\r\n");
   std::string_view line = bytes.substr(0, eol);
   size_t sp1 = line.find(' ');
@@ -41,9 +46,9 @@ bool sniff_request(std::string_view bytes, HttpRequestLine& out) {
   if (sp2 == sp1) return false;
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   if (target.empty() || !is_http1_version(line.substr(sp2 + 1))) return false;
-  out.method.assign(method);
-  out.target.assign(target);
-  out.host.clear();
+  out.method = method;
+  out.target = target;
+  out.host = {};
   // The recorder keeps only the Host header after the request line; look for it anyway.
   while (eol != std::string_view::npos) {
     size_t start = eol + 2;
@@ -51,10 +56,19 @@ bool sniff_request(std::string_view bytes, HttpRequestLine& out) {
     std::string_view h = bytes.substr(start, eol == std::string_view::npos ? bytes.npos : eol - start);
     size_t colon = h.find(':');
     if (colon != std::string_view::npos && iequals(h.substr(0, colon), "host")) {
-      out.host.assign(trim(h.substr(colon + 1)));
+      out.host = trim(h.substr(colon + 1));
       break;
     }
   }
+  return true;
+}
+
+bool sniff_request(std::string_view bytes, HttpRequestLine& out) {
+  HttpRequestView v;
+  if (!sniff_request(bytes, v)) return false;
+  out.method.assign(v.method);
+  out.target.assign(v.target);
+  out.host.assign(v.host);
   return true;
 }
 

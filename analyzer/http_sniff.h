@@ -15,7 +15,13 @@ struct HttpRequestLine {
   std::string host;  // Host header value, "" when absent from the capture
 };
 
+// The same, pointing into the captured bytes: what the model uses, so a request costs no copies.
+struct HttpRequestView {
+  std::string_view method, target, host;
+};
+
 // "GET /x HTTP/1.1\r\nHost: example.com" -> method, target, host. False when not HTTP/1.x.
+bool sniff_request(std::string_view bytes, HttpRequestView& out);
 bool sniff_request(std::string_view bytes, HttpRequestLine& out);
 // "HTTP/1.1 200 OK" -> 200. 0 when not an HTTP/1.x status line.
 int sniff_status(std::string_view bytes);

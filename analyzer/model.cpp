@@ -5,13 +5,13 @@
 #include <netinet/in.h>
 
 #include <algorithm>
-#include <deque>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "analyzer/conn_table.h"
 #include "analyzer/exchange_builder.h"
 #include "analyzer/http_sniff.h"
 #include "analyzer/tls_wire.h"
@@ -132,17 +132,19 @@ struct Model::ConnState {
 
 struct Model::ProcState {
   std::string id_prefix;  // "pid" or "pid.gen" when an exec'd image reuses the pid
-  std::unordered_map<uint32_t, std::unique_ptr<ConnState>> conns;  // owns the open connections
-  // Ids are handed out 1, 2, 3... per process, so a flat index finds a connection without hashing
-  // (8 bytes per id ever seen); ids beyond kMaxIndexed (a corrupt trace) use the map alone.
-  static constexpr uint32_t kMaxIndexed = 1u << 22;
-  std::vector<ConnState*> by_id;
-  void index(uint32_t id, ConnState* c) {
-    if (id >= kMaxIndexed) return;
-    if (id >= by_id.size()) by_id.resize(std::max<size_t>(id + 1, by_id.size() * 2), nullptr);
-    by_id[id] = c;
+  ConnTable<ConnState> conns;  // owns the open connections
+  // The last kDnsTieWindow lookups, for tying connects: a ring whose slots are overwritten in
+  // place, so their strings and vectors keep their buffers and a lookup costs no allocation.
+  struct RecentDns {
+    DnsLookup l;
+    std::vector<uint16_t> ports;  // peer ports of the connections tied to it so far
+  };
+  std::vector<RecentDns> recent_dns = std::vector<RecentDns>(kDnsTieWindow);
+  size_t recent_head = 0, recent_n = 0;
+  uint64_t max_dns_ns = 0;  // longest lookup so far
+  RecentDns& recent(size_t age) {  // 0 = newest
+    return recent_dns[(recent_head + recent_n - 1 - age) % kDnsTieWindow];
   }
-  std::deque<DnsLookup> recent_dns;  // the last kDnsTieWindow lookups, for tying connects
 };
 
 Model::Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns)
@@ -171,12 +173,7 @@ uint64_t Model::dropped_events() const {
   return n;
 }
 
-Model::ConnState* Model::find(uint32_t file, uint32_t conn) {
-  ProcState& p = *procs_[file];
-  if (conn < ProcState::kMaxIndexed) return conn < p.by_id.size() ? p.by_id[conn] : nullptr;
-  auto it = p.conns.find(conn);
-  return it == p.conns.end() ? nullptr : it->second.get();
-}
+Model::ConnState* Model::find(uint32_t file, uint32_t conn) { return procs_[file]->conns.find(conn); }
 
 // Events of a socket created before tracing started (or whose SocketEvent was lost) still make a
 // connection, starting at its first sighting.
@@ -189,10 +186,7 @@ Model::ConnState* Model::get_or_create(const Event& ev) {
   st->c.conn = ev.h->conn;
   st->c.id = fmt::format("{}:{}", p.id_prefix, ev.h->conn);
   st->c.start_ns = ev.h->ts_ns;
-  ConnState* raw = st.get();
-  p.conns[ev.h->conn] = std::move(st);
-  p.index(ev.h->conn, raw);
-  return raw;
+  return p.conns.insert(ev.h->conn, std::move(st));
 }
 
 void Model::on_event(const Event& ev) {
@@ -239,31 +233,32 @@ void Model::on_event(const Event& ev) {
 
 void Model::on_dns(const Event& ev) {
   const auto& d = ev.as<tf::DnsEvent>();
-  DnsLookup l;
+  ProcState& p = *procs_[ev.file];
+  if (p.recent_n < kDnsTieWindow) ++p.recent_n;
+  else p.recent_head = (p.recent_head + 1) % kDnsTieWindow;
+  ProcState::RecentDns& slot = p.recent(0);
+  slot.ports.clear();
+  DnsLookup& l = slot.l;
   l.pid = ev.pid;
   l.tid = ev.tid;
   l.host.assign(reinterpret_cast<const char*>(ev.tail<tf::DnsEvent>()), d.host_len);
   l.start_ns = ev.h->ts_ns;
   l.duration_ns = d.dur_ns;
+  p.max_dns_ns = std::max(p.max_dns_ns, l.duration_ns);
   l.error = d.error;
   l.call = d.call;
   l.addresses.assign(d.addrs, d.addrs + d.naddr);
-  auto& recent = procs_[ev.file]->recent_dns;
-  if (recent.size() == kDnsTieWindow) recent.pop_front();
-  recent.push_back(l);
-  if (keep_dns_) dns_.push_back(std::move(l));
+  if (dns_sink_) dns_sink_->on_dns(l);
+  if (keep_dns_) dns_.push_back(l);
 }
 
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
-  for (auto& [id, other] : p.conns) {
-    if (other.get() == &c || !other->c.has_connect || other->c.connect_pending || other->c.connect_error) continue;
-    const auto& o = other->c;
-    if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) continue;
-    if (other->active().idle_after_response()) {
-      c.c.pool_miss = 1;
-      return;
-    }
-  }
+  p.conns.for_each([&](uint32_t, ConnState& other) {
+    if (c.c.pool_miss || &other == &c || !other.c.has_connect || other.c.connect_pending || other.c.connect_error) return;
+    const auto& o = other.c;
+    if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
+    if (other.active().idle_after_response()) c.c.pool_miss = 1;
+  });
 }
 
 void Model::on_connect(const Event& ev, ConnState& c) {
@@ -288,20 +283,33 @@ void Model::on_connect(const Event& ev, ConnState& c) {
   k.connect_error = k.connect_pending ? 0 : d.error;
 
   ProcState& p = *procs_[ev.file];
-  const DnsLookup* best = nullptr;
-  for (auto it = p.recent_dns.rbegin(); it != p.recent_dns.rend(); ++it) {
-    const DnsLookup& l = *it;
+  ProcState::RecentDns* best_slot = nullptr;
+  for (size_t age = 0; age < p.recent_n; ++age) {
+    ProcState::RecentDns& r = p.recent(age);
+    const DnsLookup& l = r.l;
+    // The ring is in stream (start) order: once even the slowest lookup started here could not
+    // end after the best match, no older one can.
+    if (best_slot && l.start_ns + p.max_dns_ns <= best_slot->l.start_ns + best_slot->l.duration_ns) break;
     if (l.start_ns + l.duration_ns > k.connect_start_ns) continue;
-    if (best && l.start_ns + l.duration_ns <= best->start_ns + best->duration_ns) continue;
+    if (best_slot && l.start_ns + l.duration_ns <= best_slot->l.start_ns + best_slot->l.duration_ns) continue;
     for (const auto& a : l.addresses)
       if (same_ip(a, k.peer)) {
-        best = &l;
+        best_slot = &r;
         break;
       }
   }
-  if (best) {
-    k.host = best->host;
-    k.dns = Connection::Dns{best->start_ns, best->duration_ns};
+  if (best_slot) {
+    const DnsLookup& best = best_slot->l;
+    // A connect() retried on the same socket re-finds its own lookup: it is not a new use.
+    const bool again = k.dns && k.dns->start_ns == best.start_ns;
+    auto& ports = best_slot->ports;
+    if (!again) {
+      k.dns_first_use = ports.empty();
+      k.dns_first_for_port = std::find(ports.begin(), ports.end(), k.peer.port) == ports.end();
+      if (k.dns_first_for_port) ports.push_back(k.peer.port);
+    }
+    k.host = best.host;
+    k.dns = Connection::Dns{best.start_ns, best.duration_ns};
   }
   mark_pool_miss(p, c);
 }
@@ -441,12 +449,12 @@ void Model::on_data(const Event& ev, ConnState& c) {
     b->send(ts, end, bytes);
     Exchange* x = b->current();
     if (capture == tf::CaptureKind::kHttpReq || capture == tf::CaptureKind::kOpaque) {
-      HttpRequestLine rl;
+      HttpRequestView rl;
       if (sniff_h2_preface(cap)) {
         c.c.protocol = "h2";
       } else if (capture == tf::CaptureKind::kHttpReq && x->method.empty() && sniff_request(cap, rl)) {
-        x->method = std::move(rl.method);
-        x->target = std::move(rl.target);
+        x->method.assign(rl.method);
+        x->target.assign(rl.target);
         // Only the first request's Host is used (as the host when no lookup matched).
         if (c.first_host.empty() && !rl.host.empty()) c.first_host = host_without_port(rl.host);
         if (!c.c.protocol) c.c.protocol = "http/1.1";
@@ -468,11 +476,8 @@ void Model::on_data(const Event& ev, ConnState& c) {
 
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
   ProcState& p = *procs_[file];
-  auto it = p.conns.find(conn);
-  if (it == p.conns.end()) return;
-  std::unique_ptr<ConnState> st = std::move(it->second);
-  p.conns.erase(it);
-  p.index(conn, nullptr);
+  std::unique_ptr<ConnState> st = p.conns.take(conn);
+  if (!st) return;
   st->c.close_ns = close_ns;
   emit(*st);
 }
@@ -502,14 +507,14 @@ void Model::emit(ConnState& s) {
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
   for (const auto& x : c.requests) n_reused_ += x.reused;
-  sink_.on_connection(c);
+  sink_.on_connection(std::move(c));
 }
 
 void Model::finish() {
   for (uint32_t f = 0; f < procs_.size(); ++f) {
     // Emit in start order so the output does not depend on hash-table order.
     std::vector<std::pair<uint64_t, uint32_t>> open;
-    for (auto& [id, st] : procs_[f]->conns) open.emplace_back(st->c.start_ns, id);
+    procs_[f]->conns.for_each([&](uint32_t id, const ConnState& st) { open.emplace_back(st.c.start_ns, id); });
     std::sort(open.begin(), open.end());
     for (auto& [ts, id] : open) close(f, id, std::nullopt);
   }

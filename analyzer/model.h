@@ -85,6 +85,9 @@ struct Connection {
     uint64_t start_ns, duration_ns;
   };
   std::optional<Dns> dns;
+  // This is the first connection tied to its lookup at all / to this peer port: lets a report
+  // count each lookup's time once without remembering every lookup.
+  bool dns_first_use = false, dns_first_for_port = false;
   bool has_connect = false;
   uint64_t connect_start_ns = 0, connect_duration_ns = 0;
   int32_t connect_error = 0;  // errno, 0 = success
@@ -116,6 +119,15 @@ class ConnectionSink {
  public:
   virtual ~ConnectionSink() = default;
   virtual void on_connection(const Connection& c) = 0;
+  // The model is done with c: a sink that keeps it (e.g. to hand it to another thread) may take it.
+  virtual void on_connection(Connection&& c) { on_connection(static_cast<const Connection&>(c)); }
+};
+
+// Receives each DNS lookup as the stream reaches it (exporters that list every lookup).
+class DnsSink {
+ public:
+  virtual ~DnsSink() = default;
+  virtual void on_dns(const DnsLookup& l) = 0;
 };
 
 class Model {
@@ -124,6 +136,9 @@ class Model {
   // the lookup behind each connection pass false and keep a bounded window per process.
   Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns = true);
   ~Model();
+
+  // Lookups also go to sink as they happen (with keep_dns false: instead of being kept).
+  void set_dns_sink(DnsSink* sink) { dns_sink_ = sink; }
 
   void on_event(const Event& ev);
   // Flushes connections still open (close_ns null). Call once after the last event.
@@ -157,6 +172,7 @@ class Model {
   std::vector<std::unique_ptr<ProcState>> procs_;  // one per file
   std::vector<DnsLookup> dns_;
   bool keep_dns_;
+  DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
 };
 

@@ -299,14 +299,16 @@ bool TraceSet::load_event(Cursor& c) {
 
 void TraceSet::sift_down(size_t i) {
   const size_t n = heap_.size();
+  const HeapEntry e = heap_[i];
   for (;;) {
-    size_t l = 2 * i + 1, m = i;
-    if (l < n && less(cursors_[heap_[l]], cursors_[heap_[m]])) m = l;
-    if (l + 1 < n && less(cursors_[heap_[l + 1]], cursors_[heap_[m]])) m = l + 1;
-    if (m == i) return;
-    std::swap(heap_[i], heap_[m]);
-    i = m;
+    size_t l = 2 * i + 1;
+    if (l >= n) break;
+    if (l + 1 < n && heap_[l + 1] < heap_[l]) ++l;
+    if (!(heap_[l] < e)) break;
+    heap_[i] = heap_[l];
+    i = l;
   }
+  heap_[i] = e;
 }
 
 void TraceSet::start() {
@@ -314,18 +316,19 @@ void TraceSet::start() {
   started_ = true;
   consumed_ = 0;
   heap_.clear();
+  // Cursors were created file by file, each file's threads in tid order: index order is rank.
   for (uint32_t i = 0; i < cursors_.size(); ++i) {
     Cursor& c = cursors_[i];
     c.seg = c.seg_begin;
     load_segment(c);
-    if (load_event(c)) heap_.push_back(i);
+    if (load_event(c)) heap_.push_back({c.ts, i, i});
   }
   for (size_t i = heap_.size(); i-- > 0;) sift_down(i);
 }
 
 bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
   if (heap_.empty()) return false;
-  const Cursor& c = cursors_[heap_[0]];
+  const Cursor& c = cursors_[heap_[0].cursor];
   mono_ns = c.ts;
   file = c.file;
   return true;
@@ -333,7 +336,7 @@ bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
 
 bool TraceSet::next(Event& ev) {
   if (heap_.empty()) return false;
-  Cursor& c = cursors_[heap_[0]];
+  Cursor& c = cursors_[heap_[0].cursor];
   ev.h = reinterpret_cast<const tf::EventHeader*>(c.buf + c.pos);
   ev.file = c.file;
   ev.pid = files_[c.file].pid;
@@ -345,13 +348,15 @@ bool TraceSet::next(Event& ev) {
     heap_[0] = heap_.back();
     heap_.pop_back();
     if (!heap_.empty()) sift_down(0);
-  } else if (heap_.size() > 1) {
+  } else {
+    heap_[0].ts = c.ts;
     // Usually the same thread has the next event too: one comparison with the runner-up instead
     // of a full sift.
     const size_t n = heap_.size();
-    size_t r = 1;
-    if (n > 2 && less(cursors_[heap_[2]], cursors_[heap_[1]])) r = 2;
-    if (less(cursors_[heap_[r]], c)) sift_down(0);
+    if (n > 1) {
+      const size_t r = n > 2 && heap_[2] < heap_[1] ? 2 : 1;
+      if (heap_[r] < heap_[0]) sift_down(0);
+    }
   }
   return true;
 }

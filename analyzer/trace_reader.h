@@ -118,18 +118,21 @@ class TraceSet {
   bool load_event(Cursor& c);       // validate the event at c.pos (moving on past damage)
   bool load_segment(Cursor& c);     // read segment c.seg into the other buffer
   void warn(std::string msg);
-  bool less(const Cursor& a, const Cursor& b) const {
-    if (a.ts != b.ts) return a.ts < b.ts;
-    if (a.file != b.file) return a.file < b.file;
-    return a.tid < b.tid;
-  }
+  // A heap entry carries its own key, so the merge compares contiguous 16-byte entries instead of
+  // chasing into cursors. rank is the cursor's position in (file, tid) order: the tie-break.
+  struct HeapEntry {
+    uint64_t ts;
+    uint32_t rank;
+    uint32_t cursor;
+    bool operator<(const HeapEntry& o) const { return ts != o.ts ? ts < o.ts : rank < o.rank; }
+  };
   void sift_down(size_t i);
 
   std::vector<TraceFile> files_;
   std::vector<Segment> segments_;
   std::vector<Cursor> cursors_;
   std::vector<uint32_t> segment_size_;  // per file
-  std::vector<uint32_t> heap_;  // indices into cursors_, min-heap by (ts, file, tid)
+  std::vector<HeapEntry> heap_;  // min-heap by (ts, file, tid)
   std::vector<std::string> warnings_;
   bool echo_warnings_ = false;
   bool started_ = false;

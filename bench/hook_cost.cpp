@@ -4,7 +4,8 @@
 // httptrace; scripts/bench.sh (part `instr`) runs it bare and under libhttptrace.so and divides
 // the inclusive instruction counts of each loop function by its call count.
 //
-//   build/bench/hook_cost N
+//   build/bench/hook_cost N            the loops below, N calls each
+//   build/bench/hook_cost --time N     only the /dev/zero loop, timed: prints ns per read()
 //
 // Each loop is its own noinline function so callgrind reports it separately:
 //   loop_devzero_read   N x read(/dev/zero, 64 bytes): the non-socket path every file read pays
@@ -24,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace {
 
@@ -91,11 +93,22 @@ __attribute__((noinline)) long loop_tcp_same_dir(int client, int server, long n)
 }  // namespace
 
 int main(int argc, char** argv) {
-  const long n = argc > 1 ? std::atol(argv[1]) : 10000;
-  if (n <= 0) die("usage: hook_cost N");
+  const bool timed = argc > 2 && std::strcmp(argv[1], "--time") == 0;
+  const long n = argc > 1 ? std::atol(argv[timed ? 2 : 1]) : 10000;
+  if (n <= 0) die("usage: hook_cost [--time] N");
 
   const int zero = open("/dev/zero", O_RDONLY);
   if (zero < 0) die("/dev/zero");
+  if (timed) {
+    loop_devzero_read(zero, n / 10 + 1);  // warm caches and branch predictors
+    timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const long sum = loop_devzero_read(zero, n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double ns = double(t1.tv_sec - t0.tv_sec) * 1e9 + double(t1.tv_nsec - t0.tv_nsec);
+    std::printf("devzero_read_ns=%.2f bytes=%ld\n", ns / double(n), sum);
+    return 0;
+  }
   int p[2];
   if (pipe(p) != 0) die("pipe");
 

@@ -13,8 +13,8 @@
 // before it execs. This is how a tracer that attaches to a pid (bpftrace -p) is attached before
 // the workload's first instruction: the pid already exists, and stays the same across exec.
 //
-// On exit prints "elapsed_ns=<n> status=<exit status> maxrss_kb=<n>" on stderr and exits with
-// the workload's status (128+signal if it was killed).
+// On exit prints "elapsed_ns=<n> status=<exit status> maxrss_kb=<n> cpu_ns=<n>" on stderr and
+// exits with the workload's status (128+signal if it was killed).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -102,7 +102,12 @@ int main(int argc, char** argv) {
   const uint64_t end = now_ns();
   const uint64_t begin = start->load(std::memory_order_acquire);
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::fprintf(stderr, "elapsed_ns=%llu status=%d maxrss_kb=%ld\n",
-               (unsigned long long)(begin ? end - begin : 0), code, ru.ru_maxrss);
+  // The workload's own CPU time (user + system): steadier than wall time on a busy machine,
+  // and it leaves out the peer's work.
+  const unsigned long long cpu_ns =
+      (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+      (unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+  std::fprintf(stderr, "elapsed_ns=%llu status=%d maxrss_kb=%ld cpu_ns=%llu\n",
+               (unsigned long long)(begin ? end - begin : 0), code, ru.ru_maxrss, cpu_ns);
   return code;
 }

@@ -43,9 +43,14 @@ enum class Line { kNo, kWhole, kCut };
 
 // "HTTP/" DIGIT ["." DIGIT], starting at pos. Advances pos.
 Line http_version(const uint8_t* in, size_t len, size_t& pos) {
-  int m = match(in, len, pos, "HTTP/");
-  if (m == 0) return Line::kNo;
-  if (m < 0) return Line::kCut;
+  // Whole "HTTP/" present (the usual case): one compare instead of a byte loop.
+  if (pos + 5 <= len) {
+    if (memcmp(in + pos, "HTTP/", 5) != 0) return Line::kNo;
+  } else {
+    const int m = match(in, len, pos, "HTTP/");
+    if (m == 0) return Line::kNo;
+    if (m < 0) return Line::kCut;
+  }
   pos += 5;
   if (pos >= len) return Line::kCut;
   if (!is_digit(in[pos])) return Line::kNo;
@@ -114,8 +119,8 @@ Line status_line(const uint8_t* in, size_t len, size_t& line_len) {
 // Finds the Host header among the header lines that start at pos; sets value/value_len.
 bool find_host(const uint8_t* in, size_t len, size_t pos, size_t& value, size_t& value_len) {
   while (pos < len) {
-    size_t eol = pos;
-    while (eol < len && in[eol] != '\n') ++eol;
+    const void* nl = memchr(in + pos, '\n', len - pos);
+    size_t eol = nl != nullptr ? static_cast<size_t>(static_cast<const uint8_t*>(nl) - in) : len;
     size_t end = eol;  // exclusive, without CR
     if (end > pos && in[end - 1] == '\r') --end;
     if (end == pos) return false;  // blank line: end of the header block
@@ -186,6 +191,7 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (looks_like_tls(in, len)) return tls_records(in, len);
   // Before the HTTP/1 checks: the h2 preface is shaped like a request line.
   for (const char* p : kPrefaces) {
+    if (in[0] != static_cast<uint8_t>(p[0])) continue;  // most transfers: one compare each
     size_t plen = strlen(p);
     size_t cmp = len < plen ? len : plen;
     if (len >= 8 && memcmp(in, p, cmp) == 0) return {CaptureKind::kOpaque, in, 8};

@@ -1,6 +1,6 @@
 // Interposed process functions (fork, exec*) and the library's constructor. The fork child's
 // side lives in lifecycle.cpp (a pthread_atfork handler, so forks we do not see as calls to
-// fork() are covered too); vfork is deliberately not hooked (see lifecycle.h).
+// fork() are covered too); vfork gets only a stub that jumps on (hook_vfork.cpp).
 #include <unistd.h>
 
 #include <cerrno>

@@ -58,6 +58,8 @@
   X(signalfd, int, (int, const sigset_t*, int), false)                                          \
   X(memfd_create, int, (const char*, unsigned), false)                                          \
   X(fork, pid_t, (), true)                                                                      \
+  X(vfork, pid_t, (), false)                                                                    \
+  X(__vfork, pid_t, (), false)                                                                  \
   X(execve, int, (const char*, char* const*, char* const*), true)                               \
   X(execv, int, (const char*, char* const*), true)                                              \
   X(execvp, int, (const char*, char* const*), true)                                             \

@@ -12,6 +12,7 @@
 #include "interpose/argv_redact.h"
 #include "interpose/config.h"
 #include "interpose/recorder.h"
+#include "interpose/stacks.h"
 #include "interpose/sys.h"
 
 namespace httptrace {
@@ -106,6 +107,10 @@ void on_fork_child();
 bool configure() {
   if (env_flag(getenv("HTTPTRACE_DISABLE")) || getauxval(AT_SECURE) != 0) return false;
   g_stacks = env_flag(getenv("HTTPTRACE_STACKS"));
+  if (g_stacks && !load_unwinder()) {
+    warn("HTTPTRACE_STACKS=1 but libunwind.so.8 cannot be loaded; recording without stacks");
+    g_stacks = false;
+  }
   bool invalid = false;
   const uint64_t mb = parse_max_mb(getenv("HTTPTRACE_MAX_MB"), &invalid);
   if (invalid) warn("HTTPTRACE_MAX_MB is not a number of MiB in 1..1048576; using 1024");
@@ -227,7 +232,16 @@ bool recording() {
 TraceWriter& trace_writer() { return g_writer; }
 int recorder_pid() { return g_pid; }
 bool stacks_enabled() { return g_stacks; }
-bool foreign_process() { return sys::getpid() != g_pid; }
+namespace {
+// Set before the first vfork and never cleared: the child that may follow shares this memory.
+std::atomic<bool> g_vfork_seen{false};
+}  // namespace
+
+void note_vfork() { g_vfork_seen.store(true, std::memory_order_relaxed); }
+
+bool foreign_process() {
+  return g_vfork_seen.load(std::memory_order_relaxed) && sys::getpid() != g_pid;
+}
 uint32_t next_conn_id() { return g_next_conn.fetch_add(1, std::memory_order_relaxed); }
 uint32_t next_lookup_id() { return g_next_lookup.fetch_add(1, std::memory_order_relaxed); }
 

@@ -8,7 +8,8 @@
 //             (ppid = parent), restart conn/lookup numbering, and give every inherited tracked
 //             socket a new id with an InheritEvent. The parent records a ForkEvent (fork hook).
 //   vfork     the child shares our memory: it must not record. Checked (getpid against the cached
-//             pid) where it matters: segment claims, close/dup/exec of tracked descriptors.
+//             pid) where it matters: segment claims, close/dup/exec of tracked descriptors; the
+//             close/dup/exec checks only once a vfork was seen (hook_vfork.cpp).
 //   exec      an ExecEvent, then the new image loads us again and starts a new file (the same pid
 //             finds its old name taken and gets ".1").
 //   exit      nothing: the mapping is the page cache.
@@ -30,9 +31,12 @@ TraceWriter& trace_writer();
 int recorder_pid();
 bool stacks_enabled();
 
-// True in a vfork child (or anything else sharing our memory under another pid). A syscall:
-// only for rare events.
+// True in a vfork child (or anything else sharing our memory under another pid). A getpid()
+// syscall, but only once the process has called vfork (note_vfork): until then no foreign
+// process can exist in our memory, except one made by a raw clone(CLONE_VM) system call, which
+// we cannot see and which is not checked.
 bool foreign_process();
+void note_vfork();
 
 // Per-process counters (restart at 1 in a fork child).
 uint32_t next_conn_id();

@@ -9,4 +9,8 @@ namespace httptrace {
 // holds the ReentryGuard. Off by default: unwinding costs microseconds.
 void record_stack(uint64_t ts, uint32_t conn);
 
+// dlopen()s libunwind for record_stack; at start-up, only when HTTPTRACE_STACKS=1. False when
+// it cannot be loaded (then no stacks are recorded).
+bool load_unwinder();
+
 }  // namespace httptrace

@@ -3,14 +3,14 @@
 # comparison against strace/ltrace/bpftrace, resident memory, and the analyzer on 10M events.
 # bench/RESULTS.md explains the numbers and records one sitting.
 #
-#   scripts/bench.sh [PART...]     PART: micro hooks side memory analyzer (default: all of them)
+#   scripts/bench.sh [PART...]     PART: micro hooks instr side memory analyzer (default: all)
 #   scripts/bench.sh --smoke       every bench binary once, minimal time; for the test runner
 #
 # Environment:
 #   BENCH_QUICK=1    fewer runs and smaller workloads (about a third of the time)
 #   BENCH_RUNS=N     runs per tool and workload in the side-by-side comparison (default 5; quick 3)
 #   BENCH_OUT=DIR    where raw results go (default build/bench/results)
-#   BENCH_TOOLS="untraced httptrace"  only these tools in the side-by-side comparison (default:
+#   BENCH_TRACERS="untraced httptrace"  only these tools in the side-by-side comparison (default:
 #                    every one installed: untraced httptrace strace strace-seccomp ltrace bpftrace)
 #   BENCH_TOOL_BUDGET=S  seconds one tool may spend on one workload before its remaining runs are
 #                    skipped (default 60; quick 20). ltrace needs minutes for (a) otherwise. A
@@ -267,7 +267,7 @@ bpftrace_run() {
   return $rc
 }
 
-# run_tool TOOL WORKLOAD-ARGV... -> prints seconds (or FAIL) on stdout.
+# run_tool TOOL WORKLOAD-ARGV... -> prints "WALL CPU" seconds (or FAIL) on stdout.
 run_tool() {
   local tool=$1 wname=$2
   shift 2
@@ -285,8 +285,9 @@ run_tool() {
     bpftrace) bpftrace_run "$@" 2>"$err" ;;
   esac
   rc=$?
-  local ns
+  local ns cpu
   ns=$(sed -n 's/^elapsed_ns=\([0-9]*\) .*/\1/p' "$err" | tail -n 1)
+  cpu=$(sed -n 's/^elapsed_ns=.* cpu_ns=\([0-9]*\).*/\1/p' "$err" | tail -n 1)
   if [ $rc -ne 0 ] || [ -z "$ns" ]; then
     echo "FAIL"
     say "  $tool on $wname failed (rc $rc): $(grep -v '^elapsed_ns=' "$err" | head -c 300)" >&2
@@ -295,7 +296,7 @@ run_tool() {
   if [ "$tool" = httptrace ] && ! ls "$TMP/traces"/*.trace >/dev/null 2>&1; then
     say "  httptrace on $wname wrote no trace file" >&2
   fi
-  awk -v ns="$ns" 'BEGIN { printf "%.4f\n", ns / 1e9 }'
+  awk -v ns="$ns" -v cpu="${cpu:-0}" 'BEGIN { printf "%.4f %.4f\n", ns / 1e9, cpu / 1e9 }'
 }
 
 side() {
@@ -352,10 +353,10 @@ side() {
     write_bpftrace_script
     tools+=(bpftrace)
   fi
-  if [ -n "${BENCH_TOOLS:-}" ]; then
+  if [ -n "${BENCH_TRACERS:-}" ]; then
     local keep=() t
     for t in "${tools[@]}"; do
-      [[ " $BENCH_TOOLS " == *" $t "* ]] && keep+=("$t")
+      [[ " $BENCH_TRACERS " == *" $t "* ]] && keep+=("$t")
     done
     tools=("${keep[@]}")
   fi
@@ -378,10 +379,11 @@ side() {
           continue
         fi
         t0=$SECONDS
+        local cpu
         # shellcheck disable=SC2086  # the command lines above are plain words
-        secs=$(run_tool "$t" "$w:${cmd[$w]%% *}" ${cmd[$w]})
+        read -r secs cpu < <(run_tool "$t" "$w:${cmd[$w]%% *}" ${cmd[$w]})
         spent[$w:$t]=$((${spent[$w:$t]:-0} + SECONDS - t0))
-        printf '%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "$secs" >>"$tsv"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$t" "$r" "$secs" "${cpu:-0}" >>"$tsv"
         line+=" $t=$secs"
       done
       say "$line"
@@ -393,7 +395,7 @@ import statistics, sys
 tsv, tools = sys.argv[1], sys.argv[2:]
 runs = {}
 for line in open(tsv):
-    w, t, r, s = line.rstrip("\n").split("\t")
+    w, t, r, s, _ = line.rstrip("\n").split("\t")
     if s != "FAIL":
         runs.setdefault((w, t), []).append(float(s))
 ws = sorted({w for w, _ in runs})
@@ -412,11 +414,112 @@ for w in ws:
         cell = f"{m:.3f} s (x{m / base:.3f})" if base else f"{m:.3f} s"
         cells.append(cell + (f" [{len(xs)} runs]" if len(xs) != most else ""))
     print(f"| ({w}) | " + " | ".join(cells) + " |")
+# Load drifts during a sitting; a ratio taken within each round (tools run back to back, order
+# rotated) cancels most of it. Median of those per-round ratios, and its spread.
+rounds = {}
+for line in open(tsv):
+    w, t, r, s, cpu = line.rstrip("\n").split("\t")
+    if s != "FAIL":
+        rounds.setdefault((w, r), {})[t] = (float(s), float(cpu))
+for col, what in ((0, "wall time"), (1, "the workload's CPU time (user+sys)")):
+    print(f"\nper-round ratio to untraced, {what} (median; p25..p75 over rounds):")
+    for w in ws:
+        cells = []
+        for t in tools:
+            if t == "untraced":
+                continue
+            rs = sorted(v[t][col] / v["untraced"][col] for (ww, _), v in rounds.items()
+                        if ww == w and t in v and "untraced" in v and v["untraced"][col] > 0)
+            if rs:
+                q = lambda p: rs[min(len(rs) - 1, int(p * len(rs)))]
+                cells.append(f"{t} x{statistics.median(rs):.3f} ({q(0.25):.3f}..{q(0.75):.3f})")
+        print(f"  ({w}) " + "  ".join(cells))
 print("\nmedian seconds (ratio to untraced from the same sitting); min..max per cell:")
 for w in ws:
     print(f"  ({w}) " + "  ".join(
         f"{t} {min(runs[(w, t)]):.3f}..{max(runs[(w, t)]):.3f}" for t in tools if (w, t) in runs))
 EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# instr: instructions per hooked call (callgrind; the steady metric on a VM without hardware
+# counters), bare vs under libhttptrace.so, and the timed cost of a read() of /dev/zero with and
+# without the preload, alternated so load drift hits both alike.
+instr() {
+  section "instructions per call (valgrind --tool=callgrind, build/bench/hook_cost)"
+  [ -f "$LIB" ] || { skip "instr: $LIB not built"; return 0; }
+  local n=10000 v
+  if have valgrind; then
+    for v in bare traced; do
+      local env=()
+      [ $v = traced ] && env=(LD_PRELOAD="$LIB" HTTPTRACE_OUTPUT="$TMP/instr.%p.trace")
+      env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$v.out" \
+        "$B/hook_cost" $n >/dev/null 2>&1 || say "callgrind run failed ($v)"
+    done
+    rm -f "$TMP"/instr.*.trace
+    python3 - "$OUT" $n <<'EOF2'
+import re, subprocess, sys
+out, n = sys.argv[1], int(sys.argv[2])
+# calls per loop iteration that go through a hook, and how many of them record an event
+loops = {"loop_devzero_read": ("read(/dev/zero), untracked fd", 1, 0),
+         "loop_pipe_rw": ("write+read on a pipe, untracked", 2, 0),
+         "loop_tcp_exchange": ("TCP: send+recv tracked (2 captures), 2 untracked", 4, 2),
+         "loop_tcp_same_dir": ("TCP: recv of 1 byte, same direction (no capture)", 1, 1)}
+ir = {}
+for v in ("bare", "traced"):
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", f"{out}/callgrind.{v}.out"],
+                          capture_output=True, text=True).stdout
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) .*hook_cost\.cpp:.*?(loop_\w+)\(", line)
+        if m and "=>" not in line:
+            ir[(v, m.group(2))] = int(m.group(1).replace(",", ""))
+print("| loop (per iteration) | bare instr | traced instr | added | added per hooked call | added per event |")
+print("|---|---|---|---|---|---|")
+for name, (what, calls, events) in loops.items():
+    if ("bare", name) not in ir or ("traced", name) not in ir:
+        continue
+    b, t = ir[("bare", name)] / n, ir[("traced", name)] / n
+    per_event = f"{(t - b) / events:.0f}" if events else "-"
+    print(f"| {what} | {b:.1f} | {t:.1f} | {t - b:+.1f} | {(t - b) / calls:+.1f} | {per_event} |")
+EOF2
+  else
+    skip "instruction counts: valgrind not installed"
+  fi
+
+  section "read() of /dev/zero: ns per call, bare / no-op preload / traced, alternated"
+  local rounds=21 calls=300000 r
+  [ "$QUICK" = 1 ] && rounds=7
+  build_noop || true
+  : >"$OUT/readcost.tsv"
+  for r in $(seq "$rounds"); do
+    for v in bare noop traced; do
+      local env=()
+      case $v in
+        noop) [ -f "$NOOP" ] || continue; env=(LD_PRELOAD="$NOOP") ;;
+        traced) env=(LD_PRELOAD="$LIB" HTTPTRACE_OUTPUT="$TMP/instr.%p.trace") ;;
+      esac
+      env "${env[@]}" "$B/hook_cost" --time $calls |
+        sed -n "s/^devzero_read_ns=\([0-9.]*\).*/$r\t$v\t\1/p" >>"$OUT/readcost.tsv"
+      rm -f "$TMP"/instr.*.trace
+    done
+  done
+  python3 - "$OUT/readcost.tsv" <<'EOF2'
+import statistics, sys
+by = {}
+for line in open(sys.argv[1]):
+    r, v, ns = line.split()
+    by.setdefault(r, {})[v] = float(ns)
+for v in ("bare", "noop", "traced"):
+    xs = [d[v] for d in by.values() if v in d]
+    if xs:
+        print(f"{v:7s} median {statistics.median(xs):8.1f} ns  (min {min(xs):.1f}, max {max(xs):.1f})")
+for v in ("noop", "traced"):
+    ds = sorted(d[v] - d["bare"] for d in by.values() if v in d and "bare" in d)
+    if ds:
+        q = lambda p: ds[min(len(ds) - 1, int(p * len(ds)))]
+        print(f"{v} - bare, per round: median {statistics.median(ds):+.1f} ns, "
+              f"p25..p75 {q(0.25):+.1f}..{q(0.75):+.1f} ns over {len(ds)} rounds")
+EOF2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -521,13 +624,13 @@ if [ "${1:-}" = --smoke ]; then
   exit $?
 fi
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(micro hooks side memory analyzer)
+[ ${#parts[@]} -eq 0 ] && parts=(micro hooks instr side memory analyzer)
 machine
 start=$SECONDS
 for p in "${parts[@]}"; do
   case $p in
-    micro | hooks | side | memory | analyzer) "$p" ;;
-    *) echo "usage: $0 [--smoke] [micro|hooks|side|memory|analyzer]..." >&2; exit 2 ;;
+    micro | hooks | instr | side | memory | analyzer) "$p" ;;
+    *) echo "usage: $0 [--smoke] [micro|hooks|instr|side|memory|analyzer]..." >&2; exit 2 ;;
   esac
 done
 say ""

@@ -101,6 +101,38 @@ TEST(RecorderEvents, SocketConnectDataCloseAndAStaleNumber) {
   EXPECT_EQ(cl.h.conn, conn);
 }
 
+// The capture reads a single buffer in place and gathers split ones; either way it looks only at
+// the bytes the call really transferred.
+TEST(RecorderEvents, CaptureSeesOnlyTransferredBytesInOneOrSeveralBuffers) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 701;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  std::string one = "GET /one HTTP/1.1\r\nHost: never-sent\r\n\r\n";
+  iovec v{one.data(), one.size()};
+  record_data(fd, format::Direction::kSend, format::DataCall::kSend, 0, 200, 210, 12, &v, 1);
+  std::string status = "HTTP/1.1 204 No Content\r\n\r\n";
+  iovec r{status.data(), status.size()};
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRecv, 0, 220, 230,
+              static_cast<int64_t>(status.size()), &r, 1);
+  std::string a = "GET /s", b = "plit HTTP/1.1\r\nHost: split\r\n\r\n";
+  iovec two[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  record_data(fd, format::Direction::kSend, format::DataCall::kWritev, 0, 240, 250,
+              static_cast<int64_t>(a.size() + b.size()), two, 2);
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 260);
+
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 5u);
+  auto capture = [&](size_t i) {
+    const auto d = as<format::DataEvent>(evs[before + i]);
+    return std::string(reinterpret_cast<const char*>(evs[before + i].data()) +
+                           sizeof(format::DataEvent), d.cap_len);
+  };
+  EXPECT_EQ(capture(1), "GET /one HTT");  // 12 bytes transferred: a cut request line, no Host
+  EXPECT_EQ(capture(2), "HTTP/1.1 204 No Content");
+  EXPECT_EQ(capture(3), "GET /split HTTP/1.1\r\nHost: split");
+}
+
 TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
   trace_path();
   const size_t before = events().size();

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The analyzer at scale: generates synthetic traces of EVENTS events (default 10 million) and
+# times `httptrace export --format json` (to /dev/null and to a file) and `httptrace reuse` on
+# them, with peak RSS. Two traces: few connections (4 open at once, each with thousands of
+# requests) and a million short connections (still 4 open at once), whose peak RSS should match:
+# memory follows the open connections, not the trace.
+#
+#   bench/analyzer_scale.sh [EVENTS]        BEFORE=path/to/old/httptrace adds a comparison column
+#   RUNS=3 (best of), WORK=dir for the traces (default: a temp dir, removed afterwards)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-10000000}
+RUNS=${RUNS:-3}
+make --no-print-directory -s build/httptrace build/bench/gen_trace >/dev/null
+[ -x /usr/bin/time ] || { echo "analyzer_scale: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+WORK=${WORK:-}
+if [ -z "$WORK" ]; then
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/httptrace-scale.XXXXXX")
+  trap 'rm -rf "$WORK"' EXIT
+fi
+build/bench/gen_trace -o "$WORK/few.trace" -c $((EVENTS / 1000)) -e "$EVENTS" >/dev/null
+build/bench/gen_trace -o "$WORK/many.trace" -c $((EVENTS / 10)) -e "$EVENTS" >/dev/null
+cat "$WORK"/*.trace >/dev/null  # page cache warm: time the analyzer, not the disk
+
+# best wall time and the peak RSS of that run, as "seconds KB"
+measure() {
+  local best="" rss=""
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>/dev/null || { echo "FAILED: $*" >&2; return 1; }
+    read -r t m <"$WORK/time"
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t rss=$m; fi
+  done
+  echo "$best $rss"
+}
+
+printf '%-10s %-28s %-8s %10s %10s %10s\n' trace command binary seconds "Mev/s" "peak RSS"
+for trace in few many; do
+  for cmd in "export-null" "export-file" "reuse"; do
+    for bin in ${BEFORE:+"$BEFORE"} build/httptrace; do
+      label=$([ "$bin" = build/httptrace ] && echo after || echo before)
+      case $cmd in
+        export-null) args=(export --format json "$WORK/$trace.trace") ;;
+        export-file) args=(export --format json -o "$WORK/out.json" "$WORK/$trace.trace") ;;
+        reuse) args=(reuse "$WORK/$trace.trace") ;;
+      esac
+      read -r s kb < <(measure "$bin" "${args[@]}")
+      printf '%-10s %-28s %-8s %10s %10.1f %7d MB\n' "$trace" "$cmd" "$label" "$s" \
+        "$(awk "BEGIN{print $EVENTS / $s / 1e6}")" $((kb / 1024))
+    done
+  done
+done
+rm -f "$WORK/out.json"
