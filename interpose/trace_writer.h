@@ -12,8 +12,9 @@
 // (the data stays in the page cache; our resident set stays bounded per thread). Claiming is the
 // only place with syscalls: growing the file with posix_fallocate (blocks really allocated, so a
 // full disk means dropped events, not SIGBUS) by its own size so far, between 1 and 32 MiB; a
-// MADV_POPULATE_WRITE of the new segment (one call instead of 16 page faults); and a getpid()
-// that keeps a vfork child, which shares our memory, from claiming segments.
+// MADV_POPULATE_WRITE of the new segment from a thread's second one on (one call instead of 16
+// page faults); and a getpid() that keeps a vfork child, which shares our memory, from claiming
+// segments.
 //
 // Not re-entrant on one thread: callers (the recorder) hold the re-entrancy guard, so a signal
 // handler that interrupts an emit() cannot start another one on the same cursor.

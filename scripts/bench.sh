@@ -615,6 +615,11 @@ smoke() {
     say "FAIL gen_trace"; fail=1
   fi
   if "$B/mem_probe" threads 20 >/dev/null; then say "ok   mem_probe"; else say "FAIL mem_probe"; fail=1; fi
+  if "$B/hook_cost" 100 >/dev/null && "$B/hook_cost" --time 100 >/dev/null; then
+    say "ok   hook_cost"
+  else
+    say "FAIL hook_cost"; fail=1
+  fi
   return $fail
 }
 
