@@ -271,8 +271,10 @@ int collect_addrs(const hostent* he, format::Addr* out, int cap) {
   return n;
 }
 
+// Fork and exec are recorded only in a file that exists already: alone they are not about the
+// network, and a process that never touched it gets no file (lifecycle.cpp).
 void on_fork_parent(int child_pid, uint64_t ts) {
-  if (child_pid <= 0 || !recording()) return;
+  if (child_pid <= 0 || !recording() || !trace_writer().active()) return;
   ReentryGuard guard;
   if (!guard) return;
   auto ev = make<format::ForkEvent>(EventKind::kFork, 0, ts);
@@ -282,7 +284,7 @@ void on_fork_parent(int child_pid, uint64_t ts) {
 }
 
 void on_exec(const char* path, uint64_t ts) {
-  if (!recording() || foreign_process()) return;
+  if (!recording() || !trace_writer().active() || foreign_process()) return;
   ReentryGuard guard;
   if (!guard) return;
   auto ev = make<format::ExecEvent>(EventKind::kExec, 0, ts);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
 
@@ -104,6 +105,36 @@ bool open_trace(int pid, int ppid, bool child) {
 
 void on_fork_child();
 
+// The file is created at the first event that is about the network (a lookup, a TCP socket, an
+// inherited one), not at load: a shell script or a build run under `httptrace run` starts dozens
+// of processes that never touch the network, and each would otherwise leave a file behind.
+// Fork and exec events alone never create it (events.cpp checks active() for those).
+enum FileState : int { kFileNone = 0, kFileOpening = 1, kFileOpen = 2, kFileFailed = 3 };
+std::atomic<int> g_file{kFileNone};
+int g_ppid = 0;
+bool g_is_child = false;  // a fork child: a template without %p gets ".<pid>" appended
+
+}  // namespace
+
+bool open_trace_file() {
+  int s = g_file.load(std::memory_order_acquire);
+  if (s == kFileNone && g_file.compare_exchange_strong(s, kFileOpening, std::memory_order_acq_rel)) {
+    ErrnoSaver keep;
+    const bool ok = open_trace(g_pid, g_ppid, g_is_child);
+    g_file.store(ok ? kFileOpen : kFileFailed, std::memory_order_release);
+    return ok;
+  }
+  // Another thread is creating the file right now (an open, an mmap and a header write): wait
+  // for it, boundedly; past the bound this one event is dropped rather than block the program.
+  for (int i = 0; i < 100000 && s == kFileOpening; ++i) {
+    sched_yield();
+    s = g_file.load(std::memory_order_acquire);
+  }
+  return s == kFileOpen;
+}
+
+namespace {
+
 bool configure() {
   if (env_flag(getenv("HTTPTRACE_DISABLE")) || getauxval(AT_SECURE) != 0) return false;
   g_stacks = env_flag(getenv("HTTPTRACE_STACKS"));
@@ -135,7 +166,8 @@ bool configure() {
   read_exe();
   read_cmdline();
   g_pid = sys::getpid();
-  if (!open_trace(g_pid, sys::getppid(), false)) return false;
+  g_ppid = sys::getppid();
+  g_writer.set_opener(open_trace_file);
   pthread_atfork(nullptr, nullptr, on_fork_child);
   return true;
 }
@@ -148,10 +180,10 @@ void on_fork_child() {
   g_writer.close();  // the parent's mapping and descriptor: the child must never write there
   g_next_conn.store(1, std::memory_order_relaxed);
   g_next_lookup.store(1, std::memory_order_relaxed);
-  if (!open_trace(g_pid, parent, true)) {
-    g_state.store(static_cast<int>(RecorderState::kOff), std::memory_order_release);
-    return;
-  }
+  // The child's own file is created lazily too: right below if it inherited tracked sockets.
+  g_ppid = parent;
+  g_is_child = true;
+  g_file.store(kFileNone, std::memory_order_release);
   // Inherited sockets are the child's too; new ids keep per-process numbering dense, and
   // descriptors that were dups of one connection in the parent stay one connection here.
   struct Renamed {

@@ -1,11 +1,13 @@
 // Process life-cycle of the recorder, in one place:
 //
-//   load      constructor in hook_process.cpp (or the first hook, whichever runs first) reads HTTPTRACE_*, and unless
-//             disabled or AT_SECURE creates the trace file and maps it.
+//   load      constructor in hook_process.cpp (or the first hook, whichever runs first) reads
+//             HTTPTRACE_*; unless disabled or AT_SECURE, the trace file is created and mapped at
+//             the first network event (open_trace_file), so processes that never touch the
+//             network leave no file.
 //   threads   nothing to do: a thread claims its first segment at its first event; at exit its
 //             last segment simply stays as committed.
-//   fork      pthread_atfork child handler: unmap the parent's file, create the child's own
-//             (ppid = parent), restart conn/lookup numbering, and give every inherited tracked
+//   fork      pthread_atfork child handler: unmap the parent's file, make the child's own
+//             (ppid = parent; created lazily, i.e. at once if it inherited tracked sockets), restart conn/lookup numbering, and give every inherited tracked
 //             socket a new id with an InheritEvent. The parent records a ForkEvent (fork hook).
 //   vfork     the child shares our memory: it must not record. Checked (getpid against the cached
 //             pid) where it matters: segment claims, close/dup/exec of tracked descriptors; the
@@ -28,6 +30,9 @@ RecorderState start_recorder();
 RecorderState recorder_state();
 
 TraceWriter& trace_writer();
+// Creates this process's trace file if nobody has yet (the writer calls it at the first event;
+// concurrent callers wait, boundedly, for the one creating it). True when the file is open.
+bool open_trace_file();
 int recorder_pid();
 bool stacks_enabled();
 

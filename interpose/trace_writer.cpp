@@ -235,7 +235,7 @@ bool TraceWriter::start_segment(WriterCursor& c) {
 }
 
 bool TraceWriter::emit(const void* head, size_t head_len, const void* tail, size_t tail_len) {
-  if (!active_.load(std::memory_order_acquire)) return false;
+  if (!active_.load(std::memory_order_acquire) && (opener_ == nullptr || !opener_())) return false;
   const size_t size = format::padded(head_len + tail_len);
   if (head_len < sizeof(format::EventHeader) || size > format::kSegmentPayload || size > 0xffff) {
     drop();

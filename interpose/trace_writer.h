@@ -60,8 +60,11 @@ class TraceWriter {
   void close();
 
   // Appends one event: head (starting with an EventHeader whose size field is filled in here),
-  // then tail, padded to 8 bytes. False when the event was dropped (and counted).
+  // then tail, padded to 8 bytes. False when the event was dropped (and counted). Before the
+  // file exists, the first emit() calls the opener (set_opener) to create it.
   bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0);
+  // Creates the file on first need (the recorder's lazy start): returns whether it is open.
+  void set_opener(bool (*opener)()) { opener_ = opener; }
 
   bool active() const { return active_.load(std::memory_order_acquire); }
   const char* path() const { return path_; }
@@ -78,6 +81,7 @@ class TraceWriter {
   void drop();
 
   std::atomic<bool> active_{false};
+  bool (*opener_)() = nullptr;
   std::atomic<int> fd_{-1};
   std::atomic<bool> growth_failed_{false};
   std::atomic<uint64_t> file_size_{0};

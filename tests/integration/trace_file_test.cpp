@@ -40,6 +40,23 @@ TEST_F(TraceFile, CreatedPrivateEvenWithPermissiveUmask) {
   }
 }
 
+// Only processes that touch the network get a file: a shell running a script, and the tools it
+// forks and execs, leave nothing; the one networking child leaves exactly its own.
+TEST_F(TraceFile, OnlyProcessesThatUseTheNetworkGetAFile) {
+  RunResult quiet = traced({"sh", "-c", "true; ls / >/dev/null; echo done"});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.describe();
+  EXPECT_EQ(quiet.out, "done\n");
+  EXPECT_TRUE(files_in(dir_.path()).empty());
+
+  RunResult r = traced({"sh", "-c", "ls / >/dev/null; curl -s -o /dev/null " + server_.url("/a") + "; true"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_EQ(files_in(dir_.path()).size(), 1u);
+  HT_EXPORT(doc, dir_.path());
+  ASSERT_EQ(doc["processes"].size(), 1u);
+  EXPECT_NE(doc["processes"][0]["exe"].get<std::string>().find("curl"), std::string::npos);
+  EXPECT_EQ(doc["summary"]["requests"], 1);
+}
+
 TEST_F(TraceFile, ExistingFileIsNotOverwritten) {
   const fs::path target = dir_ / "fixed.trace";
   std::ofstream(target) << "precious";

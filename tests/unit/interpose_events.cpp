@@ -28,6 +28,8 @@ const std::string& trace_path() {
     setenv("HTTPTRACE_OUTPUT", (dir.path() + "/events.%p.trace").c_str(), 1);
     unsetenv("HTTPTRACE_DISABLE");
     EXPECT_EQ(start_recorder(), RecorderState::kRecording);
+    EXPECT_FALSE(trace_writer().active()) << "no file before the first network event";
+    EXPECT_TRUE(open_trace_file());
     return std::string(trace_writer().path());
   }();
   return path;
