@@ -94,7 +94,10 @@ class JsonConnectionWriter : public ConnectionSink {
     w.key("inherited").value(c.inherited);
     if (c.inherited) w.key("parent_id").value(c.parent_id);
     w.key("pool_miss").value(c.pool_miss != 0);
-    if (c.protocol && *c.protocol == "h2") w.key("h2_streams").value(c.h2_streams);
+    if (c.protocol && *c.protocol == "h2") {
+      w.key("h2_streams").value(c.h2_streams);
+      w.key("h2_responses").value(c.h2_responses);
+    }
     w.key("requests").begin_array();
     for (const Exchange& x : c.requests) {
       auto str = [&](JsonWriter::Key k, const std::string& v) {

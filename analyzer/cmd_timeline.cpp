@@ -185,7 +185,7 @@ void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
     if (c.tls) phase_line(out, axis, st, "tls", c.tls->start_ns, c.tls->duration_ns, kMagenta, c.tls->error != 0);
     if (c.protocol && *c.protocol == "h2")
       fmt::print(out, "  {}\n",
-                 st.wrap(c.h2_streams ? fmt::format("HTTP/2: {} streams, multiplexed (not split into exchanges)", c.h2_streams)
+                 st.wrap(c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)", c.h2_streams, c.h2_responses)
                                       : std::string("HTTP/2: requests are multiplexed and not split out"),
                          kDim));
     for (const auto& x : c.requests) {

@@ -41,14 +41,25 @@ const char* library_name(uint8_t lib) {
 
 // Frame headers are 9 bytes: length:24, type:8, flags:8, R:1 + stream:31. A client opens a stream
 // with a HEADERS frame (type 1) on a new, increasing odd id; later HEADERS (trailers) reuse it.
-void count_h2_streams(Connection& c, std::string_view frames) {
+// The server answers a stream with its first HEADERS frame on that id (responses may come in any
+// order, and a later HEADERS on the same stream is trailers): one bit per client stream.
+void count_h2_streams(Connection& c, std::string_view frames, bool sent) {
   for (size_t i = 0; i + 9 <= frames.size(); i += 9) {
     const auto* f = reinterpret_cast<const uint8_t*>(frames.data() + i);
     const uint32_t stream =
         ((uint32_t{f[5]} << 24) | (uint32_t{f[6]} << 16) | (uint32_t{f[7]} << 8) | f[8]) & 0x7fffffffu;
-    if (f[3] == 1 && stream > c.h2_max_stream) {
+    if (f[3] != 1 || stream % 2 == 0) continue;
+    if (sent && stream > c.h2_max_stream) {
       c.h2_max_stream = stream;
       ++c.h2_streams;
+    } else if (!sent) {
+      const size_t bit = stream / 2;
+      if (bit >= (1u << 20)) continue;  // a hostile trace must not make us allocate without bound
+      if (c.h2_answered.size() <= bit) c.h2_answered.resize(bit + 1);
+      if (!c.h2_answered[bit]) {
+        c.h2_answered[bit] = true;
+        ++c.h2_responses;
+      }
     }
   }
 }
@@ -443,7 +454,7 @@ void Model::on_data(const Event& ev, ConnState& c) {
 
   if (capture == tf::CaptureKind::kH2Frames) {
     c.c.protocol = "h2";
-    if (is_send) count_h2_streams(c.c, cap);
+    count_h2_streams(c.c, cap, is_send);
   }
   if (is_send) {
     b->send(ts, end, bytes);

@@ -99,6 +99,8 @@ struct Connection {
   std::string parent_id;
   uint32_t pool_miss = 0;
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
+  uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
+  std::vector<bool> h2_answered;  // by client stream id / 2
   uint32_t h2_max_stream = 0;  // 1 if opened while another connection to the same endpoint was idle
   std::vector<Exchange> requests;
 

@@ -154,6 +154,7 @@ TEST_F(TlsH2, CurlHttp2AgainstNginx) {
   EXPECT_EQ(c["tls"]["sni"], "localhost");
   EXPECT_EQ(c["protocol"], "h2");
   EXPECT_EQ(c.value("h2_streams", -1), 2) << "the analyzer's count of requests (HEADERS sent)";
+  EXPECT_EQ(c.value("h2_responses", -1), 2) << "streams the server answered (its HEADERS)";
 
   // Two requests on one connection: a HEADERS frame each way per stream, on streams 1 and 3.
   H2Headers all;
