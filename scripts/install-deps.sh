@@ -7,9 +7,9 @@
 set -euo pipefail
 
 build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev)
-test=(libgtest-dev nlohmann-json3-dev curl wget python3 openssl nodejs)
+test=(libgtest-dev nlohmann-json3-dev curl wget python3 openssl nodejs nginx-light)
 demo=(curl python3 openssl)
-bench=(libbenchmark-dev strace ltrace bpftrace nginx-light)
+bench=(libbenchmark-dev strace ltrace bpftrace)
 
 want=("${build[@]}")
 case "${1:---build}" in
@@ -40,7 +40,7 @@ export DEBIAN_FRONTEND=noninteractive
 # A stale package list makes apt-get install fail with 404s; refresh it once.
 apt-get update -qq >/dev/null || true
 # nginx's package starts a service on port 80 after installing; keep it from doing so.
-if printf '%s\n' "${missing[@]}" | grep -q '^nginx'; then
+if printf '%s\n' "${missing[@]}" | grep -q '^nginx' && [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
