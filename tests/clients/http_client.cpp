@@ -34,6 +34,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -178,6 +179,7 @@ class Connection {
   }
 
   bool closed_by_server() const { return eof_; }
+  int fd() const { return fd_; }
 
  private:
   // The vectored styles send the request line and the headers as two iovecs in one call, so
@@ -457,6 +459,38 @@ int cmd_fork(const Target& t) {
   return 0;
 }
 
+// Children that share our memory or never run our code: a vfork child that closes its copy of
+// the connection's descriptor (as many spawn helpers do before exec) and execs, then a
+// posix_spawn. The parent's connection must go on, tracked, as one connection.
+int cmd_spawn(const Target& t) {
+  Connection c(connect_or_die(t), false);
+  print_result("/spawn/1", c.request(t, "/spawn/1", IoStyle::kPlain));
+  std::fflush(stdout);
+  const int fd = c.fd();
+  pid_t child = vfork();
+  if (child < 0) die("vfork: %s", strerror(errno));
+  if (child == 0) {
+    close(fd);
+    execl("/bin/true", "true", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) die("waitpid: %s", strerror(errno));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("vfork child failed (status %d)", status);
+  char arg0[] = "true";
+  char* spawn_argv[] = {arg0, nullptr};
+  if (int e = posix_spawn(&child, "/bin/true", nullptr, nullptr, spawn_argv, environ); e != 0) {
+    die("posix_spawn: %s", strerror(e));
+  }
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) die("waitpid: %s", strerror(errno));
+  }
+  print_result("/spawn/2", c.request(t, "/spawn/2", IoStyle::kPlain));
+  return 0;
+}
+
 int cmd_refused(const Target& t) {
   int fd = connect_blocking(t);
   if (fd >= 0) {
@@ -501,7 +535,7 @@ int cmd_hang(const Target& t) {
   std::fputs(
       "usage: http_client nonblock|iov HOST PORT PATH...\n"
       "       http_client threads HOST PORT N M\n"
-      "       http_client fork|refused|hang HOST PORT\n"
+      "       http_client fork|spawn|refused|hang HOST PORT\n"
       "       http_client sequential-new|keepalive HOST PORT N\n",
       stderr);
   std::exit(2);
@@ -532,6 +566,7 @@ int main(int argc, char** argv) {
   }
   if (!rest.empty()) usage();
   if (cmd == "fork") return cmd_fork(t);
+  if (cmd == "spawn") return cmd_spawn(t);
   if (cmd == "refused") return cmd_refused(t);
   if (cmd == "hang") return cmd_hang(t);
   usage();

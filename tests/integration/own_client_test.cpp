@@ -144,6 +144,27 @@ TEST_F(OwnClient, LongKeepAlive) {
   EXPECT_EQ(doc["summary"]["dropped_events"], 0);
 }
 
+// A vfork child runs in our memory: its close() of the shared descriptor must not end the
+// parent's connection, and it records nothing. posix_spawn children never run our hooks.
+TEST_F(OwnClient, VforkAndPosixSpawnLeaveTheParentsConnectionAlone) {
+  auto argv = client("spawn", {});
+  RunResult plain = untraced(argv);
+  RunResult r = traced(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, plain.out);
+  EXPECT_EQ(r.out, "/spawn/1 200 26\n/spawn/2 200 26\n");
+
+  HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["processes"].size(), 1u) << "/bin/true never touches the network: no file";
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  EXPECT_EQ(targets(conns[0]), (std::vector<std::string>{"/spawn/1", "/spawn/2"}));
+  EXPECT_EQ(reuse_flags(conns[0]), (std::vector<bool>{false, true}));
+  ASSERT_TRUE(conns[0]["close_ns"].is_number());
+  EXPECT_GE(conns[0]["close_ns"].get<uint64_t>(), conns[0]["requests"][1]["end_ns"].get<uint64_t>())
+      << "the vfork child's close() is not the connection's";
+}
+
 TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
   RunResult r = traced(client("fork", {}));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
