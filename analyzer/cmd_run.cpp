@@ -154,8 +154,12 @@ int cmd_run(const Args& args) {
   traces.set_echo_warnings(true);
   if (!traces.add(dir, err)) {
     // 127: exec failed (already said so) or CMD reported "not found" itself.
-    if (rc != 127)
-      fmt::print(stderr, "httptrace: no trace was written in {} (statically linked or setuid program?)\n", dir);
+    if (rc != 127) {
+      fmt::print(stderr,
+                 "httptrace: no trace was written in {}: the program made no network calls "
+                 "through libc (or it is statically linked or setuid)\n",
+                 dir);
+    }
     return rc;
   }
   traces.start();
