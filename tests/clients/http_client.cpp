@@ -491,6 +491,20 @@ int cmd_spawn(const Target& t) {
   return 0;
 }
 
+// A daemon-style program that closes every descriptor but stdio mid-run (here with close_range,
+// after a first request), then carries on: the recorder's own trace descriptor goes too.
+int cmd_closeall(const Target& t) {
+  {
+    Connection c(connect_or_die(t), false);
+    print_result("/before", c.request(t, "/before", IoStyle::kPlain));
+  }
+  std::fflush(stdout);
+  if (close_range(3, ~0u, 0) != 0) die("close_range: %s", strerror(errno));
+  Connection c(connect_or_die(t), false);
+  print_result("/after", c.request(t, "/after", IoStyle::kPlain));
+  return 0;
+}
+
 int cmd_refused(const Target& t) {
   int fd = connect_blocking(t);
   if (fd >= 0) {
@@ -535,7 +549,7 @@ int cmd_hang(const Target& t) {
   std::fputs(
       "usage: http_client nonblock|iov HOST PORT PATH...\n"
       "       http_client threads HOST PORT N M\n"
-      "       http_client fork|spawn|refused|hang HOST PORT\n"
+      "       http_client fork|spawn|closeall|refused|hang HOST PORT\n"
       "       http_client sequential-new|keepalive HOST PORT N\n",
       stderr);
   std::exit(2);
@@ -567,6 +581,7 @@ int main(int argc, char** argv) {
   if (!rest.empty()) usage();
   if (cmd == "fork") return cmd_fork(t);
   if (cmd == "spawn") return cmd_spawn(t);
+  if (cmd == "closeall") return cmd_closeall(t);
   if (cmd == "refused") return cmd_refused(t);
   if (cmd == "hang") return cmd_hang(t);
   usage();

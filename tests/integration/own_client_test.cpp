@@ -165,6 +165,27 @@ TEST_F(OwnClient, VforkAndPosixSpawnLeaveTheParentsConnectionAlone) {
       << "the vfork child's close() is not the connection's";
 }
 
+// Closing every descriptor (ours included) must neither break the program nor stop recording:
+// the mapping outlives the descriptor.
+TEST_F(OwnClient, ClosingEveryDescriptorKeepsRecording) {
+  auto argv = client("closeall", {});
+  RunResult plain = untraced(argv);
+  RunResult r = traced(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, plain.out);
+  EXPECT_EQ(r.out, "/before 200 26\n/after 200 26\n");
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 2u) << doc.dump(1);
+  EXPECT_EQ(targets(conns[0]).size() + targets(conns[1]).size(), 2u);
+  std::vector<std::string> all = targets(conns[0]);
+  for (const auto& x : targets(conns[1])) all.push_back(x);
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<std::string>{"/after", "/before"}));
+  EXPECT_EQ(doc["summary"]["dropped_events"], 0);
+}
+
 TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
   RunResult r = traced(client("fork", {}));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
