@@ -174,8 +174,11 @@ inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the o
 //                     direction change: the 9-byte headers (length, type, flags, stream id) of
 //                     the frames that start in this call, up to kH2CaptureMaxFrames, never any
 //                     payload. HEADERS frames (type 1) sent/received count requests/responses.
+//   kTlsBody          the body of a TLS handshake record whose 5-byte header was all the previous
+//                     read on this socket returned (OpenSSL's socket BIO reads a record's header
+//                     and body in two calls); up to kTlsCaptureMax bytes: a ServerHello is public
 enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4,
-                                   kH2Frames = 5 };
+                                   kH2Frames = 5, kTlsBody = 6 };
 inline constexpr size_t kHttpCaptureMax = 256;
 inline constexpr size_t kTlsCaptureMax = 2048;
 inline constexpr size_t kH2CaptureMaxFrames = 28;  // 252 bytes: within kHttpCaptureMax

@@ -58,6 +58,23 @@ bool FdTable::note_direction(int fd, uint32_t conn, format::Direction dir, bool 
   return false;
 }
 
+void FdTable::set_flag(int fd, uint32_t conn, uint64_t flag) {
+  if (!in_range(fd)) return;
+  uint64_t cur = slots_[fd].load(std::memory_order_relaxed);
+  for (int i = 0; i < kCasAttempts && conn_of(cur) == conn && conn != 0; ++i) {
+    if (slots_[fd].compare_exchange_weak(cur, cur | flag, std::memory_order_relaxed)) return;
+  }
+}
+
+bool FdTable::take_flag(int fd, uint32_t conn, uint64_t flag) {
+  if (!in_range(fd)) return false;
+  uint64_t cur = slots_[fd].load(std::memory_order_relaxed);
+  for (int i = 0; i < kCasAttempts && conn_of(cur) == conn && conn != 0 && (cur & flag); ++i) {
+    if (slots_[fd].compare_exchange_weak(cur, cur & ~flag, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
 void FdTable::renumber(int fd, uint32_t new_conn) {
   if (!in_range(fd) || new_conn == 0) return;
   uint64_t cur = slots_[fd].load(std::memory_order_relaxed);

@@ -11,6 +11,8 @@
 //   bits 33..34  last wire direction: 0 none, 1 send, 2 recv
 //   bits 35..36  last TLS-plaintext direction, same encoding (kept apart so the TLS hooks and the
 //                socket hooks below them each see their own direction changes)
+//   bit  37      the last read returned only a TLS handshake record header: capture the next
+//                read too (the record's body: a ServerHello tells the TLS version on the wire)
 // Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
 // and reused by another thread in between is never modified on behalf of the old connection.
 #pragma once
@@ -29,6 +31,7 @@ class FdTable {
   static constexpr uint64_t kPendingBit = 1ull << 32;
   static constexpr int kWireDirShift = 33;
   static constexpr int kPlainDirShift = 35;
+  static constexpr uint64_t kTlsHeaderBit = 1ull << 37;
 
   static uint32_t conn_of(uint64_t word) { return static_cast<uint32_t>(word); }
   static bool pending(uint64_t word) { return (word & kPendingBit) != 0; }
@@ -53,6 +56,10 @@ class FdTable {
   // Records that the last transfer on fd went in direction dir; true when that differs from the
   // previous transfer (or is the first). plaintext selects the TLS-plaintext direction bits.
   bool note_direction(int fd, uint32_t conn, format::Direction dir, bool plaintext);
+
+  // Sets flag (a k*Bit) in fd's word, or clears it and says whether it was set.
+  void set_flag(int fd, uint32_t conn, uint64_t flag);
+  bool take_flag(int fd, uint32_t conn, uint64_t flag);
 
   // Gives fd a new connection id and keeps its other bits (fork child renumbering).
   void renumber(int fd, uint32_t new_conn);

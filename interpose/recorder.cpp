@@ -43,8 +43,10 @@ void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result
 }
 
 // Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
-__attribute__((noinline)) void emit_with_capture(format::DataEvent& ev, const iovec* iov,
-                                                 size_t iovcnt, int64_t result) {
+__attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& ev,
+                                                            const iovec* iov, size_t iovcnt,
+                                                            int64_t result,
+                                                            bool tls_body = false) {
   uint8_t scan[capture::kScanMax];
   uint8_t scratch[format::kHttpCaptureMax];
   const size_t want = static_cast<size_t>(result) < sizeof(scan) ? static_cast<size_t>(result)
@@ -59,10 +61,20 @@ __attribute__((noinline)) void emit_with_capture(format::DataEvent& ev, const io
   } else {
     n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), scan, sizeof(scan));
   }
-  const capture::Result c = capture::sanitize(in, n, scratch);
+  const capture::Result c =
+      tls_body ? capture::Result{format::CaptureKind::kTlsBody, in,
+                                 static_cast<uint16_t>(n < format::kTlsCaptureMax
+                                                           ? n : format::kTlsCaptureMax)}
+               : capture::sanitize(in, n, scratch);
   ev.capture_kind = static_cast<uint8_t>(c.kind);
   ev.cap_len = c.len;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
+  return c;
+}
+
+// A read that returned exactly a TLS handshake record header (0x16 0x03 x, length).
+bool bare_handshake_header(const capture::Result& c) {
+  return c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16;
 }
 
 }  // namespace
@@ -91,7 +103,17 @@ void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, ui
   // Only a transfer that moved bytes turns the conversation around: EAGAIN and EOF do not.
   if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) {
     ev.flags |= format::kDataDirChange;
-    emit_with_capture(ev, iov, iovcnt, result);
+    const capture::Result c = emit_with_capture(ev, iov, iovcnt, result);
+    if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
+      g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
+    }
+    return;
+  }
+  // Rare (once per TLS connection read by a BIO that splits header and body), hence the word
+  // check before the CAS.
+  if (result > 0 && (word & FdTable::kTlsHeaderBit) && dir == Direction::kRecv && !plaintext &&
+      g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
+    emit_with_capture(ev, iov, iovcnt, result, true);
     return;
   }
   trace_writer().emit(&ev, sizeof(ev));

@@ -135,6 +135,36 @@ TEST(RecorderEvents, CaptureSeesOnlyTransferredBytesInOneOrSeveralBuffers) {
   EXPECT_EQ(capture(3), "GET /split HTTP/1.1\r\nHost: split");
 }
 
+// OpenSSL's socket BIO reads a TLS record's 5-byte header, then its body: the body of a
+// handshake record is captured too (the ServerHello tells the version), and only that one read.
+TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 703;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  std::string hello = "\x16\x03\x01\x00\x04\x01\x00\x00\x00";  // a (tiny) ClientHello record
+  iovec h{hello.data(), hello.size()};
+  record_data(fd, format::Direction::kSend, format::DataCall::kWrite, 0, 200, 210,
+              static_cast<int64_t>(hello.size()), &h, 1);
+  std::string header("\x16\x03\x03\x00\x06", 5), body("\x02\x00\x00\x02\x03\x03", 6);
+  iovec hv{header.data(), header.size()}, bv{body.data(), body.size()};
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 220, 230, 5, &hv, 1);
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 240, 250, 6, &bv, 1);
+  record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 260, 270, 6, &bv, 1);
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 280);
+
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 6u);
+  auto kind_of = [&](size_t i) { return as<format::DataEvent>(evs[before + i]).capture_kind; };
+  EXPECT_EQ(kind_of(2), uint8_t(format::CaptureKind::kTls));
+  EXPECT_EQ(as<format::DataEvent>(evs[before + 2]).cap_len, 5u);
+  EXPECT_EQ(kind_of(3), uint8_t(format::CaptureKind::kTlsBody));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(evs[before + 3].data()) +
+                            sizeof(format::DataEvent), 6),
+            body);
+  EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
+}
+
 TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
   trace_path();
   const size_t before = events().size();
