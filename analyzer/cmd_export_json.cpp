@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "analyzer/addr_format.h"
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/connection_pipe.h"
@@ -33,9 +34,10 @@ class JsonConnectionWriter : public ConnectionSink {
     w.key("pid").value(c.pid);
     w.key("fd").value(c.fd);
     w.key("host").value(c.host);
-    if (c.peer.family) w.key("peer").value(format_addr(c.peer, true));
+    char addr[kMaxAddrText];
+    if (c.peer.family) w.key("peer").value(std::string_view(addr, format_addr_to(addr, c.peer, true)));
     else w.key("peer").null();
-    if (c.local.family) w.key("local").value(format_addr(c.local, true));
+    if (c.local.family) w.key("local").value(std::string_view(addr, format_addr_to(addr, c.local, true)));
     else w.key("local").null();
     w.key("start_ns").value(t(c.start_ns));
     if (c.close_ns) w.key("close_ns").value(t(*c.close_ns));
@@ -139,7 +141,8 @@ void write_dns(JsonWriter& w, const TimeBase& tb, const DnsLookup& d) {
   w.key("start_ns").value(tb.rel(d.start_ns));
   w.key("duration_ns").value(d.duration_ns);
   w.key("addresses").begin_array();
-  for (const auto& a : d.addresses) w.value(format_addr(a, false));
+  char addr[kMaxAddrText];
+  for (const auto& a : d.addresses) w.value(std::string_view(addr, format_addr_to(addr, a, false)));
   w.end_array();
   if (d.error) w.key("error").value(dns_error_name(d.call, d.error));
   else w.key("error").null();

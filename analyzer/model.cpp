@@ -5,12 +5,14 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include <fmt/format.h>
 
+#include "analyzer/addr_format.h"
 #include "analyzer/conn_table.h"
 #include "analyzer/exchange_builder.h"
 #include "analyzer/http_sniff.h"
@@ -67,16 +69,8 @@ void count_h2_streams(Connection& c, std::string_view frames, bool sent) {
 }  // namespace
 
 std::string format_addr(const tf::Addr& a, bool with_port) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (a.family == AF_INET) {
-    inet_ntop(AF_INET, a.ip, buf, sizeof buf);
-    return with_port ? fmt::format("{}:{}", buf, a.port) : std::string(buf);
-  }
-  if (a.family == AF_INET6) {
-    inet_ntop(AF_INET6, a.ip, buf, sizeof buf);
-    return with_port ? fmt::format("[{}]:{}", buf, a.port) : std::string(buf);
-  }
-  return with_port ? "?:0" : "?";
+  char buf[kMaxAddrText];
+  return std::string(buf, format_addr_to(buf, a, with_port));
 }
 
 std::string errno_name(int err) {
@@ -195,7 +189,11 @@ Model::ConnState* Model::get_or_create(const Event& ev) {
   st->file = ev.file;
   st->c.pid = ev.pid;
   st->c.conn = ev.h->conn;
-  st->c.id = fmt::format("{}:{}", p.id_prefix, ev.h->conn);
+  // Built by hand: one fmt::format per connection was a visible share of a many-connection export.
+  char id[32];
+  char* end = std::to_chars(id, id + sizeof id, ev.h->conn).ptr;
+  st->c.id.reserve(p.id_prefix.size() + 1 + size_t(end - id));
+  st->c.id.append(p.id_prefix).append(1, ':').append(id, end);
   st->c.start_ns = ev.h->ts_ns;
   return p.conns.insert(ev.h->conn, std::move(st));
 }
