@@ -43,8 +43,9 @@ class ConnectionPipe : public ConnectionSink {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<std::vector<Connection>, size_t>> queue_;  // batch, weight
-  // Emptied batches come back for reuse: a fresh one each time would be a fresh mmap (they are
-  // hundreds of KB) and page faults on every batch.
+  // Spent batches come back for reuse: a fresh one each time would be a fresh mmap (they are
+  // hundreds of KB) and page faults on every batch. They come back still full, to be cleared on
+  // the producer's thread (see hand_over).
   std::vector<std::vector<Connection>> spare_;
   size_t queued_weight_ = 0;
   bool closed_ = false;

@@ -1,6 +1,5 @@
 #include "analyzer/model.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 
