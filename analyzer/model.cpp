@@ -411,6 +411,15 @@ void Model::on_data(const Event& ev, ConnState& c) {
               parse_server_hello(cap, sh)) {
             t.version = tls_version_name(sh.version);
             if (!sh.alpn.empty()) t.alpn = sh.alpn;
+          } else if (capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
+            // The previous read was the record's bare header: put one back in front.
+            const size_t n = cap.size();
+            std::string record = {char(0x16), char(0x03), char(0x03), char(n >> 8), char(n & 0xff)};
+            record.append(cap);
+            if (parse_server_hello(record, sh)) {
+              t.version = tls_version_name(sh.version);
+              if (!sh.alpn.empty()) t.alpn = sh.alpn;
+            }
           }
           c.wire_tls = WireTls::kServerFlight;
           c.last_wire_end = end;

@@ -175,6 +175,7 @@ TEST_F(TlsClients, OwnTlsStackIsReadFromTheWire) {
   EXPECT_EQ(c["tls"]["library"], "wire") << "a library hook saw calls it should not have";
   EXPECT_EQ(c["tls"]["sni"], "localhost");
   EXPECT_EQ(c["tls"]["alpn"], "http/1.1");
+  EXPECT_EQ(c["tls"]["version"], "TLSv1.3") << "from the ServerHello body read after its header";
   // Encrypted requests have no visible request line, but the two round trips are there (plus,
   // at most, the close_notify the client sends at the end).
   ASSERT_GE(c["requests"].size(), 2u);

@@ -256,6 +256,27 @@ TEST(Model, Tls13FromTheWire) {
   EXPECT_EQ(c.bytes_sent, 300u + 64 + 150 + 150);
 }
 
+// OpenSSL's socket BIO reads the ServerHello record's 5-byte header and its body separately; the
+// recorder captures the body (kTlsBody) and the version still comes out.
+TEST(Model, Tls13FromTheWireWithTheServerHelloReadInTwo) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {"http/1.1"}));
+  const std::string hello = server_hello(true);
+  b.data(1, 200, 1, 3, D::kRecv, 5, 5, C::kTls, hello.substr(0, 5));
+  b.data(1, 210, 1, 3, D::kRecv, int64_t(hello.size()) - 5, 5, C::kTlsBody, hello.substr(5));
+  b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.data(1, 310, 1, 3, D::kSend, 150, 2);  // the request
+  b.data(1, 400, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  ASSERT_TRUE(out.conns[0].tls);
+  EXPECT_EQ(out.conns[0].tls->version, "TLSv1.3");
+  EXPECT_EQ(out.conns[0].requests.size(), 1u);
+}
+
 TEST(Model, Tls13FromTheWireWithRequestCoalescedIntoTheFinishedWrite) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);
