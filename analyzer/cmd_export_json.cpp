@@ -2,7 +2,8 @@
 //
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
-// happen into an unlinked spool file (a trace may hold millions) and copied in at the end.
+// happen into an unlinked spool file (a trace may hold millions) and copied in at the end; both
+// are rendered on the ConnectionPipe's thread, off the thread that reads and models the trace.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -203,9 +204,10 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("connections").begin_array();
   JsonConnectionWriter sink(w, tb);
   DnsSpool dns(tb);
-  ConnectionPipe pipe(sink);  // from here until close(), only the pipe's thread writes to w
+  // From here until close(), only the pipe's thread writes to w and to the DNS spool.
+  ConnectionPipe pipe(sink, dns.ok() ? &dns : nullptr);
   Model model(traces, pipe, /*keep_dns=*/!dns.ok());
-  if (dns.ok()) model.set_dns_sink(&dns);
+  if (dns.ok()) model.set_dns_sink(&pipe);
   analyze(traces, model);
   pipe.close();
   w.end_array();

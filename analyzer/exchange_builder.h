@@ -56,9 +56,20 @@ class ExchangeBuilder {
     return !done_.empty();
   }
   std::vector<Exchange>& done() { return done_; }
+  // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.
+  void reset() {
+    if (done_.capacity() > kKeepCapacity) std::vector<Exchange>().swap(done_);
+    else done_.clear();
+    last_end_ = 0;
+    has_last_ = open_ = false;
+    phase_ = kIdle;
+  }
 
  private:
   enum Phase : uint8_t { kIdle, kSending, kReceiving };
+  // A recycled builder keeps at most this many exchanges' worth of buffer: enough for short
+  // connections, without one huge connection's vector living on in a free list.
+  static constexpr size_t kKeepCapacity = 64;
   void begin(uint64_t ts) {
     // Field by field rather than cur_ = Exchange{}: the strings keep their buffers (moved-from
     // ones are empty), which matters at millions of exchanges.

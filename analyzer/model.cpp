@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -184,7 +185,13 @@ Model::ConnState* Model::find(uint32_t file, uint32_t conn) { return procs_[file
 Model::ConnState* Model::get_or_create(const Event& ev) {
   if (ConnState* c = find(ev.file, ev.h->conn)) return c;
   ProcState& p = *procs_[ev.file];
-  auto st = std::make_unique<ConnState>();
+  std::unique_ptr<ConnState> st;
+  if (free_.empty()) {
+    st = std::make_unique<ConnState>();
+  } else {
+    st = std::move(free_.back());
+    free_.pop_back();
+  }
   st->file = ev.file;
   st->c.pid = ev.pid;
   st->c.conn = ev.h->conn;
@@ -497,6 +504,30 @@ void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns
   if (!st) return;
   st->c.close_ns = close_ns;
   emit(*st);
+  recycle(std::move(st));
+}
+
+void Model::recycle(std::unique_ptr<ConnState> st) {
+  constexpr size_t kMaxFree = 64;  // only a burst of closes needs more; those are allocated
+  if (free_.size() >= kMaxFree) return;
+  // After emit, c holds whatever the sink left in it (a spent connection from ConnectionPipe):
+  // keep only the buffers worth keeping, and everything else as a fresh ConnState has it.
+  std::string id = std::move(st->c.id);
+  std::vector<Exchange> requests = std::move(st->c.requests);
+  ExchangeBuilder wire = std::move(st->wire), plain = std::move(st->plain);
+  // Rebuilt in place: assigning a fresh temporary moved every member of this large struct twice.
+  std::destroy_at(st.get());
+  std::construct_at(st.get());
+  id.clear();
+  if (requests.capacity() > 64) std::vector<Exchange>().swap(requests);
+  else requests.clear();
+  wire.reset();
+  plain.reset();
+  st->c.id = std::move(id);
+  st->c.requests = std::move(requests);
+  st->wire = std::move(wire);
+  st->plain = std::move(plain);
+  free_.push_back(std::move(st));
 }
 
 void Model::emit(ConnState& s) {
@@ -517,7 +548,8 @@ void Model::emit(ConnState& s) {
     const auto& offered = c.tls->alpn_offered;
     if (c.tls->alpn == "h2" || (offered.size() == 1 && offered[0] == "h2")) c.protocol = "h2";
   }
-  c.requests = std::move(s.active().done());
+  // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
+  c.requests.swap(s.active().done());
   if (c.protocol && *c.protocol == "h2") c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   ++n_connections_;

@@ -167,11 +167,15 @@ class Model {
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
   void emit(ConnState& c);
+  void recycle(std::unique_ptr<ConnState> st);
   void mark_pool_miss(ProcState& p, ConnState& c);
 
   const TraceSet& traces_;
   ConnectionSink& sink_;
   std::vector<std::unique_ptr<ProcState>> procs_;  // one per file
+  // Closed ConnStates, reset for reuse with their buffers: a trace of millions of short
+  // connections would otherwise allocate and free one (and its vectors) per connection.
+  std::vector<std::unique_ptr<ConnState>> free_;
   std::vector<DnsLookup> dns_;
   bool keep_dns_;
   DnsSink* dns_sink_ = nullptr;
