@@ -8,11 +8,11 @@
 #include <cerrno>
 
 #include "interpose/clock.h"
+#include "interpose/export.h"
 #include "interpose/recorder.h"
 #include "interpose/tls_gnutls_api.h"
 #include "interpose/tls_record.h"
 
-#define HTTPTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace httptrace::tls {
 namespace {
@@ -96,7 +96,7 @@ void closing(gnutls_session_t session, format::TlsCloseHow how, uint64_t ts) {
 using namespace httptrace;
 using namespace httptrace::tls;
 
-HTTPTRACE_EXPORT int gnutls_handshake(gnutls_session_t session) {
+HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
   const GnutlsApi* api = gnutls().table();
   if (api == nullptr) {
     auto real = fallback<decltype(&::gnutls_handshake)>("gnutls_handshake");
@@ -125,7 +125,7 @@ HTTPTRACE_EXPORT int gnutls_handshake(gnutls_session_t session) {
   return ret;
 }
 
-HTTPTRACE_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void* data, size_t size) {
+HT_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void* data, size_t size) {
   return data_call(session, format::Direction::kSend, format::DataCall::kGnutlsSend, data, [&]() -> ssize_t {
     const GnutlsApi* api = gnutls().table();
     auto real = api != nullptr ? api->gnutls_record_send
@@ -134,7 +134,7 @@ HTTPTRACE_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void
   });
 }
 
-HTTPTRACE_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data, size_t size) {
+HT_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data, size_t size) {
   return data_call(session, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data, [&]() -> ssize_t {
     const GnutlsApi* api = gnutls().table();
     auto real = api != nullptr ? api->gnutls_record_recv
@@ -143,7 +143,7 @@ HTTPTRACE_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data
   });
 }
 
-HTTPTRACE_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
+HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
   const GnutlsApi* api = gnutls().table();
   auto real = api != nullptr ? api->gnutls_bye : fallback<decltype(&::gnutls_bye)>("gnutls_bye");
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
@@ -157,7 +157,7 @@ HTTPTRACE_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t
   return ret;
 }
 
-HTTPTRACE_EXPORT void gnutls_deinit(gnutls_session_t session) {
+HT_EXPORT void gnutls_deinit(gnutls_session_t session) {
   const GnutlsApi* api = gnutls().table();
   auto real = api != nullptr ? api->gnutls_deinit : fallback<decltype(&::gnutls_deinit)>("gnutls_deinit");
   CallGuard guard;

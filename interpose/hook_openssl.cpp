@@ -11,11 +11,11 @@
 #include <cstring>
 
 #include "interpose/clock.h"
+#include "interpose/export.h"
 #include "interpose/recorder.h"
 #include "interpose/tls_openssl_api.h"
 #include "interpose/tls_record.h"
 
-#define HTTPTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace httptrace::tls {
 namespace {
@@ -182,15 +182,15 @@ void closing(SSL* ssl, format::TlsCloseHow how, uint64_t ts) {
 using namespace httptrace;
 using namespace httptrace::tls;
 
-HTTPTRACE_EXPORT int SSL_connect(SSL* ssl) {
+HT_EXPORT int SSL_connect(SSL* ssl) {
   return handshake<&OpensslApi::SSL_connect>(ssl, "SSL_connect");
 }
 
-HTTPTRACE_EXPORT int SSL_do_handshake(SSL* ssl) {
+HT_EXPORT int SSL_do_handshake(SSL* ssl) {
   return handshake<&OpensslApi::SSL_do_handshake>(ssl, "SSL_do_handshake");
 }
 
-HTTPTRACE_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
+HT_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
   return data_call(
       ssl, format::Direction::kRecv, format::DataCall::kSslRead, buf,
       [&](size_t*) {
@@ -201,7 +201,7 @@ HTTPTRACE_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
       moved_by_ret);
 }
 
-HTTPTRACE_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
+HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
   return data_call(
       ssl, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
       [&](size_t* out) {
@@ -215,7 +215,7 @@ HTTPTRACE_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readby
       moved_by_out);
 }
 
-HTTPTRACE_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
+HT_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
   return data_call(
       ssl, format::Direction::kSend, format::DataCall::kSslWrite, buf,
       [&](size_t*) {
@@ -226,7 +226,7 @@ HTTPTRACE_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
       moved_by_ret);
 }
 
-HTTPTRACE_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
+HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
   return data_call(
       ssl, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
       [&](size_t* out) {
@@ -240,7 +240,7 @@ HTTPTRACE_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t*
       moved_by_out);
 }
 
-HTTPTRACE_EXPORT int SSL_shutdown(SSL* ssl) {
+HT_EXPORT int SSL_shutdown(SSL* ssl) {
   const OpensslApi* api = openssl().table();
   auto real = api != nullptr ? api->SSL_shutdown : fallback<decltype(&::SSL_shutdown)>("SSL_shutdown");
   if (real == nullptr) return -1;
@@ -254,7 +254,7 @@ HTTPTRACE_EXPORT int SSL_shutdown(SSL* ssl) {
   return ret;
 }
 
-HTTPTRACE_EXPORT void SSL_free(SSL* ssl) {
+HT_EXPORT void SSL_free(SSL* ssl) {
   const OpensslApi* api = openssl().table();
   auto real = api != nullptr ? api->SSL_free : fallback<decltype(&::SSL_free)>("SSL_free");
   CallGuard guard;

@@ -4,6 +4,8 @@
 // wrappers, exports.map exports exactly these names. Included by hook files only.
 #pragma once
 
+#include "interpose/export.h"
+
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -84,5 +86,3 @@ inline void resolve_all() {
 
 }  // namespace httptrace::libc
 
-// The wrappers' export attribute; exports.map is the second gate.
-#define HT_EXPORT extern "C" __attribute__((visibility("default")))
