@@ -22,11 +22,6 @@ using format::Direction;
 
 constexpr auto kLib = format::TlsLibrary::kGnutls;
 
-template <typename F>
-F fallback(const char* name) {
-  return reinterpret_cast<F>(gnutls().one(name));
-}
-
 uint16_t wire_version(gnutls_protocol_t p) {
   switch (p) {
     case GNUTLS_SSL3: return 0x0300;
@@ -99,7 +94,7 @@ using namespace httptrace::tls;
 HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
   const GnutlsApi* api = gnutls().table();
   if (api == nullptr) {
-    auto real = fallback<decltype(&::gnutls_handshake)>("gnutls_handshake");
+    auto real = gnutls().one<decltype(&::gnutls_handshake)>("gnutls_handshake");
     return real != nullptr ? real(session) : GNUTLS_E_INTERNAL_ERROR;
   }
   CallGuard guard;
@@ -129,7 +124,7 @@ HT_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void* data,
   return data_call(session, format::Direction::kSend, format::DataCall::kGnutlsSend, data, [&]() -> ssize_t {
     const GnutlsApi* api = gnutls().table();
     auto real = api != nullptr ? api->gnutls_record_send
-                               : fallback<decltype(&::gnutls_record_send)>("gnutls_record_send");
+                               : gnutls().one<decltype(&::gnutls_record_send)>("gnutls_record_send");
     return real != nullptr ? real(session, data, size) : GNUTLS_E_INTERNAL_ERROR;
   });
 }
@@ -138,14 +133,14 @@ HT_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data, size_
   return data_call(session, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data, [&]() -> ssize_t {
     const GnutlsApi* api = gnutls().table();
     auto real = api != nullptr ? api->gnutls_record_recv
-                               : fallback<decltype(&::gnutls_record_recv)>("gnutls_record_recv");
+                               : gnutls().one<decltype(&::gnutls_record_recv)>("gnutls_record_recv");
     return real != nullptr ? real(session, data, size) : GNUTLS_E_INTERNAL_ERROR;
   });
 }
 
 HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
   const GnutlsApi* api = gnutls().table();
-  auto real = api != nullptr ? api->gnutls_bye : fallback<decltype(&::gnutls_bye)>("gnutls_bye");
+  auto real = api != nullptr ? api->gnutls_bye : gnutls().one<decltype(&::gnutls_bye)>("gnutls_bye");
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
   CallGuard guard;
   const uint64_t t0 = now_ns();
@@ -159,7 +154,7 @@ HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
 
 HT_EXPORT void gnutls_deinit(gnutls_session_t session) {
   const GnutlsApi* api = gnutls().table();
-  auto real = api != nullptr ? api->gnutls_deinit : fallback<decltype(&::gnutls_deinit)>("gnutls_deinit");
+  auto real = api != nullptr ? api->gnutls_deinit : gnutls().one<decltype(&::gnutls_deinit)>("gnutls_deinit");
   CallGuard guard;
   if (guard) {
     ErrnoSaver keep;

@@ -25,13 +25,6 @@ using format::Direction;
 
 constexpr auto kLib = format::TlsLibrary::kOpenssl;
 
-// The real function when the table is not usable (not yet resolved, or another thread is
-// resolving it right now): resolved on the spot, slowly, and then nothing is recorded.
-template <typename F>
-F fallback(const char* name) {
-  return reinterpret_cast<F>(openssl().one(name));
-}
-
 // SSL_get_error's "call again later" answers: the operation (handshake included) goes on.
 // SSL_want() alone is not enough: after a failed BIO read it still says SSL_READING.
 bool retry_later(int err) {
@@ -106,7 +99,7 @@ template <auto Member>
 int handshake(SSL* ssl, const char* name) {
   const OpensslApi* api = openssl().table();
   if (api == nullptr) {
-    auto real = fallback<decltype(&SSL_connect)>(name);
+    auto real = openssl().one<decltype(&SSL_connect)>(name);
     return real != nullptr ? real(ssl) : -1;
   }
   CallGuard guard;
@@ -195,7 +188,7 @@ HT_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
       ssl, format::Direction::kRecv, format::DataCall::kSslRead, buf,
       [&](size_t*) {
         const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_read : fallback<decltype(&::SSL_read)>("SSL_read");
+        auto real = api != nullptr ? api->SSL_read : openssl().one<decltype(&::SSL_read)>("SSL_read");
         return real != nullptr ? real(ssl, buf, num) : -1;
       },
       moved_by_ret);
@@ -206,7 +199,7 @@ HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
       ssl, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
       [&](size_t* out) {
         const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_read_ex : fallback<decltype(&::SSL_read_ex)>("SSL_read_ex");
+        auto real = api != nullptr ? api->SSL_read_ex : openssl().one<decltype(&::SSL_read_ex)>("SSL_read_ex");
         if (real == nullptr) return 0;
         const int ret = real(ssl, buf, num, readbytes);
         if (out != nullptr && readbytes != nullptr) *out = *readbytes;
@@ -220,7 +213,7 @@ HT_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
       ssl, format::Direction::kSend, format::DataCall::kSslWrite, buf,
       [&](size_t*) {
         const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_write : fallback<decltype(&::SSL_write)>("SSL_write");
+        auto real = api != nullptr ? api->SSL_write : openssl().one<decltype(&::SSL_write)>("SSL_write");
         return real != nullptr ? real(ssl, buf, num) : -1;
       },
       moved_by_ret);
@@ -231,7 +224,7 @@ HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
       ssl, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
       [&](size_t* out) {
         const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_write_ex : fallback<decltype(&::SSL_write_ex)>("SSL_write_ex");
+        auto real = api != nullptr ? api->SSL_write_ex : openssl().one<decltype(&::SSL_write_ex)>("SSL_write_ex");
         if (real == nullptr) return 0;
         const int ret = real(ssl, buf, num, written);
         if (out != nullptr && written != nullptr) *out = *written;
@@ -242,7 +235,7 @@ HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
 
 HT_EXPORT int SSL_shutdown(SSL* ssl) {
   const OpensslApi* api = openssl().table();
-  auto real = api != nullptr ? api->SSL_shutdown : fallback<decltype(&::SSL_shutdown)>("SSL_shutdown");
+  auto real = api != nullptr ? api->SSL_shutdown : openssl().one<decltype(&::SSL_shutdown)>("SSL_shutdown");
   if (real == nullptr) return -1;
   CallGuard guard;
   const uint64_t t0 = now_ns();
@@ -256,7 +249,7 @@ HT_EXPORT int SSL_shutdown(SSL* ssl) {
 
 HT_EXPORT void SSL_free(SSL* ssl) {
   const OpensslApi* api = openssl().table();
-  auto real = api != nullptr ? api->SSL_free : fallback<decltype(&::SSL_free)>("SSL_free");
+  auto real = api != nullptr ? api->SSL_free : openssl().one<decltype(&::SSL_free)>("SSL_free");
   CallGuard guard;
   if (guard) {
     // Before the real free: after it, the address may already belong to a new SSL on another

@@ -51,7 +51,12 @@ class ApiTable {
     return ok ? &api_ : nullptr;
   }
 
-  void* one(const char* name) { return resolve_one(name, Api::kSonames, std::size(Api::kSonames)); }
+  // The real function when the table is not usable (not yet resolved, or another thread is
+  // resolving it right now): resolved on the spot, slowly; the caller then records nothing.
+  template <typename F>
+  F one(const char* name) {
+    return reinterpret_cast<F>(resolve_one(name, Api::kSonames, std::size(Api::kSonames)));
+  }
 
  private:
   static constexpr int kUnresolved = 0, kResolving = 1, kReady = 2;

@@ -31,7 +31,7 @@ void expect_resolves_after_local_dlopen(ApiTable<Api>& table, const char* soname
   const Api* api = table.table();
   ASSERT_NE(api, nullptr);
   EXPECT_EQ(table.table(), api) << "resolved once, then cached";
-  EXPECT_EQ(table.one(fn), dlsym(lib, fn));
+  EXPECT_EQ(table.template one<void*>(fn), dlsym(lib, fn));
 }
 
 TEST(TlsSymbols, OpensslFromAnRtldLocalCopy) {
