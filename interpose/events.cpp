@@ -15,15 +15,6 @@ using format::EventKind;
 
 namespace {
 
-template <typename Event>
-Event make(EventKind kind, uint32_t conn, uint64_t ts) {
-  Event ev = {};
-  ev.h.kind = static_cast<uint16_t>(kind);
-  ev.h.conn = conn;
-  ev.h.ts_ns = ts;
-  return ev;
-}
-
 void local_addr(int fd, format::Addr& out) {
   sockaddr_storage ss;
   socklen_t len = sizeof(ss);
@@ -33,7 +24,7 @@ void local_addr(int fd, format::Addr& out) {
 }
 
 void emit_socket(int fd, uint32_t conn, int domain, int type, int protocol, uint64_t ts) {
-  auto ev = make<format::SocketEvent>(EventKind::kSocket, conn, ts);
+  auto ev = new_event<format::SocketEvent>(EventKind::kSocket, conn, ts);
   ev.fd = fd;
   ev.domain = domain;
   ev.type = type;
@@ -43,7 +34,7 @@ void emit_socket(int fd, uint32_t conn, int domain, int type, int protocol, uint
 
 void emit_connect_done(int fd, uint32_t conn, int error, format::ConnectDoneHow how,
                        uint64_t ts) {
-  auto ev = make<format::ConnectDoneEvent>(EventKind::kConnectDone, conn, ts);
+  auto ev = new_event<format::ConnectDoneEvent>(EventKind::kConnectDone, conn, ts);
   ev.fd = fd;
   ev.error = error;
   ev.how = static_cast<uint8_t>(how);
@@ -128,7 +119,7 @@ void on_connect(int fd, const sockaddr* addr, socklen_t len, uint64_t t0, uint64
   }
   if (conn == 0 && (conn = adopt(fd, t0)) == 0) return;
 
-  auto ev = make<format::ConnectEvent>(EventKind::kConnect, conn, t0);
+  auto ev = new_event<format::ConnectEvent>(EventKind::kConnect, conn, t0);
   ev.dur_ns = t1 - t0;
   ev.fd = fd;
   ev.error = error;
@@ -170,7 +161,7 @@ void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t
   if (conn == 0 || !recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  auto ev = make<format::CloseEvent>(EventKind::kClose, conn, ts);
+  auto ev = new_event<format::CloseEvent>(EventKind::kClose, conn, ts);
   ev.fd = fd;
   ev.error = err;
   ev.how = static_cast<uint8_t>(how);
@@ -210,7 +201,7 @@ void on_dup(int oldfd, int newfd, uint64_t ts) {
   ReentryGuard guard;
   if (!guard) return;
   g_fd_table.track(newfd, conn);
-  auto ev = make<format::DupEvent>(EventKind::kDup, conn, ts);
+  auto ev = new_event<format::DupEvent>(EventKind::kDup, conn, ts);
   ev.oldfd = oldfd;
   ev.newfd = newfd;
   trace_writer().emit(&ev, sizeof(ev));
@@ -221,7 +212,7 @@ void record_dns(format::DnsCall call, const char* host, uint64_t t0, uint64_t t1
   if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  auto ev = make<format::DnsEvent>(EventKind::kDns, 0, t0);
+  auto ev = new_event<format::DnsEvent>(EventKind::kDns, 0, t0);
   ev.dur_ns = t1 - t0;
   ev.error = error;
   ev.lookup_id = next_lookup_id();
@@ -277,7 +268,7 @@ void on_fork_parent(int child_pid, uint64_t ts) {
   if (child_pid <= 0 || !recording() || !trace_writer().active()) return;
   ReentryGuard guard;
   if (!guard) return;
-  auto ev = make<format::ForkEvent>(EventKind::kFork, 0, ts);
+  auto ev = new_event<format::ForkEvent>(EventKind::kFork, 0, ts);
   ev.child_pid = child_pid;
   ev.how = static_cast<uint8_t>(format::ForkHow::kFork);
   trace_writer().emit(&ev, sizeof(ev));
@@ -287,7 +278,7 @@ void on_exec(const char* path, uint64_t ts) {
   if (!recording() || !trace_writer().active() || foreign_process()) return;
   ReentryGuard guard;
   if (!guard) return;
-  auto ev = make<format::ExecEvent>(EventKind::kExec, 0, ts);
+  auto ev = new_event<format::ExecEvent>(EventKind::kExec, 0, ts);
   const size_t len = path != nullptr ? strnlen(path, 4096) : 0;
   ev.path_len = static_cast<uint32_t>(len);
   trace_writer().emit(&ev, sizeof(ev), path, len);

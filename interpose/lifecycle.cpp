@@ -212,19 +212,13 @@ void on_fork_child() {
     }
     g_fd_table.renumber(fd, conn);
     if (first) {
-      format::InheritEvent ev = {};
-      ev.h.kind = static_cast<uint16_t>(format::EventKind::kInherit);
-      ev.h.conn = conn;
-      ev.h.ts_ns = ts;
-      ev.fd = fd;
+      auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, conn, ts);
+            ev.fd = fd;
       ev.parent_conn = parent_conn;
       g_writer.emit(&ev, sizeof(ev));
     } else {
-      format::DupEvent ev = {};
-      ev.h.kind = static_cast<uint16_t>(format::EventKind::kDup);
-      ev.h.conn = conn;
-      ev.h.ts_ns = ts;
-      ev.oldfd = first_fd;
+      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, conn, ts);
+            ev.oldfd = first_fd;
       ev.newfd = fd;
       g_writer.emit(&ev, sizeof(ev));
     }

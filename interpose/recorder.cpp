@@ -24,11 +24,8 @@ bool connect_failure(int err) {
 void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result, uint64_t ts) {
   if (result < 0 && !connect_failure(static_cast<int>(-result))) return;  // EAGAIN: still pending
   if (!g_fd_table.clear_pending(fd, conn)) return;
-  format::ConnectDoneEvent ev = {};
-  ev.h.kind = static_cast<uint16_t>(EventKind::kConnectDone);
-  ev.h.conn = conn;
-  ev.h.ts_ns = ts;
-  ev.fd = fd;
+  auto ev = new_event<format::ConnectDoneEvent>(format::EventKind::kConnectDone, conn, ts);
+    ev.fd = fd;
   ev.error = result < 0 ? static_cast<int32_t>(-result) : 0;
   ev.how = static_cast<uint8_t>(dir == Direction::kSend ? format::ConnectDoneHow::kFirstWrite
                                                         : format::ConnectDoneHow::kFirstRead);
@@ -90,11 +87,8 @@ void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, ui
   if (!plaintext) tls::note_wire_fd(fd);  // how a TLS session finds its socket (tls_record.h)
   if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
 
-  format::DataEvent ev = {};
-  ev.h.kind = static_cast<uint16_t>(EventKind::kData);
-  ev.h.conn = conn;
-  ev.h.ts_ns = t0;
-  ev.result = result;
+  auto ev = new_event<format::DataEvent>(format::EventKind::kData, conn, t0);
+    ev.result = result;
   ev.dur_ns = t1 - t0;
   ev.fd = fd;
   ev.dir = static_cast<uint8_t>(dir);
@@ -132,11 +126,8 @@ void record_tls_close(int fd, format::TlsLibrary library, format::TlsCloseHow ho
   if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  format::TlsCloseEvent ev = {};
-  ev.h.kind = static_cast<uint16_t>(EventKind::kTlsClose);
-  ev.h.conn = conn_of_fd(fd);
-  ev.h.ts_ns = ts;
-  ev.fd = fd;
+  auto ev = new_event<format::TlsCloseEvent>(format::EventKind::kTlsClose, conn_of_fd(fd), ts);
+    ev.fd = fd;
   ev.library = static_cast<uint8_t>(library);
   ev.how = static_cast<uint8_t>(how);
   trace_writer().emit(&ev, sizeof(ev));

@@ -66,6 +66,16 @@ class ErrnoSaver {
 // constructor (another library's constructor doing I/O).
 bool recording();
 
+// A zeroed event of kind with its header filled in (size is set by TraceWriter::emit).
+template <typename Event>
+Event new_event(format::EventKind kind, uint32_t conn, uint64_t ts) {
+  Event ev = {};
+  ev.h.kind = static_cast<uint16_t>(kind);
+  ev.h.conn = conn;
+  ev.h.ts_ns = ts;
+  return ev;
+}
+
 // 0 when fd is not a tracked TCP socket.
 inline uint32_t conn_of_fd(int fd) { return FdTable::conn_of(g_fd_table.load(fd)); }
 

@@ -6,6 +6,7 @@
 
 #include "common/trace_format.h"
 #include "interpose/lifecycle.h"
+#include "interpose/recorder.h"
 
 namespace httptrace {
 
@@ -34,11 +35,8 @@ void record_stack(uint64_t ts, uint32_t conn) {
   if (depth <= 0) return;
   uint64_t addrs[kMaxDepth];
   for (int i = 0; i < depth; ++i) addrs[i] = reinterpret_cast<uintptr_t>(ips[i]);
-  format::StackEvent ev = {};
-  ev.h.kind = static_cast<uint16_t>(format::EventKind::kStack);
-  ev.h.conn = conn;
-  ev.h.ts_ns = ts;
-  ev.depth = static_cast<uint32_t>(depth);
+  auto ev = new_event<format::StackEvent>(format::EventKind::kStack, conn, ts);
+    ev.depth = static_cast<uint32_t>(depth);
   trace_writer().emit(&ev, sizeof(ev), addrs, sizeof(uint64_t) * static_cast<size_t>(depth));
 }
 

@@ -53,11 +53,8 @@ void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_
   if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  format::DataEvent ev = {};
-  ev.h.kind = static_cast<uint16_t>(format::EventKind::kData);
-  ev.h.conn = s.conn;
-  ev.h.ts_ns = t0;
-  ev.result = result;
+  auto ev = new_event<format::DataEvent>(format::EventKind::kData, s.conn, t0);
+    ev.result = result;
   ev.dur_ns = t1 - t0;
   ev.fd = s.fd;
   ev.dir = static_cast<uint8_t>(dir);
