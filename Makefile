@@ -7,9 +7,11 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Source conventions the rules below rely on:
-#   interpose/hook_*.cpp   the interposed (exported) wrappers: only in libhttptrace.so
-#   interpose/*.cpp        everything else inside the traced process: also linked into tests/bench
-#   analyzer/main.cpp      the CLI entry point; the other analyzer/*.cpp form build/libanalyzer.a
+#   interpose/hooks/*.cpp  the interposed (exported) wrappers: only in libhttptrace.so
+#   interpose/*/*.cpp      everything else inside the traced process (record/, tls/): also linked
+#                          into tests/bench
+#   analyzer/main.cpp      the CLI entry point; analyzer/*.cpp and analyzer/<stage>/*.cpp (read,
+#                          model, report, export) form build/libanalyzer.a
 #   tests/unit/interpose_*.cpp -> build/unit_interpose    (GoogleTest, links the interpose core)
 #   tests/unit/analyzer_*.cpp  -> build/unit_analyzer     (GoogleTest, links libanalyzer.a)
 #   tests/integration/*.cpp-> build/integration_tests     (GoogleTest, runs real programs)
@@ -31,10 +33,10 @@ CXXFLAGS += -std=c++20 $(WARN) -I. -MMD -MP
 INTERPOSE_FLAGS := -fPIC -fvisibility=hidden -fno-exceptions -fno-rtti -ftls-model=initial-exec \
                    -fno-stack-protector
 
-INTERPOSE_SRC  := $(wildcard interpose/*.cpp)
-INTERPOSE_HOOK := $(filter interpose/hook_%.cpp,$(INTERPOSE_SRC))
+INTERPOSE_SRC  := $(wildcard interpose/*/*.cpp)
+INTERPOSE_HOOK := $(wildcard interpose/hooks/*.cpp)
 INTERPOSE_CORE := $(filter-out $(INTERPOSE_HOOK),$(INTERPOSE_SRC))
-ANALYZER_SRC   := $(filter-out analyzer/main.cpp,$(wildcard analyzer/*.cpp))
+ANALYZER_SRC   := $(filter-out analyzer/main.cpp,$(wildcard analyzer/*.cpp analyzer/*/*.cpp))
 UNIT_I_SRC     := $(wildcard tests/unit/interpose_*.cpp)
 UNIT_A_SRC     := $(wildcard tests/unit/analyzer_*.cpp)
 INTEG_SRC      := $(wildcard tests/integration/*.cpp)
@@ -76,9 +78,9 @@ $(BUILD)/obj/%.o: %.cpp
 
 # The preload library links neither libssl nor gnutls: TLS functions are found at run time in
 # whatever the program loaded. libstdc++ is linked statically-free: we use no allocating std APIs.
-# Nor libunwind: interpose/stacks.cpp dlopen()s it only when HTTPTRACE_STACKS=1.
+# Nor libunwind: interpose/record/stacks.cpp dlopen()s it only when HTTPTRACE_STACKS=1.
 $(LIB): $(call pic,$(INTERPOSE_SRC))
-	$(CXX) -shared -o $@ $^ -Wl,--version-script=interpose/exports.map -Wl,-z,now \
+	$(CXX) -shared -o $@ $^ -Wl,--version-script=interpose/hooks/exports.map -Wl,-z,now \
 	    -ldl -lpthread
 
 $(CORE_A): $(call pic,$(INTERPOSE_CORE))

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "analyzer/model.h"
-#include "analyzer/trace_reader.h"
+#include "analyzer/model/model.h"
+#include "analyzer/read/trace_reader.h"
 
 namespace httptrace::analyzer {
 

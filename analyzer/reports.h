@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <string>
 
-#include "analyzer/trace_reader.h"
+#include "analyzer/read/trace_reader.h"
 
 namespace httptrace::analyzer {
 

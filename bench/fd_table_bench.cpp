@@ -1,5 +1,5 @@
 // The check every hooked read()/write()/send()/recv() pays before anything else: is this
-// descriptor a tracked socket? (interpose/fd_table.h, the real table from the interpose core.)
+// descriptor a tracked socket? (interpose/record/fd_table.h, the real table from the interpose core.)
 // For a non-socket descriptor this is the whole cost the library adds besides the extra call.
 #include <benchmark/benchmark.h>
 
@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "interpose/fd_table.h"
+#include "interpose/record/fd_table.h"
 
 using httptrace::FdTable;
 using httptrace::g_fd_table;

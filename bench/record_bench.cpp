@@ -1,5 +1,5 @@
 // What recording costs inside the traced program, measured on the real writer
-// (interpose/trace_writer.h from build/libinterpose_core.a) writing a real file:
+// (interpose/record/trace_writer.h from build/libinterpose_core.a) writing a real file:
 //
 //   BM_Emit/<kind>          TraceWriter::emit of one event of each kind, already built: the
 //                           ring's own cost (cursor, copy, release-store of `committed`, and,
@@ -8,7 +8,7 @@
 //   BM_EmitDataWithClock    the data event as a hook produces it: two CLOCK_MONOTONIC reads
 //                           (call start and end) plus the emit.
 //   BM_RecordData/...       the recorder's whole path for a data event on a tracked socket, as
-//                           hook_net.cpp calls it: two clock reads, fd-table look-up, direction
+//                           hooks/net.cpp calls it: two clock reads, fd-table look-up, direction
 //                           bookkeeping, and at a direction change the capture of the request
 //                           line. Writes through the process-wide recorder (one file per run).
 //   BM_EmitDropped          the cost of an event dropped because the size cap is reached.
@@ -34,11 +34,11 @@
 #include <vector>
 
 #include "common/trace_format.h"
-#include "interpose/clock.h"
-#include "interpose/fd_table.h"
-#include "interpose/lifecycle.h"
-#include "interpose/recorder.h"
-#include "interpose/trace_writer.h"
+#include "interpose/record/clock.h"
+#include "interpose/record/fd_table.h"
+#include "interpose/record/lifecycle.h"
+#include "interpose/record/recorder.h"
+#include "interpose/record/trace_writer.h"
 
 namespace f = httptrace::format;
 using httptrace::TraceWriter;

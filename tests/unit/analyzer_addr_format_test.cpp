@@ -7,8 +7,8 @@
 #include <random>
 #include <string>
 
-#include "analyzer/addr_format.h"
-#include "analyzer/model.h"
+#include "analyzer/model/addr_format.h"
+#include "analyzer/model/model.h"
 
 namespace httptrace::analyzer {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "analyzer/connection_pipe.h"
+#include "analyzer/export/connection_pipe.h"
 #include "tests/unit/analyzer_test_util.h"
 
 namespace httptrace::testing {

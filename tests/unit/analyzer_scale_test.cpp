@@ -12,9 +12,9 @@
 
 #include <gtest/gtest.h>
 
-#include "analyzer/conn_table.h"
-#include "analyzer/connection_pipe.h"
-#include "analyzer/json_writer.h"
+#include "analyzer/model/conn_table.h"
+#include "analyzer/export/connection_pipe.h"
+#include "analyzer/export/json_writer.h"
 #include "analyzer/progress.h"
 #include "analyzer/reports.h"
 #include "tests/unit/analyzer_test_util.h"

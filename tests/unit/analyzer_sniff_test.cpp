@@ -1,8 +1,8 @@
 // HTTP/1.x sniffing and TLS wire parsing on captured bytes.
 #include <gtest/gtest.h>
 
-#include "analyzer/http_sniff.h"
-#include "analyzer/tls_wire.h"
+#include "analyzer/model/http_sniff.h"
+#include "analyzer/model/tls_wire.h"
 #include "tests/unit/analyzer_tls_bytes.h"
 
 namespace httptrace::testing {

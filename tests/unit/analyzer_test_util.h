@@ -12,8 +12,8 @@
 
 #include <gtest/gtest.h>
 
-#include "analyzer/model.h"
-#include "analyzer/trace_reader.h"
+#include "analyzer/model/model.h"
+#include "analyzer/read/trace_reader.h"
 #include "tests/unit/analyzer_trace_builder.h"
 
 namespace httptrace::testing {

@@ -1,4 +1,4 @@
-#include "interpose/argv_redact.h"
+#include "interpose/record/argv_redact.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The payload sanitiser: what may be kept of a transfer, and above all what may not.
-#include "interpose/capture.h"
+#include "interpose/record/capture.h"
 
 #include <gtest/gtest.h>
 

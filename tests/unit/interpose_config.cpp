@@ -1,5 +1,5 @@
 // Environment parsing: HTTPTRACE_MAX_MB validation and HTTPTRACE_OUTPUT expansion.
-#include "interpose/config.h"
+#include "interpose/record/config.h"
 
 #include <gtest/gtest.h>
 

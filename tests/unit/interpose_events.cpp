@@ -10,9 +10,9 @@
 #include <cstring>
 #include <string>
 
-#include "interpose/events.h"
-#include "interpose/lifecycle.h"
-#include "interpose/recorder.h"
+#include "interpose/record/events.h"
+#include "interpose/record/lifecycle.h"
+#include "interpose/record/recorder.h"
 #include "interpose_test_trace.h"
 
 namespace httptrace {

@@ -1,6 +1,6 @@
 // The fd table: tracking, closing and reuse of descriptor numbers, dup, pending connects,
 // per-kind direction changes, and descriptors outside the table.
-#include "interpose/fd_table.h"
+#include "interpose/record/fd_table.h"
 
 #include <gtest/gtest.h>
 

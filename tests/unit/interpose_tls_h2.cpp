@@ -1,6 +1,6 @@
 // The HTTP/2 frame cursor: preface skipping, frames split across calls, several frames per call,
 // and the cap on headers reported per call.
-#include "interpose/tls_h2.h"
+#include "interpose/tls/h2.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The TLS session table: find-or-insert, release and reuse of slots, a full table, and
 // concurrent inserts from several threads never handing one slot to two sessions.
-#include "interpose/tls_sessions.h"
+#include "interpose/tls/sessions.h"
 
 #include <gtest/gtest.h>
 

@@ -4,8 +4,8 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
-#include "interpose/tls_gnutls_api.h"
-#include "interpose/tls_openssl_api.h"
+#include "interpose/tls/gnutls_api.h"
+#include "interpose/tls/openssl_api.h"
 
 namespace httptrace::tls {
 namespace {

@@ -1,6 +1,6 @@
 // The trace writer, byte for byte: header, event layout and padding, commit counts, segment
 // hand-off, the size cap, file growth, exclusive creation, and losing our descriptor.
-#include "interpose/trace_writer.h"
+#include "interpose/record/trace_writer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "interpose/sys.h"
-#include "interpose/trace_writer.h"
+#include "interpose/record/sys.h"
+#include "interpose/record/trace_writer.h"
 #include "interpose_test_trace.h"
 
 namespace httptrace {

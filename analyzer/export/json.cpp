@@ -1,0 +1,292 @@
+// `httptrace export --format json [-o FILE] TRACE...`: SPEC §6.
+//
+// Connections are written as the model completes them (in close order), so memory stays
+// proportional to the open connections. DNS lookups, listed after them, are rendered as they
+// happen into an unlinked spool file (a trace may hold millions) and copied in at the end; both
+// are rendered on the ConnectionPipe's thread, off the thread that reads and models the trace.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "analyzer/model/addr_format.h"
+#include "analyzer/analysis.h"
+#include "analyzer/commands.h"
+#include "analyzer/export/connection_pipe.h"
+#include "analyzer/export/json_writer.h"
+#include "analyzer/reports.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+class JsonConnectionWriter : public ConnectionSink {
+ public:
+  JsonConnectionWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
+
+  void on_connection(const Connection& c) override {
+    JsonWriter& w = w_;
+    auto t = [&](uint64_t ns) { return tb_.rel(ns); };
+    w.begin_object();
+    w.key("id").value(c.id);
+    w.key("pid").value(c.pid);
+    w.key("fd").value(c.fd);
+    w.key("host").value(c.host);
+    char addr[kMaxAddrText];
+    if (c.peer.family) w.key("peer").value(std::string_view(addr, format_addr_to(addr, c.peer, true)));
+    else w.key("peer").null();
+    if (c.local.family) w.key("local").value(std::string_view(addr, format_addr_to(addr, c.local, true)));
+    else w.key("local").null();
+    w.key("start_ns").value(t(c.start_ns));
+    if (c.close_ns) w.key("close_ns").value(t(*c.close_ns));
+    else w.key("close_ns").null();
+    w.key("bytes_sent").value(c.bytes_sent);
+    w.key("bytes_received").value(c.bytes_received);
+    if (c.dns) {
+      w.key("dns").begin_object();
+      w.key("start_ns").value(t(c.dns->start_ns));
+      w.key("duration_ns").value(c.dns->duration_ns);
+      w.end_object();
+    } else {
+      w.key("dns").null();
+    }
+    if (c.has_connect) {
+      w.key("connect").begin_object();
+      w.key("start_ns").value(t(c.connect_start_ns));
+      w.key("duration_ns").value(c.connect_duration_ns);
+      if (c.connect_error) w.key("error").value(errno_name(c.connect_error));
+      else w.key("error").null();
+      w.key("pending").value(c.connect_pending);
+      w.end_object();
+    } else {
+      w.key("connect").null();
+    }
+    if (c.tls) {
+      const TlsInfo& s = *c.tls;
+      auto opt = [&](JsonWriter::Key k, const std::string& v) {
+        if (v.empty()) w.key(k).null();
+        else w.key(k).value(v);
+      };
+      w.key("tls").begin_object();
+      w.key("start_ns").value(t(s.start_ns));
+      w.key("duration_ns").value(s.duration_ns);
+      w.key("library").value(s.library);
+      opt("version", s.version);
+      opt("cipher", s.cipher);
+      opt("sni", s.sni);
+      opt("alpn", s.alpn);
+      w.key("resumed").value(s.resumed);
+      if (!s.alpn_offered.empty()) {
+        w.key("alpn_offered").begin_array();
+        for (const auto& a : s.alpn_offered) w.value(a);
+        w.end_array();
+      }
+      if (s.error) {
+        w.key("error").value(s.error);
+        opt("error_text", s.error_text);
+      }
+      w.end_object();
+    } else {
+      w.key("tls").null();
+    }
+    w.key("protocol").value(c.protocol);
+    w.key("failed").value(c.failed());
+    w.key("inherited").value(c.inherited);
+    if (c.inherited) w.key("parent_id").value(c.parent_id);
+    w.key("pool_miss").value(c.pool_miss != 0);
+    if (c.protocol && *c.protocol == "h2") {
+      w.key("h2_streams").value(c.h2_streams);
+      w.key("h2_responses").value(c.h2_responses);
+    }
+    w.key("requests").begin_array();
+    for (const Exchange& x : c.requests) {
+      auto str = [&](JsonWriter::Key k, const std::string& v) {
+        if (v.empty()) w.key(k).null();
+        else w.key(k).value(v);
+      };
+      w.begin_object();
+      w.key("index").value(x.index);
+      w.key("reused").value(x.reused);
+      if (x.idle_ns) w.key("idle_ns").value(*x.idle_ns);
+      else w.key("idle_ns").null();
+      w.key("start_ns").value(t(x.start_ns));
+      w.key("sent_ns").value(t(x.sent_ns));
+      if (x.first_byte_ns) w.key("first_byte_ns").value(t(*x.first_byte_ns));
+      else w.key("first_byte_ns").null();
+      w.key("end_ns").value(t(x.end_ns));
+      w.key("bytes_sent").value(x.bytes_sent);
+      w.key("bytes_received").value(x.bytes_received);
+      str("method", x.method);
+      str("target", x.target);
+      if (x.status) w.key("status").value(x.status);
+      else w.key("status").null();
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+  }
+
+ private:
+  JsonWriter& w_;
+  const TimeBase& tb_;
+};
+
+void write_dns(JsonWriter& w, const TimeBase& tb, const DnsLookup& d) {
+  w.begin_object();
+  w.key("pid").value(d.pid);
+  w.key("tid").value(d.tid);
+  w.key("host").value(d.host);
+  w.key("start_ns").value(tb.rel(d.start_ns));
+  w.key("duration_ns").value(d.duration_ns);
+  w.key("addresses").begin_array();
+  char addr[kMaxAddrText];
+  for (const auto& a : d.addresses) w.value(std::string_view(addr, format_addr_to(addr, a, false)));
+  w.end_array();
+  if (d.error) w.key("error").value(dns_error_name(d.call, d.error));
+  else w.key("error").null();
+  w.end_object();
+}
+
+// An unlinked temporary file in $TMPDIR (else /tmp); null when none can be made.
+std::FILE* spool_file() {
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = std::string(dir && *dir ? dir : "/tmp") + "/httptrace-spool.XXXXXX";
+  int fd = mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  unlink(path.c_str());
+  std::FILE* f = fdopen(fd, "w+");
+  if (!f) close(fd);
+  return f;
+}
+
+// The "dns" array, rendered as lookups stream by. Without a spool file the lookups are kept in
+// memory by the model instead (ok() false).
+class DnsSpool : public DnsSink {
+ public:
+  explicit DnsSpool(const TimeBase& tb) : tb_(tb), f_(spool_file()) {
+    if (f_) {
+      w_.emplace(f_);
+      w_->begin_array();
+    }
+  }
+  ~DnsSpool() override {
+    w_.reset();
+    if (f_) std::fclose(f_);
+  }
+  bool ok() const { return f_ != nullptr; }
+  void on_dns(const DnsLookup& l) override { write_dns(*w_, tb_, l); }
+  // Closes the array and flushes; false if the spool could not be written (e.g. disk full).
+  bool finish() {
+    w_->end_array();
+    return w_->flush() && std::fflush(f_) == 0;
+  }
+  std::FILE* file() const { return f_; }
+
+ private:
+  const TimeBase& tb_;
+  std::FILE* f_;
+  std::optional<JsonWriter> w_;
+};
+
+}  // namespace
+
+// Writes the whole document for already-opened traces; false if writing failed.
+bool write_json(TraceSet& traces, std::FILE* out) {
+  const TimeBase tb = time_base(traces);
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("format").value("httptrace");
+  w.key("version").value(1);
+  w.key("t0_unix_ns").value(tb.t0_unix_ns);
+  w.key("connections").begin_array();
+  JsonConnectionWriter sink(w, tb);
+  DnsSpool dns(tb);
+  // From here until close(), only the pipe's thread writes to w and to the DNS spool.
+  ConnectionPipe pipe(sink, dns.ok() ? &dns : nullptr);
+  Model model(traces, pipe, /*keep_dns=*/!dns.ok());
+  if (dns.ok()) model.set_dns_sink(&pipe);
+  analyze(traces, model);
+  pipe.close();
+  w.end_array();
+
+  w.key("processes").begin_array();
+  for (const auto& p : model.processes()) {
+    w.begin_object();
+    w.key("pid").value(p.pid);
+    w.key("ppid").value(p.ppid);
+    w.key("exe").value(p.exe);
+    w.key("argv").begin_array();
+    for (const auto& a : p.argv) w.value(a);
+    w.end_array();
+    w.key("dropped_events").value(p.dropped_events);
+    w.end_object();
+  }
+  w.end_array();
+
+  w.key("dns");
+  if (dns.ok()) {
+    if (!dns.finish()) return false;
+    w.splice(dns.file());
+  } else {
+    w.begin_array();
+    for (const auto& d : model.dns()) write_dns(w, tb, d);
+    w.end_array();
+  }
+
+  w.key("summary").begin_object();
+  w.key("processes").value(uint64_t(traces.files().size()));
+  w.key("connections").value(model.connections());
+  w.key("failed_connects").value(model.failed_connects());
+  w.key("requests").value(model.requests());
+  w.key("reused_requests").value(model.reused_requests());
+  w.key("dropped_events").value(model.dropped_events());
+  w.key("warnings").value(uint64_t(traces.warnings().size()));
+  w.end_object();
+  w.end_object();
+  return w.flush();
+}
+
+int cmd_export(const Args& args) {
+  std::string format, out_path;
+  std::vector<std::string> traces_args;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if ((a == "--format" || a == "-f" || a == "-o" || a == "--output") && i + 1 >= args.size())
+      return usage_error(fmt::format("export: {} needs a value", a));
+    if (a == "--format" || a == "-f") format = args[++i];
+    else if (a.starts_with("--format=")) format = a.substr(9);
+    else if (a == "-o" || a == "--output") out_path = args[++i];
+    else if (a.starts_with("--output=")) out_path = a.substr(9);
+    else if (a == "--") traces_args.insert(traces_args.end(), args.begin() + i + 1, args.end()), i = args.size();
+    else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("export: unknown option {}", a));
+    else traces_args.push_back(a);
+  }
+  if (format.empty()) return usage_error("export: --format is required (json)");
+  if (format != "json")
+    return usage_error(fmt::format("export: unknown format '{}' (supported: json)", format));
+  if (traces_args.empty()) return usage_error("export: no TRACE given");
+
+  TraceSet traces;
+  if (!open_traces(traces_args, traces)) return 1;
+  AtomicOutput out;
+  if (!out.open(out_path)) {
+    fmt::print(stderr, "httptrace: {}\n", out.error());
+    return 1;
+  }
+  bool ok = write_json(traces, out.file());
+  if (!ok) {
+    out.abandon();
+    fmt::print(stderr, "httptrace: {}: write failed\n", out_path.empty() ? "stdout" : out_path);
+    return 1;
+  }
+  if (!out.commit()) {
+    fmt::print(stderr, "httptrace: {}\n", out.error());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace httptrace::analyzer

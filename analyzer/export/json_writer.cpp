@@ -1,0 +1,183 @@
+#include "analyzer/export/json_writer.h"
+
+#include <algorithm>
+
+namespace httptrace::analyzer {
+
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one (overlong, surrogate, > U+10FFFF).
+size_t utf8_len(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  uint8_t c = b(i);
+  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  if (n == 3 && c == 0xE0 && b(i + 1) < 0xA0) return 0;
+  if (n == 3 && c == 0xED && b(i + 1) >= 0xA0) return 0;
+  if (n == 4 && c == 0xF0 && b(i + 1) < 0x90) return 0;
+  if (n == 4 && c == 0xF4 && b(i + 1) >= 0x90) return 0;
+  return n;
+}
+
+constexpr std::array<bool, 256> kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+bool plain(uint8_t c) { return kPlain[c]; }
+
+// The most bytes escaping one input byte can produce ("\u001f", "\ufffd").
+constexpr size_t kMaxExpansion = 6;
+
+// Escapes s[i, limit) (a UTF-8 sequence starting before limit is finished) into dst, which has
+// room for kMaxExpansion bytes per input byte plus 3; returns the bytes written and advances i.
+size_t escape(std::string_view s, size_t& i, size_t limit, char* dst) {
+  char* const start = dst;
+  while (i < limit) {
+    size_t run = i;
+    while (run < limit && plain(static_cast<uint8_t>(s[run]))) ++run;
+    if (run > i) {
+      std::memcpy(dst, s.data() + i, run - i);
+      dst += run - i;
+      i = run;
+      if (i == limit) break;
+    }
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_len(s, i);
+      if (n == 0) {
+        std::memcpy(dst, "\\ufffd", 6);
+        dst += 6;
+        ++i;
+      } else {
+        std::memcpy(dst, s.data() + i, n);
+        dst += n;
+        i += n;
+      }
+      continue;
+    }
+    *dst++ = '\\';
+    switch (c) {
+      case '"': *dst++ = '"'; break;
+      case '\\': *dst++ = '\\'; break;
+      case '\n': *dst++ = 'n'; break;
+      case '\r': *dst++ = 'r'; break;
+      case '\t': *dst++ = 't'; break;
+      default: {  // other controls and DEL
+        static constexpr char kHex[] = "0123456789abcdef";
+        const char u[5] = {'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        std::memcpy(dst, u, 5);
+        dst += 5;
+      }
+    }
+    ++i;
+  }
+  return static_cast<size_t>(dst - start);
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  size_t len = out.size();
+  out.resize(len + kMaxExpansion * s.size() + 5);
+  out[len++] = '"';
+  size_t i = 0;
+  len += escape(s, i, s.size(), out.data() + len);
+  out[len++] = '"';
+  out.resize(len);
+}
+
+JsonWriter::JsonWriter(std::FILE* out) : out_(out), buf_(std::make_unique<char[]>(kBufSize)) {}
+
+JsonWriter& JsonWriter::open(char c) {
+  reserve(kSmall);
+  separate();
+  put(c);
+  // Deeper nesting than our exporters use would lose commas: refuse rather than write bad JSON.
+  if (depth_ == kMaxDepth) failed_ = true;
+  else first_[depth_++] = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::end_object() {
+  reserve(kSmall);
+  if (depth_ > 0) --depth_;
+  put('}');
+  if (depth_ == 0) put('\n');
+  return *this;
+}
+
+JsonWriter& JsonWriter::end_array() {
+  reserve(kSmall);
+  if (depth_ > 0) --depth_;
+  put(']');
+  return *this;
+}
+
+// Long strings (argv, exe) go in slices so the escaped form never has to fit the buffer at once.
+void JsonWriter::string(std::string_view s) {
+  constexpr size_t kSlice = (kBufSize - kSmall) / kMaxExpansion - 8;
+  put('"');  // the caller reserved kSmall
+  for (size_t i = 0; i < s.size();) {
+    const size_t limit = i + std::min(s.size() - i, kSlice);
+    reserve(kMaxExpansion * (limit - i) + kSmall);
+    len_ += escape(s, i, limit, buf_.get() + len_);
+  }
+  put('"');
+}
+
+JsonWriter& JsonWriter::key(Key k) {
+  reserve(k.text.size() + kSmall);
+  separate();
+  put('"');
+  put(k.text);
+  put(std::string_view("\":"));
+  after_key_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::value(std::string_view s) {
+  reserve(kSmall);
+  separate();
+  string(s);
+  return *this;
+}
+
+JsonWriter& JsonWriter::value(bool b) {
+  reserve(kSmall);
+  separate();
+  put(b ? std::string_view("true") : std::string_view("false"));
+  return *this;
+}
+
+JsonWriter& JsonWriter::null() {
+  reserve(kSmall);
+  separate();
+  put(std::string_view("null"));
+  return *this;
+}
+
+JsonWriter& JsonWriter::splice(std::FILE* in) {
+  reserve(kSmall);
+  separate();
+  std::rewind(in);
+  for (;;) {
+    flush();
+    len_ = std::fread(buf_.get(), 1, kBufSize, in);
+    if (len_ == 0) break;
+  }
+  if (std::ferror(in)) failed_ = true;
+  return *this;
+}
+
+bool JsonWriter::flush() {
+  if (len_ > 0) {
+    if (std::fwrite(buf_.get(), 1, len_, out_) != len_) failed_ = true;
+    len_ = 0;
+  }
+  return !failed_;
+}
+
+}  // namespace httptrace::analyzer

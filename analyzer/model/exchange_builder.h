@@ -1,0 +1,98 @@
+// Cuts one byte stream's calls into exchanges (SPEC §5); see model.h for the rules.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "analyzer/model/model.h"
+
+namespace httptrace::analyzer {
+
+class ExchangeBuilder {
+ public:
+  // ts = call start, end = call end. bytes > 0.
+  void send(uint64_t ts, uint64_t end, uint64_t bytes) {
+    if (phase_ != kSending) {
+      finish_current();
+      begin(ts);
+    }
+    cur_.bytes_sent += bytes;
+    cur_.sent_ns = end;
+    cur_.end_ns = end;
+    phase_ = kSending;
+  }
+  void recv(uint64_t ts, uint64_t end, uint64_t bytes) {
+    if (!open_) {
+      begin(ts);
+      cur_.sent_ns = ts;
+    }
+    if (!cur_.first_byte_ns) cur_.first_byte_ns = end;
+    cur_.bytes_received += bytes;
+    cur_.end_ns = end;
+    phase_ = kReceiving;
+  }
+  // A read returned 0: the peer closed, so the exchange in progress is over.
+  void eof(uint64_t end) {
+    if (!open_) return;
+    if (phase_ == kReceiving) cur_.end_ns = end;
+    finish_current();
+  }
+  void finish_current() {
+    if (!open_) return;
+    last_end_ = cur_.end_ns;
+    has_last_ = true;
+    done_.push_back(std::move(cur_));
+    open_ = false;
+    phase_ = kIdle;
+  }
+
+  // The exchange that the last send/recv belonged to; only valid while one is open.
+  Exchange* current() { return open_ ? &cur_ : nullptr; }
+  bool any() const { return open_ || !done_.empty(); }
+  bool sending() const { return open_ && phase_ == kSending; }
+  // Has answered at least once and is not waiting for an answer now: a pool would reuse it.
+  bool idle_after_response() const {
+    if (open_) return phase_ == kReceiving;
+    return !done_.empty();
+  }
+  std::vector<Exchange>& done() { return done_; }
+  // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.
+  void reset() {
+    if (done_.capacity() > kKeepCapacity) std::vector<Exchange>().swap(done_);
+    else done_.clear();
+    last_end_ = 0;
+    has_last_ = open_ = false;
+    phase_ = kIdle;
+  }
+
+ private:
+  enum Phase : uint8_t { kIdle, kSending, kReceiving };
+  // A recycled builder keeps at most this many exchanges' worth of buffer: enough for short
+  // connections, without one huge connection's vector living on in a free list.
+  static constexpr size_t kKeepCapacity = 64;
+  void begin(uint64_t ts) {
+    // Field by field rather than cur_ = Exchange{}: the strings keep their buffers (moved-from
+    // ones are empty), which matters at millions of exchanges.
+    cur_.idle_ns.reset();
+    cur_.first_byte_ns.reset();
+    cur_.sent_ns = cur_.end_ns = 0;
+    cur_.bytes_sent = cur_.bytes_received = 0;
+    cur_.method.clear();
+    cur_.target.clear();
+    cur_.status = 0;
+    cur_.index = static_cast<uint32_t>(done_.size());
+    cur_.reused = cur_.index > 0;
+    if (has_last_) cur_.idle_ns = ts > last_end_ ? ts - last_end_ : 0;
+    cur_.start_ns = ts;
+    open_ = true;
+  }
+
+  Exchange cur_;
+  std::vector<Exchange> done_;
+  uint64_t last_end_ = 0;
+  bool has_last_ = false;
+  bool open_ = false;
+  Phase phase_ = kIdle;
+};
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,572 @@
+#include "analyzer/model/model.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "analyzer/model/addr_format.h"
+#include "analyzer/model/conn_table.h"
+#include "analyzer/model/exchange_builder.h"
+#include "analyzer/model/http_sniff.h"
+#include "analyzer/model/tls_wire.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+constexpr size_t kDnsTieWindow = 256;  // lookups searched back per process for a connect
+
+bool same_ip(const tf::Addr& a, const tf::Addr& b) {
+  if (a.family != b.family) return false;
+  size_t n = a.family == AF_INET ? 4 : 16;
+  return std::memcmp(a.ip, b.ip, n) == 0;
+}
+
+std::string fixed_str(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+
+const char* library_name(uint8_t lib) {
+  switch (static_cast<tf::TlsLibrary>(lib)) {
+    case tf::TlsLibrary::kOpenssl: return "openssl";
+    case tf::TlsLibrary::kGnutls: return "gnutls";
+    case tf::TlsLibrary::kWire: return "wire";
+  }
+  return "unknown";
+}
+
+// Frame headers are 9 bytes: length:24, type:8, flags:8, R:1 + stream:31. A client opens a stream
+// with a HEADERS frame (type 1) on a new, increasing odd id; later HEADERS (trailers) reuse it.
+// The server answers a stream with its first HEADERS frame on that id (responses may come in any
+// order, and a later HEADERS on the same stream is trailers): one bit per client stream.
+void count_h2_streams(Connection& c, std::string_view frames, bool sent) {
+  for (size_t i = 0; i + 9 <= frames.size(); i += 9) {
+    const auto* f = reinterpret_cast<const uint8_t*>(frames.data() + i);
+    const uint32_t stream =
+        ((uint32_t{f[5]} << 24) | (uint32_t{f[6]} << 16) | (uint32_t{f[7]} << 8) | f[8]) & 0x7fffffffu;
+    if (f[3] != 1 || stream % 2 == 0) continue;
+    if (sent && stream > c.h2_max_stream) {
+      c.h2_max_stream = stream;
+      ++c.h2_streams;
+    } else if (!sent) {
+      const size_t bit = stream / 2;
+      if (bit >= (1u << 20)) continue;  // a hostile trace must not make us allocate without bound
+      if (c.h2_answered.size() <= bit) c.h2_answered.resize(bit + 1);
+      if (!c.h2_answered[bit]) {
+        c.h2_answered[bit] = true;
+        ++c.h2_responses;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string format_addr(const tf::Addr& a, bool with_port) {
+  char buf[kMaxAddrText];
+  return std::string(buf, format_addr_to(buf, a, with_port));
+}
+
+std::string errno_name(int err) {
+  if (err == 0) return "";
+  if (const char* n = strerrorname_np(err)) return n;
+  return fmt::format("E{}", err);
+}
+
+std::string dns_error_name(uint8_t call, int32_t error) {
+  if (error == 0) return "";
+  if (call == uint8_t(tf::DnsCall::kGetaddrinfo)) {
+    switch (error) {
+      case EAI_BADFLAGS: return "EAI_BADFLAGS";
+      case EAI_NONAME: return "EAI_NONAME";
+      case EAI_AGAIN: return "EAI_AGAIN";
+      case EAI_FAIL: return "EAI_FAIL";
+      case EAI_FAMILY: return "EAI_FAMILY";
+      case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
+      case EAI_SERVICE: return "EAI_SERVICE";
+      case EAI_MEMORY: return "EAI_MEMORY";
+      case EAI_SYSTEM: return "EAI_SYSTEM";
+      case EAI_OVERFLOW: return "EAI_OVERFLOW";
+      case EAI_NODATA: return "EAI_NODATA";
+      case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
+    }
+    return fmt::format("EAI_{}", error);
+  }
+  switch (error) {
+    case HOST_NOT_FOUND: return "HOST_NOT_FOUND";
+    case TRY_AGAIN: return "TRY_AGAIN";
+    case NO_RECOVERY: return "NO_RECOVERY";
+    case NO_DATA: return "NO_DATA";
+  }
+  return fmt::format("h_errno {}", error);
+}
+
+std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
+
+// Wire-level TLS recognition progress; see model.h.
+enum class WireTls : uint8_t {
+  kUnknown,            // no send yet
+  kNone,               // the first send was not a ClientHello
+  kAwaitServer,        // ClientHello sent
+  kServerFlight,       // reading the server's first flight
+  kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
+  kServerFinish,       // reading the server's CCS+Finished
+  kDone,
+};
+
+struct Model::ConnState {
+  Connection c;
+  uint32_t file = 0;
+  int open_fds = 1;
+  ExchangeBuilder wire, plain;
+  bool saw_plain = false;
+  WireTls wire_tls = WireTls::kUnknown;
+  std::optional<TlsInfo> wire_tls_info;
+  std::optional<TlsInfo> lib_tls;
+  uint64_t last_wire_end = 0;
+  std::string first_host;  // Host header of the first sniffed request
+
+  ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
+};
+
+struct Model::ProcState {
+  std::string id_prefix;  // "pid" or "pid.gen" when an exec'd image reuses the pid
+  ConnTable<ConnState> conns;  // owns the open connections
+  // The last kDnsTieWindow lookups, for tying connects: a ring whose slots are overwritten in
+  // place, so their strings and vectors keep their buffers and a lookup costs no allocation.
+  struct RecentDns {
+    DnsLookup l;
+    std::vector<uint16_t> ports;  // peer ports of the connections tied to it so far
+  };
+  std::vector<RecentDns> recent_dns = std::vector<RecentDns>(kDnsTieWindow);
+  size_t recent_head = 0, recent_n = 0;
+  uint64_t max_dns_ns = 0;  // longest lookup so far
+  RecentDns& recent(size_t age) {  // 0 = newest
+    return recent_dns[(recent_head + recent_n - 1 - age) % kDnsTieWindow];
+  }
+};
+
+Model::Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns)
+    : traces_(traces), sink_(sink), keep_dns_(keep_dns) {
+  const auto& files = traces.files();
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto p = std::make_unique<ProcState>();
+    int gen = 0;
+    for (size_t j = 0; j < i; ++j) gen += files[j].pid == files[i].pid;
+    p->id_prefix = gen == 0 ? fmt::format("{}", files[i].pid) : fmt::format("{}.{}", files[i].pid, gen);
+    procs_.push_back(std::move(p));
+  }
+}
+
+Model::~Model() = default;
+
+std::vector<ProcessInfo> Model::processes() const {
+  std::vector<ProcessInfo> out;
+  for (const auto& f : traces_.files()) out.push_back({f.pid, f.ppid, f.exe, f.argv, f.dropped_events});
+  return out;
+}
+
+uint64_t Model::dropped_events() const {
+  uint64_t n = 0;
+  for (const auto& f : traces_.files()) n += f.dropped_events;
+  return n;
+}
+
+Model::ConnState* Model::find(uint32_t file, uint32_t conn) { return procs_[file]->conns.find(conn); }
+
+// Events of a socket created before tracing started (or whose SocketEvent was lost) still make a
+// connection, starting at its first sighting.
+Model::ConnState* Model::get_or_create(const Event& ev) {
+  if (ConnState* c = find(ev.file, ev.h->conn)) return c;
+  ProcState& p = *procs_[ev.file];
+  std::unique_ptr<ConnState> st;
+  if (free_.empty()) {
+    st = std::make_unique<ConnState>();
+  } else {
+    st = std::move(free_.back());
+    free_.pop_back();
+  }
+  st->file = ev.file;
+  st->c.pid = ev.pid;
+  st->c.conn = ev.h->conn;
+  // Built by hand: one fmt::format per connection was a visible share of a many-connection export.
+  char id[32];
+  char* end = std::to_chars(id, id + sizeof id, ev.h->conn).ptr;
+  st->c.id.reserve(p.id_prefix.size() + 1 + size_t(end - id));
+  st->c.id.append(p.id_prefix).append(1, ':').append(id, end);
+  st->c.start_ns = ev.h->ts_ns;
+  return p.conns.insert(ev.h->conn, std::move(st));
+}
+
+void Model::on_event(const Event& ev) {
+  using K = tf::EventKind;
+  const K kind = ev.kind();
+  if (kind == K::kDns) return on_dns(ev);
+  const uint32_t conn = ev.h->conn;
+  if (conn == 0) return;  // fork, exec, stacks: not tied to a connection
+  switch (kind) {
+    case K::kSocket: {
+      if (find(ev.file, conn)) close(ev.file, conn, std::nullopt);  // id reuse: lost close
+      ConnState* c = get_or_create(ev);
+      c->c.fd = ev.as<tf::SocketEvent>().fd;
+      return;
+    }
+    case K::kConnect: return on_connect(ev, *get_or_create(ev));
+    case K::kConnectDone: {
+      ConnState* c = find(ev.file, conn);
+      const auto& d = ev.as<tf::ConnectDoneEvent>();
+      if (!c || !c->c.connect_pending) return;
+      c->c.connect_pending = false;
+      c->c.connect_duration_ns = ev.h->ts_ns > c->c.connect_start_ns ? ev.h->ts_ns - c->c.connect_start_ns : 0;
+      c->c.connect_error = d.error;
+      if (d.local.family) c->c.local = d.local;
+      return;
+    }
+    case K::kData: return on_data(ev, *get_or_create(ev));
+    case K::kClose: {
+      const auto& d = ev.as<tf::CloseEvent>();
+      ConnState* c = find(ev.file, conn);
+      if (!c || d.how != uint8_t(tf::CloseHow::kClose) || d.error == EBADF) return;
+      if (--c->open_fds <= 0) close(ev.file, conn, ev.h->ts_ns);
+      return;
+    }
+    case K::kDup: {
+      if (ConnState* c = find(ev.file, conn)) ++c->open_fds;
+      return;
+    }
+    case K::kInherit: return on_inherit(ev, *get_or_create(ev));
+    case K::kTlsHandshake: return on_tls_handshake(ev, *get_or_create(ev));
+    default: return;
+  }
+}
+
+void Model::on_dns(const Event& ev) {
+  const auto& d = ev.as<tf::DnsEvent>();
+  ProcState& p = *procs_[ev.file];
+  if (p.recent_n < kDnsTieWindow) ++p.recent_n;
+  else p.recent_head = (p.recent_head + 1) % kDnsTieWindow;
+  ProcState::RecentDns& slot = p.recent(0);
+  slot.ports.clear();
+  DnsLookup& l = slot.l;
+  l.pid = ev.pid;
+  l.tid = ev.tid;
+  l.host.assign(reinterpret_cast<const char*>(ev.tail<tf::DnsEvent>()), d.host_len);
+  l.start_ns = ev.h->ts_ns;
+  l.duration_ns = d.dur_ns;
+  p.max_dns_ns = std::max(p.max_dns_ns, l.duration_ns);
+  l.error = d.error;
+  l.call = d.call;
+  l.addresses.assign(d.addrs, d.addrs + d.naddr);
+  if (dns_sink_) dns_sink_->on_dns(l);
+  if (keep_dns_) dns_.push_back(l);
+}
+
+void Model::mark_pool_miss(ProcState& p, ConnState& c) {
+  p.conns.for_each([&](uint32_t, ConnState& other) {
+    if (c.c.pool_miss || &other == &c || !other.c.has_connect || other.c.connect_pending || other.c.connect_error) return;
+    const auto& o = other.c;
+    if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
+    if (other.active().idle_after_response()) c.c.pool_miss = 1;
+  });
+}
+
+void Model::on_connect(const Event& ev, ConnState& c) {
+  const auto& d = ev.as<tf::ConnectEvent>();
+  if (c.c.has_connect) {
+    // Repeated connect() on a non-blocking socket polls its progress.
+    if (c.c.connect_pending && d.error == EISCONN) {
+      c.c.connect_pending = false;
+      const uint64_t end = ev.h->ts_ns + d.dur_ns;
+      c.c.connect_duration_ns = end > c.c.connect_start_ns ? end - c.c.connect_start_ns : 0;
+    }
+    if (d.error == EALREADY || d.error == EISCONN || d.error == EINPROGRESS) return;
+  }
+  Connection& k = c.c;
+  k.has_connect = true;
+  k.fd = d.fd;
+  k.peer = d.peer;
+  if (d.local.family) k.local = d.local;
+  k.connect_start_ns = ev.h->ts_ns;
+  k.connect_duration_ns = d.dur_ns;
+  k.connect_pending = d.error == EINPROGRESS;
+  k.connect_error = k.connect_pending ? 0 : d.error;
+
+  ProcState& p = *procs_[ev.file];
+  ProcState::RecentDns* best_slot = nullptr;
+  for (size_t age = 0; age < p.recent_n; ++age) {
+    ProcState::RecentDns& r = p.recent(age);
+    const DnsLookup& l = r.l;
+    // The ring is in stream (start) order: once even the slowest lookup started here could not
+    // end after the best match, no older one can.
+    if (best_slot && l.start_ns + p.max_dns_ns <= best_slot->l.start_ns + best_slot->l.duration_ns) break;
+    if (l.start_ns + l.duration_ns > k.connect_start_ns) continue;
+    if (best_slot && l.start_ns + l.duration_ns <= best_slot->l.start_ns + best_slot->l.duration_ns) continue;
+    for (const auto& a : l.addresses)
+      if (same_ip(a, k.peer)) {
+        best_slot = &r;
+        break;
+      }
+  }
+  if (best_slot) {
+    const DnsLookup& best = best_slot->l;
+    // A connect() retried on the same socket re-finds its own lookup: it is not a new use.
+    const bool again = k.dns && k.dns->start_ns == best.start_ns;
+    auto& ports = best_slot->ports;
+    if (!again) {
+      k.dns_first_use = ports.empty();
+      k.dns_first_for_port = std::find(ports.begin(), ports.end(), k.peer.port) == ports.end();
+      if (k.dns_first_for_port) ports.push_back(k.peer.port);
+    }
+    k.host = best.host;
+    k.dns = Connection::Dns{best.start_ns, best.duration_ns};
+  }
+  mark_pool_miss(p, c);
+}
+
+void Model::on_inherit(const Event& ev, ConnState& c) {
+  const auto& d = ev.as<tf::InheritEvent>();
+  const auto& files = traces_.files();
+  const int32_t ppid = files[ev.file].ppid;
+  c.c.inherited = true;
+  c.c.parent_pid = ppid;
+  c.c.fd = d.fd;
+  c.c.start_ns = ev.h->ts_ns;
+  c.c.parent_id = fmt::format("{}:{}", ppid, d.parent_conn);
+  for (uint32_t f = 0; f < files.size(); ++f) {
+    if (files[f].pid != ppid) continue;
+    c.c.parent_id = fmt::format("{}:{}", procs_[f]->id_prefix, d.parent_conn);
+    if (ConnState* parent = find(f, d.parent_conn)) {
+      c.c.peer = parent->c.peer;
+      c.c.local = parent->c.local;
+      c.c.host = parent->c.host;
+      c.lib_tls = parent->lib_tls;
+      c.wire_tls_info = parent->wire_tls_info;
+      c.wire_tls = parent->wire_tls == WireTls::kUnknown ? WireTls::kUnknown : WireTls::kDone;
+    }
+    break;
+  }
+}
+
+void Model::on_tls_handshake(const Event& ev, ConnState& c) {
+  const auto& d = ev.as<tf::TlsHandshakeEvent>();
+  TlsInfo t;
+  t.start_ns = ev.h->ts_ns;
+  t.duration_ns = d.dur_ns;
+  t.library = library_name(d.library);
+  t.version = tls_version_name(d.version);
+  t.cipher = fixed_str(d.cipher, sizeof d.cipher);
+  t.sni = fixed_str(d.sni, sizeof d.sni);
+  t.alpn = fixed_str(d.alpn, sizeof d.alpn);
+  t.resumed = d.resumed != 0;
+  t.error = d.error;
+  t.error_text = fixed_str(d.error_text, sizeof d.error_text);
+  if (t.alpn == "h2") c.c.protocol = "h2";
+  c.lib_tls = std::move(t);
+}
+
+void Model::on_data(const Event& ev, ConnState& c) {
+  const auto& d = ev.as<tf::DataEvent>();
+  if (d.result < 0) return;  // EAGAIN, EINTR, ...: no bytes moved
+  const uint64_t ts = ev.h->ts_ns, end = ts + d.dur_ns;
+  const uint64_t bytes = static_cast<uint64_t>(d.result);
+  const bool is_send = d.dir == uint8_t(tf::Direction::kSend);
+  const bool plaintext = d.flags & tf::kDataTlsPlaintext;
+  const std::string_view cap(reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len);
+  const auto capture = static_cast<tf::CaptureKind>(d.capture_kind);
+
+  ExchangeBuilder* b = &c.plain;
+  if (plaintext) {
+    c.saw_plain = true;
+  } else {
+    (is_send ? c.c.bytes_sent : c.c.bytes_received) += bytes;
+    b = &c.wire;
+    if (bytes == 0 && is_send) return;
+    // Wire TLS recognition decides whether this call belongs to a handshake.
+    switch (c.wire_tls) {
+      case WireTls::kUnknown: {
+        ClientHello ch;
+        if (is_send && capture == tf::CaptureKind::kTls && parse_client_hello(cap, ch)) {
+          TlsInfo t;
+          t.start_ns = ts;
+          t.library = "wire";
+          t.sni = ch.sni;
+          t.alpn_offered = ch.alpn;
+          if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
+          c.wire_tls_info = std::move(t);
+          c.wire_tls = WireTls::kAwaitServer;
+          c.last_wire_end = end;
+          return;
+        }
+        c.wire_tls = WireTls::kNone;
+        break;
+      }
+      case WireTls::kNone:
+      case WireTls::kDone: break;
+      case WireTls::kAwaitServer:
+      case WireTls::kServerFlight: {
+        TlsInfo& t = *c.wire_tls_info;
+        if (!is_send) {
+          if (bytes == 0) break;  // EOF during the handshake: let it end the (empty) exchange
+          ServerHello sh;
+          if (c.wire_tls == WireTls::kAwaitServer && capture == tf::CaptureKind::kTls &&
+              parse_server_hello(cap, sh)) {
+            t.version = tls_version_name(sh.version);
+            if (!sh.alpn.empty()) t.alpn = sh.alpn;
+          } else if (capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
+            // The previous read was the record's bare header: put one back in front.
+            const size_t n = cap.size();
+            std::string record = {char(0x16), char(0x03), char(0x03), char(n >> 8), char(n & 0xff)};
+            record.append(cap);
+            if (parse_server_hello(record, sh)) {
+              t.version = tls_version_name(sh.version);
+              if (!sh.alpn.empty()) t.alpn = sh.alpn;
+            }
+          }
+          c.wire_tls = WireTls::kServerFlight;
+          c.last_wire_end = end;
+          return;
+        }
+        if (c.wire_tls == WireTls::kAwaitServer) {  // more of the client's first flight
+          c.last_wire_end = end;
+          return;
+        }
+        const uint8_t type = capture == tf::CaptureKind::kTls ? first_record_type(cap) : 0;
+        if (type == kTlsHandshake && t.version != "TLSv1.3") {
+          c.wire_tls = WireTls::kAwaitServerFinish;
+          c.last_wire_end = end;
+          return;
+        }
+        // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
+        t.duration_ns = end - t.start_ns;
+        c.wire_tls = WireTls::kDone;
+        const uint64_t extra = capture == tf::CaptureKind::kTls ? bytes_after_finished(cap, bytes) : 0;
+        if (extra == 0) return;
+        c.wire.send(ts, end, extra);
+        return;
+      }
+      case WireTls::kAwaitServerFinish:
+      case WireTls::kServerFinish:
+        if (!is_send && bytes > 0) {
+          c.wire_tls = WireTls::kServerFinish;
+          c.last_wire_end = end;
+          return;
+        }
+        if (is_send) {
+          c.wire_tls_info->duration_ns = c.last_wire_end - c.wire_tls_info->start_ns;
+          c.wire_tls = WireTls::kDone;
+        }
+        break;
+    }
+  }
+
+  if (capture == tf::CaptureKind::kH2Frames) {
+    c.c.protocol = "h2";
+    count_h2_streams(c.c, cap, is_send);
+  }
+  if (is_send) {
+    b->send(ts, end, bytes);
+    Exchange* x = b->current();
+    if (capture == tf::CaptureKind::kHttpReq || capture == tf::CaptureKind::kOpaque) {
+      HttpRequestView rl;
+      if (sniff_h2_preface(cap)) {
+        c.c.protocol = "h2";
+      } else if (capture == tf::CaptureKind::kHttpReq && x->method.empty() && sniff_request(cap, rl)) {
+        x->method.assign(rl.method);
+        x->target.assign(rl.target);
+        // Only the first request's Host is used (as the host when no lookup matched).
+        if (c.first_host.empty() && !rl.host.empty()) c.first_host = host_without_port(rl.host);
+        if (!c.c.protocol) c.c.protocol = "http/1.1";
+      }
+    }
+  } else if (bytes == 0) {
+    b->eof(end);
+  } else {
+    b->recv(ts, end, bytes);
+    Exchange* x = b->current();
+    if (capture == tf::CaptureKind::kHttpResp && (x->status == 0 || x->status < 200)) {
+      if (int s = sniff_status(cap)) {
+        x->status = s;
+        if (!c.c.protocol) c.c.protocol = "http/1.1";
+      }
+    }
+  }
+}
+
+void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
+  ProcState& p = *procs_[file];
+  std::unique_ptr<ConnState> st = p.conns.take(conn);
+  if (!st) return;
+  st->c.close_ns = close_ns;
+  emit(*st);
+  recycle(std::move(st));
+}
+
+void Model::recycle(std::unique_ptr<ConnState> st) {
+  constexpr size_t kMaxFree = 64;  // only a burst of closes needs more; those are allocated
+  if (free_.size() >= kMaxFree) return;
+  // After emit, c holds whatever the sink left in it (a spent connection from ConnectionPipe):
+  // keep only the buffers worth keeping, and everything else as a fresh ConnState has it.
+  std::string id = std::move(st->c.id);
+  std::vector<Exchange> requests = std::move(st->c.requests);
+  ExchangeBuilder wire = std::move(st->wire), plain = std::move(st->plain);
+  // Rebuilt in place: assigning a fresh temporary moved every member of this large struct twice.
+  std::destroy_at(st.get());
+  std::construct_at(st.get());
+  id.clear();
+  if (requests.capacity() > 64) std::vector<Exchange>().swap(requests);
+  else requests.clear();
+  wire.reset();
+  plain.reset();
+  st->c.id = std::move(id);
+  st->c.requests = std::move(requests);
+  st->wire = std::move(wire);
+  st->plain = std::move(plain);
+  free_.push_back(std::move(st));
+}
+
+void Model::emit(ConnState& s) {
+  Connection& c = s.c;
+  s.wire.finish_current();
+  s.plain.finish_current();
+  if (s.lib_tls) {
+    c.tls = std::move(s.lib_tls);
+    // Some libraries will not say what they sent (GnuTLS has no client-side SNI getter); the
+    // ClientHello seen on the wire is the truth about what was offered.
+    if (s.wire_tls_info) {
+      if (c.tls->sni.empty()) c.tls->sni = s.wire_tls_info->sni;
+      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = s.wire_tls_info->alpn_offered;
+    }
+  } else if (s.wire_tls_info) {
+    c.tls = std::move(s.wire_tls_info);
+    if (s.wire_tls != WireTls::kDone) c.tls->duration_ns = s.last_wire_end - c.tls->start_ns;
+    const auto& offered = c.tls->alpn_offered;
+    if (c.tls->alpn == "h2" || (offered.size() == 1 && offered[0] == "h2")) c.protocol = "h2";
+  }
+  // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
+  c.requests.swap(s.active().done());
+  if (c.protocol && *c.protocol == "h2") c.requests.clear();
+  if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
+  ++n_connections_;
+  n_failed_ += c.failed();
+  n_requests_ += c.requests.size();
+  for (const auto& x : c.requests) n_reused_ += x.reused;
+  sink_.on_connection(std::move(c));
+}
+
+void Model::finish() {
+  for (uint32_t f = 0; f < procs_.size(); ++f) {
+    // Emit in start order so the output does not depend on hash-table order.
+    std::vector<std::pair<uint64_t, uint32_t>> open;
+    procs_[f]->conns.for_each([&](uint32_t id, const ConnState& st) { open.emplace_back(st.c.start_ns, id); });
+    std::sort(open.begin(), open.end());
+    for (auto& [ts, id] : open) close(f, id, std::nullopt);
+  }
+}
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,190 @@
+// The connection / exchange model (SPEC §5), built in one pass over the merged event stream.
+//
+// Choices worth knowing:
+// - Times here are CLOCK_MONOTONIC ns as recorded; reports subtract the trace's t0.
+// - A connection lives from its socket (or first sighting) until its last descriptor is closed:
+//   dup() adds a descriptor, close() of each removes one. shutdown() does not end it.
+// - fork(): a tracked socket inherited by a child is its own connection in the child, marked
+//   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host and TLS
+//   are copied from the parent's connection when it is still open. Both sides' traffic is shown
+//   where it happened, which is what a user debugging a pre-fork pool needs to see.
+// - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
+//   reported with close_ns null.
+// - An exchange starts at the first write after the connection was idle or after a read, and ends
+//   at the last read before the next write or the close. sent_ns is the end of the request's last
+//   write; first_byte_ns the end of the first read that returned bytes (for a blocking read, the
+//   moment the bytes arrived). EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
+//   the exchange at that read. Bytes read before any write (server-first protocols) form an
+//   exchange whose sent_ns = start_ns.
+// - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
+//   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
+// - TLS seen only on the wire (see tls_wire.h): the ClientHello send starts the handshake. The
+//   client's next flight tells the version: if it starts with a handshake record (0x16) this is a
+//   full TLS 1.2 handshake, which ends when the server's reply (its CCS + Finished) has been read,
+//   i.e. at the client's next write. If it starts with CCS (0x14) or application data (0x17) -- TLS
+//   1.3, whose Finished is wrapped in 0x17, or an abbreviated 1.2 resumption -- the client's flight
+//   itself ends the handshake; application data coalesced into that same write (visible from the
+//   record lengths) starts the first exchange. A TLS 1.3 NewSessionTicket read later is counted
+//   in the first response, a small known inaccuracy.
+// - protocol "h2" (ALPN h2 or the HTTP/2 preface): no exchanges are invented; requests is empty.
+//   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "analyzer/read/trace_reader.h"
+
+namespace httptrace::analyzer {
+
+struct Exchange {
+  uint32_t index = 0;
+  bool reused = false;
+  std::optional<uint64_t> idle_ns;
+  uint64_t start_ns = 0, sent_ns = 0, end_ns = 0;
+  std::optional<uint64_t> first_byte_ns;
+  uint64_t bytes_sent = 0, bytes_received = 0;
+  std::string method, target;  // "" when not HTTP/1.x
+  int status = 0;                    // 0 when unknown
+};
+
+struct DnsLookup {
+  int32_t pid = 0, tid = 0;
+  std::string host;
+  uint64_t start_ns = 0, duration_ns = 0;
+  int32_t error = 0;
+  uint8_t call = 0;
+  std::vector<tf::Addr> addresses;
+};
+
+struct TlsInfo {
+  uint64_t start_ns = 0, duration_ns = 0;
+  std::string library;  // "openssl" | "gnutls" | "wire"
+  std::string version, cipher, sni, alpn;
+  std::vector<std::string> alpn_offered;  // wire only
+  bool resumed = false;
+  int32_t error = 0;
+  std::string error_text;
+};
+
+struct Connection {
+  std::string id;        // "pid:conn", unique within the loaded traces
+  int32_t pid = 0;
+  uint32_t conn = 0;
+  int32_t fd = -1;
+  std::optional<std::string> host;
+  tf::Addr peer{}, local{};
+  uint64_t start_ns = 0;
+  std::optional<uint64_t> close_ns;
+  uint64_t bytes_sent = 0, bytes_received = 0;
+  struct Dns {
+    uint64_t start_ns, duration_ns;
+  };
+  std::optional<Dns> dns;
+  // This is the first connection tied to its lookup at all / to this peer port: lets a report
+  // count each lookup's time once without remembering every lookup.
+  bool dns_first_use = false, dns_first_for_port = false;
+  bool has_connect = false;
+  uint64_t connect_start_ns = 0, connect_duration_ns = 0;
+  int32_t connect_error = 0;  // errno, 0 = success
+  bool connect_pending = false;
+  std::optional<TlsInfo> tls;
+  std::optional<std::string> protocol;  // "http/1.1" | "h2"
+  bool inherited = false;
+  int32_t parent_pid = 0;
+  std::string parent_id;
+  uint32_t pool_miss = 0;
+  uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
+  uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
+  std::vector<bool> h2_answered;  // by client stream id / 2
+  uint32_t h2_max_stream = 0;  // 1 if opened while another connection to the same endpoint was idle
+  std::vector<Exchange> requests;
+
+  bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
+  // Where requests went: host when known, else the peer IP; and the port.
+  std::string endpoint_host() const;
+};
+
+struct ProcessInfo {
+  int32_t pid = 0, ppid = 0;
+  std::string exe;
+  std::vector<std::string> argv;
+  uint64_t dropped_events = 0;
+};
+
+// Receives each connection once it is complete (closed, or open at the end of the trace).
+class ConnectionSink {
+ public:
+  virtual ~ConnectionSink() = default;
+  virtual void on_connection(const Connection& c) = 0;
+  // The model is done with c: a sink that keeps it (e.g. to hand it to another thread) may take it.
+  virtual void on_connection(Connection&& c) { on_connection(static_cast<const Connection&>(c)); }
+};
+
+// Receives each DNS lookup as the stream reaches it (exporters that list every lookup).
+class DnsSink {
+ public:
+  virtual ~DnsSink() = default;
+  virtual void on_dns(const DnsLookup& l) = 0;
+};
+
+class Model {
+ public:
+  // keep_dns: keep every lookup for dns() (the JSON export lists them); reports that only need
+  // the lookup behind each connection pass false and keep a bounded window per process.
+  Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns = true);
+  ~Model();
+
+  // Lookups also go to sink as they happen (with keep_dns false: instead of being kept).
+  void set_dns_sink(DnsSink* sink) { dns_sink_ = sink; }
+
+  void on_event(const Event& ev);
+  // Flushes connections still open (close_ns null). Call once after the last event.
+  void finish();
+
+  const std::vector<DnsLookup>& dns() const { return dns_; }
+  std::vector<ProcessInfo> processes() const;
+  uint64_t connections() const { return n_connections_; }
+  uint64_t failed_connects() const { return n_failed_; }
+  uint64_t requests() const { return n_requests_; }
+  uint64_t reused_requests() const { return n_reused_; }
+  uint64_t dropped_events() const;
+
+ private:
+  struct ConnState;
+  struct ProcState;
+
+  ConnState* find(uint32_t file, uint32_t conn);
+  ConnState* get_or_create(const Event& ev);
+  void on_dns(const Event& ev);
+  void on_connect(const Event& ev, ConnState& c);
+  void on_data(const Event& ev, ConnState& c);
+  void on_inherit(const Event& ev, ConnState& c);
+  void on_tls_handshake(const Event& ev, ConnState& c);
+  void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
+  void emit(ConnState& c);
+  void recycle(std::unique_ptr<ConnState> st);
+  void mark_pool_miss(ProcState& p, ConnState& c);
+
+  const TraceSet& traces_;
+  ConnectionSink& sink_;
+  std::vector<std::unique_ptr<ProcState>> procs_;  // one per file
+  // Closed ConnStates, reset for reuse with their buffers: a trace of millions of short
+  // connections would otherwise allocate and free one (and its vectors) per connection.
+  std::vector<std::unique_ptr<ConnState>> free_;
+  std::vector<DnsLookup> dns_;
+  bool keep_dns_;
+  DnsSink* dns_sink_ = nullptr;
+  uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
+};
+
+std::string format_addr(const tf::Addr& a, bool with_port);
+std::string errno_name(int err);
+// A DnsEvent error: EAI_* name for getaddrinfo (negative codes), h_errno name for gethostbyname*.
+std::string dns_error_name(uint8_t call, int32_t error);
+
+}  // namespace httptrace::analyzer

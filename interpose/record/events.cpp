@@ -1,0 +1,287 @@
+#include "interpose/record/events.h"
+
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "interpose/record/lifecycle.h"
+#include "interpose/record/recorder.h"
+#include "interpose/record/stacks.h"
+#include "interpose/record/sys.h"
+
+namespace httptrace {
+
+using format::EventKind;
+
+namespace {
+
+void local_addr(int fd, format::Addr& out) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    to_addr(reinterpret_cast<sockaddr*>(&ss), len, out);
+  }
+}
+
+void emit_socket(int fd, uint32_t conn, int domain, int type, int protocol, uint64_t ts) {
+  auto ev = new_event<format::SocketEvent>(EventKind::kSocket, conn, ts);
+  ev.fd = fd;
+  ev.domain = domain;
+  ev.type = type;
+  ev.protocol = protocol;
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void emit_connect_done(int fd, uint32_t conn, int error, format::ConnectDoneHow how,
+                       uint64_t ts) {
+  auto ev = new_event<format::ConnectDoneEvent>(EventKind::kConnectDone, conn, ts);
+  ev.fd = fd;
+  ev.error = error;
+  ev.how = static_cast<uint8_t>(how);
+  if (error == 0) local_addr(fd, ev.local);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+// A socket we did not see created (made before we were loaded, or by a raw syscall) that is now
+// connecting somewhere over TCP: start tracking it as if socket() had just been called.
+uint32_t adopt(int fd, uint64_t ts) {
+  if (!FdTable::in_range(fd)) return 0;
+  int type = 0, domain = 0, protocol = 0;
+  socklen_t len = sizeof(int);
+  if (sys::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return 0;
+  len = sizeof(int);
+  if (sys::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return 0;
+  if (!is_tcp(domain, type)) return 0;
+  len = sizeof(int);
+  sys::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
+  const uint32_t conn = next_conn_id();
+  g_fd_table.track(fd, conn);
+  emit_socket(fd, conn, domain, type, protocol, ts);
+  return conn;
+}
+
+}  // namespace
+
+bool to_addr(const sockaddr* sa, socklen_t len, format::Addr& out) {
+  out = {};
+  if (sa == nullptr) return false;
+  if (sa->sa_family == AF_INET && len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    sockaddr_in in;
+    memcpy(&in, sa, sizeof(in));
+    out.family = AF_INET;
+    out.port = ntohs(in.sin_port);
+    memcpy(out.ip, &in.sin_addr, 4);
+    return true;
+  }
+  if (sa->sa_family == AF_INET6 && len >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    sockaddr_in6 in6;
+    memcpy(&in6, sa, sizeof(in6));
+    out.family = AF_INET6;
+    out.port = ntohs(in6.sin6_port);
+    out.scope_id = in6.sin6_scope_id;
+    memcpy(out.ip, &in6.sin6_addr, 16);
+    return true;
+  }
+  return false;
+}
+
+bool is_tcp(int domain, int type) {
+  // SOCK_NONBLOCK / SOCK_CLOEXEC ride in the type argument.
+  return (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM;
+}
+
+void on_socket(int fd, int domain, int type, int protocol, uint64_t ts) {
+  if (fd < 0 || !is_tcp(domain, type) || !FdTable::in_range(fd) || !recording()) return;
+  on_new_fd(fd, ts);
+  ReentryGuard guard;
+  if (!guard) return;
+  const uint32_t conn = next_conn_id();
+  g_fd_table.track(fd, conn);
+  emit_socket(fd, conn, domain, type, protocol, ts);
+}
+
+void on_connect(int fd, const sockaddr* addr, socklen_t len, uint64_t t0, uint64_t t1, int rc,
+                int err) {
+  format::Addr peer;
+  if (!to_addr(addr, len, peer) || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  const uint64_t word = g_fd_table.load(fd);
+  uint32_t conn = FdTable::conn_of(word);
+  const int error = rc == 0 ? 0 : err;
+  if (conn != 0 && FdTable::pending(word)) {
+    // Some programs poll a non-blocking connect by calling connect() again.
+    if (error == EALREADY || error == EINPROGRESS || error == EINTR) return;
+    if (g_fd_table.clear_pending(fd, conn)) {
+      emit_connect_done(fd, conn, error == EISCONN ? 0 : error, format::ConnectDoneHow::kPoll, t1);
+    }
+    return;
+  }
+  if (conn == 0 && (conn = adopt(fd, t0)) == 0) return;
+
+  auto ev = new_event<format::ConnectEvent>(EventKind::kConnect, conn, t0);
+  ev.dur_ns = t1 - t0;
+  ev.fd = fd;
+  ev.error = error;
+  ev.peer = peer;
+  // An interrupted blocking connect goes on in the background, exactly like EINPROGRESS.
+  const bool pending = error == EINPROGRESS || error == EINTR;
+  if (error == 0 || pending) local_addr(fd, ev.local);
+  if (pending) g_fd_table.set_pending(fd, conn);
+  trace_writer().emit(&ev, sizeof(ev));
+  record_stack(t0, conn);
+}
+
+void on_so_error(int fd, int so_error, uint64_t ts) {
+  const uint64_t word = g_fd_table.load(fd);
+  const uint32_t conn = FdTable::conn_of(word);
+  if (conn == 0 || !FdTable::pending(word) || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  if (so_error == 0) {
+    // SO_ERROR is also 0 while the handshake is still under way: only a peer proves success.
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (sys::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+  }
+  if (g_fd_table.clear_pending(fd, conn)) {
+    emit_connect_done(fd, conn, so_error, format::ConnectDoneHow::kSoError, ts);
+  }
+}
+
+uint32_t untrack_for_close(int fd) {
+  if (fd >= 0 && fd == trace_writer().fd() && !foreign_process()) trace_writer().note_fd_gone(fd);
+  const uint64_t word = g_fd_table.load(fd);
+  if (word == 0) return 0;
+  if (foreign_process()) return 0;  // a vfork child: the table is its parent's
+  return FdTable::conn_of(g_fd_table.untrack(fd));
+}
+
+void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts) {
+  if (conn == 0 || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::CloseEvent>(EventKind::kClose, conn, ts);
+  ev.fd = fd;
+  ev.error = err;
+  ev.how = static_cast<uint8_t>(how);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void on_close_range(unsigned first, unsigned last, uint64_t ts) {
+  const int hw = g_fd_table.high_water();
+  const int mine = trace_writer().fd();
+  const bool takes_ours = mine >= 0 && static_cast<unsigned>(mine) >= first &&
+                          static_cast<unsigned>(mine) <= last;
+  if ((hw == 0 || first >= static_cast<unsigned>(hw)) && !takes_ours) return;
+  if (foreign_process()) return;
+  if (takes_ours) trace_writer().note_fd_gone(mine);
+  const unsigned end = last < static_cast<unsigned>(hw) ? last + 1 : static_cast<unsigned>(hw);
+  for (unsigned fd = first; fd < end; ++fd) {
+    const uint32_t conn = FdTable::conn_of(g_fd_table.untrack(static_cast<int>(fd)));
+    if (conn != 0) record_close(static_cast<int>(fd), conn, 0, format::CloseHow::kClose, ts);
+  }
+}
+
+void on_new_fd(int fd, uint64_t ts) {
+  if (g_fd_table.load(fd) == 0 || foreign_process()) return;
+  const uint32_t conn = FdTable::conn_of(g_fd_table.untrack(fd));
+  if (conn != 0) record_close(fd, conn, 0, format::CloseHow::kClose, ts);
+}
+
+uint32_t untrack_for_dup_target(int oldfd, int newfd) {
+  if (oldfd == newfd) return 0;
+  return untrack_for_close(newfd);
+}
+
+void on_dup(int oldfd, int newfd, uint64_t ts) {
+  const uint32_t conn = conn_of_fd(oldfd);
+  if (conn == 0 || newfd < 0 || oldfd == newfd || !recording()) return;
+  if (foreign_process()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  g_fd_table.track(newfd, conn);
+  auto ev = new_event<format::DupEvent>(EventKind::kDup, conn, ts);
+  ev.oldfd = oldfd;
+  ev.newfd = newfd;
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void record_dns(format::DnsCall call, const char* host, uint64_t t0, uint64_t t1, int error,
+                const format::Addr* addrs, int naddr) {
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::DnsEvent>(EventKind::kDns, 0, t0);
+  ev.dur_ns = t1 - t0;
+  ev.error = error;
+  ev.lookup_id = next_lookup_id();
+  ev.call = static_cast<uint8_t>(call);
+  const size_t host_len = host != nullptr ? strnlen(host, 1024) : 0;
+  ev.host_len = static_cast<uint16_t>(host_len);
+  if (naddr > 8) naddr = 8;
+  for (int i = 0; i < naddr; ++i) ev.addrs[i] = addrs[i];
+  ev.naddr = static_cast<uint16_t>(naddr > 0 ? naddr : 0);
+  trace_writer().emit(&ev, sizeof(ev), host, host_len);
+  record_stack(t0, 0);
+}
+
+namespace {
+bool add_distinct(const format::Addr& a, format::Addr* out, int& n, int cap) {
+  for (int i = 0; i < n; ++i) {
+    if (out[i].family == a.family && memcmp(out[i].ip, a.ip, sizeof(a.ip)) == 0) return n < cap;
+  }
+  out[n++] = a;
+  return n < cap;
+}
+}  // namespace
+
+int collect_addrs(const addrinfo* ai, format::Addr* out, int cap) {
+  int n = 0;
+  // The list is the resolver's; bound the walk anyway in case it is corrupt.
+  for (int i = 0; ai != nullptr && i < 1024 && n < cap; ai = ai->ai_next, ++i) {
+    format::Addr a;
+    if (!to_addr(ai->ai_addr, ai->ai_addrlen, a)) continue;
+    a.port = 0;
+    if (!add_distinct(a, out, n, cap)) break;
+  }
+  return n;
+}
+
+int collect_addrs(const hostent* he, format::Addr* out, int cap) {
+  int n = 0;
+  if (he == nullptr || he->h_addr_list == nullptr) return 0;
+  const size_t alen = he->h_addrtype == AF_INET ? 4 : he->h_addrtype == AF_INET6 ? 16 : 0;
+  if (alen == 0 || static_cast<size_t>(he->h_length) != alen) return 0;
+  for (int i = 0; he->h_addr_list[i] != nullptr && i < 1024 && n < cap; ++i) {
+    format::Addr a = {};
+    a.family = static_cast<uint16_t>(he->h_addrtype);
+    memcpy(a.ip, he->h_addr_list[i], alen);
+    if (!add_distinct(a, out, n, cap)) break;
+  }
+  return n;
+}
+
+// Fork and exec are recorded only in a file that exists already: alone they are not about the
+// network, and a process that never touched it gets no file (lifecycle.cpp).
+void on_fork_parent(int child_pid, uint64_t ts) {
+  if (child_pid <= 0 || !recording() || !trace_writer().active()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::ForkEvent>(EventKind::kFork, 0, ts);
+  ev.child_pid = child_pid;
+  ev.how = static_cast<uint8_t>(format::ForkHow::kFork);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void on_exec(const char* path, uint64_t ts) {
+  if (!recording() || !trace_writer().active() || foreign_process()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::ExecEvent>(EventKind::kExec, 0, ts);
+  const size_t len = path != nullptr ? strnlen(path, 4096) : 0;
+  ev.path_len = static_cast<uint32_t>(len);
+  trace_writer().emit(&ev, sizeof(ev), path, len);
+}
+
+}  // namespace httptrace

@@ -1,0 +1,136 @@
+#include "interpose/record/recorder.h"
+
+#include <sys/socket.h>
+
+#include "interpose/record/capture.h"
+#include "interpose/record/events.h"
+#include "interpose/record/lifecycle.h"
+#include "interpose/record/sys.h"
+#include "interpose/tls/record.h"
+
+namespace httptrace {
+
+using format::Direction;
+using format::EventKind;
+
+namespace {
+
+bool connect_failure(int err) {
+  return err == ECONNREFUSED || err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ||
+         err == ECONNRESET || err == ECONNABORTED;
+}
+
+// The first transfer on a socket whose connect() returned EINPROGRESS tells how it ended.
+void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result, uint64_t ts) {
+  if (result < 0 && !connect_failure(static_cast<int>(-result))) return;  // EAGAIN: still pending
+  if (!g_fd_table.clear_pending(fd, conn)) return;
+  auto ev = new_event<format::ConnectDoneEvent>(format::EventKind::kConnectDone, conn, ts);
+    ev.fd = fd;
+  ev.error = result < 0 ? static_cast<int32_t>(-result) : 0;
+  ev.how = static_cast<uint8_t>(dir == Direction::kSend ? format::ConnectDoneHow::kFirstWrite
+                                                        : format::ConnectDoneHow::kFirstRead);
+  if (ev.error == 0) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      to_addr(reinterpret_cast<sockaddr*>(&ss), len, ev.local);
+    }
+  }
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+// Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
+__attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& ev,
+                                                            const iovec* iov, size_t iovcnt,
+                                                            int64_t result,
+                                                            bool tls_body = false) {
+  uint8_t scan[capture::kScanMax];
+  uint8_t scratch[format::kHttpCaptureMax];
+  const size_t want = static_cast<size_t>(result) < sizeof(scan) ? static_cast<size_t>(result)
+                                                                  : sizeof(scan);
+  // The usual case, one buffer holding everything to classify: read it where it is rather than
+  // copy up to 2 KiB (32 cache lines) first. Split buffers are gathered.
+  const uint8_t* in = scan;
+  size_t n;
+  if (iovcnt > 0 && iov[0].iov_base != nullptr && iov[0].iov_len >= want) {
+    in = static_cast<const uint8_t*>(iov[0].iov_base);
+    n = want;
+  } else {
+    n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), scan, sizeof(scan));
+  }
+  const capture::Result c =
+      tls_body ? capture::Result{format::CaptureKind::kTlsBody, in,
+                                 static_cast<uint16_t>(n < format::kTlsCaptureMax
+                                                           ? n : format::kTlsCaptureMax)}
+               : capture::sanitize(in, n, scratch);
+  ev.capture_kind = static_cast<uint8_t>(c.kind);
+  ev.cap_len = c.len;
+  trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
+  return c;
+}
+
+// A read that returned exactly a TLS handshake record header (0x16 0x03 x, length).
+bool bare_handshake_header(const capture::Result& c) {
+  return c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16;
+}
+
+}  // namespace
+
+void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
+                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt) {
+  const uint64_t word = g_fd_table.load(fd);
+  const uint32_t conn = FdTable::conn_of(word);
+  if (conn == 0 || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
+  if (!plaintext) tls::note_wire_fd(fd);  // how a TLS session finds its socket (tls/record.h)
+  if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
+
+  auto ev = new_event<format::DataEvent>(format::EventKind::kData, conn, t0);
+    ev.result = result;
+  ev.dur_ns = t1 - t0;
+  ev.fd = fd;
+  ev.dir = static_cast<uint8_t>(dir);
+  ev.call = static_cast<uint8_t>(call);
+  ev.flags = flags;
+  // Only a transfer that moved bytes turns the conversation around: EAGAIN and EOF do not.
+  if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) {
+    ev.flags |= format::kDataDirChange;
+    const capture::Result c = emit_with_capture(ev, iov, iovcnt, result);
+    if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
+      g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
+    }
+    return;
+  }
+  // Rare (once per TLS connection read by a BIO that splits header and body), hence the word
+  // check before the CAS.
+  if (result > 0 && (word & FdTable::kTlsHeaderBit) && dir == Direction::kRecv && !plaintext &&
+      g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
+    emit_with_capture(ev, iov, iovcnt, result, true);
+    return;
+  }
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void record_tls_handshake(format::TlsHandshakeEvent& ev) {
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  ev.h.kind = static_cast<uint16_t>(EventKind::kTlsHandshake);
+  ev.h.conn = conn_of_fd(ev.fd);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+void record_tls_close(int fd, format::TlsLibrary library, format::TlsCloseHow how, uint64_t ts) {
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::TlsCloseEvent>(format::EventKind::kTlsClose, conn_of_fd(fd), ts);
+    ev.fd = fd;
+  ev.library = static_cast<uint8_t>(library);
+  ev.how = static_cast<uint8_t>(how);
+  trace_writer().emit(&ev, sizeof(ev));
+}
+
+}  // namespace httptrace

@@ -1,0 +1,96 @@
+// The recording API for hook files (hook_*.cpp): everything a wrapper needs besides the real
+// function. The libc socket hooks use it, and so do the TLS library hooks.
+//
+// A wrapper has one shape:
+//
+//   auto real = libc::real_send();               // resolved symbol; nullptr -> errno=ENOSYS, -1
+//   if (conn_of_fd(fd) == 0) return real(...);   // the only cost for descriptors we ignore
+//   uint64_t t0 = now_ns();
+//   auto r = real(...);
+//   uint64_t t1 = now_ns();
+//   ErrnoSaver keep;                             // errno back as the real call left it
+//   record_data(fd, ..., t0, t1, r >= 0 ? r : -keep.saved(), ...);
+//   return r;
+//
+// The record_* functions take the ReentryGuard themselves, around the recording only, not the
+// real call: a TLS library's own write() on the socket underneath SSL_write must still be seen,
+// and a signal handler doing I/O while the thread sits in a blocking recv() is recorded too. The
+// guard only stops an event from being started while another is being written on the same
+// thread (a signal handler interrupting emit()); such a nested event is lost, never corrupted.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "common/trace_format.h"
+#include "interpose/record/clock.h"
+#include "interpose/record/fd_table.h"
+
+namespace httptrace {
+
+inline thread_local constinit bool t_in_recorder = false;
+
+// Non-nesting per-thread guard: evaluates to false when the thread is already recording.
+class ReentryGuard {
+ public:
+  ReentryGuard() : entered_(!t_in_recorder) {
+    if (entered_) t_in_recorder = true;
+  }
+  ~ReentryGuard() {
+    if (entered_) t_in_recorder = false;
+  }
+  ReentryGuard(const ReentryGuard&) = delete;
+  ReentryGuard& operator=(const ReentryGuard&) = delete;
+  explicit operator bool() const { return entered_; }
+
+ private:
+  bool entered_;
+};
+
+// Puts errno back to what the real call left when the scope ends.
+class ErrnoSaver {
+ public:
+  ErrnoSaver() : saved_(errno) {}
+  ~ErrnoSaver() { errno = saved_; }
+  ErrnoSaver(const ErrnoSaver&) = delete;
+  ErrnoSaver& operator=(const ErrnoSaver&) = delete;
+  int saved() const { return saved_; }
+
+ private:
+  int saved_;
+};
+
+// True when this process records. Starts the recorder on first use if a hook runs before our
+// constructor (another library's constructor doing I/O).
+bool recording();
+
+// A zeroed event of kind with its header filled in (size is set by TraceWriter::emit).
+template <typename Event>
+Event new_event(format::EventKind kind, uint32_t conn, uint64_t ts) {
+  Event ev = {};
+  ev.h.kind = static_cast<uint16_t>(kind);
+  ev.h.conn = conn;
+  ev.h.ts_ns = ts;
+  return ev;
+}
+
+// 0 when fd is not a tracked TCP socket.
+inline uint32_t conn_of_fd(int fd) { return FdTable::conn_of(g_fd_table.load(fd)); }
+
+// One read or write on a tracked descriptor. result is the byte count or -errno. The bytes are
+// the iovecs as passed; only the first `result` of them are looked at (never past what the call
+// really transferred). flags: 0 for socket calls, format::kDataTlsPlaintext for TLS library
+// calls (their direction changes are tracked apart from the wire's). Does nothing for an
+// untracked fd.
+void record_data(int fd, format::Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
+                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt);
+
+// A finished (or failed) TLS handshake. The caller fills every field after h; h.kind, h.conn
+// (from ev.fd) and h.size are set here, h.ts_ns must be set by the caller.
+void record_tls_handshake(format::TlsHandshakeEvent& ev);
+
+void record_tls_close(int fd, format::TlsLibrary library, format::TlsCloseHow how, uint64_t ts);
+
+}  // namespace httptrace

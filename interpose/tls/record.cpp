@@ -1,0 +1,91 @@
+#include "interpose/tls/record.h"
+
+#include <sys/uio.h>
+
+#include <cstring>
+
+#include "interpose/record/lifecycle.h"
+#include "interpose/record/recorder.h"
+
+namespace httptrace::tls {
+
+bool bind_socket(Session& s, int lib_fd) {
+  if (s.conn != 0) {
+    if (conn_of_fd(s.fd) == s.conn) return true;
+    // The socket is no longer that connection: closed (its number perhaps reused), or renumbered
+    // in a fork child. Bind afresh, from what this call shows.
+    s.conn = 0;
+  }
+  int fd = lib_fd;
+  if (conn_of_fd(fd) == 0) fd = t_wire_fd;
+  const uint32_t conn = conn_of_fd(fd);
+  if (conn == 0) return false;
+  s.fd = fd;
+  s.conn = conn;
+  return true;
+}
+
+void finish_handshake(Session& s, format::TlsHandshakeEvent& ev, format::TlsLibrary lib,
+                      uint64_t t1) {
+  s.hs = HandshakeState::kDone;
+  ev.h.ts_ns = s.hs_start_ns;
+  ev.dur_ns = t1 - s.hs_start_ns;
+  ev.fd = s.fd;
+  ev.library = static_cast<uint8_t>(lib);
+  s.h2 = ev.error == 0 && std::strcmp(ev.alpn, "h2") == 0;
+  record_tls_handshake(ev);
+}
+
+namespace {
+
+// record_data's twin for h2 sessions: every call carries the headers of the frames starting in
+// it (format::CaptureKind::kH2Frames) instead of a capture at direction changes only, because
+// HTTP/2 has no request line to catch; the frame walk must see every byte to stay in step.
+void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_t t0, uint64_t t1,
+               int64_t result, const void* buf) {
+  uint8_t headers[format::kH2CaptureMaxFrames * kH2FrameHeader];
+  size_t n = 0;
+  if (result > 0) {
+    n = s.h2_dir[static_cast<int>(dir)].feed(static_cast<const uint8_t*>(buf),
+                                             static_cast<size_t>(result), headers,
+                                             format::kH2CaptureMaxFrames);
+  }
+  if (!recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::DataEvent>(format::EventKind::kData, s.conn, t0);
+    ev.result = result;
+  ev.dur_ns = t1 - t0;
+  ev.fd = s.fd;
+  ev.dir = static_cast<uint8_t>(dir);
+  ev.call = static_cast<uint8_t>(call);
+  ev.flags = format::kDataTlsPlaintext;
+  if (result > 0 && g_fd_table.note_direction(s.fd, s.conn, dir, true)) ev.flags |= format::kDataDirChange;
+  if (n > 0) {
+    ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kH2Frames);
+    ev.cap_len = static_cast<uint16_t>(n * kH2FrameHeader);
+  }
+  trace_writer().emit(&ev, sizeof ev, headers, ev.cap_len);
+}
+
+}  // namespace
+
+void record_plaintext(Session& s, format::Direction dir, format::DataCall call, uint64_t t0,
+                      uint64_t t1, int64_t result, const void* buf) {
+  if (s.h2) return record_h2(s, dir, call, t0, t1, result, buf);
+  iovec iov = {const_cast<void*>(buf), result > 0 ? static_cast<size_t>(result) : 0};
+  record_data(s.fd, dir, call, format::kDataTlsPlaintext, t0, t1, result, &iov, 1);
+}
+
+void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, uint64_t ts) {
+  if (s.conn != 0 && conn_of_fd(s.fd) == s.conn) record_tls_close(s.fd, lib, how, ts);
+}
+
+void copy_field(char* dst, size_t cap, const char* src, size_t len) {
+  if (cap == 0) return;
+  if (len > cap - 1) len = cap - 1;
+  if (len > 0) std::memcpy(dst, src, len);
+  dst[len] = '\0';
+}
+
+}  // namespace httptrace::tls

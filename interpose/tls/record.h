@@ -1,0 +1,82 @@
+// What the OpenSSL and GnuTLS wrappers have in common: the per-thread re-entry guard, tying a
+// session to its socket, the handshake phase, and recording plaintext calls.
+//
+// Finding the socket. A session's library usually knows its descriptor (SSL_get_rfd,
+// gnutls_transport_get_int), but not always: curl gives OpenSSL its own BIO, so SSL_get_rfd says
+// -1. Either way, the library's own send()/recv() on the socket run on this thread inside our
+// wrapper, and the recorder notes the descriptor of every wire transfer in t_wire_fd
+// (note_wire_fd). A wrapper clears it before the real call; a descriptor found there afterwards
+// is the session's socket. The first call that moved wire bytes (the ClientHello write, at the
+// latest) binds the session, until that descriptor stops being that connection (closed, or
+// renumbered in a fork child); then the next call's wire I/O binds it again.
+#pragma once
+
+#include <cstdint>
+
+#include "common/trace_format.h"
+#include "interpose/tls/sessions.h"
+
+namespace httptrace::tls {
+
+inline thread_local constinit int t_wire_fd = -1;
+inline thread_local constinit bool t_in_tls_call = false;
+
+// Called by the recorder for every transfer on a tracked socket (wire bytes, not plaintext).
+inline void note_wire_fd(int fd) { t_wire_fd = fd; }
+
+// Marks "inside a TLS library call" for the calling thread. A library calling its own exported
+// functions (SSL_connect -> SSL_do_handshake through libssl's PLT, which we interpose) must not
+// be recorded twice: the inner wrapper sees the outer one and just calls through.
+class CallGuard {
+ public:
+  CallGuard() : outer_(!t_in_tls_call) {
+    if (outer_) {
+      t_in_tls_call = true;
+      t_wire_fd = -1;
+    }
+  }
+  ~CallGuard() {
+    if (outer_) t_in_tls_call = false;
+  }
+  CallGuard(const CallGuard&) = delete;
+  CallGuard& operator=(const CallGuard&) = delete;
+  // False for a nested call, which must pass through unrecorded.
+  explicit operator bool() const { return outer_; }
+
+ private:
+  bool outer_;
+};
+
+// After the real call: binds s to its socket if not (or no longer) bound. lib_fd: what the library
+// reports, -1 if nothing or not asked. True when s has a tracked connection.
+bool bind_socket(Session& s, int lib_fd);
+
+// Before the real call of anything that may run the handshake: the first such call starts it.
+inline void handshake_call(Session& s, uint64_t t0) {
+  if (s.hs == HandshakeState::kNone) {
+    s.hs = HandshakeState::kRunning;
+    s.hs_start_ns = t0;
+  }
+}
+
+// The handshake ended (ev.error 0 = success) at t1: fills h.ts_ns, dur_ns, fd, library and
+// records. ev's metadata fields are the caller's. Later calls on s are data only.
+void finish_handshake(Session& s, format::TlsHandshakeEvent& ev, format::TlsLibrary lib, uint64_t t1);
+
+// One plaintext read or write; result is bytes (>= 0) or -errno. buf holds the bytes moved.
+void record_plaintext(Session& s, format::Direction dir, format::DataCall call, uint64_t t0,
+                      uint64_t t1, int64_t result, const void* buf);
+
+// SSL_shutdown/SSL_free/gnutls_bye/gnutls_deinit.
+void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, uint64_t ts);
+
+// Copies a C string into a fixed, NUL-terminated field (truncating).
+void copy_field(char* dst, size_t cap, const char* src, size_t len);
+inline void copy_field(char* dst, size_t cap, const char* src) {
+  size_t n = 0;
+  if (src != nullptr)
+    while (n < cap && src[n] != '\0') ++n;
+  copy_field(dst, cap, src, n);
+}
+
+}  // namespace httptrace::tls
