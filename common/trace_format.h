@@ -13,6 +13,19 @@
 // nothing past it. A segment whose magic is not kSegmentMagic was claimed but never started (or the
 // file ended first) and is skipped.
 //
+// Format evolution. A reader skips an event kind it does not know (every event carries its size)
+// and warns once per kind, so adding a kind or appending bytes to a struct needs nothing more.
+// A change that would make an older reader *wrong* (not merely blind) either raises
+// kMinReaderVersion or, for something a file may or may not use, sets a bit in
+// FileHeader::features; a reader refuses a file with a feature bit it does not know.
+//
+// Version 2 adds: per-cause drop counters (FileHeader::dropped_by_cause, LostEvent in the stream),
+// a unique id per thread (SegmentHeader::thread_uid; tids are reused), segments handed from an
+// exited thread to a new one (ThreadEvent; this is why a v1 reader must refuse v2 files),
+// accepted connections (AcceptEvent), Unix-domain addresses (AddrPathEvent), sockets adopted
+// across exec (kExecInherit), more allow-listed HTTP header lines in captures, and the
+// kDataCaptureCut flag. Readers of version 2 still read version 1 files.
+//
 // All integers are little-endian (x86_64 / aarch64 host order); the header records the byte order
 // so a reader on another machine refuses rather than misreads. Records are plain structs with fixed
 // layout, checked by static_assert below: no bitfields, no pointers, no implicit padding.
@@ -24,8 +37,9 @@
 namespace httptrace::format {
 
 inline constexpr char kMagic[8] = {'H', 'T', 'T', 'P', 'T', 'R', 'C', '\n'};
-inline constexpr uint32_t kVersion = 1;            // what this writer produces
-inline constexpr uint32_t kMinReaderVersion = 1;   // oldest reader that can read it
+inline constexpr uint32_t kVersion = 2;            // what this writer produces
+inline constexpr uint32_t kMinReaderVersion = 2;   // oldest reader that can read it
+inline constexpr uint32_t kFeaturesKnown = 0;      // FileHeader::features bits this code knows
 inline constexpr uint32_t kByteOrderMark = 0x01020304;
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSegmentSize = 64 * 1024;
@@ -53,25 +67,46 @@ struct FileHeader {
   uint32_t exe_len;             // bytes used in exe
   uint32_t argv_len;            // bytes used in argv: NUL-separated arguments, possibly cut short
   uint32_t argc;                // the program's real argument count (argv may hold fewer)
-  uint32_t reserved0;
+  uint32_t features;            // kFeature* bits a reader must understand (none defined yet)
   uint64_t reserved[8];
   char exe[kExeMax];            // /proc/self/exe target, not NUL-terminated beyond exe_len
   char argv[kArgvMax];
+  // Version 2. atomic: dropped_events split by DropCause (their sum is dropped_events).
+  uint64_t dropped_by_cause[8];
+  uint64_t reserved2[16];
 };
+
+// Why events were not recorded. Each lost event is counted once, in FileHeader::dropped_events,
+// in dropped_by_cause[cause], and (when the thread can write again) in a LostEvent.
+enum class DropCause : uint8_t {
+  kSizeCap = 0,        // HTTPTRACE_MAX_MB reached
+  kDiskFull = 1,       // growing the file failed (ENOSPC, EDQUOT, ...)
+  kFileSizeLimit = 2,  // RLIMIT_FSIZE (ulimit -f) would be exceeded
+  kTooLarge = 3,       // one event bigger than a segment's payload
+  kNested = 4,         // an event from a signal handler nested deeper than the writer allows
+  kTruncated = 5,      // the file was truncated or replaced under us: recording stopped
+};
+inline constexpr int kDropCauses = 8;  // slots in dropped_by_cause
 inline constexpr uint32_t kFileFlagStacks = 1u << 0;  // HTTPTRACE_STACKS was on
 
 // Offset 0 of every segment.
+// A segment is written by one thread at a time. When a thread exits, the rest of its segment may
+// be handed to a thread that starts later: that thread first writes a ThreadEvent, and the events
+// after it (to the next ThreadEvent or committed) are its own. tid/thread_uid/thread_seq below
+// describe the events before the first ThreadEvent.
 struct SegmentHeader {
   uint32_t magic;        // kSegmentMagic, written when the owning thread starts the segment
-  int32_t tid;           // the one thread that writes this segment
+  int32_t tid;           // the thread that writes this segment (first, if it was handed on)
   uint64_t committed;    // release-stored: bytes of whole events after this header
   uint64_t thread_seq;   // 0 for a thread's first segment, then 1, 2, ... (per thread order)
-  uint64_t reserved[5];
+  uint64_t thread_uid;   // v2: unique per thread within the process (1, 2, ...); 0 in v1 files
+  uint64_t reserved[4];
 };
 inline constexpr uint32_t kSegmentPayload = kSegmentSize - sizeof(SegmentHeader);
 
 // An IPv4 or IPv6 socket address. family is AF_INET (2) or AF_INET6 (10); 0 means none.
-// ip holds 4 or 16 bytes in network order; port is in host order.
+// ip holds 4 or 16 bytes in network order; port is in host order. family AF_UNIX (1): ip and
+// port are zero and the path, if the socket has one, follows in an AddrPathEvent.
 struct Addr {
   uint16_t family;
   uint16_t port;
@@ -93,13 +128,25 @@ enum class EventKind : uint16_t {
   kTlsClose = 11,     // TlsCloseEvent: SSL_shutdown / SSL_free / gnutls_bye / gnutls_deinit
   kExec = 12,         // ExecEvent: the process is about to exec (its tracked sockets may survive)
   kStack = 13,        // StackEvent: call stack of the event just before it (HTTPTRACE_STACKS=1)
-  kAccept = 14,       // AcceptEvent: reserved for server-side tracing
+  kAccept = 14,       // AcceptEvent: accept()/accept4() returned a connection (conn id assigned)
+  kLost = 15,         // LostEvent: this thread dropped events before this point
+  kThread = 16,       // ThreadEvent: the rest of this segment belongs to another thread
+  kExecInherit = 17,  // InheritEvent: a tracked socket survived exec; parent_conn = its id in the
+                      //   previous image's file (same pid)
+  kAddrPath = 18,     // AddrPathEvent: the AF_UNIX path of the connection's peer or local end
 };
 
 // Every event starts with this. size includes the header and is a multiple of 8, so the next
 // event starts at offset + size. conn is the per-process connection id given at socket() (1, 2,
 // ...); 0 for events not tied to a connection. ts_ns is CLOCK_MONOTONIC at the start of the call.
-// The pid comes from the FileHeader, the tid from the SegmentHeader.
+// The pid comes from the FileHeader, the tid from the SegmentHeader (or the last ThreadEvent).
+//
+// When an event happened (what readers order by, SPEC §5): a read (DataEvent, dir kRecv) at its
+// completion, ts_ns + dur_ns, the moment its data was there; a write at its start; any other event
+// with a dur_ns at its completion; the rest at ts_ns; a StackEvent at the place of the event it
+// follows. Events are written when their call returns, so a call that contains another (the socket
+// write inside SSL_write, a signal handler's I/O) is written after it: within one thread these
+// times are in order except across such nesting, which a reader repairs with a small window.
 struct EventHeader {
   uint16_t kind;   // EventKind
   uint16_t size;
@@ -161,12 +208,17 @@ enum class DataCall : uint8_t {
 // DataEvent::flags
 inline constexpr uint8_t kDataTlsPlaintext = 1u << 0;  // bytes seen through a TLS library hook
 inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the other direction (or first ever)
+inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's request target was cut
 
 // Capture: at a direction change the writer keeps a sanitised prefix of the bytes, never a body
 // or a header value other than Host. Its content depends on capture_kind:
 //   kCaptureNone      nothing recorded
-//   kCaptureHttpReq   the request line, then (if present) "\r\nHost: <value>"
-//   kCaptureHttpResp  the status line
+//   kCaptureHttpReq   the request line, then "\r\n"-separated lines of the allow-listed request
+//                     headers present, in their order: Host, Connection, traceparent (v1: Host
+//                     only). A target longer than kTargetMax is cut there (flag kDataCaptureCut);
+//                     a header line is kept whole or not at all (no cut Host, ever).
+//   kCaptureHttpResp  the status line, then the allow-listed response header lines present:
+//                     Connection, Keep-Alive (v1: the status line only)
 //   kCaptureTls       up to kTlsCaptureMax bytes of TLS records starting at a record header
 //                     (ClientHello / ServerHello are public handshake metadata, not payload)
 //   kCaptureOpaque    up to 8 bytes, only enough to recognise a protocol (e.g. h2 preface)
@@ -179,7 +231,8 @@ inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the o
 //                     and body in two calls); up to kTlsCaptureMax bytes: a ServerHello is public
 enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4,
                                    kH2Frames = 5, kTlsBody = 6 };
-inline constexpr size_t kHttpCaptureMax = 256;
+inline constexpr size_t kHttpCaptureMax = 768;   // v1: 256
+inline constexpr size_t kTargetMax = 256;
 inline constexpr size_t kTlsCaptureMax = 2048;
 inline constexpr size_t kH2CaptureMaxFrames = 28;  // 252 bytes: within kHttpCaptureMax
 
@@ -257,6 +310,38 @@ struct ExecEvent {           // followed by path_len bytes of the program path, 
   uint32_t pad;
 };
 
+struct AcceptEvent {         // ts_ns = when accept() returned; conn = the new connection's id
+  EventHeader h;
+  uint64_t dur_ns;           // time inside accept()
+  int32_t fd;                // the new descriptor
+  int32_t listen_fd;
+  Addr peer;
+  Addr local;
+};
+
+struct LostEvent {           // written by a thread before its next event after it lost some
+  EventHeader h;             // ts_ns = when the first of them was lost
+  uint64_t count;
+  uint8_t cause;             // DropCause
+  uint8_t pad[7];
+};
+
+struct ThreadEvent {         // the events after this one in this segment are this thread's
+  EventHeader h;
+  int32_t tid;
+  uint32_t pad;
+  uint64_t thread_uid;
+  uint64_t thread_seq;       // position of this run in the thread's chain, as SegmentHeader's
+};
+
+struct AddrPathEvent {       // follows the Connect/Accept event of an AF_UNIX connection;
+  EventHeader h;             // followed by path_len bytes (an abstract name starts with NUL)
+  int32_t fd;
+  uint8_t which;             // 0 peer, 1 local
+  uint8_t pad;
+  uint16_t path_len;
+};
+
 struct StackEvent {          // followed by depth return addresses (uint64_t)
   EventHeader h;
   uint32_t depth;
@@ -284,6 +369,11 @@ static_assert(sizeof(TlsHandshakeEvent) == 456);
 static_assert(sizeof(TlsCloseEvent) == 24);
 static_assert(sizeof(ExecEvent) == 24);
 static_assert(sizeof(StackEvent) == 24);
+static_assert(sizeof(AcceptEvent) == 80);
+static_assert(sizeof(LostEvent) == 32);
+static_assert(sizeof(ThreadEvent) == 40);
+static_assert(sizeof(AddrPathEvent) == 24);
+static_assert(offsetof(FileHeader, exe) == 160 && offsetof(FileHeader, dropped_by_cause) == 3744);
 static_assert(kSegmentSize % 4096 == 0 && kHeaderSize % 4096 == 0);
 
 }  // namespace httptrace::format
