@@ -5,6 +5,9 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/single_threaded.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -22,6 +25,7 @@ namespace {
 
 std::atomic<int> g_state{static_cast<int>(RecorderState::kUnstarted)};
 TraceWriter g_writer;
+TraceSink g_sink(g_writer);
 int g_pid = 0;
 bool g_stacks = false;
 uint64_t g_max_bytes = kDefaultMaxMb << 20;
@@ -36,14 +40,43 @@ char g_argv[format::kArgvMax];
 size_t g_argv_len = 0;
 uint32_t g_argc = 0;
 
+// Diagnostics go where they cannot harm the program: HTTPTRACE_LOG=FILE when set, else fd 2
+// only while it is still the file it was at load (a program may have made fd 2 a data file or
+// a socket since).
+char g_log_path[4096];
+bool g_stderr_known = false;
+dev_t g_stderr_dev = 0;
+ino_t g_stderr_ino = 0;
+
+void note_stderr() {
+  struct stat st;
+  g_stderr_known = fstat(2, &st) == 0;
+  g_stderr_dev = st.st_dev;
+  g_stderr_ino = st.st_ino;
+}
+
 void warn(const char* a, const char* b = "", const char* c = "") {
   static std::atomic<int> warned{0};
   if (warned.fetch_add(1) > 2) return;  // a broken setting must not flood the program's stderr
-  sys::write(2, "httptrace: ", 11);
-  sys::write(2, a, strlen(a));
-  sys::write(2, b, strlen(b));
-  sys::write(2, c, strlen(c));
-  sys::write(2, "\n", 1);
+  int fd = -1;
+  if (g_log_path[0] != '\0') {
+    fd = sys::openat(AT_FDCWD, g_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+  } else {
+    struct stat st;
+    if (!g_stderr_known || fstat(2, &st) != 0 || st.st_dev != g_stderr_dev ||
+        st.st_ino != g_stderr_ino) {
+      return;
+    }
+    fd = 2;
+  }
+  char line[512];
+  size_t n = 0;
+  for (const char* part : {"httptrace: ", a, b, c, "\n"}) {
+    for (const char* p = part; *p != '\0' && n < sizeof(line); ++p) line[n++] = *p;
+  }
+  sys::write(fd, line, n);  // one write: lines from several processes do not interleave
+  if (fd != 2) sys::close(fd);
 }
 
 void read_cmdline() {
@@ -68,15 +101,38 @@ void read_exe() {
   g_exe_len = n > 0 ? static_cast<size_t>(n) : 0;
 }
 
-// Where our descriptor goes: high enough that programs dup2()ing onto low numbers or opening
-// many files rarely meet it, low enough (< 1024) that the kernel's descriptor table of a process
-// with a huge RLIMIT_NOFILE is not blown up to millions of entries for our sake.
-int fd_floor() {
+// Where our descriptor goes: out of the way of programs that dup2() onto low numbers or count
+// their own descriptors, and never at a number the kernel's descriptor table does not cover
+// yet. Growing the table in a process with threads waits for an RCU grace period (10-25 ms
+// measured, inside whatever call of the program made us create the file), so it is grown here,
+// while the process is single-threaded (load, fork child), where it costs microseconds: a
+// throw-away F_DUPFD at the number, closed at once (tables never shrink). Under a small
+// RLIMIT_NOFILE (<= 80) the number is the limit's last one, inside the 64 entries every table
+// starts with, so the program's own first descriptors are what they would be untraced.
+int g_fd_slot = 0;
+
+void reserve_fd_slot() {
   rlimit rl;
   uint64_t soft = 1024;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) soft = rl.rlim_cur;
-  if (soft > 1024) soft = 1024;
-  return soft > 64 ? static_cast<int>(soft - 16) : 0;
+  if (soft > 1024) soft = 1024;  // a huge limit must not blow the table up for our sake
+  constexpr uint64_t kTableStart = 64;  // NR_OPEN_DEFAULT: no growth below it
+  const uint64_t small = soft < kTableStart ? soft : kTableStart;
+  g_fd_slot = small > 3 ? static_cast<int>(small - 1) : 0;
+  if (soft <= kTableStart + 16 || !__libc_single_threaded) return;
+  const int want = static_cast<int>(soft - 16);
+  int probe = -1;
+  for (int fd = 0; fd <= 2 && probe < 0; ++fd) probe = sys::fcntl(fd, F_DUPFD_CLOEXEC, want);
+  if (probe < 0) {
+    const int any = sys::openat(AT_FDCWD, "/", O_PATH | O_CLOEXEC, 0);
+    if (any >= 0) {
+      probe = sys::fcntl(any, F_DUPFD_CLOEXEC, want);
+      sys::close(any);
+    }
+  }
+  if (probe < 0) return;
+  sys::close(probe);
+  g_fd_slot = want;
 }
 
 bool open_trace(int pid, int ppid, bool child) {
@@ -95,7 +151,8 @@ bool open_trace(int pid, int ppid, bool child) {
   o.argv = g_argv;
   o.argv_len = g_argv_len;
   o.argc = g_argc;
-  o.fd_floor = fd_floor();
+  o.fd_floor = g_fd_slot;
+  o.guard_sigbus = true;
   if (!g_writer.open(path, o)) {
     warn("cannot create trace file ", path, ": not tracing this process");
     return false;
@@ -105,14 +162,54 @@ bool open_trace(int pid, int ppid, bool child) {
 
 void on_fork_child();
 
-// The file is created at the first event that is about the network (a lookup, a TCP socket, an
-// inherited one), not at load: a shell script or a build run under `httptrace run` starts dozens
-// of processes that never touch the network, and each would otherwise leave a file behind.
-// Fork and exec events alone never create it (events.cpp checks active() for those).
+// The file is created at the first event that is about the network (a lookup, a TCP socket, a
+// use of an inherited one), not at load: a shell script or a build run under `httptrace run`
+// starts dozens of processes that never touch the network, and each would otherwise leave a
+// file behind. Fork, exec, close and dup events alone never create it (TraceSink::open_for).
 enum FileState : int { kFileNone = 0, kFileOpening = 1, kFileOpen = 2, kFileFailed = 3 };
 std::atomic<int> g_file{kFileNone};
 int g_ppid = 0;
 bool g_is_child = false;  // a fork child: a template without %p gets ".<pid>" appended
+
+// A fork child's inherited connections, announced (InheritEvent, or DupEvent for a second
+// descriptor of one connection) when its file is created, if they are still open then.
+struct PendingInherit {
+  int fd;
+  uint32_t conn;
+  uint32_t parent_conn;
+};
+constexpr int kMaxPendingInherit = 1024;
+PendingInherit g_pending[kMaxPendingInherit];
+int g_npending = 0;
+uint64_t g_fork_ts = 0;
+
+void announce_inherited() {
+  // The first descriptor of a connection still open gets the InheritEvent, later ones a DupEvent
+  // naming it (the parent's first one may have been closed in the child since).
+  int announced[kMaxPendingInherit];
+  int nannounced = 0;
+  for (int i = 0; i < g_npending; ++i) {
+    const PendingInherit& p = g_pending[i];
+    if (FdTable::conn_of(g_fd_table.load(p.fd)) != p.conn) continue;  // closed since
+    int first = -1;
+    for (int k = 0; k < nannounced && first < 0; ++k) {
+      if (g_pending[announced[k]].conn == p.conn) first = g_pending[announced[k]].fd;
+    }
+    if (first < 0) {
+      announced[nannounced++] = i;
+      auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, p.conn, g_fork_ts);
+      ev.fd = p.fd;
+      ev.parent_conn = p.parent_conn;
+      g_writer.emit(&ev, sizeof(ev));
+    } else {
+      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, p.conn, g_fork_ts);
+      ev.oldfd = first;
+      ev.newfd = p.fd;
+      g_writer.emit(&ev, sizeof(ev));
+    }
+  }
+  g_npending = 0;
+}
 
 }  // namespace
 
@@ -121,6 +218,7 @@ bool open_trace_file() {
   if (s == kFileNone && g_file.compare_exchange_strong(s, kFileOpening, std::memory_order_acq_rel)) {
     ErrnoSaver keep;
     const bool ok = open_trace(g_pid, g_ppid, g_is_child);
+    if (ok) announce_inherited();
     g_file.store(ok ? kFileOpen : kFileFailed, std::memory_order_release);
     return ok;
   }
@@ -133,10 +231,32 @@ bool open_trace_file() {
   return s == kFileOpen;
 }
 
+bool TraceSink::open_for(const void* head) {
+  format::EventHeader h;
+  memcpy(&h, head, sizeof(h));
+  switch (static_cast<format::EventKind>(h.kind)) {
+    case format::EventKind::kClose:
+    case format::EventKind::kDup:
+    case format::EventKind::kTlsClose:
+    case format::EventKind::kFork:
+    case format::EventKind::kExec:
+      return false;  // about what exists already: not a reason to make a file
+    default:
+      return open_trace_file();
+  }
+}
+
+void note_nested_drop() {
+  if (g_writer.active()) g_writer.drop(format::DropCause::kNested, now_ns());
+}
+
 namespace {
 
 bool configure() {
   if (env_flag(getenv("HTTPTRACE_DISABLE")) || getauxval(AT_SECURE) != 0) return false;
+  note_stderr();
+  const char* log = getenv("HTTPTRACE_LOG");
+  if (log != nullptr && strlen(log) < sizeof(g_log_path)) strcpy(g_log_path, log);
   g_stacks = env_flag(getenv("HTTPTRACE_STACKS"));
   if (g_stacks && !load_unwinder()) {
     warn("HTTPTRACE_STACKS=1 but libunwind.so.8 cannot be loaded; recording without stacks");
@@ -167,7 +287,7 @@ bool configure() {
   read_cmdline();
   g_pid = sys::getpid();
   g_ppid = sys::getppid();
-  g_writer.set_opener(open_trace_file);
+  reserve_fd_slot();
   pthread_atfork(nullptr, nullptr, on_fork_child);
   return true;
 }
@@ -180,10 +300,11 @@ void on_fork_child() {
   g_writer.close();  // the parent's mapping and descriptor: the child must never write there
   g_next_conn.store(1, std::memory_order_relaxed);
   g_next_lookup.store(1, std::memory_order_relaxed);
-  // The child's own file is created lazily too: right below if it inherited tracked sockets.
   g_ppid = parent;
   g_is_child = true;
+  g_npending = 0;
   g_file.store(kFileNone, std::memory_order_release);
+  reserve_fd_slot();  // a child's table is only as big as the descriptors it inherited
   // Inherited sockets are the child's too; new ids keep per-process numbering dense, and
   // descriptors that were dups of one connection in the parent stay one connection here.
   struct Renamed {
@@ -192,36 +313,28 @@ void on_fork_child() {
   };
   Renamed renamed[256];
   int nrenamed = 0;
-  const uint64_t ts = now_ns();
+  g_fork_ts = now_ns();
   const int hw = g_fd_table.high_water();
   for (int fd = 0; fd < hw; ++fd) {
     const uint32_t parent_conn = FdTable::conn_of(g_fd_table.load(fd));
     if (parent_conn == 0) continue;
-    uint32_t conn = 0;
-    int first_fd = -1;
-    for (int i = 0; i < nrenamed && conn == 0; ++i) {
-      if (renamed[i].parent_conn == parent_conn) {
-        conn = renamed[i].conn;
-        first_fd = renamed[i].fd;
-      }
+    // A listening socket is no connection of the child's (a pre-forking server's workers).
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (sys::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+      g_fd_table.untrack(fd);
+      continue;
     }
-    const bool first = conn == 0;
-    if (first) {
+    uint32_t conn = 0;
+    for (int i = 0; i < nrenamed && conn == 0; ++i) {
+      if (renamed[i].parent_conn == parent_conn) conn = renamed[i].conn;
+    }
+    if (conn == 0) {
       conn = next_conn_id();
       if (nrenamed < 256) renamed[nrenamed++] = {parent_conn, conn, fd};
     }
     g_fd_table.renumber(fd, conn);
-    if (first) {
-      auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, conn, ts);
-            ev.fd = fd;
-      ev.parent_conn = parent_conn;
-      g_writer.emit(&ev, sizeof(ev));
-    } else {
-      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, conn, ts);
-            ev.oldfd = first_fd;
-      ev.newfd = fd;
-      g_writer.emit(&ev, sizeof(ev));
-    }
+    if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn};
   }
 }
 
@@ -255,7 +368,7 @@ bool recording() {
   return false;
 }
 
-TraceWriter& trace_writer() { return g_writer; }
+TraceSink& trace_writer() { return g_sink; }
 int recorder_pid() { return g_pid; }
 bool stacks_enabled() { return g_stacks; }
 namespace {

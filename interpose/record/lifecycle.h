@@ -1,14 +1,20 @@
 // Process life-cycle of the recorder, in one place:
 //
 //   load      constructor in hooks/process.cpp (or the first hook, whichever runs first) reads
-//             HTTPTRACE_*; unless disabled or AT_SECURE, the trace file is created and mapped at
-//             the first network event (open_trace_file), so processes that never touch the
+//             HTTPTRACE_*, notes which file fd 2 is (diagnostics go there only while it still
+//             is), and makes room in the descriptor table for our descriptor while the process
+//             is single-threaded (growing it later waits for an RCU grace period). Unless
+//             disabled or AT_SECURE, the trace file is created and mapped at the first network
+//             event (TraceSink::emit -> open_trace_file), so processes that never touch the
 //             network leave no file.
-//   threads   nothing to do: a thread claims its first segment at its first event; at exit its
-//             last segment simply stays as committed.
-//   fork      pthread_atfork child handler: unmap the parent's file, make the child's own
-//             (ppid = parent; created lazily, i.e. at once if it inherited tracked sockets), restart conn/lookup numbering, and give every inherited tracked
-//             socket a new id with an InheritEvent. The parent records a ForkEvent (fork hook).
+//   threads   nothing to do here: a thread claims its first segment at its first event; at exit
+//             the writer hands the rest of its segment to the next thread that needs one.
+//   fork      pthread_atfork child handler: unmap the parent's file, restart conn/lookup
+//             numbering, give every inherited tracked socket a new id (listening ones are not
+//             connections: untracked). The child's file is created only at its first network
+//             event, which may be the first use of an inherited socket; its InheritEvents are
+//             written first then. A child that only closes what it inherited and execs leaves
+//             no file. The parent records a ForkEvent (fork hook).
 //   vfork     the child shares our memory: it must not record. Checked (getpid against the cached
 //             pid) where it matters: segment claims, close/dup/exec of tracked descriptors; the
 //             close/dup/exec checks only once a vfork was seen (hooks/vfork.cpp).
@@ -29,9 +35,34 @@ enum class RecorderState : int { kUnstarted = 0, kStarting = 1, kRecording = 2, 
 RecorderState start_recorder();
 RecorderState recorder_state();
 
-TraceWriter& trace_writer();
-// Creates this process's trace file if nobody has yet (the writer calls it at the first event;
-// concurrent callers wait, boundedly, for the one creating it). True when the file is open.
+// What the recorder writes to: the process's TraceWriter, created on first need. The writer
+// knows nothing of this (the dependency goes one way): emit() here creates the file at the first
+// event about the network. Events that are only about what exists already (a close, a dup, a
+// fork or exec, a TLS close) never create it.
+class TraceSink {
+ public:
+  explicit TraceSink(TraceWriter& w) : w_(w) {}
+  bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0) {
+    if (!w_.active() && !open_for(head)) return false;
+    return w_.emit(head, head_len, tail, tail_len);
+  }
+  bool active() const { return w_.active(); }
+  const char* path() const { return w_.path(); }
+  int fd() const { return w_.fd(); }
+  void note_fd_gone(int fd) { w_.note_fd_gone(fd); }
+  uint64_t dropped() const { return w_.dropped(); }
+  uint64_t dropped(format::DropCause cause) const { return w_.dropped(cause); }
+  format::FileHeader* header() const { return w_.header(); }
+  TraceWriter& writer() { return w_; }
+
+ private:
+  static bool open_for(const void* head);
+  TraceWriter& w_;
+};
+
+TraceSink& trace_writer();
+// Creates this process's trace file if nobody has yet (concurrent callers wait, boundedly, for
+// the one creating it). True when the file is open.
 bool open_trace_file();
 int recorder_pid();
 bool stacks_enabled();

@@ -15,12 +15,14 @@
 // The record_* functions take the ReentryGuard themselves, around the recording only, not the
 // real call: a TLS library's own write() on the socket underneath SSL_write must still be seen,
 // and a signal handler doing I/O while the thread sits in a blocking recv() is recorded too. The
-// guard only stops an event from being started while another is being written on the same
-// thread (a signal handler interrupting emit()); such a nested event is lost, never corrupted.
+// guard counts how deep recording is nested on this thread (a signal handler interrupting the
+// recorder, as LTTng-UST does): up to kMaxRecorderDepth levels are recorded (the writer gives a
+// nested event its own space), deeper ones are dropped and counted (DropCause::kNested).
 #pragma once
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 
@@ -30,16 +32,30 @@
 
 namespace httptrace {
 
-inline thread_local constinit bool t_in_recorder = false;
+inline thread_local constinit unsigned t_recorder_depth = 0;
+inline constexpr unsigned kMaxRecorderDepth = 4;
 
-// Non-nesting per-thread guard: evaluates to false when the thread is already recording.
+// Counts one event lost to the nesting limit (lifecycle.cpp: the writer's kNested).
+void note_nested_drop();
+
+// Per-thread nesting counter: evaluates to false when recording is already kMaxRecorderDepth
+// deep on this thread (the event is then counted as lost). A nested handler always puts the
+// counter back as it found it, so plain increments are safe against signals.
 class ReentryGuard {
  public:
-  ReentryGuard() : entered_(!t_in_recorder) {
-    if (entered_) t_in_recorder = true;
+  ReentryGuard() : entered_(t_recorder_depth < kMaxRecorderDepth) {
+    if (entered_) {
+      ++t_recorder_depth;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      note_nested_drop();
+    }
   }
   ~ReentryGuard() {
-    if (entered_) t_in_recorder = false;
+    if (entered_) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      --t_recorder_depth;
+    }
   }
   ReentryGuard(const ReentryGuard&) = delete;
   ReentryGuard& operator=(const ReentryGuard&) = delete;

@@ -30,6 +30,14 @@ struct Probe {
   uint32_t seq;
 };
 
+bool is_thread_event(const uint8_t* p, size_t avail) {
+  format::EventHeader h;
+  if (avail < sizeof(format::ThreadEvent)) return false;
+  memcpy(&h, p, sizeof(h));
+  return h.kind == static_cast<uint16_t>(format::EventKind::kThread) &&
+         h.size == sizeof(format::ThreadEvent);
+}
+
 bool check_event(const uint8_t* p, size_t avail, uint32_t* thread, uint32_t* seq) {
   if (avail < sizeof(Probe)) return false;
   Probe pr;
@@ -43,6 +51,31 @@ bool check_event(const uint8_t* p, size_t avail, uint32_t* thread, uint32_t* seq
   *thread = pr.thread;
   *seq = pr.seq;
   return true;
+}
+
+// Events by thread: uid -> thread_seq -> the thread's events in that run. A segment's events
+// belong to the thread in its header until a ThreadEvent names another.
+using Runs = std::map<uint64_t, std::map<uint64_t, std::vector<std::vector<uint8_t>>>>;
+Runs thread_runs(const testing::TraceView& v) {
+  Runs runs;
+  for (const auto& seg : v.segments) {
+    auto* run = &runs[seg.header.thread_uid][seg.header.thread_seq];
+    for (const auto& ev : seg.events) {
+      if (is_thread_event(ev.data(), ev.size())) {
+        const auto te = testing::as<format::ThreadEvent>(ev);
+        EXPECT_EQ(runs[te.thread_uid].count(te.thread_seq), 0u) << "a run written twice";
+        run = &runs[te.thread_uid][te.thread_seq];
+        continue;
+      }
+      run->push_back(ev);
+    }
+  }
+  // A segment handed on with nothing of its first owner's left is no run of it.
+  for (auto& [uid, chain] : runs) {
+    for (auto it = chain.begin(); it != chain.end();) it = it->second.empty() ? chain.erase(it) : ++it;
+  }
+  for (auto it = runs.begin(); it != runs.end();) it = it->second.empty() ? runs.erase(it) : ++it;
+  return runs;
 }
 
 TEST(TraceWriterStress, ConcurrentWritersStayWholeAndOrdered) {
@@ -74,7 +107,8 @@ TEST(TraceWriterStress, ConcurrentWritersStayWholeAndOrdered) {
         uint64_t pos = 0;
         while (pos < committed) {
           uint32_t t, q;
-          if (!check_event(seg + 64 + pos, committed - pos, &t, &q)) {
+          if (!is_thread_event(seg + 64 + pos, committed - pos) &&
+              !check_event(seg + 64 + pos, committed - pos, &t, &q)) {
             torn.fetch_add(1);
             break;
           }
@@ -113,24 +147,20 @@ TEST(TraceWriterStress, ConcurrentWritersStayWholeAndOrdered) {
   EXPECT_EQ(w.dropped(), 0u);
   w.close();
 
-  // Afterwards: per thread (tid), segments in thread_seq order hold seq 0..N-1 exactly once.
-  const auto v = parse_trace(dir.file("t"));
-  std::map<int32_t, std::map<uint64_t, const testing::SegmentView*>> by_tid;
-  for (const auto& seg : v.segments) {
-    EXPECT_TRUE(by_tid[seg.header.tid].emplace(seg.header.thread_seq, &seg).second);
-  }
-  ASSERT_EQ(by_tid.size(), static_cast<size_t>(kThreads));
-  for (const auto& [tid, segs] : by_tid) {
+  // Afterwards: per thread (thread_uid), runs in thread_seq order hold seq 0..N-1 exactly once.
+  const auto runs = thread_runs(parse_trace(dir.file("t")));
+  ASSERT_EQ(runs.size(), static_cast<size_t>(kThreads));
+  for (const auto& [uid, chain] : runs) {
     uint32_t next = 0, thread = ~0u;
     uint64_t expect_seq = 0;
-    for (const auto& [seq, seg] : segs) {
+    for (const auto& [seq, events] : chain) {
       EXPECT_EQ(seq, expect_seq++);
-      for (const auto& ev : seg->events) {
+      for (const auto& ev : events) {
         uint32_t t, q;
         ASSERT_TRUE(check_event(ev.data(), ev.size(), &t, &q));
         if (thread == ~0u) thread = t;
-        EXPECT_EQ(t, thread) << "two threads in one segment chain";
-        ASSERT_EQ(q, next) << "tid " << tid;
+        EXPECT_EQ(t, thread) << "two threads in one chain";
+        ASSERT_EQ(q, next) << "uid " << uid;
         ++next;
       }
     }
@@ -138,31 +168,52 @@ TEST(TraceWriterStress, ConcurrentWritersStayWholeAndOrdered) {
   }
 }
 
-TEST(TraceWriterStress, ManyShortLivedThreadsEachClaimTheirOwnSegment) {
+// A thread per task (curl's resolver) must not cost a segment per thread: an exiting thread's
+// segment is handed to the next one, which says so with a ThreadEvent. Every thread keeps a
+// unique thread_uid although the kernel reuses tids.
+TEST(TraceWriterStress, ShortLivedThreadsShareSegmentsAndKeepUniqueIds) {
   TempDir dir;
   TraceWriter w;
   WriterOptions o;
   o.max_bytes = 64ull << 20;
   o.pid = sys::getpid();
   ASSERT_TRUE(w.open(dir.file("t").c_str(), o));
-  constexpr int kShortThreads = 200;
-  for (int batch = 0; batch < kShortThreads / 20; ++batch) {
+  constexpr int kShortThreads = 20000;
+  constexpr int kBatch = 20;
+  for (int batch = 0; batch < kShortThreads / kBatch; ++batch) {
     std::vector<std::thread> ts;
-    for (int i = 0; i < 20; ++i) {
-      ts.emplace_back([&w] {
+    for (int i = 0; i < kBatch; ++i) {
+      const uint32_t n = static_cast<uint32_t>(batch * kBatch + i);
+      ts.emplace_back([&w, n] {
         Probe p = {};
-        p.h.conn = 1;
+        p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
+        p.h.conn = n + 1;
+        p.thread = n;
         p.seq = 0;
-        w.emit(&p, sizeof(p));
+        p.h.ts_ns = 0;
+        EXPECT_TRUE(w.emit(&p, sizeof(p)));
       });
     }
     for (auto& t : ts) t.join();
   }
-  EXPECT_EQ(w.header()->segments_claimed, static_cast<uint64_t>(kShortThreads));
+  // 20,000 threads of 64 bytes each (event + ThreadEvent) fit in ~20 segments; a segment per
+  // thread would be 20,000. Concurrent batches may each open a few more.
+  EXPECT_LE(w.header()->segments_claimed, 200u);
+  EXPECT_EQ(w.dropped(), 0u);
   w.close();
-  const auto v = parse_trace(dir.file("t"));
-  EXPECT_EQ(v.segments.size(), static_cast<size_t>(kShortThreads));
-  for (const auto& s : v.segments) EXPECT_EQ(s.events.size(), 1u);
+  const auto runs = thread_runs(parse_trace(dir.file("t")));
+  EXPECT_EQ(runs.size(), static_cast<size_t>(kShortThreads)) << "one chain per thread_uid";
+  std::vector<int> seen(kShortThreads, 0);
+  for (const auto& [uid, chain] : runs) {
+    EXPECT_NE(uid, 0u);
+    ASSERT_EQ(chain.size(), 1u);
+    ASSERT_EQ(chain.begin()->second.size(), 1u);
+    uint32_t t, q;
+    ASSERT_TRUE(check_event(chain.begin()->second[0].data(), chain.begin()->second[0].size(), &t, &q));
+    ASSERT_LT(t, static_cast<uint32_t>(kShortThreads));
+    ++seen[t];
+  }
+  for (int i = 0; i < kShortThreads; ++i) ASSERT_EQ(seen[i], 1) << i;
 }
 
 }  // namespace
