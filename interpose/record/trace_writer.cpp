@@ -51,6 +51,8 @@ constexpr int kMadvPopulateWrite = 23;  // older headers; the kernel decides whe
 // After a failed growth (disk full), threads wait this long (in event time) before trying again:
 // a full disk costs one fallocate per interval, not one per event.
 constexpr uint64_t kGrowthRetryNs = 50'000'000;
+// The last bytes of a segment, kept for events nested in an emit (see append).
+constexpr uint32_t kNestedReserve = 1024;
 // An exiting thread's segment with less room than this is not worth handing on.
 constexpr uint32_t kParkMinFree = 4096;
 // Not a DropCause: the event is not ours to count (a vfork child sharing our memory).
@@ -418,9 +420,8 @@ bool TraceWriter::ensure_size(uint64_t need, uint64_t ts, DropCause* why) {
 // Drops a full segment from our page tables (the data stays in the page cache) so the resident
 // set stays bounded per thread. Dropping is a TLB flush whose cost is mostly per call, so runs
 // of adjacent segments (a thread that writes alone claims consecutive ones) go in one call.
-void TraceWriter::release_segment(WriterCursor& c) {
+void TraceWriter::release_segment(WriterCursor& c, uint8_t* full) {
   if (release_batch_ == 0) return;  // never dropped (benchmarks only: RSS grows with the file)
-  uint8_t* full = c.segment;
   if (c.spent != nullptr &&
       (full != c.spent + c.spent_count * format::kSegmentSize ||
        c.spent_count >= release_batch_)) {
@@ -441,13 +442,11 @@ void TraceWriter::release_segment(WriterCursor& c) {
 // kTruncated; (2) for the window between a truncation and the next claim, the SIGBUS handler
 // above (installed only over the default action): a fault in our mapping swaps the mapping for
 // anonymous memory, so the write in progress completes into nothing and the program goes on.
+//
+// The slow part (syscalls, page faults of a fresh segment) runs while the old segment is still
+// the cursor's: a signal handler's event that fits there is kept. Only the swap itself, a few
+// instructions, makes nested emits drop (switching).
 bool TraceWriter::start_segment(WriterCursor& c, uint32_t need, uint64_t ts, DropCause* why) {
-  if (c.segment != nullptr) {
-    publish(c);  // nested events may have gone in since the outermost emit last published
-    release_segment(c);
-  }
-  poke(c.segment, static_cast<uint8_t*>(nullptr));
-  poke(c.reserved, 0u);
   // A vfork child runs on our memory with our thread's cursor; it must not take segments.
   if (sys::getpid() != pid_) {
     *why = kNotCounted;
@@ -462,23 +461,40 @@ bool TraceWriter::start_segment(WriterCursor& c, uint32_t need, uint64_t ts, Dro
       note_fd_gone(fd);
     } else if (static_cast<uint64_t>(st.st_size) < file_size_.load(std::memory_order_acquire)) {
       truncated_.store(true, std::memory_order_relaxed);
+      poke(c.switching, 1u);
+      fence();
+      poke(c.segment, static_cast<uint8_t*>(nullptr));  // never touched again: past the end now
+      fence();
+      poke(c.switching, 0u);
       *why = DropCause::kTruncated;
       return false;
     }
   }
   if (c.uid == 0) c.uid = next_uid_.fetch_add(1, std::memory_order_relaxed);
+  uint8_t* seg = nullptr;
+  uint32_t start = 0;
   const bool ok = (hand_off_ && parked_count_.load(std::memory_order_relaxed) > 0 &&
-                   take_parked(c, need)) ||
-                  claim_fresh(c, ts, why);
-  if (ok && hand_off_ && c.key_armed == 0) {
+                   take_parked(c, need, &seg, &start)) ||
+                  claim_fresh(c, ts, why, &seg);
+  if (!ok) return false;  // the old segment stays: smaller events may still fit in it
+  if (hand_off_ && c.key_armed == 0) {
     // Keys below 32 live in the thread descriptor: this allocates nothing.
     pthread_setspecific(g_exit_key, this);
     c.key_armed = 1;
   }
-  return ok;
+  poke(c.switching, 1u);
+  fence();
+  uint8_t* old = peek(c.segment);
+  publish(c);  // nested events may have gone in since the outermost emit last published
+  poke(c.reserved, start);
+  poke(c.segment, seg);
+  fence();
+  poke(c.switching, 0u);
+  if (old != nullptr) release_segment(c, old);
+  return true;
 }
 
-bool TraceWriter::take_parked(WriterCursor& c, uint32_t need) {
+bool TraceWriter::take_parked(WriterCursor& c, uint32_t need, uint8_t** out, uint32_t* start) {
   for (auto& slot : parked_) {
     uint64_t v = slot.load(std::memory_order_relaxed);
     if (v == 0) continue;
@@ -506,15 +522,14 @@ bool TraceWriter::take_parked(WriterCursor& c, uint32_t need) {
     te.thread_uid = c.uid;
     te.thread_seq = c.next_seq++;
     memcpy(seg + sizeof(SegmentHeader) + used, &te, sizeof(te));
-    poke(c.reserved, static_cast<uint32_t>(used + sizeof(te)));
-    fence();
-    poke(c.segment, seg);
+    *out = seg;
+    *start = static_cast<uint32_t>(used + sizeof(te));
     return true;
   }
   return false;
 }
 
-bool TraceWriter::claim_fresh(WriterCursor& c, uint64_t ts, DropCause* why) {
+bool TraceWriter::claim_fresh(WriterCursor& c, uint64_t ts, DropCause* why, uint8_t** out) {
   std::atomic_ref<uint64_t> claimed(header_->segments_claimed);
   uint64_t index = claimed.load(std::memory_order_relaxed);
   // Grow first, claim second: every claimed segment lies inside the file, so even a reader that
@@ -545,8 +560,7 @@ bool TraceWriter::claim_fresh(WriterCursor& c, uint64_t ts, DropCause* why) {
   sh->thread_uid = c.uid;
   std::atomic_ref<uint64_t>(sh->committed).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(sh->magic).store(format::kSegmentMagic, std::memory_order_release);
-  fence();
-  poke(c.segment, seg);
+  *out = seg;
   return true;
 }
 
@@ -601,13 +615,18 @@ bool TraceWriter::append(WriterCursor& c, const void* head, size_t head_len, con
     }
   }
   const uint32_t need = size + extra;
+  // The outermost emit leaves the end of each segment to nested ones: a signal handler's event
+  // arriving while we change segment (syscalls, where signals are delivered) still has room.
+  const uint32_t limit = depth > 1 || need > format::kSegmentPayload - kNestedReserve
+                             ? format::kSegmentPayload
+                             : format::kSegmentPayload - kNestedReserve;
   // Each failed CAS means a nested emit took space first (bounded by the nesting depth); each
   // segment change gives room for `need`. The bound only guards against the impossible.
   for (int attempt = 0; attempt < 16; ++attempt) {
     uint8_t* seg = peek(c.segment);
     if (seg != nullptr && peek(c.switching) == 0) {
       const uint32_t off = peek(c.reserved);
-      if (off + need <= format::kSegmentPayload) {
+      if (off + need <= limit) {
         if (!local_cas32(&c.reserved, off, off + need)) continue;
         uint8_t* dst = seg + sizeof(SegmentHeader) + off;
         for (int i = 0; i < format::kDropCauses; ++i) {
@@ -637,13 +656,8 @@ bool TraceWriter::append(WriterCursor& c, const void* head, size_t head_len, con
       drop(DropCause::kNested, ts);
       return false;
     }
-    poke(c.switching, 1u);
-    fence();
     DropCause why = DropCause::kSizeCap;
-    const bool ok = start_segment(c, need, ts, &why);
-    fence();
-    poke(c.switching, 0u);
-    if (!ok) {
+    if (!start_segment(c, need, ts, &why)) {
       drop(why, ts);
       return false;
     }

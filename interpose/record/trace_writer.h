@@ -109,9 +109,9 @@ class TraceWriter {
   bool append(WriterCursor& c, const void* head, size_t head_len, const void* tail,
               size_t tail_len, uint32_t size, uint64_t ts);
   bool start_segment(WriterCursor& c, uint32_t need, uint64_t ts, format::DropCause* why);
-  bool take_parked(WriterCursor& c, uint32_t need);
-  bool claim_fresh(WriterCursor& c, uint64_t ts, format::DropCause* why);
-  void release_segment(WriterCursor& c);
+  bool take_parked(WriterCursor& c, uint32_t need, uint8_t** seg, uint32_t* start);
+  bool claim_fresh(WriterCursor& c, uint64_t ts, format::DropCause* why, uint8_t** seg);
+  void release_segment(WriterCursor& c, uint8_t* full);
   bool ensure_size(uint64_t need, uint64_t ts, format::DropCause* why);
   uint64_t fsize_cap() const;
   void fresh_cursor(WriterCursor& c);

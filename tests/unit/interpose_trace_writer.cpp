@@ -153,10 +153,11 @@ TEST(TraceWriter, FullSegmentIsHandedOnToTheNext) {
   TempDir dir;
   TraceWriter w;
   ASSERT_TRUE(w.open(dir.file("t").c_str(), options()));
-  // 63 events of 1 KiB fit in a segment's payload (65472 bytes); the 64th starts segment 1.
-  for (int i = 0; i < 64; ++i) ASSERT_TRUE(emit_sized(w, 1024));
+  // 62 events of 1 KiB fit in a segment (the last 1 KiB of its 65472 bytes is kept for events
+  // nested in an emit); the 63rd starts segment 1.
+  for (int i = 0; i < 63; ++i) ASSERT_TRUE(emit_sized(w, 1024));
   EXPECT_EQ(w.header()->segments_claimed, 2u);
-  EXPECT_EQ(segment(w, 0).committed, 63u * 1024);
+  EXPECT_EQ(segment(w, 0).committed, 62u * 1024);
   EXPECT_EQ(segment(w, 1).committed, 1024u);
   EXPECT_EQ(segment(w, 1).thread_seq, 1u);
   EXPECT_EQ(segment(w, 1).tid, gettid());
@@ -164,7 +165,7 @@ TEST(TraceWriter, FullSegmentIsHandedOnToTheNext) {
 
   const auto v = parse_trace(dir.file("t"));
   ASSERT_EQ(v.segments.size(), 2u);
-  EXPECT_EQ(v.segments[0].events.size(), 63u);
+  EXPECT_EQ(v.segments[0].events.size(), 62u);
   EXPECT_EQ(v.segments[1].events.size(), 1u);
 }
 
@@ -175,12 +176,12 @@ TEST(TraceWriter, SizeCapDropsAndCounts) {
   ASSERT_TRUE(w.open(dir.file("t").c_str(), options(cap)));
   int recorded = 0;
   for (int i = 0; i < 200; ++i) recorded += emit_sized(w, 1024) ? 1 : 0;
-  EXPECT_EQ(recorded, 126);
-  EXPECT_EQ(w.dropped(), 74u);
+  EXPECT_EQ(recorded, 124);
+  EXPECT_EQ(w.dropped(), 76u);
   EXPECT_EQ(w.header()->segments_claimed, 2u);
   w.close();
   EXPECT_LE(file_size(dir.file("t")), static_cast<off_t>(cap));
-  EXPECT_EQ(parse_trace(dir.file("t")).header.dropped_events, 74u);
+  EXPECT_EQ(parse_trace(dir.file("t")).header.dropped_events, 76u);
 }
 
 TEST(TraceWriter, TooLargeAnEventIsDropped) {
@@ -205,7 +206,7 @@ TEST(TraceWriter, FileGrowsInMebibyteSteps) {
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
   // Segments 0..14 end inside the first MiB; segment 15 needs the second.
   for (int s = 0; s < 15; ++s) {
-    for (int i = 0; i < 63; ++i) ASSERT_TRUE(emit_sized(w, 1024));
+    for (int i = 0; i < 62; ++i) ASSERT_TRUE(emit_sized(w, 1024));
   }
   EXPECT_EQ(w.header()->segments_claimed, 15u);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
@@ -279,9 +280,9 @@ TEST(TraceWriter, LosingTheDescriptorKeepsTheMappingAndDropsPastIt) {
   ASSERT_EQ(reused, fd);
 
   int recorded = 0;
-  for (int i = 0; i < 16 * 63; ++i) recorded += emit_sized(w, 1024) ? 1 : 0;
-  EXPECT_EQ(recorded, 15 * 63);  // what still fits in the first MiB: segments 0..14
-  EXPECT_EQ(w.dropped(), static_cast<uint64_t>(16 * 63 - recorded));
+  for (int i = 0; i < 16 * 62; ++i) recorded += emit_sized(w, 1024) ? 1 : 0;
+  EXPECT_EQ(recorded, 15 * 62);  // what still fits in the first MiB: segments 0..14
+  EXPECT_EQ(w.dropped(), static_cast<uint64_t>(16 * 62 - recorded));
   EXPECT_EQ(file_size(other), 0);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
   ::close(reused);
