@@ -32,6 +32,11 @@ namespace httptrace {
 
 inline thread_local constinit bool t_in_recorder = false;
 
+// The descriptor of this thread's latest transfer on a tracked socket (wire bytes, not TLS
+// plaintext), set by record_data. The TLS layer clears it before a library call and finds the
+// session's socket there afterwards (tls/record.h); the recorder itself knows nothing of TLS.
+inline thread_local constinit int t_last_wire_fd = -1;
+
 // Non-nesting per-thread guard: evaluates to false when the thread is already recording.
 class ReentryGuard {
  public:
