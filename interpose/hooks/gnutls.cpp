@@ -73,9 +73,9 @@ F real_or_lookup(F cached, const void* caller, const char* name) {
   real_or_lookup<decltype(&::name)>((view).api != nullptr ? (view).api->name : nullptr, caller, #name)
 
 template <typename Real>
-ssize_t data_call(gnutls_session_t session, View v, Direction dir, DataCall kind, const void* buf,
+ssize_t data_call(gnutls_session_t session, const void* caller, View v, Direction dir, DataCall kind, const void* buf,
                   Real&& real) {
-  CallGuard guard;
+  CallGuard guard(caller);
   Session* s = v.record && guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return real();
   const uint64_t t0 = now_ns();
@@ -104,11 +104,11 @@ using namespace httptrace::tls;
 // libgnutls is the real one (tls/symbols.h). A client or a server session alike.
 
 HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = gnutls().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, gnutls_handshake);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  CallGuard guard;
+  CallGuard guard(caller);
   Session* s = v.record && guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return real(session);
   const GnutlsApi* api = v.api;
@@ -133,29 +133,29 @@ HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
 }
 
 HT_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void* data, size_t size) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = gnutls().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, gnutls_record_send);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  return data_call(session, v, format::Direction::kSend, format::DataCall::kGnutlsSend, data,
+  return data_call(session, caller, v, format::Direction::kSend, format::DataCall::kGnutlsSend, data,
                    [&]() -> ssize_t { return real(session, data, size); });
 }
 
 HT_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data, size_t size) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = gnutls().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, gnutls_record_recv);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  return data_call(session, v, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data,
+  return data_call(session, caller, v, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data,
                    [&]() -> ssize_t { return real(session, data, size); });
 }
 
 HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = gnutls().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, gnutls_bye);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  CallGuard guard;
+  CallGuard guard(caller);
   const uint64_t t0 = now_ns();
   const int ret = real(session, how);
   if (guard && v.record) {
@@ -166,10 +166,10 @@ HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
 }
 
 HT_EXPORT void gnutls_deinit(gnutls_session_t session) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = gnutls().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, gnutls_deinit);
-  CallGuard guard;
+  CallGuard guard(caller);
   if (guard) {
     ErrnoSaver keep;
     closing(session, format::TlsCloseHow::kFree, now_ns());  // before: see SSL_free

@@ -111,9 +111,9 @@ F real_or_lookup(F cached, const void* caller, const char* name) {
 // SSL_connect itself sets the connect state, so an early SSL_is_server() misses every generic
 // client (Ruby's). A server session is recorded just the same when its socket is tracked.
 template <typename Real>
-int handshake(SSL* ssl, View v, Real real) {
+int handshake(SSL* ssl, const void* caller, View v, Real real) {
   if (real == nullptr) return -1;
-  CallGuard guard;
+  CallGuard guard(caller);
   Session* s = v.record && guard && ssl != nullptr && recording() ? session_get(ssl) : nullptr;
   if (s == nullptr) return real(ssl);
   const OpensslApi* api = v.api;
@@ -130,9 +130,9 @@ int handshake(SSL* ssl, View v, Real real) {
 // Shared by the four data calls. moved: bytes transferred (>= 0) when the call succeeded.
 // real_call(nullptr-or-out) makes the real call.
 template <typename Call>
-int data_call(SSL* ssl, View v, Direction dir, DataCall kind, const void* buf, Call&& real_call,
+int data_call(SSL* ssl, const void* caller, View v, Direction dir, DataCall kind, const void* buf, Call&& real_call,
               size_t (*moved)(int ret, size_t out)) {
-  CallGuard guard;
+  CallGuard guard(caller);
   Session* s = v.record && guard && recording() ? session_get(ssl) : nullptr;
   if (s == nullptr) return real_call(nullptr);
   const OpensslApi* api = v.api;
@@ -191,40 +191,40 @@ using namespace httptrace::tls;
 // is the real one (tls/symbols.h).
 
 HT_EXPORT int SSL_connect(SSL* ssl) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
-  return handshake(ssl, v, HTTPTRACE_REAL(v, caller, SSL_connect));
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_connect));
 }
 
 HT_EXPORT int SSL_accept(SSL* ssl) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
-  return handshake(ssl, v, HTTPTRACE_REAL(v, caller, SSL_accept));
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_accept));
 }
 
 HT_EXPORT int SSL_do_handshake(SSL* ssl) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
-  return handshake(ssl, v, HTTPTRACE_REAL(v, caller, SSL_do_handshake));
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_do_handshake));
 }
 
 HT_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_read);
   if (real == nullptr) return -1;
   return data_call(
-      ssl, v, format::Direction::kRecv, format::DataCall::kSslRead, buf,
+      ssl, caller, v, format::Direction::kRecv, format::DataCall::kSslRead, buf,
       [&](size_t*) { return real(ssl, buf, num); }, moved_by_ret);
 }
 
 HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_read_ex);
   if (real == nullptr) return 0;
   return data_call(
-      ssl, v, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
+      ssl, caller, v, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
       [&](size_t* out) {
         const int ret = real(ssl, buf, num, readbytes);
         if (out != nullptr && readbytes != nullptr) *out = *readbytes;
@@ -234,22 +234,22 @@ HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
 }
 
 HT_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_write);
   if (real == nullptr) return -1;
   return data_call(
-      ssl, v, format::Direction::kSend, format::DataCall::kSslWrite, buf,
+      ssl, caller, v, format::Direction::kSend, format::DataCall::kSslWrite, buf,
       [&](size_t*) { return real(ssl, buf, num); }, moved_by_ret);
 }
 
 HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_write_ex);
   if (real == nullptr) return 0;
   return data_call(
-      ssl, v, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
+      ssl, caller, v, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
       [&](size_t* out) {
         const int ret = real(ssl, buf, num, written);
         if (out != nullptr && written != nullptr) *out = *written;
@@ -259,11 +259,11 @@ HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
 }
 
 HT_EXPORT int SSL_shutdown(SSL* ssl) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_shutdown);
   if (real == nullptr) return -1;
-  CallGuard guard;
+  CallGuard guard(caller);
   const uint64_t t0 = now_ns();
   const int ret = real(ssl);
   if (guard && v.record) {
@@ -274,10 +274,10 @@ HT_EXPORT int SSL_shutdown(SSL* ssl) {
 }
 
 HT_EXPORT void SSL_free(SSL* ssl) {
-  const void* caller = __builtin_return_address(0);
+  const void* caller = caller_of(__builtin_return_address(0));
   const View v = openssl().for_caller(caller);
   auto real = HTTPTRACE_REAL(v, caller, SSL_free);
-  CallGuard guard;
+  CallGuard guard(caller);
   if (guard) {
     // Before the real free: after it, the address may already belong to a new SSL on another
     // thread, whose fresh entry must not be released. Not only for recording callers: a

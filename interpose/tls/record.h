@@ -15,20 +15,33 @@
 
 #include "common/trace_format.h"
 #include "interpose/record/recorder.h"
+#include "interpose/tls/caller_scope.h"
 #include "interpose/tls/sessions.h"
 
 namespace httptrace::tls {
 
 inline thread_local constinit bool t_in_tls_call = false;
+inline thread_local constinit const void* t_outer_caller = nullptr;  // of the outermost call
+
+// The calling object a wrapper resolves the real function for, from its return address. One
+// inside libhttptrace.so means a TLS library tail-called its own exported function while we were
+// calling it (libssl's SSL_connect ends in a jump to SSL_do_handshake through its PLT, which
+// lands in our wrapper with our return address): that call belongs to the library the outer
+// wrapper called, which the outer wrapper's caller names.
+inline const void* caller_of(const void* ret) {
+  return t_in_tls_call && self_object().contains(reinterpret_cast<uintptr_t>(ret)) ? t_outer_caller
+                                                                                   : ret;
+}
 
 // Marks "inside a TLS library call" for the calling thread. A library calling its own exported
 // functions (SSL_connect -> SSL_do_handshake through libssl's PLT, which we interpose) must not
 // be recorded twice: the inner wrapper sees the outer one and just calls through.
 class CallGuard {
  public:
-  CallGuard() : outer_(!t_in_tls_call) {
+  explicit CallGuard(const void* caller) : outer_(!t_in_tls_call) {
     if (outer_) {
       t_in_tls_call = true;
+      t_outer_caller = caller;
       t_last_wire_fd = -1;
     }
   }
