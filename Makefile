@@ -104,16 +104,17 @@ $(BUILD)/tests/%: tests/clients/%.cpp
 # wheels bundle theirs. patchelf comes with the test packages (scripts/install-deps.sh).
 TESTLIB_DIR := $(BUILD)/tests/libs
 SYS_LIBSSL  := $(shell $(CXX) -print-file-name=libssl.so.3)
-TESTLIBS    := $(addprefix $(TESTLIB_DIR)/,libhttp_get.so libhttps_sys.so libhttps_ht1.so libhttps_ht2.so)
+TESTLIBS    := $(addprefix $(TESTLIB_DIR)/,libhttp_get.so libown_dup.so libdlopen_bare.so \
+                 libhttps_sys.so libhttps_ht1.so libhttps_ht2.so libssl-ht2.so.3)
 .PRECIOUS: $(TESTLIB_DIR)/libssl-ht%.so.3
 
 $(TESTLIB_DIR)/libssl-ht%.so.3: $(SYS_LIBSSL)
 	@mkdir -p $(dir $@)
 	cp $< $@.tmp && patchelf --set-soname libssl-ht$*.so.3 $@.tmp && mv $@.tmp $@
 
-$(TESTLIB_DIR)/libhttp_get.so: tests/libs/http_get.cpp
+$(TESTLIB_DIR)/lib%.so: tests/libs/%.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $<
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -Wl,-rpath,'$$ORIGIN'
 
 $(TESTLIB_DIR)/libhttps_sys.so: tests/libs/https_get.cpp
 	@mkdir -p $(dir $@)

@@ -108,18 +108,45 @@ bool is_deepbind(uintptr_t addr) {
   return false;
 }
 
+namespace {
+
+struct PruneScan {
+  uint32_t n;
+  bool alive[kDeepbindSlots];
+};
+
+// Marks the registered spans that some loaded object still has exactly. Only reads: nothing
+// that takes the loader's lock runs inside this callback.
+int mark_alive(dl_phdr_info* info, size_t, void* arg) {
+  auto* scan = static_cast<PruneScan*>(arg);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    if (info->dlpi_addr + ph.p_vaddr < lo) lo = info->dlpi_addr + ph.p_vaddr;
+    if (info->dlpi_addr + ph.p_vaddr + ph.p_memsz > hi) hi = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+  }
+  for (uint32_t i = 0; i < scan->n; ++i) {
+    if (g_deepbind[i].lo.load(std::memory_order_relaxed) == lo &&
+        g_deepbind[i].hi.load(std::memory_order_relaxed) == hi)
+      scan->alive[i] = true;
+  }
+  return 0;
+}
+
+}  // namespace
+
 void prune_deepbind() {
   uint32_t n = g_deepbind_used.load(std::memory_order_acquire);
   if (n > kDeepbindSlots) n = kDeepbindSlots;
-  for (uint32_t i = 0; i < n; ++i) {
-    const uintptr_t lo = g_deepbind[i].lo.load(std::memory_order_acquire);
-    if (lo == 0) continue;
-    CallerObject now;
-    if (!object_of(reinterpret_cast<void*>(lo), &now) || now.lo != lo ||
-        now.hi != g_deepbind[i].hi.load(std::memory_order_relaxed)) {
-      g_deepbind[i].lo.store(0, std::memory_order_release);
-    }
-  }
+  if (n == 0) return;
+  // One pass over the loaded objects, not a lookup per registered one: PHP unloads all its
+  // extensions at exit, one dlclose each.
+  PruneScan scan{};
+  scan.n = n;
+  dl_iterate_phdr(mark_alive, &scan);
+  for (uint32_t i = 0; i < n; ++i)
+    if (!scan.alive[i]) g_deepbind[i].lo.store(0, std::memory_order_release);
 }
 
 CallerObject self_object() {
