@@ -105,7 +105,8 @@ $(BUILD)/tests/%: tests/clients/%.cpp
 TESTLIB_DIR := $(BUILD)/tests/libs
 SYS_LIBSSL  := $(shell $(CXX) -print-file-name=libssl.so.3)
 TESTLIBS    := $(addprefix $(TESTLIB_DIR)/,libhttp_get.so libown_dup.so libdlopen_bare.so \
-                 libhttps_sys.so libhttps_ht1.so libhttps_ht2.so libssl-ht2.so.3)
+                 libhttps_sys.so libhttps_ht1.so libhttps_ht2.so libssl-ht2.so.3 \
+                 libhttps_serve.so libgnutls_serve.so)
 .PRECIOUS: $(TESTLIB_DIR)/libssl-ht%.so.3
 
 $(TESTLIB_DIR)/libssl-ht%.so.3: $(SYS_LIBSSL)
@@ -115,6 +116,14 @@ $(TESTLIB_DIR)/libssl-ht%.so.3: $(SYS_LIBSSL)
 $(TESTLIB_DIR)/lib%.so: tests/libs/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -Wl,-rpath,'$$ORIGIN'
+
+$(TESTLIB_DIR)/libhttps_serve.so: tests/libs/https_serve.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -lssl -lcrypto
+
+$(TESTLIB_DIR)/libgnutls_serve.so: tests/libs/gnutls_serve.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -lgnutls
 
 $(TESTLIB_DIR)/libhttps_sys.so: tests/libs/https_get.cpp
 	@mkdir -p $(dir $@)
