@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <cerrno>
+
 namespace httptrace::tls {
 
 namespace {
@@ -11,6 +13,13 @@ bool in_self(const void* p) {
 }
 
 }  // namespace
+
+LookupHygiene::LookupHygiene() : errno_(errno) {}
+
+LookupHygiene::~LookupHygiene() {
+  dlerror();
+  errno = errno_;
+}
 
 void* dlsym_in(void* lib, const char* name) {
   if (lib == nullptr) return nullptr;

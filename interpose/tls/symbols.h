@@ -49,6 +49,20 @@ bool load(F& dst, void* lib, const char* name) {
   return dst != nullptr;
 }
 
+// Around our own dl* look-ups inside a wrapper: the program's errno comes back as it was, and
+// the dlerror() messages our failed dlsym calls leave behind are taken away (the program's next
+// dlerror() must not report a failure of ours).
+class LookupHygiene {
+ public:
+  LookupHygiene();
+  ~LookupHygiene();
+  LookupHygiene(const LookupHygiene&) = delete;
+  LookupHygiene& operator=(const LookupHygiene&) = delete;
+
+ private:
+  int errno_;
+};
+
 enum class ApiKind : uint32_t { kNone = 0, kRecord = 1, kPassThrough = 2 };
 
 // Api provides kSonames (library names, for callers in no object), kProbe (a function the library
@@ -82,6 +96,7 @@ class CallerApis {
   // an api that lacks this function.
   template <typename F>
   F one(const void* ret, const char* name) {
+    LookupHygiene keep;
     CallerObject obj;
     if (object_of(ret, &obj)) return reinterpret_cast<F>(lookup_for(obj, name));
     void* lib = find_library(name, Api::kSonames, std::size(Api::kSonames));
@@ -112,6 +127,7 @@ class CallerApis {
   }
 
   ApiKind fill_for(const CallerObject& obj, Api& api) {
+    LookupHygiene keep;
     resolutions_.fetch_add(1, std::memory_order_relaxed);
     api = Api{};
     void* lib = library_for(obj, Api::kProbe, Api::kSonames, std::size(Api::kSonames));

@@ -7,6 +7,8 @@
 #include <link.h>
 #include <stdlib.h>
 
+#include <cerrno>
+
 #include <filesystem>
 #include <string>
 
@@ -39,7 +41,12 @@ void* here() { return reinterpret_cast<void*>(&here); }
 TEST(TlsSymbols, NothingLoadedFindsNothingAndLoadsNothing) {
   ASSERT_FALSE(loaded("libssl.so.3")) << "precondition: the unit tests link no libssl";
   ASSERT_FALSE(loaded("libgnutls.so.30"));
+  // Our failed look-ups must leave neither errno nor dlerror() changed for the program.
+  dlerror();
+  errno = 1234;
   EXPECT_EQ(openssl().for_caller(here()).api, nullptr);
+  EXPECT_EQ(errno, 1234);
+  EXPECT_EQ(dlerror(), nullptr);
   EXPECT_EQ(gnutls().for_caller(here()).api, nullptr);
   EXPECT_EQ(openssl().one<void*>(here(), "SSL_read"), nullptr);
   EXPECT_FALSE(loaded("libssl.so.3"));
