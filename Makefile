@@ -16,6 +16,7 @@
 #   tests/unit/analyzer_*.cpp  -> build/unit_analyzer     (GoogleTest, links libanalyzer.a)
 #   tests/integration/*.cpp-> build/integration_tests     (GoogleTest, runs real programs)
 #   tests/clients/*.cpp    -> build/tests/<name>          (our own traced test clients)
+#   tests/libs/*.cpp       -> build/tests/libs/*.so       (modules the clients dlopen(), below)
 #   bench/*_bench.cpp      -> build/bench/<name>          (Google Benchmark)
 
 CXX      ?= g++
@@ -98,6 +99,40 @@ $(BUILD)/tests/%: tests/clients/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< -lpthread
 
+# Shared objects the test clients dlopen(): a plain-HTTP one, and an HTTPS one linked against
+# the system libssl and against two renamed copies of it (soname changed too), the way manylinux
+# wheels bundle theirs. patchelf comes with the test packages (scripts/install-deps.sh).
+TESTLIB_DIR := $(BUILD)/tests/libs
+SYS_LIBSSL  := $(shell $(CXX) -print-file-name=libssl.so.3)
+TESTLIBS    := $(addprefix $(TESTLIB_DIR)/,libhttp_get.so libown_dup.so libdlopen_bare.so \
+                 libhttps_sys.so libhttps_ht1.so libhttps_ht2.so libssl-ht2.so.3 \
+                 libhttps_serve.so libgnutls_serve.so)
+.PRECIOUS: $(TESTLIB_DIR)/libssl-ht%.so.3
+
+$(TESTLIB_DIR)/libssl-ht%.so.3: $(SYS_LIBSSL)
+	@mkdir -p $(dir $@)
+	cp $< $@.tmp && patchelf --set-soname libssl-ht$*.so.3 $@.tmp && mv $@.tmp $@
+
+$(TESTLIB_DIR)/lib%.so: tests/libs/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -Wl,-rpath,'$$ORIGIN'
+
+$(TESTLIB_DIR)/libhttps_serve.so: tests/libs/https_serve.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -lssl -lcrypto
+
+$(TESTLIB_DIR)/libgnutls_serve.so: tests/libs/gnutls_serve.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -lgnutls
+
+$(TESTLIB_DIR)/libhttps_sys.so: tests/libs/https_get.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -lssl -lcrypto
+
+$(TESTLIB_DIR)/libhttps_ht%.so: tests/libs/https_get.cpp $(TESTLIB_DIR)/libssl-ht%.so.3
+	$(CXX) $(CXXFLAGS) -fPIC -shared -o $@ $< -L$(TESTLIB_DIR) -l:libssl-ht$*.so.3 -lcrypto \
+	    -Wl,-rpath,'$$ORIGIN'
+
 $(BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(CORE_A)
 	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind
 
@@ -112,11 +147,11 @@ $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind
 
 unit: all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer
-integration: all $(BUILD)/integration_tests $(CLIENTS)
+integration: all $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS)
 
 test:
 	@scripts/install-deps.sh --test
-	@$(MAKE) -j$(JOBS) --no-print-directory all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer $(BUILD)/integration_tests $(CLIENTS) $(BENCHES) $(BENCH_TOOLS)
+	@$(MAKE) -j$(JOBS) --no-print-directory all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS) $(BENCHES) $(BENCH_TOOLS)
 	@scripts/run-tests.sh
 
 demo:

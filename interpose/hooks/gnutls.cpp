@@ -1,7 +1,7 @@
 // GnuTLS wrappers (wget, and anything built on libcurl-gnutls): the handshake phase across
 // non-blocking gnutls_handshake calls, plaintext sends and receives, bye and deinit.
 //
-// Same shape as hooks/openssl.cpp: the real function from the loaded libgnutls
+// Same shape as hooks/openssl.cpp: the real function from the calling object's own libgnutls
 // (tls/gnutls_api.h), the real result returned unchanged, errno restored after recording.
 #include <gnutls/gnutls.h>
 
@@ -63,17 +63,26 @@ int64_t data_result(ssize_t ret) {
   return -EIO;
 }
 
+using View = CallerApis<GnutlsApi>::View;
+
+template <typename F>
+F real_or_lookup(F cached, const void* caller, const char* name) {
+  return cached != nullptr ? cached : gnutls().one<F>(caller, name);
+}
+#define HTTPTRACE_REAL(view, caller, name) \
+  real_or_lookup<decltype(&::name)>((view).api != nullptr ? (view).api->name : nullptr, caller, #name)
+
 template <typename Real>
-ssize_t data_call(gnutls_session_t session, Direction dir, DataCall kind, const void* buf, Real&& real) {
-  const GnutlsApi* api = gnutls().table();
-  CallGuard guard;
-  Session* s = api != nullptr && guard && recording() ? session_get(session) : nullptr;
+ssize_t data_call(gnutls_session_t session, const void* caller, View v, Direction dir, DataCall kind, const void* buf,
+                  Real&& real) {
+  CallGuard guard(caller);
+  Session* s = v.record && guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return real();
   const uint64_t t0 = now_ns();
   const ssize_t ret = real();
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
-  if (bind_socket(*s, library_fd(*api, *s, session)))
+  if (bind_socket(*s, library_fd(*v.api, *s, session)))
     record_plaintext(*s, dir, kind, t0, t1, data_result(ret), buf);
   return ret;
 }
@@ -91,18 +100,21 @@ void closing(gnutls_session_t session, format::TlsCloseHow how, uint64_t ts) {
 using namespace httptrace;
 using namespace httptrace::tls;
 
+// Every wrapper takes its return address first: it names the calling object, whose own
+// libgnutls is the real one (tls/symbols.h). A client or a server session alike.
+
 HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
-  const GnutlsApi* api = gnutls().table();
-  if (api == nullptr) {
-    auto real = gnutls().one<decltype(&::gnutls_handshake)>("gnutls_handshake");
-    return real != nullptr ? real(session) : GNUTLS_E_INTERNAL_ERROR;
-  }
-  CallGuard guard;
-  Session* s = guard && recording() ? session_get(session) : nullptr;
-  if (s == nullptr) return api->gnutls_handshake(session);
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = gnutls().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, gnutls_handshake);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  CallGuard guard(caller);
+  Session* s = v.record && guard && recording() ? session_get(session) : nullptr;
+  if (s == nullptr) return real(session);
+  const GnutlsApi* api = v.api;
   const uint64_t t0 = now_ns();
   handshake_call(*s, t0);
-  const int ret = api->gnutls_handshake(session);
+  const int ret = real(session);
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   bind_socket(*s, library_fd(*api, *s, session));
@@ -121,31 +133,32 @@ HT_EXPORT int gnutls_handshake(gnutls_session_t session) {
 }
 
 HT_EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void* data, size_t size) {
-  return data_call(session, format::Direction::kSend, format::DataCall::kGnutlsSend, data, [&]() -> ssize_t {
-    const GnutlsApi* api = gnutls().table();
-    auto real = api != nullptr ? api->gnutls_record_send
-                               : gnutls().one<decltype(&::gnutls_record_send)>("gnutls_record_send");
-    return real != nullptr ? real(session, data, size) : GNUTLS_E_INTERNAL_ERROR;
-  });
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = gnutls().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, gnutls_record_send);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  return data_call(session, caller, v, format::Direction::kSend, format::DataCall::kGnutlsSend, data,
+                   [&]() -> ssize_t { return real(session, data, size); });
 }
 
 HT_EXPORT ssize_t gnutls_record_recv(gnutls_session_t session, void* data, size_t size) {
-  return data_call(session, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data, [&]() -> ssize_t {
-    const GnutlsApi* api = gnutls().table();
-    auto real = api != nullptr ? api->gnutls_record_recv
-                               : gnutls().one<decltype(&::gnutls_record_recv)>("gnutls_record_recv");
-    return real != nullptr ? real(session, data, size) : GNUTLS_E_INTERNAL_ERROR;
-  });
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = gnutls().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, gnutls_record_recv);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  return data_call(session, caller, v, format::Direction::kRecv, format::DataCall::kGnutlsRecv, data,
+                   [&]() -> ssize_t { return real(session, data, size); });
 }
 
 HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
-  const GnutlsApi* api = gnutls().table();
-  auto real = api != nullptr ? api->gnutls_bye : gnutls().one<decltype(&::gnutls_bye)>("gnutls_bye");
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = gnutls().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, gnutls_bye);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  CallGuard guard;
+  CallGuard guard(caller);
   const uint64_t t0 = now_ns();
   const int ret = real(session, how);
-  if (guard) {
+  if (guard && v.record) {
     ErrnoSaver keep;
     closing(session, format::TlsCloseHow::kShutdown, t0);
   }
@@ -153,9 +166,10 @@ HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
 }
 
 HT_EXPORT void gnutls_deinit(gnutls_session_t session) {
-  const GnutlsApi* api = gnutls().table();
-  auto real = api != nullptr ? api->gnutls_deinit : gnutls().one<decltype(&::gnutls_deinit)>("gnutls_deinit");
-  CallGuard guard;
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = gnutls().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, gnutls_deinit);
+  CallGuard guard(caller);
   if (guard) {
     ErrnoSaver keep;
     closing(session, format::TlsCloseHow::kFree, now_ns());  // before: see SSL_free

@@ -1,10 +1,11 @@
-// OpenSSL wrappers: the handshake phase (SSL_connect / SSL_do_handshake, or implicitly inside the
-// first SSL_read / SSL_write), plaintext reads and writes, shutdown and free.
+// OpenSSL wrappers: the handshake phase (SSL_connect / SSL_accept / SSL_do_handshake, or
+// implicitly inside the first SSL_read / SSL_write), plaintext reads and writes, shutdown and free.
 //
-// Every wrapper has the shape of recorder.h: find the real function (tls/openssl_api.h), call it,
-// then record with errno saved, and return the real result unchanged. Nothing is recorded for a
-// nested call (libssl calling its own exported functions), for a session whose socket is not a
-// tracked connection, or while the function table is still being resolved by another thread.
+// Every wrapper has the shape of recorder.h: find the caller's real function (tls/symbols.h),
+// call it, then record with errno saved, and return the real result unchanged. Nothing is
+// recorded for a nested call (libssl calling its own exported functions), for a session whose
+// socket is not a tracked connection, or for a caller whose libssl lacks a function we need to
+// describe a session (it is then passed straight through, for good).
 #include <openssl/ssl.h>
 
 #include <cerrno>
@@ -94,21 +95,31 @@ void after_handshake_call(const OpensslApi& api, SSL* ssl, Session& s, int ret, 
   else s.hs = HandshakeState::kDone;  // never touched a tracked socket: nothing to attach it to
 }
 
-// Shared by SSL_connect and SSL_do_handshake.
-template <auto Member>
-int handshake(SSL* ssl, const char* name) {
-  const OpensslApi* api = openssl().table();
-  if (api == nullptr) {
-    auto real = openssl().one<decltype(&SSL_connect)>(name);
-    return real != nullptr ? real(ssl) : -1;
-  }
-  CallGuard guard;
-  const bool traced = guard && ssl != nullptr && recording() && api->SSL_is_server(ssl) != 1;
-  Session* s = traced ? session_get(ssl) : nullptr;
-  if (s == nullptr) return (api->*Member)(ssl);
+using View = CallerApis<OpensslApi>::View;
+
+// The caller's real function `name`: from its cached table, else looked up on the spot (the
+// table lacks it, or no library defines the probe for this caller). nullptr: nothing defines it.
+template <typename F>
+F real_or_lookup(F cached, const void* caller, const char* name) {
+  return cached != nullptr ? cached : openssl().one<F>(caller, name);
+}
+#define HTTPTRACE_REAL(view, caller, name) \
+  real_or_lookup<decltype(&::name)>((view).api != nullptr ? (view).api->name : nullptr, caller, #name)
+
+// Shared by SSL_connect, SSL_accept and SSL_do_handshake: either side of the handshake. Whether
+// a session is a client is not asked: SSL_new() of a TLS_method() context says "server" until
+// SSL_connect itself sets the connect state, so an early SSL_is_server() misses every generic
+// client (Ruby's). A server session is recorded just the same when its socket is tracked.
+template <typename Real>
+int handshake(SSL* ssl, const void* caller, View v, Real real) {
+  if (real == nullptr) return -1;
+  CallGuard guard(caller);
+  Session* s = v.record && guard && ssl != nullptr && recording() ? session_get(ssl) : nullptr;
+  if (s == nullptr) return real(ssl);
+  const OpensslApi* api = v.api;
   const uint64_t t0 = now_ns();
   handshake_call(*s, t0);
-  const int ret = (api->*Member)(ssl);
+  const int ret = real(ssl);
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   bind_socket(*s, s->conn == 0 ? api->SSL_get_rfd(ssl) : -1);
@@ -117,20 +128,21 @@ int handshake(SSL* ssl, const char* name) {
 }
 
 // Shared by the four data calls. moved: bytes transferred (>= 0) when the call succeeded.
+// real_call(nullptr-or-out) makes the real call.
 template <typename Call>
-int data_call(SSL* ssl, Direction dir, DataCall kind, const void* buf, Call&& real_call,
+int data_call(SSL* ssl, const void* caller, View v, Direction dir, DataCall kind, const void* buf, Call&& real_call,
               size_t (*moved)(int ret, size_t out)) {
-  const OpensslApi* api = openssl().table();
-  CallGuard guard;
-  Session* s = api != nullptr && guard && recording() ? session_get(ssl) : nullptr;
+  CallGuard guard(caller);
+  Session* s = v.record && guard && recording() ? session_get(ssl) : nullptr;
   if (s == nullptr) return real_call(nullptr);
+  const OpensslApi* api = v.api;
   const uint64_t t0 = now_ns();
   // A session whose handshake nobody called explicitly (SSL_set_connect_state, then SSL_write)
-  // runs it inside this call. One that is already set up (by calls we did not see, or a server
-  // session) is data only from now on.
+  // runs it inside this call. One that is already set up (by calls we did not see) is data only
+  // from now on.
   if (s->hs != HandshakeState::kDone) {
     if (api->SSL_is_init_finished(ssl) == 1) s->hs = HandshakeState::kDone;
-    else if (api->SSL_is_server(ssl) != 1) handshake_call(*s, t0);
+    else handshake_call(*s, t0);
   }
   size_t out = 0;
   const int ret = real_call(&out);
@@ -175,32 +187,45 @@ void closing(SSL* ssl, format::TlsCloseHow how, uint64_t ts) {
 using namespace httptrace;
 using namespace httptrace::tls;
 
+// Every wrapper takes its return address first: it names the calling object, whose own libssl
+// is the real one (tls/symbols.h).
+
 HT_EXPORT int SSL_connect(SSL* ssl) {
-  return handshake<&OpensslApi::SSL_connect>(ssl, "SSL_connect");
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_connect));
+}
+
+HT_EXPORT int SSL_accept(SSL* ssl) {
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_accept));
 }
 
 HT_EXPORT int SSL_do_handshake(SSL* ssl) {
-  return handshake<&OpensslApi::SSL_do_handshake>(ssl, "SSL_do_handshake");
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  return handshake(ssl, caller, v, HTTPTRACE_REAL(v, caller, SSL_do_handshake));
 }
 
 HT_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_read);
+  if (real == nullptr) return -1;
   return data_call(
-      ssl, format::Direction::kRecv, format::DataCall::kSslRead, buf,
-      [&](size_t*) {
-        const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_read : openssl().one<decltype(&::SSL_read)>("SSL_read");
-        return real != nullptr ? real(ssl, buf, num) : -1;
-      },
-      moved_by_ret);
+      ssl, caller, v, format::Direction::kRecv, format::DataCall::kSslRead, buf,
+      [&](size_t*) { return real(ssl, buf, num); }, moved_by_ret);
 }
 
 HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_read_ex);
+  if (real == nullptr) return 0;
   return data_call(
-      ssl, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
+      ssl, caller, v, format::Direction::kRecv, format::DataCall::kSslReadEx, buf,
       [&](size_t* out) {
-        const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_read_ex : openssl().one<decltype(&::SSL_read_ex)>("SSL_read_ex");
-        if (real == nullptr) return 0;
         const int ret = real(ssl, buf, num, readbytes);
         if (out != nullptr && readbytes != nullptr) *out = *readbytes;
         return ret;
@@ -209,23 +234,23 @@ HT_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
 }
 
 HT_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_write);
+  if (real == nullptr) return -1;
   return data_call(
-      ssl, format::Direction::kSend, format::DataCall::kSslWrite, buf,
-      [&](size_t*) {
-        const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_write : openssl().one<decltype(&::SSL_write)>("SSL_write");
-        return real != nullptr ? real(ssl, buf, num) : -1;
-      },
-      moved_by_ret);
+      ssl, caller, v, format::Direction::kSend, format::DataCall::kSslWrite, buf,
+      [&](size_t*) { return real(ssl, buf, num); }, moved_by_ret);
 }
 
 HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_write_ex);
+  if (real == nullptr) return 0;
   return data_call(
-      ssl, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
+      ssl, caller, v, format::Direction::kSend, format::DataCall::kSslWriteEx, buf,
       [&](size_t* out) {
-        const OpensslApi* api = openssl().table();
-        auto real = api != nullptr ? api->SSL_write_ex : openssl().one<decltype(&::SSL_write_ex)>("SSL_write_ex");
-        if (real == nullptr) return 0;
         const int ret = real(ssl, buf, num, written);
         if (out != nullptr && written != nullptr) *out = *written;
         return ret;
@@ -234,13 +259,14 @@ HT_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
 }
 
 HT_EXPORT int SSL_shutdown(SSL* ssl) {
-  const OpensslApi* api = openssl().table();
-  auto real = api != nullptr ? api->SSL_shutdown : openssl().one<decltype(&::SSL_shutdown)>("SSL_shutdown");
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_shutdown);
   if (real == nullptr) return -1;
-  CallGuard guard;
+  CallGuard guard(caller);
   const uint64_t t0 = now_ns();
   const int ret = real(ssl);
-  if (guard) {
+  if (guard && v.record) {
     ErrnoSaver keep;
     closing(ssl, format::TlsCloseHow::kShutdown, t0);
   }
@@ -248,12 +274,14 @@ HT_EXPORT int SSL_shutdown(SSL* ssl) {
 }
 
 HT_EXPORT void SSL_free(SSL* ssl) {
-  const OpensslApi* api = openssl().table();
-  auto real = api != nullptr ? api->SSL_free : openssl().one<decltype(&::SSL_free)>("SSL_free");
-  CallGuard guard;
+  const void* caller = caller_of(__builtin_return_address(0));
+  const View v = openssl().for_caller(caller);
+  auto real = HTTPTRACE_REAL(v, caller, SSL_free);
+  CallGuard guard(caller);
   if (guard) {
     // Before the real free: after it, the address may already belong to a new SSL on another
-    // thread, whose fresh entry must not be released.
+    // thread, whose fresh entry must not be released. Not only for recording callers: a
+    // session is released whoever frees it.
     ErrnoSaver keep;
     closing(ssl, format::TlsCloseHow::kFree, now_ns());
   }

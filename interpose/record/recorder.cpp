@@ -6,7 +6,6 @@
 #include "interpose/record/events.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/sys.h"
-#include "interpose/tls/record.h"
 
 namespace httptrace {
 
@@ -84,7 +83,7 @@ void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, ui
   ReentryGuard guard;
   if (!guard) return;
   const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
-  if (!plaintext) tls::note_wire_fd(fd);  // how a TLS session finds its socket (tls/record.h)
+  if (!plaintext) t_last_wire_fd = fd;
   if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
 
   auto ev = new_event<format::DataEvent>(format::EventKind::kData, conn, t0);

@@ -14,8 +14,8 @@ bool GnutlsApi::fill(GnutlsApi& api, void* lib) {
   return ok;
 }
 
-ApiTable<GnutlsApi>& gnutls() {
-  static constinit ApiTable<GnutlsApi> table;
+CallerApis<GnutlsApi>& gnutls() {
+  static constinit CallerApis<GnutlsApi> table;
   return table;
 }
 

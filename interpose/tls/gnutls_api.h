@@ -1,4 +1,4 @@
-// The GnuTLS functions the hooks call, resolved from the libgnutls the program loaded
+// The GnuTLS functions the hooks call, resolved from the libgnutls each calling object uses
 // (tls/symbols.h).
 #pragma once
 
@@ -41,6 +41,6 @@ struct GnutlsApi {
   static bool fill(GnutlsApi& api, void* lib);
 };
 
-ApiTable<GnutlsApi>& gnutls();
+CallerApis<GnutlsApi>& gnutls();
 
 }  // namespace httptrace::tls

@@ -8,11 +8,14 @@ bool OpensslApi::fill(OpensslApi& api, void* lib) {
   HTTPTRACE_OPENSSL_HOOKED(HTTPTRACE_LOAD)
   HTTPTRACE_OPENSSL_QUERIES(HTTPTRACE_LOAD)
 #undef HTTPTRACE_LOAD
+#define HTTPTRACE_LOAD_OPTIONAL(name) load(api.name, lib, #name);
+  HTTPTRACE_OPENSSL_OPTIONAL(HTTPTRACE_LOAD_OPTIONAL)
+#undef HTTPTRACE_LOAD_OPTIONAL
   return ok;
 }
 
-ApiTable<OpensslApi>& openssl() {
-  static constinit ApiTable<OpensslApi> table;
+CallerApis<OpensslApi>& openssl() {
+  static constinit CallerApis<OpensslApi> table;
   return table;
 }
 

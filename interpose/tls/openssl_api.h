@@ -1,5 +1,6 @@
 // The OpenSSL functions the hooks call, resolved from the libssl the program loaded
-// (tls/symbols.h). libssl 3 first; 1.1 has the same signatures for everything listed here.
+// for each calling object (tls/symbols.h). libssl 3 and 1.1 have the same signatures for
+// everything listed here.
 #pragma once
 
 #include <openssl/err.h>
@@ -12,13 +13,16 @@ namespace httptrace::tls {
 // The hooked functions (required: the wrappers must be able to call them) ...
 #define HTTPTRACE_OPENSSL_HOOKED(X) \
   X(SSL_connect)                    \
+  X(SSL_accept)                     \
   X(SSL_do_handshake)               \
   X(SSL_read)                       \
-  X(SSL_read_ex)                    \
   X(SSL_write)                      \
-  X(SSL_write_ex)                   \
   X(SSL_shutdown)                   \
   X(SSL_free)
+// Hooked, but newer than 1.1.0: nullptr there (a caller of such a library cannot call them).
+#define HTTPTRACE_OPENSSL_OPTIONAL(X) \
+  X(SSL_read_ex)                      \
+  X(SSL_write_ex)
 // ... and the read-only queries used to describe a session (none changes its state or the error
 // queue: SSL_get_error and ERR_peek_error only look).
 #define HTTPTRACE_OPENSSL_QUERIES(X) \
@@ -39,6 +43,7 @@ struct OpensslApi {
 #define HTTPTRACE_DECLARE(name) decltype(&::name) name;
   HTTPTRACE_OPENSSL_HOOKED(HTTPTRACE_DECLARE)
   HTTPTRACE_OPENSSL_QUERIES(HTTPTRACE_DECLARE)
+  HTTPTRACE_OPENSSL_OPTIONAL(HTTPTRACE_DECLARE)
 #undef HTTPTRACE_DECLARE
 
   static constexpr const char* kSonames[] = {"libssl.so.3", "libssl.so.1.1", "libssl.so"};
@@ -46,6 +51,6 @@ struct OpensslApi {
   static bool fill(OpensslApi& api, void* lib);
 };
 
-ApiTable<OpensslApi>& openssl();
+CallerApis<OpensslApi>& openssl();
 
 }  // namespace httptrace::tls

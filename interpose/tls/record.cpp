@@ -17,7 +17,7 @@ bool bind_socket(Session& s, int lib_fd) {
     s.conn = 0;
   }
   int fd = lib_fd;
-  if (conn_of_fd(fd) == 0) fd = t_wire_fd;
+  if (conn_of_fd(fd) == 0) fd = t_last_wire_fd;
   const uint32_t conn = conn_of_fd(fd);
   if (conn == 0) return false;
   s.fd = fd;

@@ -4,9 +4,9 @@
 // Finding the socket. A session's library usually knows its descriptor (SSL_get_rfd,
 // gnutls_transport_get_int), but not always: curl gives OpenSSL its own BIO, so SSL_get_rfd says
 // -1. Either way, the library's own send()/recv() on the socket run on this thread inside our
-// wrapper, and the recorder notes the descriptor of every wire transfer in t_wire_fd
-// (note_wire_fd). A wrapper clears it before the real call; a descriptor found there afterwards
-// is the session's socket. The first call that moved wire bytes (the ClientHello write, at the
+// wrapper, and the recorder notes the descriptor of every wire transfer in t_last_wire_fd
+// (record/recorder.h). A wrapper clears it before the real call; a descriptor found there
+// afterwards is the session's socket. The first call that moved wire bytes (the ClientHello write, at the
 // latest) binds the session, until that descriptor stops being that connection (closed, or
 // renumbered in a fork child); then the next call's wire I/O binds it again.
 #pragma once
@@ -14,25 +14,35 @@
 #include <cstdint>
 
 #include "common/trace_format.h"
+#include "interpose/record/recorder.h"
+#include "interpose/tls/caller_scope.h"
 #include "interpose/tls/sessions.h"
 
 namespace httptrace::tls {
 
-inline thread_local constinit int t_wire_fd = -1;
 inline thread_local constinit bool t_in_tls_call = false;
+inline thread_local constinit const void* t_outer_caller = nullptr;  // of the outermost call
 
-// Called by the recorder for every transfer on a tracked socket (wire bytes, not plaintext).
-inline void note_wire_fd(int fd) { t_wire_fd = fd; }
+// The calling object a wrapper resolves the real function for, from its return address. One
+// inside libhttptrace.so means a TLS library tail-called its own exported function while we were
+// calling it (libssl's SSL_connect ends in a jump to SSL_do_handshake through its PLT, which
+// lands in our wrapper with our return address): that call belongs to the library the outer
+// wrapper called, which the outer wrapper's caller names.
+inline const void* caller_of(const void* ret) {
+  return t_in_tls_call && self_object().contains(reinterpret_cast<uintptr_t>(ret)) ? t_outer_caller
+                                                                                   : ret;
+}
 
 // Marks "inside a TLS library call" for the calling thread. A library calling its own exported
 // functions (SSL_connect -> SSL_do_handshake through libssl's PLT, which we interpose) must not
 // be recorded twice: the inner wrapper sees the outer one and just calls through.
 class CallGuard {
  public:
-  CallGuard() : outer_(!t_in_tls_call) {
+  explicit CallGuard(const void* caller) : outer_(!t_in_tls_call) {
     if (outer_) {
       t_in_tls_call = true;
-      t_wire_fd = -1;
+      t_outer_caller = caller;
+      t_last_wire_fd = -1;
     }
   }
   ~CallGuard() {

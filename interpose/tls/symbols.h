@@ -1,76 +1,200 @@
-// Run-time resolution of a TLS library's functions, from the copy the program actually loaded.
+// Run-time resolution of a TLS library's functions, per calling object.
 //
-// libhttptrace.so links neither libssl nor gnutls. When the program calls our exported SSL_read,
-// the real one is usually dlsym(RTLD_NEXT) — but not when libssl arrived through dlopen() of a
-// module loaded RTLD_LOCAL (python3's _ssl): then it is outside the global scope that RTLD_NEXT
-// searches, while the module's calls still reach us because preloaded symbols come first in every
-// lookup scope. So the library is found by soname with RTLD_NOLOAD (never loading anything), and
-// every function is taken from that one handle: dlsym(handle) searches only that library and its
-// dependencies, so it can never return our own wrapper, and all functions come from one copy.
+// libhttptrace.so links neither libssl nor gnutls. When a program's object calls our exported
+// SSL_read, the real one is the SSL_read that object would have bound to without us
+// (tls/caller_scope.h): its own libssl, which may be a private copy loaded RTLD_LOCAL under
+// another name (a manylinux wheel's libssl-<hash>.so.3), or one of two copies in the process.
+// The wrapper passes its return address; the object holding it is looked up once, and every
+// function of the API is then taken from the one library that defines the probe function for
+// that object (dlsym on that library's handle: its own tree, so all functions come from one copy
+// and never from us).
 //
-// Each API is a struct of typed pointers filled from an X-macro list of names; ApiTable<...>
-// resolves it once, at the first intercepted call (dlopen/dlsym allocate and lock, which is why it
-// happens once); a thread arriving while another resolves gets nullptr from table() and
-// falls back to resolve_one() for the one function it must call, recording nothing that time.
+// Cached per calling object in a fixed append-only table: after the first call from an object,
+// a call costs a short scan of address spans, with no lock, allocation or system call. Each
+// entry settles for good: kRecord (every listed function present), or kPassThrough (the library
+// lacks some function we need to describe a session, e.g. an older or non-OpenSSL libssl: the
+// calls go straight to the caller's real functions and nothing is recorded). Only a dlclose()
+// in the process makes entries be checked again (tls::dl_epoch()).
+//
+// Each API is a struct of typed pointers filled from an X-macro list of names (Api::fill).
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <iterator>
+
+#include "interpose/tls/caller_scope.h"
 
 namespace httptrace::tls {
 
-// A handle (from dlopen RTLD_NOLOAD) to the loaded library defining `symbol`: the one RTLD_NEXT
-// finds if any, else the first of `sonames` already loaded. nullptr if none is loaded.
+// For a caller in no object: a handle (from dlopen RTLD_NOLOAD) to the loaded library defining
+// `symbol`: the one RTLD_NEXT finds if any, else the first of `sonames` already loaded.
 void* find_library(const char* symbol, const char* const* sonames, size_t n_sonames);
 
-// dlsym(find_library(...), name) for one function, for the rare call that cannot use the table.
-void* resolve_one(const char* name, const char* const* sonames, size_t n_sonames);
+// A handle (RTLD_NOLOAD; dlclose it) to the library defining probe for references from obj,
+// nullptr if none; for an empty obj, find_library.
+void* library_for(const CallerObject& obj, const char* probe, const char* const* sonames,
+                  size_t n_sonames);
 
-// Resolves Api once. Api provides kSonames (candidate library names), kProbe (a function the
-// library must define) and `static bool fill(Api&, void* lib)`, which sets every pointer with
-// dlsym_in and returns false when a required one is missing (optional ones may stay nullptr, e.g.
-// a function newer than the loaded library).
-template <typename Api>
-class ApiTable {
- public:
-  // The resolved table, or nullptr (not loaded, or being resolved by another thread right now).
-  const Api* table() {
-    int s = state_.load(std::memory_order_acquire);
-    if (s == kReady) return &api_;
-    if (s != kUnresolved) return nullptr;
-    int expected = kUnresolved;
-    if (!state_.compare_exchange_strong(expected, kResolving, std::memory_order_acq_rel)) return nullptr;
-    void* lib = find_library(Api::kProbe, Api::kSonames, std::size(Api::kSonames));
-    const bool ok = lib != nullptr && Api::fill(api_, lib);
-    // Not loaded yet (or incomplete): try again at a later call rather than giving up for good.
-    // A library that stays incomplete (older than every function listed) costs a lookup per
-    // call through one() and is never recorded; the supported libssl 1.1.1/3 and GnuTLS 3 have
-    // everything.
-    state_.store(ok ? kReady : kUnresolved, std::memory_order_release);
-    return ok ? &api_ : nullptr;
-  }
-
-  // The real function when the table is not usable (not yet resolved, or another thread is
-  // resolving it right now): resolved on the spot, slowly; the caller then records nothing.
-  template <typename F>
-  F one(const char* name) {
-    return reinterpret_cast<F>(resolve_one(name, Api::kSonames, std::size(Api::kSonames)));
-  }
-
- private:
-  static constexpr int kUnresolved = 0, kResolving = 1, kReady = 2;
-  std::atomic<int> state_{kUnresolved};
-  Api api_{};
-};
-
-// dlsym(lib, name); nullptr for a null lib.
+// dlsym(lib, name), never a definition in libhttptrace.so; nullptr for a null lib.
 void* dlsym_in(void* lib, const char* name);
+void close_library(void* lib);
+
 // The same, cast to the pointer type of dst; true when found.
 template <typename F>
 bool load(F& dst, void* lib, const char* name) {
   dst = reinterpret_cast<F>(dlsym_in(lib, name));
   return dst != nullptr;
 }
+
+// Around our own dl* look-ups inside a wrapper: the program's errno comes back as it was, and
+// the dlerror() messages our failed dlsym calls leave behind are taken away (the program's next
+// dlerror() must not report a failure of ours).
+class LookupHygiene {
+ public:
+  LookupHygiene();
+  ~LookupHygiene();
+  LookupHygiene(const LookupHygiene&) = delete;
+  LookupHygiene& operator=(const LookupHygiene&) = delete;
+
+ private:
+  int errno_;
+};
+
+enum class ApiKind : uint32_t { kNone = 0, kRecord = 1, kPassThrough = 2 };
+
+// Api provides kSonames (library names, for callers in no object), kProbe (a function the library
+// must define) and `static bool fill(Api&, void* lib)`, which sets every pointer with load() and
+// returns false when one needed for recording is missing (optional ones may stay nullptr).
+template <typename Api>
+class CallerApis {
+ public:
+  struct View {
+    const Api* api = nullptr;  // nullptr: no library defines the probe for this caller
+    bool record = false;       // kRecord: the call may be recorded
+  };
+
+  // The functions for calls made from the object holding the return address ret.
+  View for_caller(const void* ret) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(ret);
+    const uint32_t epoch = dl_epoch().load(std::memory_order_acquire);
+    uint32_t n = used_.load(std::memory_order_acquire);
+    if (n > kEntries) n = kEntries;
+    for (uint32_t i = 0; i < n; ++i) {
+      Entry& e = entries_[i];
+      const uint32_t st = e.state.load(std::memory_order_acquire);
+      if (st == 0 || a < e.lo || a >= e.hi) continue;
+      if ((st >> 2) == (epoch & kEpochMask)) return view(e.api, st);
+      return refresh(e, ret, epoch);
+    }
+    return resolve(ret, epoch);
+  }
+
+  // One function for the caller of ret, found on the spot (slow): for a View without api, or
+  // an api that lacks this function.
+  template <typename F>
+  F one(const void* ret, const char* name) {
+    LookupHygiene keep;
+    CallerObject obj;
+    if (object_of(ret, &obj)) return reinterpret_cast<F>(lookup_for(obj, name));
+    void* lib = find_library(name, Api::kSonames, std::size(Api::kSonames));
+    F f = reinterpret_cast<F>(dlsym_in(lib, name));
+    close_library(lib);
+    return f;
+  }
+
+  // Test hooks: how many times a caller's library was resolved, and forgetting every entry.
+  uint32_t resolutions() const { return resolutions_.load(std::memory_order_relaxed); }
+  void reset_for_test() {
+    for (Entry& e : entries_) e.state.store(0, std::memory_order_relaxed);
+    used_.store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr uint32_t kEntries = 64;  // calling objects (libssl callers are few)
+  static constexpr uint32_t kEpochMask = 0x3fffffff;
+
+  struct Entry {
+    std::atomic<uint32_t> state;  // 0: unused or dead; else epoch << 2 | ApiKind
+    uintptr_t lo, hi;             // written before state is published, never changed after
+    Api api;
+  };
+
+  static View view(const Api& api, uint32_t st) {
+    return View{&api, static_cast<ApiKind>(st & 3) == ApiKind::kRecord};
+  }
+
+  ApiKind fill_for(const CallerObject& obj, Api& api) {
+    LookupHygiene keep;
+    resolutions_.fetch_add(1, std::memory_order_relaxed);
+    api = Api{};
+    void* lib = library_for(obj, Api::kProbe, Api::kSonames, std::size(Api::kSonames));
+    if (lib == nullptr) return ApiKind::kNone;
+    const bool complete = Api::fill(api, lib);
+    close_library(lib);
+    return complete ? ApiKind::kRecord : ApiKind::kPassThrough;
+  }
+
+  // The answer for a caller we could not store: per thread, good until this thread's next
+  // uncached call (the wrapper uses it only within the call).
+  static View scratch(const Api& api, ApiKind kind) {
+    static thread_local constinit Api t_api{};
+    t_api = api;
+    return View{&t_api, kind == ApiKind::kRecord};
+  }
+
+  __attribute__((noinline)) View resolve(const void* ret, uint32_t epoch) {
+    CallerObject obj;
+    object_of(ret, &obj);
+    Api api;
+    const ApiKind kind = fill_for(obj, api);
+    // Nothing found: not remembered, because a library may still arrive (RTLD_GLOBAL dlopen)
+    // for a caller that reached us through dlsym(RTLD_DEFAULT).
+    if (kind == ApiKind::kNone) return View{};
+    return store(obj, api, kind, epoch);
+  }
+
+  View store(const CallerObject& obj, const Api& api, ApiKind kind, uint32_t epoch) {
+    // A caller in no object (JIT code) has no span to key on; such calls are rare.
+    if (obj.lo == obj.hi) return scratch(api, kind);
+    const uint32_t i = used_.fetch_add(1, std::memory_order_acq_rel);
+    if (i >= kEntries) {
+      used_.store(kEntries, std::memory_order_relaxed);
+      return scratch(api, kind);
+    }
+    Entry& e = entries_[i];
+    e.lo = obj.lo;
+    e.hi = obj.hi;
+    e.api = api;
+    const uint32_t st = ((epoch & kEpochMask) << 2) | static_cast<uint32_t>(kind);
+    e.state.store(st, std::memory_order_release);
+    return view(e.api, st);
+  }
+
+  // A dlclose() happened since e was filled: keep e if the same library still serves this span.
+  __attribute__((noinline)) View refresh(Entry& e, const void* ret, uint32_t epoch) {
+    CallerObject obj;
+    object_of(ret, &obj);
+    Api api;
+    const ApiKind kind = fill_for(obj, api);
+    const uint32_t old = e.state.load(std::memory_order_acquire);
+    if (kind != ApiKind::kNone && obj.lo == e.lo && obj.hi == e.hi &&
+        static_cast<ApiKind>(old & 3) == kind && std::memcmp(&api, &e.api, sizeof api) == 0) {
+      const uint32_t st = ((epoch & kEpochMask) << 2) | static_cast<uint32_t>(kind);
+      e.state.store(st, std::memory_order_release);
+      return view(e.api, st);
+    }
+    // Another object (or library) now: this entry is dead; the caller gets a new one.
+    e.state.store(0, std::memory_order_release);
+    if (kind == ApiKind::kNone) return View{};
+    return store(obj, api, kind, epoch);
+  }
+
+  std::atomic<uint32_t> used_{0};
+  std::atomic<uint32_t> resolutions_{0};
+  Entry entries_[kEntries]{};
+};
 
 }  // namespace httptrace::tls
