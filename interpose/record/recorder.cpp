@@ -46,15 +46,17 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
                                                             bool tls_body = false) {
   uint8_t scan[capture::kScanMax];
   uint8_t scratch[format::kHttpCaptureMax];
-  const size_t want = static_cast<size_t>(result) < sizeof(scan) ? static_cast<size_t>(result)
-                                                                  : sizeof(scan);
+  const size_t total = static_cast<size_t>(result);
   // The usual case, one buffer holding everything to classify: read it where it is rather than
-  // copy up to 2 KiB (32 cache lines) first. Split buffers are gathered.
+  // copy up to 2 KiB (32 cache lines) first, and look further (a long target's headers). Split
+  // buffers are gathered.
   const uint8_t* in = scan;
   size_t n;
-  if (iovcnt > 0 && iov[0].iov_base != nullptr && iov[0].iov_len >= want) {
+  if (iovcnt > 0 && iov[0].iov_base != nullptr &&
+      iov[0].iov_len >= (total < sizeof(scan) ? total : sizeof(scan))) {
     in = static_cast<const uint8_t*>(iov[0].iov_base);
-    n = want;
+    n = total < iov[0].iov_len ? total : iov[0].iov_len;
+    if (n > capture::kInPlaceScanMax) n = capture::kInPlaceScanMax;
   } else {
     n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), scan, sizeof(scan));
   }
@@ -65,6 +67,7 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
                : capture::sanitize(in, n, scratch);
   ev.capture_kind = static_cast<uint8_t>(c.kind);
   ev.cap_len = c.len;
+  if (c.target_cut) ev.flags |= format::kDataCaptureCut;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
   return c;
 }
