@@ -91,8 +91,9 @@ bool is_tcp(int domain, int type) {
 }
 
 void on_socket(int fd, int domain, int type, int protocol, uint64_t ts) {
-  if (fd < 0 || !is_tcp(domain, type) || !FdTable::in_range(fd) || !recording()) return;
-  on_new_fd(fd, ts);
+  if (fd < 0) return;
+  on_new_fd(fd, ts);  // whatever the new socket is, the number's old socket is gone
+  if (!is_tcp(domain, type) || !FdTable::in_range(fd) || !recording()) return;
   ReentryGuard guard;
   if (!guard) return;
   const uint32_t conn = next_conn_id();

@@ -79,14 +79,19 @@ bool bare_handshake_header(const capture::Result& c) {
 
 }  // namespace
 
-void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
-                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt) {
-  const uint64_t word = g_fd_table.load(fd);
+void record_data(const DataStart& start, int fd, Direction dir, format::DataCall call,
+                 uint8_t flags, uint64_t t0, uint64_t t1, int64_t result, const iovec* iov,
+                 size_t iovcnt) {
+  // The connection the call began on: reading the slot now could find another thread's new
+  // socket under the same number (the old one closed during a blocking read).
+  const uint64_t word = start.word;
   const uint32_t conn = FdTable::conn_of(word);
-  if (conn == 0 || !recording()) return;
+  if (conn == 0) return;
+  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
+  if (start.took_turn && result <= 0) g_fd_table.undo_begin(fd, conn, dir, plaintext);
+  if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
   if (!plaintext) tls::note_wire_fd(fd);  // how a TLS session finds its socket (tls/record.h)
   if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
 

@@ -188,6 +188,30 @@ TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
   EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
 }
 
+// A blocking read during which another thread closes the number and gets it back for a new
+// socket: the read was on the old connection, and its bytes are counted there.
+TEST(RecorderEvents, DataIsRecordedOnTheConnectionTheCallBeganOn) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 706;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  const uint32_t old_conn = conn_of_fd(fd);
+  const DataStart start = begin_data(fd, format::Direction::kRecv, false);
+  on_new_fd(fd, 110);  // closed by a raw syscall, then...
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 120);  // ...the number is another thread's new socket
+  const uint32_t new_conn = conn_of_fd(fd);
+  ASSERT_NE(new_conn, old_conn);
+  std::string resp = "HTTP/1.1 200 OK\r\n\r\n";
+  iovec v{resp.data(), resp.size()};
+  record_data(start, fd, format::Direction::kRecv, format::DataCall::kRecv, 0, 105, 130,
+              static_cast<int64_t>(resp.size()), &v, 1);
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 140);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 5u);
+  EXPECT_EQ(kind(evs[before + 3]), static_cast<uint16_t>(EventKind::kData));
+  EXPECT_EQ(as<format::DataEvent>(evs[before + 3]).h.conn, old_conn);
+}
+
 TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
   trace_path();
   const size_t before = events().size();
