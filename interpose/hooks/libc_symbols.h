@@ -20,6 +20,7 @@
   X(gethostbyname_r, int, (const char*, hostent*, char*, size_t, hostent**, int*), true)        \
   X(socket, int, (int, int, int), true)                                                         \
   X(connect, int, (int, const sockaddr*, socklen_t), true)                                      \
+  X(listen, int, (int, int), true)                                                              \
   X(getsockopt, int, (int, int, int, void*, socklen_t*), true)                                  \
   X(send, ssize_t, (int, const void*, size_t, int), true)                                       \
   X(sendto, ssize_t, (int, const void*, size_t, int, const sockaddr*, socklen_t), true)         \

@@ -107,6 +107,17 @@ HT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   return rc;
 }
 
+HT_EXPORT int listen(int fd, int backlog) noexcept {
+  auto real = real_listen();
+  if (real == nullptr) return no_such_function<int>();
+  const int rc = real(fd, backlog);
+  if (rc == 0 && conn_of_fd(fd) != 0) {
+    ErrnoSaver keep;
+    on_listen(fd);
+  }
+  return rc;
+}
+
 HT_EXPORT int getsockopt(int fd, int level, int name, void* val, socklen_t* len) noexcept {
   auto real = real_getsockopt();
   if (real == nullptr) return no_such_function<int>();

@@ -1,6 +1,7 @@
 #include "interpose/record/events.h"
 
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include <cstring>
 
@@ -21,6 +22,52 @@ void local_addr(int fd, format::Addr& out) {
   if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     to_addr(reinterpret_cast<sockaddr*>(&ss), len, out);
   }
+}
+
+// The path of an AF_UNIX address: a pathname without its NUL, an abstract name with its leading
+// NUL; empty for an unnamed socket.
+size_t unix_path(const sockaddr* sa, socklen_t len, const char** path) {
+  constexpr size_t kOff = offsetof(sockaddr_un, sun_path);
+  if (sa == nullptr || sa->sa_family != AF_UNIX || len <= static_cast<socklen_t>(kOff)) return 0;
+  const char* p = reinterpret_cast<const sockaddr_un*>(sa)->sun_path;
+  size_t n = static_cast<size_t>(len) - kOff;
+  if (n > sizeof(sockaddr_un::sun_path)) n = sizeof(sockaddr_un::sun_path);
+  if (p[0] != '\0') n = strnlen(p, n);
+  *path = p;
+  return n;
+}
+
+void emit_path(int fd, uint32_t conn, uint8_t which, const sockaddr* sa, socklen_t len,
+               uint64_t ts) {
+  const char* path = nullptr;
+  const size_t n = unix_path(sa, len, &path);
+  if (n == 0) return;
+  auto ev = new_event<format::AddrPathEvent>(EventKind::kAddrPath, conn, ts);
+  ev.fd = fd;
+  ev.which = which;
+  ev.path_len = static_cast<uint16_t>(n);
+  trace_writer().emit(&ev, sizeof(ev), path, n);
+}
+
+// Our own end of a Unix connection, when it has a name (a client's usually has none).
+void emit_local_path(int fd, uint32_t conn, uint64_t ts) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    emit_path(fd, conn, 1, reinterpret_cast<sockaddr*>(&ss), len, ts);
+  }
+}
+
+// The C library's name-service cache daemon: every getaddrinfo/getpwnam tries it first (and
+// finds nothing, ENOENT, where nscd does not run). That is libc's business, not the program's.
+bool is_libc_daemon(const sockaddr* sa, socklen_t len) {
+  const char* path = nullptr;
+  const size_t n = unix_path(sa, len, &path);
+  constexpr const char* kPaths[] = {"/var/run/nscd/socket", "/run/nscd/socket"};
+  for (const char* p : kPaths) {
+    if (n == strlen(p) && memcmp(path, p, n) == 0) return true;
+  }
+  return false;
 }
 
 void emit_socket(int fd, uint32_t conn, int domain, int type, int protocol, uint64_t ts) {
@@ -51,7 +98,7 @@ uint32_t adopt(int fd, uint64_t ts) {
   if (sys::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return 0;
   len = sizeof(int);
   if (sys::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return 0;
-  if (!is_tcp(domain, type)) return 0;
+  if (!is_stream(domain, type)) return 0;
   len = sizeof(int);
   sys::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len);
   const uint32_t conn = next_conn_id();
@@ -82,12 +129,20 @@ bool to_addr(const sockaddr* sa, socklen_t len, format::Addr& out) {
     memcpy(out.ip, &in6.sin6_addr, 16);
     return true;
   }
+  if (sa->sa_family == AF_UNIX && len >= static_cast<socklen_t>(sizeof(sa_family_t))) {
+    out.family = AF_UNIX;
+    return true;
+  }
   return false;
 }
 
 bool is_tcp(int domain, int type) {
   // SOCK_NONBLOCK / SOCK_CLOEXEC ride in the type argument.
   return (domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM;
+}
+
+bool is_stream(int domain, int type) {
+  return is_tcp(domain, type) || (domain == AF_UNIX && (type & 0xf) == SOCK_STREAM);
 }
 
 void on_socket(int fd, int domain, int type, int protocol, uint64_t ts) {
@@ -105,6 +160,8 @@ void on_connect(int fd, const sockaddr* addr, socklen_t len, uint64_t t0, uint64
                 int err) {
   format::Addr peer;
   if (!to_addr(addr, len, peer) || !recording()) return;
+  const bool unix_domain = peer.family == AF_UNIX;
+  if (unix_domain && is_libc_daemon(addr, len)) return;
   ReentryGuard guard;
   if (!guard) return;
   const uint64_t word = g_fd_table.load(fd);
@@ -130,7 +187,59 @@ void on_connect(int fd, const sockaddr* addr, socklen_t len, uint64_t t0, uint64
   if (error == 0 || pending) local_addr(fd, ev.local);
   if (pending) g_fd_table.set_pending(fd, conn);
   trace_writer().emit(&ev, sizeof(ev));
+  if (unix_domain) {
+    emit_path(fd, conn, 0, addr, len, t0);
+    if (error == 0 || pending) emit_local_path(fd, conn, t0);
+  }
   record_stack(t0, conn);
+}
+
+void on_listen(int fd) {
+  if (g_fd_table.load(fd) == 0 || foreign_process()) return;
+  g_fd_table.untrack(fd);
+}
+
+void on_accept(int listen_fd, int fd, const sockaddr* addr, socklen_t addr_len, uint64_t t0,
+               uint64_t t1) {
+  if (fd < 0) return;
+  on_new_fd(fd, t1);
+  if (!FdTable::in_range(fd) || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  auto ev = new_event<format::AcceptEvent>(EventKind::kAccept, 0, t1);
+  // Our own end tells the family (and is needed anyway); the peer is what accept() wrote, when
+  // the program asked for it.
+  sockaddr_storage local;
+  socklen_t local_len = sizeof(local);
+  if (sys::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return;
+  if (!to_addr(reinterpret_cast<sockaddr*>(&local), local_len, ev.local)) return;
+  if (ev.local.family == AF_UNIX) {
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    if (sys::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM) return;
+  }
+  sockaddr_storage peer;
+  socklen_t peer_len = sizeof(peer);
+  const sockaddr* peer_sa = addr;
+  if (addr != nullptr && addr_len >= static_cast<socklen_t>(sizeof(sa_family_t))) {
+    peer_len = addr_len;
+  } else if (sys::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    peer_sa = reinterpret_cast<sockaddr*>(&peer);
+  } else {
+    peer_sa = nullptr;
+  }
+  if (peer_sa != nullptr) to_addr(peer_sa, peer_len, ev.peer);
+  const uint32_t conn = next_conn_id();
+  g_fd_table.track(fd, conn);
+  ev.h.conn = conn;
+  ev.dur_ns = t1 - t0;
+  ev.fd = fd;
+  ev.listen_fd = listen_fd;
+  trace_writer().emit(&ev, sizeof(ev));
+  if (ev.local.family == AF_UNIX) {
+    if (peer_sa != nullptr) emit_path(fd, conn, 0, peer_sa, peer_len, t1);
+    emit_path(fd, conn, 1, reinterpret_cast<sockaddr*>(&local), local_len, t1);
+  }
 }
 
 void on_so_error(int fd, int so_error, uint64_t ts) {

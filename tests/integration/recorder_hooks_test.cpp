@@ -1,6 +1,7 @@
 // The recorder's hooks on programs built to hit their hard cases (tests/clients/hooks_client.cpp):
 // thread interleavings, raw-syscall closes. These read the raw trace (the unit tests' reader,
 // independent of the analyzer) so they check exactly what was recorded.
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <map>
@@ -125,6 +126,171 @@ TEST_F(RecorderHooks, NumberReusedAfterARawCloseIsNotTheOldSocket) {
   EXPECT_EQ(sockets.size(), 3u);
   EXPECT_EQ(sends, 3);
   EXPECT_EQ(closed, sockets) << "each raw-closed socket is closed when its number is reused";
+}
+
+// An HTTP/1.1 server on a Unix socket (python3's http.server handler on a UnixStreamServer),
+// serving one request per connection until its stdin closes.
+constexpr char kUnixServer[] = R"(
+import http.server, socketserver, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"unix-ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+    def address_string(self): return "unix"
+s = socketserver.UnixStreamServer(sys.argv[1], H)
+threading.Thread(target=s.serve_forever, daemon=True).start()
+print("READY", flush=True)
+sys.stdin.read()
+)";
+
+std::string path_of(const Event& e) {
+  const auto p = e.get<format::AddrPathEvent>();
+  return std::string(reinterpret_cast<const char*>(e.bytes.data()) + sizeof(p), p.path_len);
+}
+
+// 7.19: HTTP over a Unix socket (curl --unix-socket, as to /var/run/docker.sock) is a connection
+// like a TCP one, with the socket's path.
+TEST_F(RecorderHooks, UnixSocketClientIsTracedLikeTcp) {
+  const std::string sock = (dir_ / "api.sock").string();
+  Child server;
+  std::string error, line;
+  RunOptions o;
+  ASSERT_TRUE(server.start({paths().python.string(), "-c", kUnixServer, sock}, o, true, &error))
+      << error;
+  ASSERT_TRUE(server.read_line(&line, milliseconds(10000)));
+  ASSERT_EQ(line, "READY");
+  RunResult r = traced({"curl", "-sS", "--unix-socket", sock, "http://localhost/x"});
+  server.close_stdin();
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "unix-ok\n");
+
+  const auto evs = only_trace();
+  std::vector<std::string> seen;
+  uint32_t conn = 0;
+  for (const Event& e : evs) {
+    if (e.kind == static_cast<uint16_t>(EventKind::kSocket)) {
+      EXPECT_EQ(e.get<format::SocketEvent>().domain, AF_UNIX);
+      conn = e.conn;
+      seen.push_back("socket");
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kConnect)) {
+      const auto c = e.get<format::ConnectEvent>();
+      EXPECT_EQ(c.error, 0);
+      EXPECT_EQ(c.peer.family, AF_UNIX);
+      seen.push_back("connect");
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kAddrPath)) {
+      EXPECT_EQ(e.get<format::AddrPathEvent>().which, 0);
+      EXPECT_EQ(path_of(e), sock);
+      seen.push_back("path");
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kData) &&
+               e.get<format::DataEvent>().capture_kind != 0) {
+      seen.push_back(e.capture().substr(0, e.capture().find("\r\n")));
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kClose)) {
+      seen.push_back("close");
+    }
+    if (e.kind != static_cast<uint16_t>(EventKind::kDns)) {
+      EXPECT_EQ(e.conn, conn);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"socket", "connect", "path", "GET /x HTTP/1.1",
+                                            "HTTP/1.0 200 OK", "close"}));
+}
+
+// 7.19: the server side. A traced python3 http.server: the listening socket is no connection,
+// each accepted one is (an AcceptEvent), and its request is read, its response written.
+TEST_F(RecorderHooks, AcceptedConnectionsAreRecorded) {
+  Child server;
+  std::string error, line;
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir_.path());
+  ASSERT_TRUE(server.start({paths().python.string(), "-u", "-m", "http.server", "0", "--bind",
+                            "127.0.0.1", "--directory", dir_.path().string()},
+                           o, false, &error))
+      << error;
+  ASSERT_TRUE(server.read_line(&line, milliseconds(10000)));
+  const size_t at = line.find(" port ");
+  ASSERT_NE(at, std::string::npos) << line;
+  const int port = std::atoi(line.c_str() + at + 6);
+  RunResult r = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                     "http://127.0.0.1:" + std::to_string(port) + "/"});
+  EXPECT_EQ(r.out, "200") << r.describe();
+  server.signal(SIGINT);
+  server.wait(milliseconds(10000));
+
+  const auto evs = only_trace();
+  std::map<uint32_t, std::vector<std::string>> by_conn;
+  int listen_fd = -1;
+  for (const Event& e : evs) {
+    if (e.kind == static_cast<uint16_t>(EventKind::kSocket)) {
+      listen_fd = e.get<format::SocketEvent>().fd;
+      by_conn[e.conn].push_back("socket");
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kAccept)) {
+      const auto a = e.get<format::AcceptEvent>();
+      EXPECT_EQ(a.listen_fd, listen_fd);
+      EXPECT_EQ(a.peer.family, AF_INET);
+      EXPECT_EQ(a.local.family, AF_INET);
+      EXPECT_EQ(a.local.port, port);
+      EXPECT_NE(a.peer.port, port);
+      by_conn[e.conn].push_back("accept");
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kData)) {
+      const auto d = e.get<format::DataEvent>();
+      if (d.capture_kind != 0) {
+        by_conn[e.conn].push_back(
+            std::string(d.dir == static_cast<uint8_t>(format::Direction::kRecv) ? "in " : "out ") +
+            e.capture().substr(0, e.capture().find("\r\n")));
+      }
+    } else if (e.kind == static_cast<uint16_t>(EventKind::kClose)) {
+      by_conn[e.conn].push_back("close");
+    }
+  }
+  ASSERT_EQ(by_conn.size(), 2u);
+  // The listening socket: created, never connected, never read or written.
+  EXPECT_EQ(by_conn.begin()->second, (std::vector<std::string>{"socket"}));
+  const auto& accepted = std::next(by_conn.begin())->second;
+  ASSERT_GE(accepted.size(), 3u);
+  EXPECT_EQ(accepted[0], "accept");
+  EXPECT_EQ(accepted[1], "in GET / HTTP/1.1");
+  EXPECT_EQ(accepted[2], "out HTTP/1.0 200 OK");
+}
+
+// The server side over a Unix socket: the accepted connection carries the listening path.
+TEST_F(RecorderHooks, AcceptOnAUnixSocketRecordsItsPath) {
+  const std::string sock = (dir_ / "srv.sock").string();
+  Child server;
+  std::string error, line;
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir_.path());
+  ASSERT_TRUE(server.start({paths().python.string(), "-c", kUnixServer, sock}, o, true, &error))
+      << error;
+  ASSERT_TRUE(server.read_line(&line, milliseconds(10000)));
+  RunResult r = run({"curl", "-sS", "--unix-socket", sock, "http://localhost/y"});
+  EXPECT_EQ(r.out, "unix-ok\n") << r.describe();
+  server.close_stdin();
+  EXPECT_EQ(server.wait(milliseconds(10000)).exit_code, 0);
+
+  int accepts = 0;
+  std::vector<std::string> paths_seen, captures;
+  for (const Event& e : only_trace()) {
+    if (e.kind == static_cast<uint16_t>(EventKind::kAccept)) {
+      ++accepts;
+      EXPECT_EQ(e.get<format::AcceptEvent>().local.family, AF_UNIX);
+    }
+    if (e.kind == static_cast<uint16_t>(EventKind::kAddrPath)) {
+      paths_seen.push_back(std::to_string(e.get<format::AddrPathEvent>().which) + " " + path_of(e));
+    }
+    if (e.kind == static_cast<uint16_t>(EventKind::kData) &&
+        e.get<format::DataEvent>().capture_kind != 0) {
+      captures.push_back(e.capture().substr(0, e.capture().find("\r\n")));
+    }
+  }
+  EXPECT_EQ(accepts, 1);
+  EXPECT_EQ(paths_seen, (std::vector<std::string>{"1 " + sock}));  // the client end has no name
+  EXPECT_EQ(captures, (std::vector<std::string>{"GET /y HTTP/1.1", "HTTP/1.0 200 OK"}));
 }
 
 }  // namespace
