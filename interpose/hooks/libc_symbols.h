@@ -8,6 +8,7 @@
 
 #include <netdb.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -66,7 +67,11 @@
   X(execve, int, (const char*, char* const*, char* const*), true)                               \
   X(execv, int, (const char*, char* const*), true)                                              \
   X(execvp, int, (const char*, char* const*), true)                                             \
-  X(execvpe, int, (const char*, char* const*, char* const*), false)
+  X(execvpe, int, (const char*, char* const*, char* const*), false)                             \
+  X(posix_spawn, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                  \
+                       const posix_spawnattr_t*, char* const*, char* const*), false)            \
+  X(posix_spawnp, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                 \
+                        const posix_spawnattr_t*, char* const*, char* const*), false)
 
 namespace httptrace::libc {
 

@@ -1,10 +1,12 @@
 #include "interpose/record/events.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
 #include <cstring>
 
+#include "interpose/record/exec_env.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/recorder.h"
 #include "interpose/record/stacks.h"
@@ -267,15 +269,21 @@ uint32_t untrack_for_close(int fd) {
   return FdTable::conn_of(g_fd_table.untrack(fd));
 }
 
-void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts) {
-  if (conn == 0 || !recording()) return;
-  ReentryGuard guard;
-  if (!guard) return;
+namespace {
+void emit_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts) {
   auto ev = new_event<format::CloseEvent>(EventKind::kClose, conn, ts);
   ev.fd = fd;
   ev.error = err;
   ev.how = static_cast<uint8_t>(how);
   trace_writer().emit(&ev, sizeof(ev));
+}
+}  // namespace
+
+void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts) {
+  if (conn == 0 || !recording()) return;
+  ReentryGuard guard;
+  if (!guard) return;
+  emit_close(fd, conn, err, how, ts);
 }
 
 void on_close_range(unsigned first, unsigned last, uint64_t ts) {
@@ -374,24 +382,97 @@ int collect_addrs(const hostent* he, format::Addr* out, int cap) {
 
 // Fork and exec are recorded only in a file that exists already: alone they are not about the
 // network, and a process that never touched it gets no file (lifecycle.cpp).
-void on_fork_parent(int child_pid, uint64_t ts) {
+void on_fork_parent(int child_pid, uint64_t ts, format::ForkHow how) {
   if (child_pid <= 0 || !recording() || !trace_writer().active()) return;
   ReentryGuard guard;
   if (!guard) return;
   auto ev = new_event<format::ForkEvent>(EventKind::kFork, 0, ts);
   ev.child_pid = child_pid;
-  ev.how = static_cast<uint8_t>(format::ForkHow::kFork);
+  ev.how = static_cast<uint8_t>(how);
   trace_writer().emit(&ev, sizeof(ev));
 }
 
-void on_exec(const char* path, uint64_t ts) {
-  if (!recording() || !trace_writer().active() || foreign_process()) return;
+namespace {
+// Appends the decimal digits of v at out[pos], within cap; returns the new position.
+size_t append_uint(char* out, size_t pos, size_t cap, unsigned long v) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  if (pos + static_cast<size_t>(n) >= cap) return cap;
+  while (n > 0) out[pos++] = digits[--n];
+  return pos;
+}
+}  // namespace
+
+const char* on_exec(const char* path, uint64_t ts, ExecHandover& h) {
+  h.entry[0] = '\0';
+  h.nclosed = 0;
+  if (foreign_process() || !recording()) return nullptr;
+  ReentryGuard guard;
+  if (!guard) return nullptr;
+  if (trace_writer().active()) {
+    auto ev = new_event<format::ExecEvent>(EventKind::kExec, 0, ts);
+    const size_t len = path != nullptr ? strnlen(path, 4096) : 0;
+    ev.path_len = static_cast<uint32_t>(len);
+    trace_writer().emit(&ev, sizeof(ev), path, len);
+  }
+  const size_t cap = sizeof(h.entry);
+  size_t pos = strlen(kExecFdsVar);
+  memcpy(h.entry, kExecFdsVar, pos);
+  h.entry[pos++] = '=';
+  pos = append_uint(h.entry, pos, cap, static_cast<unsigned long>(recorder_pid()));
+  if (pos < cap) h.entry[pos++] = ':';
+  const size_t header = pos;
+  const int hw = g_fd_table.high_water();
+  for (int fd = 0; fd < hw; ++fd) {
+    const uint32_t conn = FdTable::conn_of(g_fd_table.load(fd));
+    if (conn == 0) continue;
+    const int flags = sys::fcntl(fd, F_GETFD, 0);
+    if (flags < 0) continue;  // closed behind our back: the next user of the number says so
+    if ((flags & FD_CLOEXEC) != 0) {
+      if (h.nclosed == static_cast<int>(sizeof(h.closed_fd) / sizeof(h.closed_fd[0]))) continue;
+      g_fd_table.untrack(fd);
+      h.closed_fd[h.nclosed] = fd;
+      h.closed_conn[h.nclosed++] = conn;
+      emit_close(fd, conn, 0, format::CloseHow::kClose, ts);
+      continue;
+    }
+    // "fd=conn," while it fits (what does not fit is simply not adopted).
+    size_t p = append_uint(h.entry, pos, cap, static_cast<unsigned long>(fd));
+    if (p < cap) h.entry[p++] = '=';
+    p = append_uint(h.entry, p, cap, conn);
+    if (p + 1 >= cap) break;
+    h.entry[p++] = ',';
+    pos = p;
+  }
+  if (pos == header) return nullptr;
+  h.entry[pos - 1] = '\0';  // the last ','
+  return h.entry;
+}
+
+void on_exec_failed(const ExecHandover& h) {
+  for (int i = 0; i < h.nclosed; ++i) g_fd_table.track(h.closed_fd[i], h.closed_conn[i]);
+}
+
+void on_exec_inherit(int fd, unsigned parent_conn) {
+  if (!FdTable::in_range(fd) || !recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  auto ev = new_event<format::ExecEvent>(EventKind::kExec, 0, ts);
-  const size_t len = path != nullptr ? strnlen(path, 4096) : 0;
-  ev.path_len = static_cast<uint32_t>(len);
-  trace_writer().emit(&ev, sizeof(ev), path, len);
+  int type = 0, domain = 0;
+  socklen_t len = sizeof(int);
+  if (sys::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return;
+  len = sizeof(int);
+  if (sys::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return;
+  if (!is_stream(domain, type)) return;
+  const uint32_t conn = next_conn_id();
+  g_fd_table.track(fd, conn);
+  auto ev = new_event<format::InheritEvent>(EventKind::kExecInherit, conn, now_ns());
+  ev.fd = fd;
+  ev.parent_conn = parent_conn;
+  trace_writer().emit(&ev, sizeof(ev));
 }
 
 }  // namespace httptrace

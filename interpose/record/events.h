@@ -61,7 +61,23 @@ void record_dns(format::DnsCall call, const char* host, uint64_t t0, uint64_t t1
 int collect_addrs(const addrinfo* ai, format::Addr* out, int cap);
 int collect_addrs(const hostent* he, format::Addr* out, int cap);
 
-void on_fork_parent(int child_pid, uint64_t ts);
-void on_exec(const char* path, uint64_t ts);
+void on_fork_parent(int child_pid, uint64_t ts, format::ForkHow how = format::ForkHow::kFork);
+
+// What an exec hook keeps on its stack between on_exec() and the real exec.
+struct ExecHandover {
+  char entry[1024];       // "HTTPTRACE_EXEC_FDS=<pid>:<fd>=<conn>,..." (exec_env.h)
+  int closed_fd[64];      // close-on-exec sockets recorded as closed, in case the exec fails
+  uint32_t closed_conn[64];
+  int nclosed = 0;
+};
+// Just before exec: an ExecEvent; each tracked socket marked close-on-exec is recorded as closed
+// (the exec closes it); the others are written into h.entry for the new image to adopt. Returns
+// h.entry, or nullptr when there is nothing to hand over. Does nothing in a vfork child.
+const char* on_exec(const char* path, uint64_t ts, ExecHandover& h);
+// The exec returned: the close-on-exec sockets are still open and tracked again.
+void on_exec_failed(const ExecHandover& h);
+// In the new image, before main: fd, a socket the previous image had as parent_conn, is tracked
+// again under a new id (InheritEvent kExecInherit).
+void on_exec_inherit(int fd, unsigned parent_conn);
 
 }  // namespace httptrace

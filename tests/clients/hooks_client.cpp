@@ -14,6 +14,14 @@
 //                                          call (as libuv does) and its number reused by dup(),
 //                                          fcntl(F_DUPFD) and a UDP socket(); writes to FILE through
 //                                          the first two
+//   hooks_client get PORT                  one GET on a new connection; says whether
+//                                          HTTPTRACE_EXEC_FDS is in its environment
+//   hooks_client exec-env PORT             fork + execve of "get" with envp = {PATH}, then
+//                                          posix_spawn of "get" with envp = {FOO=bar}
+//   hooks_client exec-keep PORT            a keep-alive connection and a close-on-exec one, one
+//                                          request each; then execve of "reuse" (envp = {}),
+//                                          which uses the first for 5 more requests
+//   hooks_client reuse FD                  5 requests on the connected socket FD, then close
 //
 // Prints one line per step so a run traced and untraced can be compared. Exit 0 on success, 1 on
 // a failure (message on stderr), 2 on a usage error. libc and pthread only: it is what is traced.
@@ -22,8 +30,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -254,9 +264,86 @@ int rawclose(int port, const char* path) {
   return 0;
 }
 
+const std::string kGet = "GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+int get(int port) {
+  const int fd = connect_local(port);
+  send_all(fd, kGet.data(), kGet.size());
+  std::printf("get: %s, exec-fds %s\n", read_response(fd).c_str(),
+              getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  close(fd);
+  return 0;
+}
+
+std::string self_path() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) die("readlink");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+int wait_child(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int exec_env(const char* port) {
+  const std::string self = self_path();
+  char* argv[] = {const_cast<char*>("hooks_client"), const_cast<char*>("get"),
+                  const_cast<char*>(port), nullptr};
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
+    execve(self.c_str(), argv, envp);
+    _exit(127);
+  }
+  std::printf("execve child: %d\n", wait_child(pid));
+  std::fflush(stdout);
+  char* envp[] = {const_cast<char*>("FOO=bar"), nullptr};
+  pid_t spawned = 0;
+  if (posix_spawn(&spawned, self.c_str(), nullptr, nullptr, argv, envp) != 0) die("posix_spawn");
+  std::printf("posix_spawn child: %d\n", wait_child(spawned));
+  return 0;
+}
+
+int exec_keep(int port) {
+  const int keep = connect_local(port);
+  send_all(keep, kGet.data(), kGet.size());
+  std::printf("kept: %s\n", read_response(keep).c_str());
+  const int other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (other < 0 || connect(other, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+  send_all(other, kGet.data(), kGet.size());
+  std::printf("close-on-exec: %s\n", read_response(other).c_str());
+  std::fflush(stdout);
+  const std::string fd = std::to_string(keep);
+  char* argv[] = {const_cast<char*>("hooks_client"), const_cast<char*>("reuse"),
+                  const_cast<char*>(fd.c_str()), nullptr};
+  char* envp[] = {nullptr};
+  execve(self_path().c_str(), argv, envp);
+  die("execve");
+}
+
+int reuse(int fd) {
+  for (int i = 0; i < 5; ++i) {
+    send_all(fd, kGet.data(), kGet.size());
+    std::printf("reuse %d: %s\n", i, read_response(fd).c_str());
+  }
+  std::printf("exec-fds %s\n", getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  close(fd);
+  return 0;
+}
+
 int usage() {
   std::fputs("usage: hooks_client early-server FIFO | early-response PORT FIFO | "
-             "rawclose PORT FILE\n", stderr);
+             "rawclose PORT FILE | get PORT | exec-env PORT | exec-keep PORT | reuse FD\n",
+             stderr);
   return 2;
 }
 
@@ -268,5 +355,9 @@ int main(int argc, char** argv) {
   if (cmd == "early-server" && argc == 3) return early_server(argv[2]);
   if (cmd == "early-response" && argc == 4) return early_response(std::atoi(argv[2]), argv[3]);
   if (cmd == "rawclose" && argc == 4) return rawclose(std::atoi(argv[2]), argv[3]);
+  if (cmd == "get" && argc == 3) return get(std::atoi(argv[2]));
+  if (cmd == "exec-env" && argc == 3) return exec_env(argv[2]);
+  if (cmd == "exec-keep" && argc == 3) return exec_keep(std::atoi(argv[2]));
+  if (cmd == "reuse" && argc == 3) return reuse(std::atoi(argv[2]));
   return usage();
 }

@@ -293,5 +293,101 @@ TEST_F(RecorderHooks, AcceptOnAUnixSocketRecordsItsPath) {
   EXPECT_EQ(captures, (std::vector<std::string>{"GET /y HTTP/1.1", "HTTP/1.0 200 OK"}));
 }
 
+format::FileHeader header_of(const fs::path& file) {
+  return httptrace::testing::parse_trace(file.string()).header;
+}
+
+std::string argv_of(const fs::path& file) {
+  const auto h = header_of(file);
+  std::string a(h.argv, h.argv_len);
+  for (char& c : a) c = c == '\0' ? ' ' : c;
+  return a;
+}
+
+// 7.14: children started with an environment of their own (execve with a custom envp,
+// posix_spawn) are traced; HTTPTRACE_FOLLOW=0 leaves them alone.
+TEST_F(RecorderHooks, ChildrenWithTheirOwnEnvironmentAreTraced) {
+  RunResult r = traced({hooks_client(), "exec-env", server_.port_str()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out,
+            "get: HTTP/1.1 200 OK 26, exec-fds absent\nexecve child: 0\n"
+            "get: HTTP/1.1 200 OK 26, exec-fds absent\nposix_spawn child: 0\n");
+  const auto files = traces(dir_.path());
+  ASSERT_EQ(files.size(), 2u) << "one per child; the parent made no network call";
+  for (const auto& f : files) {
+    EXPECT_EQ(argv_of(f), "hooks_client get " + server_.port_str() + " ");
+    int requests = 0;
+    for (const Event& e : read_events(f)) {
+      requests += e.kind == static_cast<uint16_t>(EventKind::kData) &&
+                  e.get<format::DataEvent>().capture_kind ==
+                      static_cast<uint8_t>(format::CaptureKind::kHttpReq);
+    }
+    EXPECT_EQ(requests, 1) << f;
+  }
+}
+
+TEST_F(RecorderHooks, FollowZeroLeavesSuchChildrenUntraced) {
+  RunResult r = traced({hooks_client(), "exec-env", server_.port_str()}, {{"HTTPTRACE_FOLLOW", "0"}});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(traces(dir_.path()).size(), 0u);
+  EXPECT_EQ(r.out, untraced({hooks_client(), "exec-env", server_.port_str()}).out);
+}
+
+// 7.14: a keep-alive socket kept across exec is adopted by the new image (kExecInherit) and its
+// requests recorded there; a close-on-exec socket is recorded as closed at the exec.
+TEST_F(RecorderHooks, SocketKeptAcrossExecIsAdoptedByTheNewImage) {
+  RunResult r = traced({hooks_client(), "exec-keep", server_.port_str()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out,
+            "kept: HTTP/1.1 200 OK 26\nclose-on-exec: HTTP/1.1 200 OK 26\n"
+            "reuse 0: HTTP/1.1 200 OK 26\nreuse 1: HTTP/1.1 200 OK 26\n"
+            "reuse 2: HTTP/1.1 200 OK 26\nreuse 3: HTTP/1.1 200 OK 26\n"
+            "reuse 4: HTTP/1.1 200 OK 26\nexec-fds absent\n");
+  const auto files = traces(dir_.path());
+  ASSERT_EQ(files.size(), 2u);
+  fs::path before = files[0], after = files[1];
+  if (argv_of(before).find("reuse") != std::string::npos) std::swap(before, after);
+  EXPECT_EQ(header_of(before).pid, header_of(after).pid);
+
+  // The first image: two connections; at the exec only the close-on-exec one is closed.
+  std::vector<uint32_t> conns;
+  int kept_fd = -1;
+  std::set<uint32_t> closed;
+  bool exec_seen = false;
+  for (const Event& e : read_events(before)) {
+    if (e.kind == static_cast<uint16_t>(EventKind::kSocket)) {
+      conns.push_back(e.conn);
+      if (kept_fd < 0) kept_fd = e.get<format::SocketEvent>().fd;
+    }
+    if (e.kind == static_cast<uint16_t>(EventKind::kExec)) exec_seen = true;
+    if (e.kind == static_cast<uint16_t>(EventKind::kClose)) {
+      EXPECT_TRUE(exec_seen) << "closed at the exec, not before";
+      closed.insert(e.conn);
+    }
+  }
+  ASSERT_EQ(conns.size(), 2u);
+  EXPECT_TRUE(exec_seen);
+  EXPECT_EQ(closed, (std::set<uint32_t>{conns[1]}));
+
+  // The new image adopts the kept one and records its five requests on it.
+  const auto evs = read_events(after);
+  ASSERT_FALSE(evs.empty());
+  ASSERT_EQ(evs[0].kind, static_cast<uint16_t>(EventKind::kExecInherit));
+  const auto inh = evs[0].get<format::InheritEvent>();
+  EXPECT_EQ(inh.fd, kept_fd);
+  EXPECT_EQ(inh.parent_conn, conns[0]);
+  int requests = 0, closes = 0;
+  for (const Event& e : evs) {
+    if (e.kind == static_cast<uint16_t>(EventKind::kData)) {
+      EXPECT_EQ(e.conn, inh.h.conn);
+      requests += e.get<format::DataEvent>().capture_kind ==
+                  static_cast<uint8_t>(format::CaptureKind::kHttpReq);
+    }
+    closes += e.kind == static_cast<uint16_t>(EventKind::kClose);
+  }
+  EXPECT_EQ(requests, 5);
+  EXPECT_EQ(closes, 1);
+}
+
 }  // namespace
 }  // namespace httptrace::itest
