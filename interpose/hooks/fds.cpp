@@ -79,14 +79,34 @@ HT_EXPORT int creat(const char* path, mode_t mode) {
   return real != nullptr ? fresh(real(path, mode)) : no_such_function();
 }
 
+namespace {
+// The server side: every accepted stream socket is a connection (events.h on_accept).
+template <typename Call>
+int accepted(int lfd, sockaddr* addr, socklen_t* len, Call&& real_call) {
+  // The kernel writes the full address length even when it cut the address to fit the buffer:
+  // only what fits in the program's buffer may be read.
+  const socklen_t cap = addr != nullptr && len != nullptr ? *len : 0;
+  const uint64_t t0 = now_ns();
+  const int fd = real_call();
+  if (fd < 0) return fd;
+  const uint64_t t1 = now_ns();
+  ErrnoSaver keep;
+  const socklen_t got = cap > 0 ? (*len < cap ? *len : cap) : 0;
+  on_accept(lfd, fd, cap > 0 ? addr : nullptr, got, t0, t1);
+  return fd;
+}
+}  // namespace
+
 HT_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
   auto real = real_accept();
-  return real != nullptr ? fresh(real(fd, addr, len)) : no_such_function();
+  if (real == nullptr) return no_such_function();
+  return accepted(fd, addr, len, [&] { return real(fd, addr, len); });
 }
 
 HT_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   auto real = real_accept4();
-  return real != nullptr ? fresh(real(fd, addr, len, flags)) : no_such_function();
+  if (real == nullptr) return no_such_function();
+  return accepted(fd, addr, len, [&] { return real(fd, addr, len, flags); });
 }
 
 HT_EXPORT int pipe(int fds[2]) noexcept {

@@ -8,6 +8,7 @@
 
 #include <netdb.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -20,6 +21,7 @@
   X(gethostbyname_r, int, (const char*, hostent*, char*, size_t, hostent**, int*), true)        \
   X(socket, int, (int, int, int), true)                                                         \
   X(connect, int, (int, const sockaddr*, socklen_t), true)                                      \
+  X(listen, int, (int, int), true)                                                              \
   X(getsockopt, int, (int, int, int, void*, socklen_t*), true)                                  \
   X(send, ssize_t, (int, const void*, size_t, int), true)                                       \
   X(sendto, ssize_t, (int, const void*, size_t, int, const sockaddr*, socklen_t), true)         \
@@ -65,7 +67,11 @@
   X(execve, int, (const char*, char* const*, char* const*), true)                               \
   X(execv, int, (const char*, char* const*), true)                                              \
   X(execvp, int, (const char*, char* const*), true)                                             \
-  X(execvpe, int, (const char*, char* const*, char* const*), false)
+  X(execvpe, int, (const char*, char* const*, char* const*), false)                             \
+  X(posix_spawn, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                  \
+                       const posix_spawnattr_t*, char* const*, char* const*), false)            \
+  X(posix_spawnp, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                 \
+                        const posix_spawnattr_t*, char* const*, char* const*), false)
 
 namespace httptrace::libc {
 

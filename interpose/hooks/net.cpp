@@ -37,12 +37,13 @@ inline bool pass_through(Fn real, int fd) {
 template <typename Call>
 inline ssize_t traced_io(int fd, Direction dir, DataCall call, const iovec* iov, size_t iovcnt,
                          Call&& real_call) {
+  const DataStart start = begin_data(fd, dir, false);
   const uint64_t t0 = now_ns();
   const ssize_t r = real_call();
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
-  record_data(fd, dir, call, 0, t0, t1, r >= 0 ? r : -static_cast<int64_t>(keep.saved()), iov,
-              iovcnt);
+  record_data(start, fd, dir, call, 0, t0, t1,
+              r >= 0 ? r : -static_cast<int64_t>(keep.saved()), iov, iovcnt);
   return r;
 }
 
@@ -103,6 +104,17 @@ HT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   on_connect(fd, addr, len, t0, t1, rc, keep.saved());
+  return rc;
+}
+
+HT_EXPORT int listen(int fd, int backlog) noexcept {
+  auto real = real_listen();
+  if (real == nullptr) return no_such_function<int>();
+  const int rc = real(fd, backlog);
+  if (rc == 0 && conn_of_fd(fd) != 0) {
+    ErrnoSaver keep;
+    on_listen(fd);
+  }
   return rc;
 }
 
@@ -269,18 +281,29 @@ HT_EXPORT int shutdown(int fd, int how) noexcept {
   return rc;
 }
 
+namespace {
+void refresh_dup(int oldfd, int newfd);
+}  // namespace
+
 HT_EXPORT int dup(int oldfd) noexcept {
   auto real = real_dup();
   if (real == nullptr) return no_such_function<int>();
   const int fd = real(oldfd);
-  if (fd >= 0 && conn_of_fd(oldfd) != 0) {
-    ErrnoSaver keep;
-    on_dup(oldfd, fd, now_ns());
-  }
+  if (fd >= 0) refresh_dup(oldfd, fd);
   return fd;
 }
 
 namespace {
+// A new number from dup/F_DUPFD: whatever socket we still had under it was closed where we could
+// not see it (a raw syscall); then, if oldfd is a connection, newfd is one more way to it.
+void refresh_dup(int oldfd, int newfd) {
+  if (g_fd_table.load(newfd) == 0 && conn_of_fd(oldfd) == 0) return;
+  ErrnoSaver keep;
+  const uint64_t ts = now_ns();
+  on_new_fd(newfd, ts);
+  on_dup(oldfd, newfd, ts);
+}
+
 // dup2/dup3 close newfd first if it was open: it leaves its connection (and may be our trace
 // file's descriptor, which untrack_for_dup_target notices).
 template <typename Call>
@@ -321,10 +344,7 @@ namespace {
 int fcntl_common(fcntl_fn real, int fd, int cmd, void* arg) {
   if (real == nullptr) return no_such_function<int>();
   const int rc = real(fd, cmd, arg);
-  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && conn_of_fd(fd) != 0) {
-    ErrnoSaver keep;
-    on_dup(fd, rc, now_ns());
-  }
+  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) refresh_dup(fd, rc);
   return rc;
 }
 }  // namespace

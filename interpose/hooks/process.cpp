@@ -1,12 +1,14 @@
 // Interposed process functions (fork, exec*) and the library's constructor. The fork child's
 // side lives in lifecycle.cpp (a pthread_atfork handler, so forks we do not see as calls to
 // fork() are covered too); vfork gets only a stub that jumps on (hooks/vfork.cpp).
+#include <spawn.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
 
 #include "interpose/record/events.h"
+#include "interpose/record/exec_env.h"
 #include "interpose/hooks/libc_symbols.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/recorder.h"
@@ -20,7 +22,10 @@ namespace {
 __attribute__((constructor)) void httptrace_load() {
   ErrnoSaver keep;
   libc::resolve_all();
+  save_trace_env();  // before the program can touch its environment
   start_recorder();
+  // Sockets the previous image of this process had tracked and kept across exec.
+  for_each_exec_fd(on_exec_inherit);
 }
 
 int no_such_function() {
@@ -28,9 +33,28 @@ int no_such_function() {
   return -1;
 }
 
-void note_exec(const char* path) {
+// Every exec: record it (and the sockets it closes or keeps), then run the real call with the
+// environment merged (exec_env.h). Stack only: this may run in a vfork child.
+template <typename Exec>
+int exec_traced(const char* path, char* const* envp, Exec&& exec) {
+  ExecHandover h;
+  const char* fds;
+  {
+    ErrnoSaver keep;
+    fds = on_exec(path, now_ns(), h);
+  }
+  const size_t n = env_count(envp);
+  int rc;
+  if (n > kMergedEnvMax) {
+    rc = exec(envp);
+  } else {
+    char* merged[n + kSavedVarsMax + 2];
+    char preload[kPreloadMax];
+    rc = exec(merge_env(envp, fds, merged, preload));
+  }
   ErrnoSaver keep;
-  on_exec(path, now_ns());
+  on_exec_failed(h);
+  return rc;
 }
 
 }  // namespace
@@ -50,29 +74,73 @@ HT_EXPORT pid_t fork() noexcept {
 HT_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
   auto real = real_execve();
   if (real == nullptr) return no_such_function();
-  note_exec(path);
-  return real(path, argv, envp);
+  return exec_traced(path, envp, [&](char* const* env) { return real(path, argv, env); });
 }
 
+// execv and execvp take the environment from environ: they go through execve/execvpe so the
+// merged environment can be passed.
 HT_EXPORT int execv(const char* path, char* const argv[]) noexcept {
-  auto real = real_execv();
+  auto real = real_execve();
   if (real == nullptr) return no_such_function();
-  note_exec(path);
-  return real(path, argv);
+  return exec_traced(path, environ, [&](char* const* env) { return real(path, argv, env); });
 }
 
 HT_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+  auto real_e = real_execvpe();
+  if (real_e != nullptr) {
+    return exec_traced(file, environ, [&](char* const* env) { return real_e(file, argv, env); });
+  }
   auto real = real_execvp();
   if (real == nullptr) return no_such_function();
-  note_exec(file);
-  return real(file, argv);
+  return exec_traced(file, environ, [&](char* const*) { return real(file, argv); });
 }
 
 HT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
   auto real = real_execvpe();
   if (real == nullptr) return no_such_function();
-  note_exec(file);
-  return real(file, argv, envp);
+  return exec_traced(file, envp, [&](char* const* env) { return real(file, argv, env); });
+}
+
+// posix_spawn runs the child's execve inside glibc (not through our hook): the environment is
+// merged here. Inherited sockets are not handed over (the child is another process).
+HT_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* acts,
+                          const posix_spawnattr_t* attr, char* const argv[],
+                          char* const envp[]) noexcept {
+  auto real = real_posix_spawn();
+  if (real == nullptr) return ENOSYS;
+  const uint64_t t0 = now_ns();
+  const size_t n = env_count(envp);
+  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 2 : 1];
+  char preload[kPreloadMax];
+  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload) : envp;
+  pid_t child = 0;
+  const int rc = real(&child, path, acts, attr, argv, env);
+  if (pid != nullptr && rc == 0) *pid = child;
+  if (rc == 0) {
+    ErrnoSaver keep;
+    on_fork_parent(child, t0, format::ForkHow::kPosixSpawn);
+  }
+  return rc;
+}
+
+HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* acts,
+                           const posix_spawnattr_t* attr, char* const argv[],
+                           char* const envp[]) noexcept {
+  auto real = real_posix_spawnp();
+  if (real == nullptr) return ENOSYS;
+  const uint64_t t0 = now_ns();
+  const size_t n = env_count(envp);
+  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 2 : 1];
+  char preload[kPreloadMax];
+  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload) : envp;
+  pid_t child = 0;
+  const int rc = real(&child, file, acts, attr, argv, env);
+  if (pid != nullptr && rc == 0) *pid = child;
+  if (rc == 0) {
+    ErrnoSaver keep;
+    on_fork_parent(child, t0, format::ForkHow::kPosixSpawn);
+  }
+  return rc;
 }
 
 // The execl family: gather the variadic arguments into an argv on the stack (as glibc does)

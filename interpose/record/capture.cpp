@@ -73,23 +73,61 @@ Line line_end(const uint8_t* in, size_t len, size_t pos) {
   return in[pos + 1] == '\n' ? Line::kWhole : Line::kNo;
 }
 
-// METHOD SP target SP HTTP/d.d CRLF. Sets line_len to the bytes of the line (without CRLF) seen.
-Line request_line(const uint8_t* in, size_t len, size_t& line_len) {
+// The end of the run of target characters (0x21..0x7e) in in[pos, end): eight bytes at a time
+// while none is out of range (a request target is most of a request line's bytes).
+size_t target_run(const uint8_t* in, size_t pos, size_t end) {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k80 = 0x8080808080808080ull;
+  while (pos + 8 <= end) {
+    uint64_t x;
+    memcpy(&x, in + pos, 8);
+    // A byte >= 0x80, one below 0x21, or one that becomes >= 0x80 when 1 is added (0x7f) sets
+    // its top bit. Borrows and carries only ever run on from a byte that is out of range itself,
+    // so "none" is exact; the byte loop below finds which one it is.
+    if (((x | ((x - 0x21 * k01) & ~x) | (x + k01)) & k80) != 0) break;
+    pos += 8;
+  }
+  while (pos < end && is_target_char(in[pos])) ++pos;
+  return pos;
+}
+
+// Where the parts of a request line are, for the rewrite: in[0, kept_end) is the method, a space
+// and the part of the target that is kept; in[ver, line_len) is " HTTP/d.d" (or what arrived of
+// it). target_cut: the target was longer than kTargetMax and is cut at kept_end.
+struct RequestLine {
+  size_t kept_end = 0;
+  size_t ver = 0;
+  size_t line_len = 0;
+  bool target_cut = false;
+};
+
+// METHOD SP target SP HTTP/d.d CRLF.
+Line request_line(const uint8_t* in, size_t len, RequestLine& rl) {
   size_t pos = 0;
   while (pos < len && pos < 24 && is_method_char(in[pos])) ++pos;
-  line_len = pos;
+  rl.kept_end = rl.ver = rl.line_len = pos;
   if (pos == 0) return Line::kNo;
   if (pos >= len) return Line::kCut;
   if (in[pos] != ' ') return Line::kNo;
   ++pos;
   const size_t target_start = pos;
-  while (pos < len && is_target_char(in[pos])) ++pos;
-  line_len = pos;
+  // Only the kept part of the target is checked byte by byte (it is what gets recorded); past
+  // kTargetMax a memchr finds the space that ends it.
+  const size_t keep_limit = target_start + format::kTargetMax < len
+                                ? target_start + format::kTargetMax : len;
+  pos = target_run(in, pos, keep_limit);
+  rl.kept_end = rl.ver = rl.line_len = pos;
+  if (pos == keep_limit && pos < len && is_target_char(in[pos])) {
+    const void* sp = memchr(in + pos, ' ', len - pos);
+    rl.target_cut = true;
+    if (sp == nullptr) return Line::kCut;  // the call ended inside a long target
+    pos = static_cast<size_t>(static_cast<const uint8_t*>(sp) - in);
+    rl.ver = rl.line_len = pos;
+  }
   if (pos >= len) return Line::kCut;
   if (pos == target_start || in[pos] != ' ') return Line::kNo;
   ++pos;
   Line v = http_version(in, len, pos);
-  line_len = v == Line::kCut ? len : pos;  // a cut version is still a valid prefix: keep it all
+  rl.line_len = v == Line::kCut ? len : pos;  // a cut version is still a valid prefix: keep it all
   if (v != Line::kWhole) return v;
   return line_end(in, len, pos);
 }
@@ -116,47 +154,83 @@ Line status_line(const uint8_t* in, size_t len, size_t& line_len) {
   return line_end(in, len, pos);
 }
 
-// Finds the Host header among the header lines that start at pos; sets value/value_len.
-bool find_host(const uint8_t* in, size_t len, size_t pos, size_t& value, size_t& value_len) {
+// A header whose whole line may be kept: lower-case name to match, the spelling we write.
+struct AllowedHeader {
+  const char* lower_name;
+  const char* name;
+  uint8_t len;
+};
+constexpr AllowedHeader kRequestHeaders[] = {
+    {"host", "Host", 4}, {"connection", "Connection", 10}, {"traceparent", "traceparent", 11}};
+constexpr AllowedHeader kResponseHeaders[] = {
+    {"connection", "Connection", 10}, {"keep-alive", "Keep-Alive", 10}};
+
+template <size_t N>
+const AllowedHeader* allowed(const uint8_t* line, size_t len, const AllowedHeader (&list)[N]) {
+  const uint8_t first = lower(line[0]);
+  for (const AllowedHeader& h : list) {
+    if (static_cast<uint8_t>(h.lower_name[0]) != first || len <= h.len || line[h.len] != ':') {
+      continue;  // most lines: one compare
+    }
+    size_t i = 1;
+    while (i < h.len && lower(line[i]) == static_cast<uint8_t>(h.lower_name[i])) ++i;
+    if (i == h.len) return &h;
+  }
+  return nullptr;
+}
+
+// Appends to out[0, n) the allow-listed header lines among those that start at in[pos], each as
+// "\r\nName: value". A line goes in whole or not at all: one the call cut short, one continued on
+// the next line (obs-fold), or one that does not fit in
+// kHttpCaptureMax is left out. (The value is this header's own: whatever bytes it holds, they
+// are not another header's secret.) Stops at the blank line that ends the header block.
+template <size_t N>
+size_t append_headers(const uint8_t* in, size_t len, size_t pos, const AllowedHeader (&list)[N],
+                      uint8_t* out, size_t n) {
+  constexpr size_t kMax = format::kHttpCaptureMax;
   while (pos < len) {
     const void* nl = memchr(in + pos, '\n', len - pos);
-    size_t eol = nl != nullptr ? static_cast<size_t>(static_cast<const uint8_t*>(nl) - in) : len;
-    size_t end = eol;  // exclusive, without CR
+    if (nl == nullptr) break;  // the call ended inside this line
+    const size_t eol = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in);
+    size_t end = eol;
     if (end > pos && in[end - 1] == '\r') --end;
-    if (end == pos) return false;  // blank line: end of the header block
-    if (end - pos >= 5 && lower(in[pos]) == 'h' && lower(in[pos + 1]) == 'o' &&
-        lower(in[pos + 2]) == 's' && lower(in[pos + 3]) == 't' && in[pos + 4] == ':') {
-      size_t v = pos + 5;
+    if (end == pos) break;  // blank line: end of the header block
+    const AllowedHeader* h = allowed(in + pos, end - pos, list);
+    if (h != nullptr && !(eol + 1 < len && (in[eol + 1] == ' ' || in[eol + 1] == '\t'))) {
+      size_t v = pos + h->len + 1;
       while (v < end && (in[v] == ' ' || in[v] == '\t')) ++v;
       size_t e = end;
       while (e > v && (in[e - 1] == ' ' || in[e - 1] == '\t')) --e;
-      value = v;
-      value_len = e - v;
-      return true;
+      const size_t line = 2 + h->len + 2 + (e - v);
+      if (n + line <= kMax) {
+        memcpy(out + n, "\r\n", 2);
+        memcpy(out + n + 2, h->name, h->len);
+        memcpy(out + n + 2 + h->len, ": ", 2);
+        memcpy(out + n + 4 + h->len, in + v, e - v);
+        n += line;
+      }
     }
     pos = eol + 1;
   }
-  return false;
+  return n;
 }
 
-Result http_request(const uint8_t* in, size_t len, size_t line_len, bool whole, uint8_t* scratch) {
-  constexpr size_t kMax = format::kHttpCaptureMax;
-  size_t n = line_len < kMax ? line_len : kMax;
+size_t after_line(const uint8_t* in, size_t line_len) {
+  return line_len + (in[line_len] == '\r' ? 2 : 1);
+}
+
+Result http_request(const uint8_t* in, size_t len, const RequestLine& rl, bool whole,
+                    uint8_t* scratch) {
+  // At most 24 + 1 + kTargetMax + the version: always within kHttpCaptureMax.
+  static_assert(24 + 1 + format::kTargetMax + 16 < format::kHttpCaptureMax);
+  size_t n = rl.kept_end;
   memcpy(scratch, in, n);
-  size_t value = 0, value_len = 0;
-  if (whole) {
-    size_t next = line_len + (in[line_len] == '\r' ? 2 : 1);
-    static constexpr char kHost[] = "\r\nHost: ";
-    constexpr size_t kHostLen = sizeof(kHost) - 1;
-    if (find_host(in, len, next, value, value_len) && n + kHostLen < kMax) {
-      memcpy(scratch + n, kHost, kHostLen);
-      n += kHostLen;
-      size_t take = value_len < kMax - n ? value_len : kMax - n;
-      memcpy(scratch + n, in + value, take);
-      n += take;
-    }
-  }
-  return {CaptureKind::kHttpReq, scratch, static_cast<uint16_t>(n)};
+  size_t tail = rl.line_len - rl.ver;
+  if (tail > 16) tail = 16;  // " HTTP/d.d" (anything longer was not a version)
+  memcpy(scratch + n, in + rl.ver, tail);
+  n += tail;
+  if (whole) n = append_headers(in, len, after_line(in, rl.line_len), kRequestHeaders, scratch, n);
+  return {CaptureKind::kHttpReq, scratch, static_cast<uint16_t>(n), rl.target_cut};
 }
 
 Result tls_records(const uint8_t* in, size_t len) {
@@ -202,13 +276,17 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (l != Line::kNo && line_len > 0) {
     size_t n = line_len < format::kHttpCaptureMax ? line_len : format::kHttpCaptureMax;
     memcpy(scratch, in, n);
+    if (l == Line::kWhole) {
+      n = append_headers(in, len, after_line(in, line_len), kResponseHeaders, scratch, n);
+    }
     return {CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
   }
-  l = request_line(in, len, line_len);
+  RequestLine rl;
+  l = request_line(in, len, rl);
   // A cut line still counts when it got past the method: "GET /very/long/target..." written in
   // pieces. A bare run of capital letters does not.
-  if (l == Line::kWhole || (l == Line::kCut && memchr(in, ' ', line_len) != nullptr)) {
-    return http_request(in, len, line_len, l == Line::kWhole, scratch);
+  if (l == Line::kWhole || (l == Line::kCut && rl.kept_end > 0 && memchr(in, ' ', rl.kept_end))) {
+    return http_request(in, len, rl, l == Line::kWhole, scratch);
   }
 
   return {};

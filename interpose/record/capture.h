@@ -3,9 +3,14 @@
 // usable from any hook and tested directly.
 //
 // The rule of thumb is "what a network observer learns from the start of a connection, minus
-// credentials": an HTTP/1.x request line and the Host header, a status line, TLS handshake
-// records (ClientHello/ServerHello are public), a known protocol preface. Never any other header
-// value, never a body.
+// credentials": an HTTP/1.x request line (its target cut at kTargetMax) and a few whole header
+// lines that carry no secret (Host, Connection, traceparent; Connection, Keep-Alive in a
+// response), a status line, TLS handshake records (ClientHello/ServerHello are public), a known
+// protocol preface. Never any other header value, never a body.
+//
+// Only the bytes of one call are seen: the first transfer after a direction change. Header lines
+// the program writes (or the kernel returns) in a later call are not captured, so a Host sent in
+// a second write() is simply absent; a header line that the call cut in two is left out.
 #pragma once
 
 #include <sys/uio.h>
@@ -17,8 +22,12 @@
 
 namespace httptrace::capture {
 
-// How many bytes a hook copies out of a transfer before classifying it: the largest capture.
+// How many bytes a hook copies out of a transfer split over several buffers before classifying
+// it: the largest capture.
 inline constexpr size_t kScanMax = format::kTlsCaptureMax;
+// How far into one contiguous buffer the classifier may look (read in place, nothing copied): a
+// request with a 2 KiB presigned URL still has its headers found.
+inline constexpr size_t kInPlaceScanMax = 16 * 1024;
 
 // Copies the first bytes of a transfer spread over iov[0..iovcnt) into out, stopping after
 // `total` bytes (what the call really transferred) or out_cap bytes, whichever is less.
@@ -29,6 +38,7 @@ struct Result {
   format::CaptureKind kind = format::CaptureKind::kNone;
   const uint8_t* data = nullptr;  // points into `in` or `scratch`
   uint16_t len = 0;
+  bool target_cut = false;  // the request target was cut at kTargetMax (format::kDataCaptureCut)
 };
 
 // Classifies the first `len` bytes of a transfer and returns what may be recorded. scratch must

@@ -45,13 +45,12 @@ bool FdTable::clear_pending(int fd, uint32_t conn) {
 
 bool FdTable::note_direction(int fd, uint32_t conn, format::Direction dir, bool plaintext) {
   if (!in_range(fd)) return false;
-  const int shift = plaintext ? kPlainDirShift : kWireDirShift;
-  const uint64_t want = static_cast<uint64_t>(dir == format::Direction::kSend ? 1 : 2) << shift;
-  const uint64_t mask = 3ull << shift;
+  const uint64_t mine = turn_bit(dir, plaintext);
+  const uint64_t theirs = turn_bit(other(dir), plaintext);
   uint64_t cur = slots_[fd].load(std::memory_order_relaxed);
   for (int i = 0; i < kCasAttempts && conn_of(cur) == conn && conn != 0; ++i) {
-    if ((cur & mask) == want) return false;  // same direction as last time: the common case
-    if (slots_[fd].compare_exchange_weak(cur, (cur & ~mask) | want, std::memory_order_relaxed)) {
+    if ((cur & mine) != 0) return false;  // this way was already taken as the turn: the common case
+    if (slots_[fd].compare_exchange_weak(cur, (cur & ~theirs) | mine, std::memory_order_relaxed)) {
       return true;
     }
   }

@@ -8,9 +8,14 @@
 // Word layout (0 = untracked):
 //   bits  0..31  connection id (never 0 for a tracked fd)
 //   bit  32      connect pending (connect returned EINPROGRESS/EINTR, completion not yet seen)
-//   bits 33..34  last wire direction: 0 none, 1 send, 2 recv
-//   bits 35..36  last TLS-plaintext direction, same encoding (kept apart so the TLS hooks and the
-//                socket hooks below them each see their own direction changes)
+//   bits 33..34  wire turns: bit 33 (send) / 34 (recv) is set once a transfer in that direction
+//                was taken as the turn of the conversation, and cleared when a transfer in the
+//                other direction begins (before its call) or completes. So the first transfer in
+//                a direction after the other direction started is the turn, whatever the order
+//                the two threads' calls return in: a response read while the request's send()
+//                is still blocked is a turn too.
+//   bits 35..36  the same for TLS plaintext (kept apart so the TLS hooks and the socket hooks
+//                below them each see their own direction changes)
 //   bit  37      the last read returned only a TLS handshake record header: capture the next
 //                read too (the record's body: a ServerHello tells the TLS version on the wire)
 // Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
@@ -29,8 +34,15 @@ class FdTable {
   static constexpr int kCapacity = 1 << 20;
 
   static constexpr uint64_t kPendingBit = 1ull << 32;
-  static constexpr int kWireDirShift = 33;
-  static constexpr int kPlainDirShift = 35;
+  static constexpr int kWireTurnShift = 33;
+  static constexpr int kPlainTurnShift = 35;
+  static uint64_t turn_bit(format::Direction dir, bool plaintext) {
+    return 1ull << ((plaintext ? kPlainTurnShift : kWireTurnShift) +
+                    (dir == format::Direction::kSend ? 0 : 1));
+  }
+  static format::Direction other(format::Direction dir) {
+    return dir == format::Direction::kSend ? format::Direction::kRecv : format::Direction::kSend;
+  }
   static constexpr uint64_t kTlsHeaderBit = 1ull << 37;
 
   static uint32_t conn_of(uint64_t word) { return static_cast<uint32_t>(word); }
@@ -53,8 +65,22 @@ class FdTable {
   // True for exactly one caller: the one that saw the pending flag and cleared it.
   bool clear_pending(int fd, uint32_t conn);
 
-  // Records that the last transfer on fd went in direction dir; true when that differs from the
-  // previous transfer (or is the first). plaintext selects the TLS-plaintext direction bits.
+  // Before a transfer in direction dir on fd, whose word (read before the call) is word: the
+  // next transfer the other way is a turn. True when this call cleared a bit: the caller gives it
+  // back with undo_begin() if the transfer moved nothing (EAGAIN must not make the next write of
+  // the same body look like a new request). Usually one test of word, no store.
+  bool begin_transfer(int fd, uint64_t word, format::Direction dir, bool plaintext) {
+    const uint64_t bit = turn_bit(other(dir), plaintext);
+    if ((word & bit) == 0) return false;
+    return take_flag(fd, conn_of(word), bit);
+  }
+  void undo_begin(int fd, uint32_t conn, format::Direction dir, bool plaintext) {
+    set_flag(fd, conn, turn_bit(other(dir), plaintext));
+  }
+
+  // A transfer in direction dir moved bytes: true when it is the turn of the conversation (the
+  // first transfer this way since the other way began, or the first ever). plaintext selects the
+  // TLS-plaintext bits.
   bool note_direction(int fd, uint32_t conn, format::Direction dir, bool plaintext);
 
   // Sets flag (a k*Bit) in fd's word, or clears it and says whether it was set.

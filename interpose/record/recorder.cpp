@@ -45,15 +45,17 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
                                                             bool tls_body = false) {
   uint8_t scan[capture::kScanMax];
   uint8_t scratch[format::kHttpCaptureMax];
-  const size_t want = static_cast<size_t>(result) < sizeof(scan) ? static_cast<size_t>(result)
-                                                                  : sizeof(scan);
+  const size_t total = static_cast<size_t>(result);
   // The usual case, one buffer holding everything to classify: read it where it is rather than
-  // copy up to 2 KiB (32 cache lines) first. Split buffers are gathered.
+  // copy up to 2 KiB (32 cache lines) first, and look further (a long target's headers). Split
+  // buffers are gathered.
   const uint8_t* in = scan;
   size_t n;
-  if (iovcnt > 0 && iov[0].iov_base != nullptr && iov[0].iov_len >= want) {
+  if (iovcnt > 0 && iov[0].iov_base != nullptr &&
+      iov[0].iov_len >= (total < sizeof(scan) ? total : sizeof(scan))) {
     in = static_cast<const uint8_t*>(iov[0].iov_base);
-    n = want;
+    n = total < iov[0].iov_len ? total : iov[0].iov_len;
+    if (n > capture::kInPlaceScanMax) n = capture::kInPlaceScanMax;
   } else {
     n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), scan, sizeof(scan));
   }
@@ -64,6 +66,7 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
                : capture::sanitize(in, n, scratch);
   ev.capture_kind = static_cast<uint8_t>(c.kind);
   ev.cap_len = c.len;
+  if (c.target_cut) ev.flags |= format::kDataCaptureCut;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
   return c;
 }
@@ -75,14 +78,19 @@ bool bare_handshake_header(const capture::Result& c) {
 
 }  // namespace
 
-void record_data(int fd, Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
-                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt) {
-  const uint64_t word = g_fd_table.load(fd);
+void record_data(const DataStart& start, int fd, Direction dir, format::DataCall call,
+                 uint8_t flags, uint64_t t0, uint64_t t1, int64_t result, const iovec* iov,
+                 size_t iovcnt) {
+  // The connection the call began on: reading the slot now could find another thread's new
+  // socket under the same number (the old one closed during a blocking read).
+  const uint64_t word = start.word;
   const uint32_t conn = FdTable::conn_of(word);
-  if (conn == 0 || !recording()) return;
+  if (conn == 0) return;
+  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
+  if (start.took_turn && result <= 0) g_fd_table.undo_begin(fd, conn, dir, plaintext);
+  if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  const bool plaintext = (flags & format::kDataTlsPlaintext) != 0;
   if (!plaintext) t_last_wire_fd = fd;
   if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
 

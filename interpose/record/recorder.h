@@ -5,11 +5,12 @@
 //
 //   auto real = libc::real_send();               // resolved symbol; nullptr -> errno=ENOSYS, -1
 //   if (conn_of_fd(fd) == 0) return real(...);   // the only cost for descriptors we ignore
+//   DataStart start = begin_data(fd, dir, false);
 //   uint64_t t0 = now_ns();
 //   auto r = real(...);
 //   uint64_t t1 = now_ns();
 //   ErrnoSaver keep;                             // errno back as the real call left it
-//   record_data(fd, ..., t0, t1, r >= 0 ? r : -keep.saved(), ...);
+//   record_data(start, fd, ..., t0, t1, r >= 0 ? r : -keep.saved(), ...);
 //   return r;
 //
 // The record_* functions take the ReentryGuard themselves, around the recording only, not the
@@ -100,13 +101,39 @@ Event new_event(format::EventKind kind, uint32_t conn, uint64_t ts) {
 // 0 when fd is not a tracked TCP socket.
 inline uint32_t conn_of_fd(int fd) { return FdTable::conn_of(g_fd_table.load(fd)); }
 
+// What a data hook notes before the real call and hands to record_data after it.
+struct DataStart {
+  uint64_t word = 0;       // fd's slot before the call: the connection the call is really on,
+                           // even if another thread closes the number and it is reused meanwhile
+  bool took_turn = false;  // begin_transfer() cleared the other direction's turn bit
+};
+
+// Before the real call of a read or write on fd: tells the other direction that this one has
+// begun (fd_table.h, the turn bits), so a response read while the request is still being sent
+// is captured. For an untracked fd, one load.
+inline DataStart begin_data(int fd, format::Direction dir, bool plaintext) {
+  DataStart s{g_fd_table.load(fd), false};
+  if (s.word != 0) s.took_turn = g_fd_table.begin_transfer(fd, s.word, dir, plaintext);
+  return s;
+}
+
 // One read or write on a tracked descriptor. result is the byte count or -errno. The bytes are
 // the iovecs as passed; only the first `result` of them are looked at (never past what the call
 // really transferred). flags: 0 for socket calls, format::kDataTlsPlaintext for TLS library
-// calls (their direction changes are tracked apart from the wire's). Does nothing for an
-// untracked fd.
-void record_data(int fd, format::Direction dir, format::DataCall call, uint8_t flags, uint64_t t0,
-                 uint64_t t1, int64_t result, const iovec* iov, size_t iovcnt);
+// calls (their direction changes are tracked apart from the wire's). Does nothing when the
+// descriptor was untracked at the start of the call.
+void record_data(const DataStart& start, int fd, format::Direction dir, format::DataCall call,
+                 uint8_t flags, uint64_t t0, uint64_t t1, int64_t result, const iovec* iov,
+                 size_t iovcnt);
+
+// The same without a begin_data() before the call: the slot is read now, and a transfer that
+// completes while the other direction's call is still blocked is not seen as a turn.
+inline void record_data(int fd, format::Direction dir, format::DataCall call, uint8_t flags,
+                        uint64_t t0, uint64_t t1, int64_t result, const iovec* iov,
+                        size_t iovcnt) {
+  record_data(DataStart{g_fd_table.load(fd), false}, fd, dir, call, flags, t0, t1, result, iov,
+              iovcnt);
+}
 
 // A finished (or failed) TLS handshake. The caller fills every field after h; h.kind, h.conn
 // (from ev.fd) and h.size are set here, h.ts_ns must be set by the caller.

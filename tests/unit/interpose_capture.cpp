@@ -14,12 +14,13 @@ using format::CaptureKind;
 struct Captured {
   CaptureKind kind;
   std::string bytes;
+  bool target_cut = false;
 };
 
 Captured run(const std::string& data) {
   uint8_t scratch[format::kHttpCaptureMax];
   const Result r = sanitize(reinterpret_cast<const uint8_t*>(data.data()), data.size(), scratch);
-  return {r.kind, std::string(reinterpret_cast<const char*>(r.data), r.len)};
+  return {r.kind, std::string(reinterpret_cast<const char*>(r.data), r.len), r.target_cut};
 }
 
 // Through the same path a hook takes: gather from iovecs (limited to what was transferred).
@@ -39,19 +40,21 @@ const std::string kRequest =
     "Authorization: Bearer s3cr3t-t0ken\r\n"
     "Cookie: session=abcdef\r\n"
     "host:  example.com:8080 \r\n"
+    "X-Amz-Security-Token: tok3n\r\n"
+    "Connection: keep-alive\r\n"
     "Accept: */*\r\n\r\n"
     "body-bytes-here";
 
-TEST(Capture, RequestLineAndHostOnly) {
+TEST(Capture, RequestLineAndAllowListedHeadersOnly) {
   const Captured c = run(kRequest);
   EXPECT_EQ(c.kind, CaptureKind::kHttpReq);
-  EXPECT_EQ(c.bytes, "GET /search?q=1 HTTP/1.1\r\nHost: example.com:8080");
+  EXPECT_EQ(c.bytes, "GET /search?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nConnection: keep-alive");
 }
 
 TEST(Capture, NoOtherHeaderValueOrBodyEverAppears) {
   for (size_t cut = 1; cut <= kRequest.size(); ++cut) {
     const Captured c = run(kRequest.substr(0, cut));
-    for (const char* secret : {"s3cr3t", "Bearer", "session=", "curl/7.88", "body", "*/*"}) {
+    for (const char* secret : {"s3cr3t", "Bearer", "session=", "curl/7.88", "body", "*/*", "tok3n"}) {
       ASSERT_EQ(c.bytes.find(secret), std::string::npos) << "cut " << cut << ": " << c.bytes;
     }
   }
@@ -76,18 +79,94 @@ TEST(Capture, RequestLineCutByTheWriteIsStillARequest) {
   EXPECT_EQ(run("GET").kind, CaptureKind::kNone);  // not enough to tell
 }
 
-TEST(Capture, LongRequestLineIsTruncated) {
-  const std::string target(5000, 'a');
-  const Captured c = run("GET /" + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+TEST(Capture, LongTargetIsCutAndTheLineStaysARequestLine) {
+  // A presigned S3 URL: the request line is far over the old 256-byte budget.
+  const std::string target = "/bucket/key?X-Amz-Credential=" + std::string(1200, 'c');
+  const std::string host = "my-bucket.s3.eu-west-1.amazonaws.com";
+  const Captured c = run("GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\nAccept: */*\r\n\r\n");
   EXPECT_EQ(c.kind, CaptureKind::kHttpReq);
-  EXPECT_EQ(c.bytes.size(), format::kHttpCaptureMax);
-  EXPECT_EQ(c.bytes.substr(0, 6), "GET /a");
+  EXPECT_TRUE(c.target_cut);
+  EXPECT_EQ(c.bytes, "GET " + target.substr(0, format::kTargetMax) + " HTTP/1.1\r\nHost: " + host);
 }
 
-TEST(Capture, LongHostValueIsCutToTheCap) {
-  const Captured c = run("GET / HTTP/1.1\r\nHost: " + std::string(1000, 'h') + "\r\n\r\n");
+TEST(Capture, TargetOfExactlyTheLimitIsNotCut) {
+  const std::string target = "/" + std::string(format::kTargetMax - 1, 'a');
+  const Captured c = run("GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_FALSE(c.target_cut);
+  EXPECT_EQ(c.bytes, "GET " + target + " HTTP/1.1\r\nHost: h");
+  const Captured longer = run("GET " + target + "b HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_TRUE(longer.target_cut);
+  EXPECT_EQ(longer.bytes, "GET " + target + " HTTP/1.1\r\nHost: h");
+}
+
+TEST(Capture, LongTargetCutByTheCallKeepsItsPrefix) {
+  const std::string target = "/" + std::string(3000, 'a');
+  const Captured c = run("PUT " + target.substr(0, 1000));  // the write ended inside the target
   EXPECT_EQ(c.kind, CaptureKind::kHttpReq);
-  EXPECT_EQ(c.bytes.size(), format::kHttpCaptureMax);
+  EXPECT_TRUE(c.target_cut);
+  EXPECT_EQ(c.bytes, "PUT " + target.substr(0, format::kTargetMax));
+}
+
+TEST(Capture, TheWholeHostOrNoHost) {
+  // 230 bytes of Host used to be cut to fit ("s3.e") and then taken for the host.
+  const std::string host = std::string(226, 'h') + ".com";
+  const Captured c = run("GET /" + std::string(600, 'p') + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+  EXPECT_EQ(c.bytes.substr(c.bytes.find("\r\n")), "\r\nHost: " + host);
+  // A value that cannot fit is left out entirely, never cut.
+  const Captured big = run("GET / HTTP/1.1\r\nHost: " + std::string(1000, 'h') + "\r\n\r\n");
+  EXPECT_EQ(big.kind, CaptureKind::kHttpReq);
+  EXPECT_EQ(big.bytes, "GET / HTTP/1.1");
+}
+
+TEST(Capture, AllowListedRequestHeadersInTheirOrder) {
+  const Captured c = run(
+      "POST /rpc HTTP/1.1\r\nconnection: keep-alive\r\nX-Secret: hunter2\r\n"
+      "TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+      "Cookie: a=b\r\nHOST: api:8080\r\nConnectionX: no\r\nKeep-Alive: 5\r\n\r\n{\"a\":1}");
+  EXPECT_EQ(c.bytes,
+            "POST /rpc HTTP/1.1\r\nConnection: keep-alive\r\n"
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+            "Host: api:8080");
+}
+
+TEST(Capture, HeaderLineCutByTheCallOrFoldedIsLeftOut) {
+  EXPECT_EQ(run("GET / HTTP/1.1\r\nConnection: close\r\nHost: exam").bytes,
+            "GET / HTTP/1.1\r\nConnection: close");
+  // Without its line end the value may go on in the next call.
+  EXPECT_EQ(run("GET / HTTP/1.1\r\nHost: example.com").bytes, "GET / HTTP/1.1");
+  EXPECT_EQ(run("GET / HTTP/1.1\r\nHost: a\r\n  b\r\nConnection: close\r\n\r\n").bytes,
+            "GET / HTTP/1.1\r\nConnection: close");
+}
+
+TEST(Capture, EveryByteOutsideTheTargetRangeEndsTheTarget) {
+  // The target is checked eight bytes at a time: an odd byte must be found wherever it sits.
+  for (int c = 0; c < 256; ++c) {
+    const bool ok = c > 0x20 && c < 0x7f;
+    for (size_t at = 1; at < 20; ++at) {
+      std::string target = "/" + std::string(24, 'a');
+      target[at] = static_cast<char>(c);
+      const Captured r = run("GET " + target + " HTTP/1.1\r\n\r\n");
+      ASSERT_EQ(r.kind, ok ? CaptureKind::kHttpReq : CaptureKind::kNone) << c << " at " << at;
+    }
+  }
+}
+
+TEST(Capture, HeadersAfterALongTargetAreFound) {
+  // Over the 2 KiB a split transfer is gathered into; a single buffer is read in place.
+  const std::string target = "/" + std::string(4000, 't');
+  const Captured c = run("GET " + target + " HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(c.bytes, "GET " + target.substr(0, format::kTargetMax) + " HTTP/1.1\r\nHost: h");
+}
+
+TEST(Capture, ResponseConnectionAndKeepAliveHeaders) {
+  const Captured c = run(
+      "HTTP/1.1 200 OK\r\nServer: nginx\r\nSet-Cookie: id=secret\r\nConnection: keep-alive\r\n"
+      "keep-alive: timeout=5, max=100\r\nContent-Length: 2\r\n\r\nok");
+  EXPECT_EQ(c.kind, CaptureKind::kHttpResp);
+  EXPECT_EQ(c.bytes,
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=100");
+  // The header block ends at the blank line: the body is not searched.
+  EXPECT_EQ(run("HTTP/1.1 200 OK\r\n\r\nConnection: close\r\n").bytes, "HTTP/1.1 200 OK");
 }
 
 TEST(Capture, StatusLine) {

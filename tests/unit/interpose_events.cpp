@@ -135,6 +135,29 @@ TEST(RecorderEvents, CaptureSeesOnlyTransferredBytesInOneOrSeveralBuffers) {
   EXPECT_EQ(capture(3), "GET /split HTTP/1.1\r\nHost: split");
 }
 
+// A presigned URL's request line is longer than the target budget: the event says the target
+// was cut, and the headers after it (read in place, past the 2 KiB a split transfer gathers)
+// are still found.
+TEST(RecorderEvents, LongTargetIsFlaggedCutAndItsHostKept) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 705;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  const std::string target = "/b/k?X-Amz-Signature=" + std::string(3000, 'f');
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: b.s3.amazonaws.com\r\n\r\n";
+  iovec v{req.data(), req.size()};
+  record_data(fd, format::Direction::kSend, format::DataCall::kSend, 0, 200, 210,
+              static_cast<int64_t>(req.size()), &v, 1);
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 220);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 3u);
+  const auto d = as<format::DataEvent>(evs[before + 1]);
+  EXPECT_EQ(d.flags, format::kDataDirChange | format::kDataCaptureCut);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(evs[before + 1].data()) +
+                            sizeof(format::DataEvent), d.cap_len),
+            "GET " + target.substr(0, format::kTargetMax) + " HTTP/1.1\r\nHost: b.s3.amazonaws.com");
+}
+
 // OpenSSL's socket BIO reads a TLS record's 5-byte header, then its body: the body of a
 // handshake record is captured too (the ServerHello tells the version), and only that one read.
 TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
@@ -163,6 +186,30 @@ TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
                             sizeof(format::DataEvent), 6),
             body);
   EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
+}
+
+// A blocking read during which another thread closes the number and gets it back for a new
+// socket: the read was on the old connection, and its bytes are counted there.
+TEST(RecorderEvents, DataIsRecordedOnTheConnectionTheCallBeganOn) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 706;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  const uint32_t old_conn = conn_of_fd(fd);
+  const DataStart start = begin_data(fd, format::Direction::kRecv, false);
+  on_new_fd(fd, 110);  // closed by a raw syscall, then...
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 120);  // ...the number is another thread's new socket
+  const uint32_t new_conn = conn_of_fd(fd);
+  ASSERT_NE(new_conn, old_conn);
+  std::string resp = "HTTP/1.1 200 OK\r\n\r\n";
+  iovec v{resp.data(), resp.size()};
+  record_data(start, fd, format::Direction::kRecv, format::DataCall::kRecv, 0, 105, 130,
+              static_cast<int64_t>(resp.size()), &v, 1);
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 140);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 5u);
+  EXPECT_EQ(kind(evs[before + 3]), static_cast<uint16_t>(EventKind::kData));
+  EXPECT_EQ(as<format::DataEvent>(evs[before + 3]).h.conn, old_conn);
 }
 
 TEST(RecorderEvents, DupAndCloseKeepTheConnection) {

@@ -100,6 +100,32 @@ TEST_F(FdTableTest, PlaintextDirectionIsTrackedApartFromTheWire) {
   EXPECT_TRUE(table().note_direction(4, 1, Direction::kRecv, true));
 }
 
+// Java's HttpClient: the selector thread reads the early 200 while the writer thread is still
+// inside send() of the request; the write's completion comes after the read's.
+TEST_F(FdTableTest, AResponseReadWhileTheRequestIsStillBeingSentIsATurn) {
+  table().track(4, 1);
+  EXPECT_TRUE(table().note_direction(4, 1, Direction::kSend, false));  // request 1
+  EXPECT_TRUE(table().note_direction(4, 1, Direction::kRecv, false));  // response 1
+  table().begin_transfer(4, table().load(4), Direction::kRecv, false);  // reader waits
+  table().begin_transfer(4, table().load(4), Direction::kSend, false);  // writer: request 2
+  EXPECT_TRUE(table().note_direction(4, 1, Direction::kRecv, false)) << "the early response";
+  EXPECT_TRUE(table().note_direction(4, 1, Direction::kSend, false)) << "request 2";
+  EXPECT_FALSE(table().note_direction(4, 1, Direction::kSend, false)) << "more of its body";
+}
+
+TEST_F(FdTableTest, ATransferThatMovedNothingGivesItsTurnBack) {
+  table().track(4, 1);
+  EXPECT_TRUE(table().note_direction(4, 1, Direction::kSend, false));
+  // A non-blocking read finds nothing (EAGAIN) between two writes of the same body.
+  const bool took = table().begin_transfer(4, table().load(4), Direction::kRecv, false);
+  EXPECT_TRUE(took);
+  table().undo_begin(4, 1, Direction::kRecv, false);
+  EXPECT_FALSE(table().note_direction(4, 1, Direction::kSend, false));
+  // Nothing to take the second time: the bit is already clear, no store.
+  EXPECT_TRUE(table().begin_transfer(4, table().load(4), Direction::kRecv, false));
+  EXPECT_FALSE(table().begin_transfer(4, table().load(4), Direction::kRecv, false));
+}
+
 TEST_F(FdTableTest, RenumberKeepsTheOtherBits) {
   table().track(6, 10);
   table().set_pending(6, 10);
