@@ -23,7 +23,7 @@ struct KindInfo {
   size_t min_size;
 };
 
-KindInfo kind_info(uint16_t kind) {
+KindInfo kind_info_slow(uint16_t kind) {
   using K = tf::EventKind;
   switch (static_cast<K>(kind)) {
     case K::kDns: return {"dns", sizeof(tf::DnsEvent)};
@@ -47,6 +47,18 @@ KindInfo kind_info(uint16_t kind) {
   }
   return {"?", 0};
 }
+
+// The switch above as a table: it is consulted for every event.
+constexpr uint16_t kKindsKnown = 19;
+struct KindTable {
+  KindInfo info[kKindsKnown];
+  KindTable() {
+    for (uint16_t k = 0; k < kKindsKnown; ++k) info[k] = kind_info_slow(k);
+  }
+};
+const KindTable kKinds;
+
+inline KindInfo kind_info(uint16_t kind) { return kind < kKindsKnown ? kKinds.info[kind] : KindInfo{"?", 0}; }
 
 // Bytes the variable tail of an event needs beyond its fixed struct.
 size_t tail_size(const tf::EventHeader* h) {
@@ -138,10 +150,10 @@ struct TraceSet::Live {
   uint64_t last_order = 0;               // of the last event parsed: a StackEvent's place
   bool done = false;                     // no more events after the window
   uint32_t force_at = kNoForce;          // buffer offset of an event that must go next
-  std::vector<Pending> win;              // sorted by order (stable): [head, end)
-  uint32_t head = 0;
+  Pending win[2 * kWindow];              // sorted by order (stable): [head, tail)
+  uint32_t head = 0, tail = 0;
 
-  size_t waiting() const { return win.size() - head; }
+  size_t waiting() const { return tail - head; }
 };
 
 TraceSet::TraceSet() = default;
@@ -435,22 +447,27 @@ void TraceSet::begin_segment(Cursor& c) {
 
 bool TraceSet::ensure(Cursor& c, uint32_t n) {
   Live& l = *c.live;
-  if (l.len - l.parse >= n) return true;
+  if (l.len - l.parse >= n) [[likely]] return true;
+  return refill(c, n);
+}
+
+bool TraceSet::refill(Cursor& c, uint32_t n) {
+  Live& l = *c.live;
   if (l.len - l.parse + (l.seg_end - l.read_off) < n) return false;
   // Keep only what is still needed: the waiting events and the unparsed bytes.
   uint32_t keep = l.parse;
-  for (size_t i = l.head; i < l.win.size(); ++i) keep = std::min(keep, l.win[i].at);
+  for (size_t i = l.head; i < l.tail; ++i) keep = std::min(keep, l.win[i].at);
   if (keep > 0) {
     std::memmove(l.buf.get(), l.buf.get() + keep, l.len - keep);
     l.len -= keep;
     l.parse -= keep;
-    for (size_t i = l.head; i < l.win.size(); ++i) l.win[i].at -= keep;
+    for (size_t i = l.head; i < l.tail; ++i) l.win[i].at -= keep;
     if (l.force_at != kNoForce) l.force_at -= keep;
   }
   if (l.len > kMaxPinned && l.force_at == kNoForce && l.waiting() > 0) {
     // The oldest waiting event has held the buffer too long: it goes next.
     uint32_t oldest = l.parse;
-    for (size_t i = l.head; i < l.win.size(); ++i) oldest = std::min(oldest, l.win[i].at);
+    for (size_t i = l.head; i < l.tail; ++i) oldest = std::min(oldest, l.win[i].at);
     l.force_at = oldest;
   }
   const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(n - (l.len - l.parse), l.chunk), l.seg_end - l.read_off);
@@ -522,16 +539,13 @@ bool TraceSet::parse_one(Cursor& c) {
         const uint64_t order = kind == uint16_t(tf::EventKind::kStack) ? l.last_order : order_time(h);
         l.last_order = order;
         // Insert after every waiting event with an order <= this one: in-order input appends.
-        Pending p{order, l.parse_off, l.uid, l.parse, l.tid};
-        if (l.head == l.win.size()) {
-          l.win.clear();
-          l.head = 0;
-        } else if (l.head > kWindow) {
-          l.win.erase(l.win.begin(), l.win.begin() + l.head);
+        const Pending p{order, l.parse_off, l.uid, l.parse, l.tid};
+        if (l.tail == 2 * kWindow) {
+          std::memmove(l.win, l.win + l.head, (l.tail - l.head) * sizeof(Pending));
+          l.tail -= l.head;
           l.head = 0;
         }
-        size_t i = l.win.size();
-        l.win.push_back(p);
+        size_t i = l.tail++;
         while (i > l.head && l.win[i - 1].order > order) {
           l.win[i] = l.win[i - 1];
           --i;
@@ -552,8 +566,11 @@ bool TraceSet::parse_one(Cursor& c) {
   }
 }
 
+// Tops the window up to kWindow events once it is down to half: parsing in batches keeps the
+// per-event cost low, and at least kWindow / 2 events are always looked ahead.
 void TraceSet::fill(Cursor& c) {
   Live& l = *c.live;
+  if (l.waiting() >= kWindow / 2) return;
   while (!l.done && l.waiting() < kWindow && l.force_at == kNoForce)
     if (!parse_one(c)) l.done = true;
 }
@@ -561,14 +578,13 @@ void TraceSet::fill(Cursor& c) {
 uint64_t TraceSet::key(const Cursor& c) const {
   const Live& l = *c.live;
   if (l.force_at != kNoForce)
-    for (size_t i = l.head; i < l.win.size(); ++i)
+    for (size_t i = l.head; i < l.tail; ++i)
       if (l.win[i].at == l.force_at) return l.win[i].order;
   return l.win[l.head].order;
 }
 
 bool TraceSet::load(Cursor& c) {
   c.live = std::make_unique<Live>();
-  c.live->win.reserve(8);
   c.seg = c.seg_begin;
   c.state = State::kLive;
   begin_segment(c);
@@ -613,7 +629,7 @@ void TraceSet::start() {
     if (!load(c)) continue;
     c.first_key = key(c);
     const Live& l = *c.live;
-    for (size_t k = l.head; k < l.win.size(); ++k) {
+    for (size_t k = l.head; k < l.tail; ++k) {
       const uint64_t ts = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.win[k].at)->ts_ns;
       if (!has_earliest_ || ts < earliest_ts_) earliest_ts_ = ts, earliest_file_ = c.file, has_earliest_ = true;
     }
@@ -680,13 +696,17 @@ bool TraceSet::next(Event& ev) {
   Live& l = *c.live;
   size_t pick = l.head;
   if (l.force_at != kNoForce) {
-    for (size_t i = l.head; i < l.win.size(); ++i)
+    for (size_t i = l.head; i < l.tail; ++i)
       if (l.win[i].at == l.force_at) pick = i;
     l.force_at = kNoForce;
   }
   const Pending p = l.win[pick];
-  if (pick == l.head) ++l.head;
-  else l.win.erase(l.win.begin() + static_cast<ptrdiff_t>(pick));
+  if (pick == l.head) {
+    ++l.head;
+  } else {
+    std::memmove(l.win + pick, l.win + pick + 1, (l.tail - pick - 1) * sizeof(Pending));
+    --l.tail;
+  }
   ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
   ev.file = c.file;
   ev.pid = files_[c.file].pid;

@@ -156,6 +156,7 @@ class TraceSet {
   bool load(Cursor& c);                       // first window of a cursor; false if it has no events
   void begin_segment(Cursor& c);
   bool ensure(Cursor& c, uint32_t n);         // n bytes at the parse position, from this segment
+  bool refill(Cursor& c, uint32_t n);         // ensure()'s reading part
   bool parse_one(Cursor& c);                  // one more valid event into the window
   void fill(Cursor& c);
   uint64_t key(const Cursor& c) const;
