@@ -16,7 +16,9 @@
 #include "analyzer/model/conn_table.h"
 #include "analyzer/model/exchange_builder.h"
 #include "analyzer/model/http_sniff.h"
+#include "analyzer/model/protocol.h"
 #include "analyzer/model/tls_wire.h"
+#include "analyzer/model/wire_tls_tracker.h"
 
 namespace httptrace::analyzer {
 
@@ -109,27 +111,15 @@ std::string dns_error_name(uint8_t call, int32_t error) {
 
 std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
 
-// Wire-level TLS recognition progress; see model.h.
-enum class WireTls : uint8_t {
-  kUnknown,            // no send yet
-  kNone,               // the first send was not a ClientHello
-  kAwaitServer,        // ClientHello sent
-  kServerFlight,       // reading the server's first flight
-  kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
-  kServerFinish,       // reading the server's CCS+Finished
-  kDone,
-};
-
 struct Model::ConnState {
   Connection c;
   uint32_t file = 0;
   int open_fds = 1;
   ExchangeBuilder wire, plain;
   bool saw_plain = false;
-  WireTls wire_tls = WireTls::kUnknown;
-  std::optional<TlsInfo> wire_tls_info;
+  WireTlsTracker wire_tls;
   std::optional<TlsInfo> lib_tls;
-  uint64_t last_wire_end = 0;
+  ProtocolDecision protocol;
   std::string first_host;  // Host header of the first sniffed request
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
@@ -346,8 +336,7 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
       c.c.local = parent->c.local;
       c.c.host = parent->c.host;
       c.lib_tls = parent->lib_tls;
-      c.wire_tls_info = parent->wire_tls_info;
-      c.wire_tls = parent->wire_tls == WireTls::kUnknown ? WireTls::kUnknown : WireTls::kDone;
+      c.wire_tls.inherit(parent->wire_tls);
     }
     break;
   }
@@ -366,135 +355,62 @@ void Model::on_tls_handshake(const Event& ev, ConnState& c) {
   t.resumed = d.resumed != 0;
   t.error = d.error;
   t.error_text = fixed_str(d.error_text, sizeof d.error_text);
-  if (t.alpn == "h2") c.c.protocol = "h2";
+  c.protocol.note_alpn(t.alpn);
   c.lib_tls = std::move(t);
 }
 
+// The stages of a data call: byte accounting (wire totals), the wire TLS filter, what the captured
+// bytes say (protocol decision), and the exchange builder.
 void Model::on_data(const Event& ev, ConnState& c) {
   const auto& d = ev.as<tf::DataEvent>();
   if (d.result < 0) return;  // EAGAIN, EINTR, ...: no bytes moved
-  const uint64_t ts = ev.h->ts_ns, end = ts + d.dur_ns;
-  const uint64_t bytes = static_cast<uint64_t>(d.result);
-  const bool is_send = d.dir == uint8_t(tf::Direction::kSend);
-  const bool plaintext = d.flags & tf::kDataTlsPlaintext;
-  const std::string_view cap(reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len);
-  const auto capture = static_cast<tf::CaptureKind>(d.capture_kind);
+  DataCall call;
+  call.is_send = d.dir == uint8_t(tf::Direction::kSend);
+  call.ts = ev.h->ts_ns;
+  call.end = call.ts + d.dur_ns;
+  call.bytes = static_cast<uint64_t>(d.result);
+  call.capture = static_cast<tf::CaptureKind>(d.capture_kind);
+  call.cap = std::string_view(reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len);
+  call.flags = d.flags;
 
   ExchangeBuilder* b = &c.plain;
-  if (plaintext) {
+  if (d.flags & tf::kDataTlsPlaintext) {
     c.saw_plain = true;
   } else {
-    (is_send ? c.c.bytes_sent : c.c.bytes_received) += bytes;
+    (call.is_send ? c.c.bytes_sent : c.c.bytes_received) += call.bytes;
     b = &c.wire;
-    if (bytes == 0 && is_send) return;
-    // Wire TLS recognition decides whether this call belongs to a handshake.
-    switch (c.wire_tls) {
-      case WireTls::kUnknown: {
-        ClientHello ch;
-        if (is_send && capture == tf::CaptureKind::kTls && parse_client_hello(cap, ch)) {
-          TlsInfo t;
-          t.start_ns = ts;
-          t.library = "wire";
-          t.sni = ch.sni;
-          t.alpn_offered = ch.alpn;
-          if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
-          c.wire_tls_info = std::move(t);
-          c.wire_tls = WireTls::kAwaitServer;
-          c.last_wire_end = end;
-          return;
-        }
-        c.wire_tls = WireTls::kNone;
-        break;
-      }
-      case WireTls::kNone:
-      case WireTls::kDone: break;
-      case WireTls::kAwaitServer:
-      case WireTls::kServerFlight: {
-        TlsInfo& t = *c.wire_tls_info;
-        if (!is_send) {
-          if (bytes == 0) break;  // EOF during the handshake: let it end the (empty) exchange
-          ServerHello sh;
-          if (c.wire_tls == WireTls::kAwaitServer && capture == tf::CaptureKind::kTls &&
-              parse_server_hello(cap, sh)) {
-            t.version = tls_version_name(sh.version);
-            if (!sh.alpn.empty()) t.alpn = sh.alpn;
-          } else if (capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
-            // The previous read was the record's bare header: put one back in front.
-            const size_t n = cap.size();
-            std::string record = {char(0x16), char(0x03), char(0x03), char(n >> 8), char(n & 0xff)};
-            record.append(cap);
-            if (parse_server_hello(record, sh)) {
-              t.version = tls_version_name(sh.version);
-              if (!sh.alpn.empty()) t.alpn = sh.alpn;
-            }
-          }
-          c.wire_tls = WireTls::kServerFlight;
-          c.last_wire_end = end;
-          return;
-        }
-        if (c.wire_tls == WireTls::kAwaitServer) {  // more of the client's first flight
-          c.last_wire_end = end;
-          return;
-        }
-        const uint8_t type = capture == tf::CaptureKind::kTls ? first_record_type(cap) : 0;
-        if (type == kTlsHandshake && t.version != "TLSv1.3") {
-          c.wire_tls = WireTls::kAwaitServerFinish;
-          c.last_wire_end = end;
-          return;
-        }
-        // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
-        t.duration_ns = end - t.start_ns;
-        c.wire_tls = WireTls::kDone;
-        const uint64_t extra = capture == tf::CaptureKind::kTls ? bytes_after_finished(cap, bytes) : 0;
-        if (extra == 0) return;
-        c.wire.send(ts, end, extra);
-        return;
-      }
-      case WireTls::kAwaitServerFinish:
-      case WireTls::kServerFinish:
-        if (!is_send && bytes > 0) {
-          c.wire_tls = WireTls::kServerFinish;
-          c.last_wire_end = end;
-          return;
-        }
-        if (is_send) {
-          c.wire_tls_info->duration_ns = c.last_wire_end - c.wire_tls_info->start_ns;
-          c.wire_tls = WireTls::kDone;
-        }
-        break;
+    if (call.bytes == 0 && call.is_send) return;
+    const std::optional<uint64_t> app = c.wire_tls.filter(call);
+    if (!app) return;
+    if (*app != call.bytes) {  // application data behind the handshake's last records
+      call.bytes = *app;
+      call.capture = tf::CaptureKind::kNone;
+      call.cap = {};
     }
   }
 
-  if (capture == tf::CaptureKind::kH2Frames) {
-    c.c.protocol = "h2";
-    count_h2_streams(c.c, cap, is_send);
-  }
-  if (is_send) {
-    b->send(ts, end, bytes);
-    Exchange* x = b->current();
-    if (capture == tf::CaptureKind::kHttpReq || capture == tf::CaptureKind::kOpaque) {
-      HttpRequestView rl;
-      if (sniff_h2_preface(cap)) {
-        c.c.protocol = "h2";
-      } else if (capture == tf::CaptureKind::kHttpReq && x->method.empty() && sniff_request(cap, rl)) {
-        x->method.assign(rl.method);
-        x->target.assign(rl.target);
-        // Only the first request's Host is used (as the host when no lookup matched).
-        if (c.first_host.empty() && !rl.host.empty()) c.first_host = host_without_port(rl.host);
-        if (!c.c.protocol) c.c.protocol = "http/1.1";
-      }
+  const CallEvidence e = read_call(call);
+  c.protocol.note(e.protocol);
+  if (e.h2_frames) count_h2_streams(c.c, call.cap, call.is_send);
+  build_exchange(c, *b, call, e);
+}
+
+void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e) {
+  if (call.is_send) {
+    b.send(call.ts, call.end, call.bytes);
+    Exchange* x = b.current();
+    if (e.has_request && x->method.empty()) {
+      x->method.assign(e.request.method);
+      x->target.assign(e.request.target);
+      // Only the first request's Host is used (as the host when no lookup matched).
+      if (c.first_host.empty() && !e.request.host.empty()) c.first_host = host_without_port(e.request.host);
     }
-  } else if (bytes == 0) {
-    b->eof(end);
+  } else if (call.bytes == 0) {
+    b.eof(call.end);
   } else {
-    b->recv(ts, end, bytes);
-    Exchange* x = b->current();
-    if (capture == tf::CaptureKind::kHttpResp && (x->status == 0 || x->status < 200)) {
-      if (int s = sniff_status(cap)) {
-        x->status = s;
-        if (!c.c.protocol) c.c.protocol = "http/1.1";
-      }
-    }
+    b.recv(call.ts, call.end, call.bytes);
+    Exchange* x = b.current();
+    if (e.status && (x->status == 0 || x->status < 200)) x->status = e.status;
   }
 }
 
@@ -538,19 +454,18 @@ void Model::emit(ConnState& s) {
     c.tls = std::move(s.lib_tls);
     // Some libraries will not say what they sent (GnuTLS has no client-side SNI getter); the
     // ClientHello seen on the wire is the truth about what was offered.
-    if (s.wire_tls_info) {
-      if (c.tls->sni.empty()) c.tls->sni = s.wire_tls_info->sni;
-      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = s.wire_tls_info->alpn_offered;
+    if (const auto& w = s.wire_tls.info()) {
+      if (c.tls->sni.empty()) c.tls->sni = w->sni;
+      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = w->alpn_offered;
     }
-  } else if (s.wire_tls_info) {
-    c.tls = std::move(s.wire_tls_info);
-    if (s.wire_tls != WireTls::kDone) c.tls->duration_ns = s.last_wire_end - c.tls->start_ns;
-    const auto& offered = c.tls->alpn_offered;
-    if (c.tls->alpn == "h2" || (offered.size() == 1 && offered[0] == "h2")) c.protocol = "h2";
+  } else if (s.wire_tls.seen()) {
+    c.tls = s.wire_tls.take();
+    s.protocol.note_alpn(c.tls->alpn, &c.tls->alpn_offered);
   }
+  c.protocol = s.protocol.name();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
-  if (c.protocol && *c.protocol == "h2") c.requests.clear();
+  if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   ++n_connections_;
   n_failed_ += c.failed();

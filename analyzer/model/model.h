@@ -18,14 +18,9 @@
 //   exchange whose sent_ns = start_ns.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
-// - TLS seen only on the wire (see tls_wire.h): the ClientHello send starts the handshake. The
-//   client's next flight tells the version: if it starts with a handshake record (0x16) this is a
-//   full TLS 1.2 handshake, which ends when the server's reply (its CCS + Finished) has been read,
-//   i.e. at the client's next write. If it starts with CCS (0x14) or application data (0x17) -- TLS
-//   1.3, whose Finished is wrapped in 0x17, or an abbreviated 1.2 resumption -- the client's flight
-//   itself ends the handshake; application data coalesced into that same write (visible from the
-//   record lengths) starts the first exchange. A TLS 1.3 NewSessionTicket read later is counted
-//   in the first response, a small known inaccuracy.
+// - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.
+// - A data call goes through four stages in turn: byte accounting (wire totals), the wire TLS
+//   filter, the protocol decision (protocol.h: what the captured bytes say), the exchange builder.
 // - protocol "h2" (ALPN h2 or the HTTP/2 preface): no exchanges are invented; requests is empty.
 //   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
 #pragma once
@@ -132,6 +127,10 @@ class DnsSink {
   virtual void on_dns(const DnsLookup& l) = 0;
 };
 
+class ExchangeBuilder;
+struct DataCall;
+struct CallEvidence;
+
 class Model {
  public:
   // keep_dns: keep every lookup for dns() (the JSON export lists them); reports that only need
@@ -163,6 +162,7 @@ class Model {
   void on_dns(const Event& ev);
   void on_connect(const Event& ev, ConnState& c);
   void on_data(const Event& ev, ConnState& c);
+  void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e);
   void on_inherit(const Event& ev, ConnState& c);
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
