@@ -50,10 +50,12 @@ class ExchangeBuilder {
   Exchange* current() { return open_ ? &cur_ : nullptr; }
   bool any() const { return open_ || !done_.empty(); }
   bool sending() const { return open_ && phase_ == kSending; }
-  // Has answered at least once and is not waiting for an answer now: a pool would reuse it.
-  bool idle_after_response() const {
-    if (open_) return phase_ == kReceiving;
-    return !done_.empty();
+  // Whether a pool could have reused the connection now. kAnswered: it is reading a response,
+  // which may or may not be complete -- only its next call tells (another read: it was busy).
+  enum class Availability : uint8_t { kBusy, kAnswered, kIdle };
+  Availability availability() const {
+    if (open_) return phase_ == kReceiving ? Availability::kAnswered : Availability::kBusy;
+    return done_.empty() ? Availability::kBusy : Availability::kIdle;
   }
   std::vector<Exchange>& done() { return done_; }
   // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.

@@ -26,7 +26,22 @@ namespace {
 
 constexpr size_t kDnsTieWindow = 256;  // lookups searched back per process for a connect
 
-bool same_ip(const tf::Addr& a, const tf::Addr& b) {
+constexpr uint64_t kAttemptWindowNs = 1'000'000'000;  // a claimed attempt ended at most this long before
+constexpr size_t kMaxHeldAttempts = 16;  // per process; more unclaimed ones are reported at once
+
+// ::ffff:a.b.c.d as a.b.c.d; any other address unchanged.
+tf::Addr unmapped(const tf::Addr& a) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != AF_INET6 || std::memcmp(a.ip, kMapped, sizeof kMapped) != 0) return a;
+  tf::Addr v4{};
+  v4.family = AF_INET;
+  v4.port = a.port;
+  std::memcpy(v4.ip, a.ip + 12, 4);
+  return v4;
+}
+
+bool same_ip(const tf::Addr& x, const tf::Addr& y) {
+  const tf::Addr a = unmapped(x), b = unmapped(y);
   if (a.family != b.family) return false;
   size_t n = a.family == AF_INET ? 4 : 16;
   return std::memcmp(a.ip, b.ip, n) == 0;
@@ -121,6 +136,28 @@ struct Model::ConnState {
   std::optional<TlsInfo> lib_tls;
   ProtocolDecision protocol;
   std::string first_host;  // Host header of the first sniffed request
+  int32_t connect_tid = 0;
+  // Busy or idle: connections opened while this one was reading a response, waiting for its next
+  // call to tell whether that response was complete (then they are pool misses).
+  std::vector<uint32_t> miss_waiters;
+  uint32_t miss_pending = 0;  // candidates this connection still waits on
+  uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
+
+  bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
+  // Never connected and never used: a probe, a listening socket. Not a connection at all.
+  bool never_connected() const { return !c.has_connect && !c.inherited && !moved_bytes() && !lib_tls; }
+  bool is_attempt() const {
+    return c.has_connect && (c.connect_pending || c.connect_error != 0) && !moved_bytes() && !c.inherited;
+  }
+  ConnectAttempt as_attempt() const {
+    ConnectAttempt a;
+    a.peer = c.peer;
+    a.start_ns = c.connect_start_ns;
+    a.duration_ns = c.connect_pending ? attempt_end_ns - std::min(attempt_end_ns, c.connect_start_ns)
+                                      : c.connect_duration_ns;
+    a.error = c.connect_pending ? 0 : c.connect_error;
+    return a;
+  }
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
 };
@@ -135,6 +172,8 @@ struct Model::ProcState {
     std::vector<uint16_t> ports;  // peer ports of the connections tied to it so far
   };
   std::vector<RecentDns> recent_dns = std::vector<RecentDns>(kDnsTieWindow);
+  // Attempts given up and not yet claimed by a winner, in the order they ended.
+  std::vector<std::unique_ptr<ConnState>> held;
   size_t recent_head = 0, recent_n = 0;
   uint64_t max_dns_ns = 0;  // longest lookup so far
   RecentDns& recent(size_t age) {  // 0 = newest
@@ -197,6 +236,8 @@ Model::ConnState* Model::get_or_create(const Event& ev) {
 void Model::on_event(const Event& ev) {
   using K = tf::EventKind;
   const K kind = ev.kind();
+  last_ts_ = std::max(last_ts_, ev.h->ts_ns);
+  if (!procs_[ev.file]->held.empty()) expire_attempts(ev.file, ev.h->ts_ns, false);
   if (kind == K::kDns) return on_dns(ev);
   const uint32_t conn = ev.h->conn;
   if (conn == 0) return;  // fork, exec, stacks: not tied to a connection
@@ -258,12 +299,32 @@ void Model::on_dns(const Event& ev) {
 }
 
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
+  using A = ExchangeBuilder::Availability;
   p.conns.for_each([&](uint32_t, ConnState& other) {
     if (c.c.pool_miss || &other == &c || !other.c.has_connect || other.c.connect_pending || other.c.connect_error) return;
     const auto& o = other.c;
     if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
-    if (other.active().idle_after_response()) c.c.pool_miss = 1;
+    switch (other.active().availability()) {
+      case A::kIdle: c.c.pool_miss = 1; break;
+      case A::kAnswered:
+        other.miss_waiters.push_back(c.c.conn);
+        ++c.miss_pending;
+        break;
+      case A::kBusy: break;
+    }
   });
+}
+
+// o's next call after connections were opened beside it: a read means its response was still
+// arriving (busy); a write or its close means it had been idle.
+void Model::resolve_miss_waiters(ConnState& o, bool was_idle) {
+  for (uint32_t id : o.miss_waiters) {
+    ConnState* w = find(o.file, id);
+    if (!w) continue;  // already reported (see emit)
+    if (w->miss_pending) --w->miss_pending;
+    if (was_idle) w->c.pool_miss = 1;
+  }
+  o.miss_waiters.clear();
 }
 
 void Model::on_connect(const Event& ev, ConnState& c) {
@@ -286,6 +347,7 @@ void Model::on_connect(const Event& ev, ConnState& c) {
   k.connect_duration_ns = d.dur_ns;
   k.connect_pending = d.error == EINPROGRESS;
   k.connect_error = k.connect_pending ? 0 : d.error;
+  c.connect_tid = ev.tid;
 
   ProcState& p = *procs_[ev.file];
   ProcState::RecentDns* best_slot = nullptr;
@@ -316,6 +378,7 @@ void Model::on_connect(const Event& ev, ConnState& c) {
     k.host = best.host;
     k.dns = Connection::Dns{best.start_ns, best.duration_ns};
   }
+  if (!p.held.empty()) claim_attempts(p, c);
   mark_pool_miss(p, c);
 }
 
@@ -396,6 +459,7 @@ void Model::on_data(const Event& ev, ConnState& c) {
 }
 
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e) {
+  if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
   if (call.is_send) {
     b.send(call.ts, call.end, call.bytes);
     Exchange* x = b.current();
@@ -416,11 +480,99 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
 
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
   ProcState& p = *procs_[file];
+  ConnState* open = p.conns.find(conn);
+  if (!open) return;
+  if (!open->miss_waiters.empty()) resolve_miss_waiters(*open, true);
   std::unique_ptr<ConnState> st = p.conns.take(conn);
-  if (!st) return;
   st->c.close_ns = close_ns;
+  settle(file, std::move(st));
+}
+
+// A connection is over: report it, unless it was never one, or was an attempt that a winner
+// claims (now or, held, later).
+void Model::settle(uint32_t file, std::unique_ptr<ConnState> st) {
+  if (st->never_connected()) return recycle(std::move(st));
+  if (st->is_attempt()) {
+    ProcState& p = *procs_[file];
+    st->attempt_end_ns = st->c.close_ns.value_or(std::max(last_ts_, st->c.connect_start_ns));
+    if (attach_to_winner(p, *st)) return recycle(std::move(st));
+    if (p.held.size() >= kMaxHeldAttempts) {
+      emit(*p.held.front());
+      recycle(std::move(p.held.front()));
+      p.held.erase(p.held.begin());
+    }
+    p.held.push_back(std::move(st));
+    return;
+  }
   emit(*st);
   recycle(std::move(st));
+}
+
+namespace {
+
+// Could `winner` be the connect that `loser` was racing or was retried as?
+bool same_race(const Connection& loser, int32_t loser_tid, const Connection& winner, int32_t winner_tid) {
+  if (loser.peer.port != winner.peer.port || same_ip(loser.peer, winner.peer)) return false;
+  const bool same_lookup = loser.dns && winner.dns && loser.dns->start_ns == winner.dns->start_ns;
+  return same_lookup || loser_tid == winner_tid;
+}
+
+// The winner reports the loser (and the attempts it carried), and its first use of their lookup.
+void absorb(Model::ConnState& winner, const Model::ConnState& loser) {
+  auto& into = winner.c.attempts;
+  into.insert(into.end(), loser.c.attempts.begin(), loser.c.attempts.end());
+  into.push_back(loser.as_attempt());
+  const auto& wd = winner.c.dns;
+  const auto& ld = loser.c.dns;
+  if (wd && ld && wd->start_ns == ld->start_ns) {
+    winner.c.dns_first_use |= loser.c.dns_first_use;
+    winner.c.dns_first_for_port |= loser.c.dns_first_for_port;
+  }
+}
+
+}  // namespace
+
+// A happy-eyeballs loser given up while the winner's connect is already under way.
+bool Model::attach_to_winner(ProcState& p, ConnState& loser) {
+  ConnState* best = nullptr;
+  p.conns.for_each([&](uint32_t, ConnState& o) {
+    const Connection& w = o.c;
+    if (!w.has_connect || w.connect_error != 0) return;
+    if (w.connect_start_ns + kAttemptWindowNs < loser.c.connect_start_ns) return;
+    if (!same_race(loser.c, loser.connect_tid, w, o.connect_tid)) return;
+    if (!best || w.connect_start_ns < best->c.connect_start_ns) best = &o;
+  });
+  if (!best) return false;
+  absorb(*best, loser);
+  return true;
+}
+
+// A new connect takes over the attempts given up just before it.
+void Model::claim_attempts(ProcState& p, ConnState& c) {
+  auto& held = p.held;
+  for (size_t i = 0; i < held.size();) {
+    ConnState& h = *held[i];
+    if (h.attempt_end_ns + kAttemptWindowNs >= c.c.connect_start_ns &&
+        same_race(h.c, h.connect_tid, c.c, c.connect_tid)) {
+      absorb(c, h);
+      recycle(std::move(held[i]));
+      held.erase(held.begin() + ptrdiff_t(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+// Held attempts that no connect claimed in time are failed connections of their own.
+void Model::expire_attempts(uint32_t file, uint64_t now, bool all) {
+  auto& held = procs_[file]->held;
+  size_t n = 0;
+  while (n < held.size() && (all || held[n]->attempt_end_ns + kAttemptWindowNs < now)) {
+    emit(*held[n]);
+    recycle(std::move(held[n]));
+    ++n;
+  }
+  held.erase(held.begin(), held.begin() + ptrdiff_t(n));
 }
 
 void Model::recycle(std::unique_ptr<ConnState> st) {
@@ -448,6 +600,8 @@ void Model::recycle(std::unique_ptr<ConnState> st) {
 
 void Model::emit(ConnState& s) {
   Connection& c = s.c;
+  // A candidate that stayed silent for this connection's whole life was most likely idle.
+  if (s.miss_pending) c.pool_miss = 1;
   s.wire.finish_current();
   s.plain.finish_current();
   if (s.lib_tls) {
@@ -467,6 +621,9 @@ void Model::emit(ConnState& s) {
   c.requests.swap(s.active().done());
   if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
+  if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;
+  std::sort(c.attempts.begin(), c.attempts.end(),
+            [](const ConnectAttempt& a, const ConnectAttempt& b) { return a.start_ns < b.start_ns; });
   ++n_connections_;
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
@@ -481,6 +638,7 @@ void Model::finish() {
     procs_[f]->conns.for_each([&](uint32_t id, const ConnState& st) { open.emplace_back(st.c.start_ns, id); });
     std::sort(open.begin(), open.end());
     for (auto& [ts, id] : open) close(f, id, std::nullopt);
+    expire_attempts(f, 0, true);
   }
 }
 

@@ -8,6 +8,20 @@
 //   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host and TLS
 //   are copied from the parent's connection when it is still open. Both sides' traffic is shown
 //   where it happened, which is what a user debugging a pre-fork pool needs to see.
+// - Attempts are not connections. A socket that never connected and moved no bytes (the JDK's
+//   start-up probes, urllib3's IPv6 check, a listening socket) is not reported at all. A connect
+//   that never succeeded and moved no bytes is an attempt: the next connect by the same thread (or
+//   from the same lookup) to the same port and another address, within kAttemptWindowNs, claims
+//   it, as does a sibling connect that was already under way (happy eyeballs); the winner lists
+//   it in `attempts`. An attempt nobody claims is reported as one failed connection, carrying the
+//   attempts before it.
+// - Peers are compared with IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, the JDK's habit) taken
+//   as the IPv4 address they map, so such a connect finds its lookup. With no lookup and no Host
+//   header, the TLS SNI names the host.
+// - pool_miss: a connect while another connection to the same endpoint sat idle. A connection
+//   reading a response may still be receiving its body (busy): its next call decides -- another
+//   read means busy, a write or its close means it was idle. If the new connection ends first,
+//   a candidate silent all that time is taken as idle.
 // - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends
@@ -66,6 +80,14 @@ struct TlsInfo {
   std::string error_text;
 };
 
+// A connect() that lost: refused, failed, or abandoned while pending (the other address of a
+// happy-eyeballs race won). Reported under the connection that was made instead.
+struct ConnectAttempt {
+  tf::Addr peer{};
+  uint64_t start_ns = 0, duration_ns = 0;
+  int32_t error = 0;  // errno; 0 when it was abandoned before it finished
+};
+
 struct Connection {
   std::string id;        // "pid:conn", unique within the loaded traces
   int32_t pid = 0;
@@ -87,16 +109,17 @@ struct Connection {
   uint64_t connect_start_ns = 0, connect_duration_ns = 0;
   int32_t connect_error = 0;  // errno, 0 = success
   bool connect_pending = false;
+  std::vector<ConnectAttempt> attempts;  // the losing attempts before (or beside) this connect
   std::optional<TlsInfo> tls;
   std::optional<std::string> protocol;  // "http/1.1" | "h2"
   bool inherited = false;
   int32_t parent_pid = 0;
   std::string parent_id;
-  uint32_t pool_miss = 0;
+  uint32_t pool_miss = 0;  // 1: opened while another connection to the same endpoint sat idle
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
   uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
   std::vector<bool> h2_answered;  // by client stream id / 2
-  uint32_t h2_max_stream = 0;  // 1 if opened while another connection to the same endpoint was idle
+  uint32_t h2_max_stream = 0;
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
@@ -153,8 +176,9 @@ class Model {
   uint64_t reused_requests() const { return n_reused_; }
   uint64_t dropped_events() const;
 
+  struct ConnState;  // per open connection (model.cpp)
+
  private:
-  struct ConnState;
   struct ProcState;
 
   ConnState* find(uint32_t file, uint32_t conn);
@@ -166,9 +190,14 @@ class Model {
   void on_inherit(const Event& ev, ConnState& c);
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
+  void settle(uint32_t file, std::unique_ptr<ConnState> st);
+  bool attach_to_winner(ProcState& p, ConnState& loser);
+  void claim_attempts(ProcState& p, ConnState& c);
+  void expire_attempts(uint32_t file, uint64_t now, bool all);
   void emit(ConnState& c);
   void recycle(std::unique_ptr<ConnState> st);
   void mark_pool_miss(ProcState& p, ConnState& c);
+  void resolve_miss_waiters(ConnState& o, bool was_idle);
 
   const TraceSet& traces_;
   ConnectionSink& sink_;
@@ -180,6 +209,7 @@ class Model {
   bool keep_dns_;
   DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
+  uint64_t last_ts_ = 0;  // latest event time seen
 };
 
 std::string format_addr(const tf::Addr& a, bool with_port);

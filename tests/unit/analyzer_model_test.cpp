@@ -382,5 +382,186 @@ TEST(Model, PoolMissWhenAnIdleConnectionToTheSameEndpointExists) {
   EXPECT_EQ(out.by_conn(4)->pool_miss, 0u);
 }
 
+// curl to localhost with 127.0.0.1 refused and ::1 listening: it tries 127.0.0.1 first, then ::1.
+TEST(ModelAttempts, RefusedFirstAddressIsAnAttemptOfTheWinner) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 5);
+  b.connect(1, 10, 1, 5, ipv4("127.0.0.1", 8080), 50, EINPROGRESS);
+  b.connect_done(1, 70, 1, 5, ECONNREFUSED);
+  b.close(1, 2000, 1, 5);
+  b.socket(1, 2010, 2, 5);
+  b.connect(1, 2020, 2, 5, ipv6("::1", 8080), 250, EINPROGRESS);
+  b.connect_done(1, 2300, 2, 5);
+  b.send(1, 2400, 2, 79, 10, "GET / HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 3000, 2, 100, 5, "HTTP/1.1 200 OK");
+  b.close(1, 4000, 2, 5);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.conn, 2u);
+  EXPECT_FALSE(c.failed());
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(format_addr(c.attempts[0].peer, true), "127.0.0.1:8080");
+  EXPECT_EQ(c.attempts[0].start_ns, 10u);
+  EXPECT_EQ(c.attempts[0].duration_ns, 60u);
+  EXPECT_EQ(errno_name(c.attempts[0].error), "ECONNREFUSED");
+  EXPECT_EQ(c.requests.size(), 1u);
+}
+
+// Happy eyeballs: the second family's connect wins while the first is still pending; the loser is
+// closed unfinished.
+TEST(ModelAttempts, AbandonedPendingConnectIsAnAttemptOfTheWinner) {
+  TraceBuilder b;
+  b.dns(1, 0, "dual.example", 100, {ipv6("2001:db8::1"), ipv4("10.1.2.3")});
+  b.socket(1, 200, 1, 5);
+  b.connect(1, 210, 1, 5, ipv6("2001:db8::1", 8080), 20, EINPROGRESS);
+  b.socket(1, 250'000'210, 2, 6);
+  b.connect(1, 250'000'220, 2, 6, kPeer, 20, EINPROGRESS);
+  b.connect_done(1, 250'000'500, 2, 6);
+  b.close(1, 250'000'600, 1, 5);
+  b.send(1, 250'001'000, 2, 10, 1, "GET / HTTP/1.1\r\nHost: dual.example");
+  b.recv(1, 250'002'000, 2, 10, 1, "HTTP/1.1 200 OK");
+  b.close(1, 250'003'000, 2, 6);
+  Collected out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.conn, 2u);
+  EXPECT_EQ(c.host, "dual.example");
+  EXPECT_TRUE(c.dns_first_use);  // the lookup's first use moved over from the loser
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(c.attempts[0].error, 0);  // abandoned, not failed
+  EXPECT_EQ(c.attempts[0].duration_ns, 250'000'600u - 210);
+}
+
+TEST(ModelAttempts, ConnectThatNeverSucceededIsOneFailedConnection) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 5);
+  b.connect(1, 10, 1, 5, ipv4("127.0.0.1", 8080), 50, ECONNREFUSED);
+  b.close(1, 100, 1, 5);
+  b.socket(1, 110, 2, 5);
+  b.connect(1, 120, 2, 5, ipv6("::1", 8080), 50, ECONNREFUSED);
+  b.close(1, 200, 2, 5);
+  // Another endpoint later: the attempts above are not its.
+  b.socket(1, 300, 3, 5);
+  b.connect(1, 310, 3, 5, ipv4("127.0.0.1", 9090), 10);
+  b.close(1, 400, 3, 5);
+  TempDir dir;
+  TraceSet ts;
+  Collected out;
+  ASSERT_TRUE(open_built(ts, dir, {&b}));
+  Model m(ts, out);
+  Event ev;
+  while (ts.next(ev)) m.on_event(ev);
+  m.finish();
+  ASSERT_EQ(out.conns.size(), 2u);
+  const Connection* failed = out.by_conn(2);
+  ASSERT_TRUE(failed);
+  EXPECT_TRUE(failed->failed());
+  ASSERT_EQ(failed->attempts.size(), 1u);
+  EXPECT_EQ(format_addr(failed->attempts[0].peer, true), "127.0.0.1:8080");
+  EXPECT_TRUE(out.by_conn(3)->attempts.empty());
+  EXPECT_EQ(m.connections(), 2u);
+  EXPECT_EQ(m.failed_connects(), 1u);
+}
+
+// A client retrying the same address is not a race: each refused connect is its own.
+TEST(ModelAttempts, RetriesToTheSameAddressStayConnections) {
+  TraceBuilder b;
+  for (uint32_t i = 1; i <= 3; ++i) {
+    b.socket(1, i * 1000, i, 5);
+    b.connect(1, i * 1000 + 10, i, 5, kPeer, 50, ECONNREFUSED);
+    b.close(1, i * 1000 + 100, i, 5);
+  }
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 3u);
+  for (const auto& c : out.conns) {
+    EXPECT_TRUE(c.failed());
+    EXPECT_TRUE(c.attempts.empty());
+  }
+}
+
+// The JDK opens and closes sockets at start-up that never connect; a listening socket never
+// connects either. None of them is a connection.
+TEST(ModelAttempts, SocketsThatNeverConnectedAreNotConnections) {
+  TraceBuilder b;
+  for (uint32_t i = 1; i <= 8; ++i) {
+    b.socket(1, i * 10, i, 8);
+    b.close(1, i * 10 + 5, i, 8);
+  }
+  b.socket(1, 200, 9, 9);  // listening: open until the end
+  b.socket(1, 300, 10, 10);
+  b.connect(1, 310, 10, 10, kPeer, 10);
+  b.send(1, 400, 10, 10, 1);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].conn, 10u);
+}
+
+// The JDK connects AF_INET6 sockets to ::ffff:127.0.0.1 after an IPv4 lookup.
+TEST(ModelAttempts, MappedPeerFindsItsLookup) {
+  TraceBuilder b;
+  b.dns(1, 0, "localhost", 100, {ipv4("127.0.0.1")});
+  b.socket(1, 200, 1, 8);
+  b.connect(1, 210, 1, 8, ipv6("::ffff:127.0.0.1", 8080), 20);
+  b.send(1, 300, 1, 10, 1);
+  b.recv(1, 400, 1, 10, 1);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].host, "localhost");
+  ASSERT_TRUE(out.conns[0].dns);
+  EXPECT_EQ(out.conns[0].dns->start_ns, 0u);
+}
+
+TEST(ModelAttempts, SniNamesTheHostWhenNothingElseDoes) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, ipv6("::ffff:10.1.2.3", 443), 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("sni.example", {"http/1.1"}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].host, "sni.example");
+}
+
+// A pool of one shared by two threads: thread 1 is still reading its body when thread 2 opens a
+// second connection. That is concurrency, not a miss.
+TEST(ModelPoolMiss, ConnectionStillReceivingItsBodyIsBusy) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 10, 1);
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK");  // headers
+  b.socket(2, 300, 2, 4);
+  b.connect(2, 310, 2, 4, kPeer, 10);
+  b.recv(1, 400, 1, 5000, 1);  // more of the body: conn 1 was busy
+  b.send(2, 410, 2, 10, 1);
+  b.recv(2, 500, 2, 100, 1);
+  b.send(1, 600, 1, 10, 1);
+  b.close(1, 700, 1, 3);
+  b.close(2, 710, 2, 4);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.by_conn(2)->pool_miss, 0u);
+}
+
+TEST(ModelPoolMiss, ConnectionWhoseNextCallIsAWriteWasIdle) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 10, 1);
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK");
+  b.socket(2, 300, 2, 4);
+  b.connect(2, 310, 2, 4, kPeer, 10);
+  b.recv(1, 320, 1, 0 - EAGAIN, 1);  // a failed read moves nothing: still undecided
+  b.send(2, 410, 2, 10, 1);
+  b.send(1, 420, 1, 10, 1);  // the next request: conn 1 was idle when conn 2 was opened
+  b.recv(2, 500, 2, 100, 1);
+  b.close(2, 710, 2, 4);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.by_conn(2)->pool_miss, 1u);
+}
+
 }  // namespace
 }  // namespace httptrace::testing
