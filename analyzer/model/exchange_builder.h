@@ -58,11 +58,24 @@ class ExchangeBuilder {
     return done_.empty() ? Availability::kBusy : Availability::kIdle;
   }
   std::vector<Exchange>& done() { return done_; }
+  // A connection inherited across fork goes on from the parent's history: its next exchange is
+  // reused if the parent's copy carried one, numbered after them, idle since the last one ended.
+  void carry_over(const ExchangeBuilder& parent) {
+    carried_ = parent.carried_ + static_cast<uint32_t>(parent.done_.size()) + (parent.open_ ? 1 : 0);
+    if (parent.open_) {
+      last_end_ = parent.cur_.end_ns;
+      has_last_ = true;
+    } else {
+      last_end_ = parent.last_end_;
+      has_last_ = parent.has_last_;
+    }
+  }
   // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.
   void reset() {
     if (done_.capacity() > kKeepCapacity) std::vector<Exchange>().swap(done_);
     else done_.clear();
     last_end_ = 0;
+    carried_ = 0;
     has_last_ = open_ = false;
     phase_ = kIdle;
   }
@@ -82,7 +95,7 @@ class ExchangeBuilder {
     cur_.method.clear();
     cur_.target.clear();
     cur_.status = 0;
-    cur_.index = static_cast<uint32_t>(done_.size());
+    cur_.index = carried_ + static_cast<uint32_t>(done_.size());
     cur_.reused = cur_.index > 0;
     if (has_last_) cur_.idle_ns = ts > last_end_ ? ts - last_end_ : 0;
     cur_.start_ns = ts;
@@ -92,6 +105,7 @@ class ExchangeBuilder {
   Exchange cur_;
   std::vector<Exchange> done_;
   uint64_t last_end_ = 0;
+  uint32_t carried_ = 0;  // exchanges on this connection before it was inherited
   bool has_last_ = false;
   bool open_ = false;
   Phase phase_ = kIdle;

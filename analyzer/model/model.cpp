@@ -400,6 +400,10 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
       c.c.host = parent->c.host;
       c.lib_tls = parent->lib_tls;
       c.wire_tls.inherit(parent->wire_tls);
+      c.protocol = parent->protocol;
+      c.first_host = parent->first_host;
+      c.saw_plain = parent->saw_plain;
+      c.active().carry_over(parent->active());
     }
     break;
   }
@@ -491,7 +495,8 @@ void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns
 // A connection is over: report it, unless it was never one, or was an attempt that a winner
 // claims (now or, held, later).
 void Model::settle(uint32_t file, std::unique_ptr<ConnState> st) {
-  if (st->never_connected()) return recycle(std::move(st));
+  // Not a connection: never connected; or a copy inherited at fork that the child never used.
+  if (st->never_connected() || (st->c.inherited && !st->c.bytes_sent && !st->c.bytes_received)) return recycle(std::move(st));
   if (st->is_attempt()) {
     ProcState& p = *procs_[file];
     st->attempt_end_ns = st->c.close_ns.value_or(std::max(last_ts_, st->c.connect_start_ns));
@@ -624,7 +629,7 @@ void Model::emit(ConnState& s) {
   if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;
   std::sort(c.attempts.begin(), c.attempts.end(),
             [](const ConnectAttempt& a, const ConnectAttempt& b) { return a.start_ns < b.start_ns; });
-  ++n_connections_;
+  n_connections_ += !c.inherited;  // the same connection on the wire as its parent's copy
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
   for (const auto& x : c.requests) n_reused_ += x.reused;

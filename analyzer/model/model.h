@@ -4,24 +4,12 @@
 // - Times here are CLOCK_MONOTONIC ns as recorded; reports subtract the trace's t0.
 // - A connection lives from its socket (or first sighting) until its last descriptor is closed:
 //   dup() adds a descriptor, close() of each removes one. shutdown() does not end it.
-// - fork(): a tracked socket inherited by a child is its own connection in the child, marked
-//   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host and TLS
-//   are copied from the parent's connection when it is still open. Both sides' traffic is shown
-//   where it happened, which is what a user debugging a pre-fork pool needs to see.
-// - Attempts are not connections. A socket that never connected and moved no bytes (the JDK's
-//   start-up probes, urllib3's IPv6 check, a listening socket) is not reported at all. A connect
-//   that never succeeded and moved no bytes is an attempt: the next connect by the same thread (or
-//   from the same lookup) to the same port and another address, within kAttemptWindowNs, claims
-//   it, as does a sibling connect that was already under way (happy eyeballs); the winner lists
-//   it in `attempts`. An attempt nobody claims is reported as one failed connection, carrying the
-//   attempts before it.
-// - Peers are compared with IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, the JDK's habit) taken
-//   as the IPv4 address they map, so such a connect finds its lookup. With no lookup and no Host
-//   header, the TLS SNI names the host.
-// - pool_miss: a connect while another connection to the same endpoint sat idle. A connection
-//   reading a response may still be receiving its body (busy): its next call decides -- another
-//   read means busy, a write or its close means it was idle. If the new connection ends first,
-//   a candidate silent all that time is taken as idle.
+// - fork(): a tracked socket inherited by a child is its own record in the child, marked
+//   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host, TLS,
+//   protocol and exchange history are carried over from the parent's copy when it is still open,
+//   so a request on it is reused when the connection carried one before. It is the same
+//   connection on the wire: it does not count in connections(), and a copy the child never used
+//   is not reported.
 // - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends

@@ -171,8 +171,40 @@ TEST(Model, InheritedConnectionIsItsOwnConnectionLinkedToTheParent) {
   EXPECT_EQ(c.parent_id, "100:1");
   EXPECT_EQ(c.host, "svc.example");
   EXPECT_EQ(c.peer.port, 8080);
-  EXPECT_EQ(c.requests.size(), 1u);
+  ASSERT_EQ(c.requests.size(), 1u);
+  // SPEC §5: reused, since the connection carried an exchange before the fork.
+  EXPECT_TRUE(c.requests[0].reused);
+  EXPECT_EQ(c.requests[0].index, 1u);
+  EXPECT_EQ(c.requests[0].idle_ns, 60u - 41);
   EXPECT_FALSE(out.conns[1].inherited);
+}
+
+TEST(Model, InheritedCopyIsNotAnotherConnection) {
+  TraceBuilder parent(100), child(200, 100), idle_child(300, 100);
+  parent.socket(1, 10, 1, 3);
+  parent.connect(1, 20, 1, 3, kPeer, 5);
+  parent.send(1, 30, 1, 10, 1, "GET /p HTTP/1.1\r\nHost: svc.example");
+  parent.recv(1, 40, 1, 10, 1);
+  child.inherit(1, 50, 4, 3, 1);
+  child.send(1, 60, 4, 10, 1);
+  child.recv(1, 70, 4, 10, 1);
+  child.close(1, 80, 4, 3);
+  idle_child.inherit(1, 55, 2, 3, 1);  // never used: not reported
+  idle_child.close(1, 56, 2, 3);
+  parent.close(1, 90, 1, 3);
+  TempDir dir;
+  TraceSet ts;
+  Collected out;
+  ASSERT_TRUE(open_built(ts, dir, {&parent, &child, &idle_child}));
+  Model m(ts, out);
+  Event ev;
+  while (ts.next(ev)) m.on_event(ev);
+  m.finish();
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.conns[0].host, "svc.example");  // from the parent's Host header
+  EXPECT_EQ(m.connections(), 1u);
+  EXPECT_EQ(m.requests(), 2u);
+  EXPECT_EQ(m.reused_requests(), 1u);
 }
 
 TEST(Model, ServerFirstBytesFormAnExchange) {
