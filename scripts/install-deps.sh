@@ -7,7 +7,7 @@
 set -euo pipefail
 
 build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev)
-test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openjdk-17-jdk-headless openssl nodejs nginx-light)
+test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openjdk-17-jdk-headless postgresql openssl nodejs nginx-light)
 demo=(curl python3 openssl)
 bench=(libbenchmark-dev strace ltrace bpftrace)
 

@@ -141,6 +141,8 @@ struct Model::ConnState {
   // call to tell whether that response was complete (then they are pool misses).
   std::vector<uint32_t> miss_waiters;
   uint32_t miss_pending = 0;  // candidates this connection still waits on
+  // The exchange opened by what looked like the client's closing alert, while nothing followed it.
+  std::optional<uint32_t> close_notify_index;
   uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
@@ -464,9 +466,12 @@ void Model::on_data(const Event& ev, ConnState& c) {
 
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e) {
   if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
+  c.close_notify_index.reset();
   if (call.is_send) {
+    const bool opens = !b.sending();
     b.send(call.ts, call.end, call.bytes);
     Exchange* x = b.current();
+    if (call.tls_close_notify && opens) c.close_notify_index = x->index;
     if (e.has_request && x->method.empty()) {
       x->method.assign(e.request.method);
       x->target.assign(e.request.target);
@@ -622,8 +627,32 @@ void Model::emit(ConnState& s) {
     s.protocol.note_alpn(c.tls->alpn, &c.tls->alpn_offered);
   }
   c.protocol = s.protocol.name();
+  // The client's close_notify alone is not an exchange.
+  if (auto& wire = s.wire.done(); s.close_notify_index && !wire.empty() &&
+      wire.back().index == *s.close_notify_index && wire.back().bytes_received == 0)
+    wire.pop_back();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
+  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
+    // A round trip in the clear before the handshake (STARTTLS: PostgreSQL's SSLRequest) is an
+    // exchange of its own, seen only on the wire: it goes first.
+    const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : c.tls->start_ns;
+    const auto& wire = s.wire.done();
+    size_t pre = 0;
+    while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
+    if (pre > 0) {
+      c.requests.insert(c.requests.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
+      for (size_t i = pre; i < c.requests.size(); ++i) {
+        Exchange& x = c.requests[i];
+        x.index += static_cast<uint32_t>(pre);
+        x.reused = true;
+        if (!x.idle_ns) {
+          const uint64_t prev = c.requests[i - 1].end_ns;
+          x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
+        }
+      }
+    }
+  }
   if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;

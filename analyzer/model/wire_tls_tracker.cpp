@@ -21,12 +21,17 @@ void WireTlsTracker::read_server_hello(const DataCall& call) {
   }
   if (!ok) return;
   t.version = tls_version_name(sh.version);
+  t.cipher = cipher_suite_name(sh.cipher_suite);
+  suite_ = sh.cipher_suite;
   if (!sh.alpn.empty()) t.alpn = sh.alpn;
 }
 
-std::optional<uint64_t> WireTlsTracker::filter(const DataCall& call) {
+std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
   switch (state_) {
-    case State::kUnknown: {
+    case State::kUnknown:
+    case State::kNone: {
+      // Also after a plain-text start: STARTTLS-style protocols (PostgreSQL's SSLRequest, SMTP)
+      // exchange a round trip before the ClientHello.
       ClientHello ch;
       if (call.is_send && call.capture == tf::CaptureKind::kTls && parse_client_hello(call.cap, ch)) {
         TlsInfo t;
@@ -43,8 +48,10 @@ std::optional<uint64_t> WireTlsTracker::filter(const DataCall& call) {
       state_ = State::kNone;
       return call.bytes;
     }
-    case State::kNone:
-    case State::kDone: return call.bytes;
+    case State::kDone:
+      if (info_ && call.is_send && call.capture == tf::CaptureKind::kTls)
+        call.tls_close_notify = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
+      return call.bytes;
     case State::kAwaitServer:
     case State::kServerFlight: {
       if (!call.is_send) {
@@ -67,8 +74,8 @@ std::optional<uint64_t> WireTlsTracker::filter(const DataCall& call) {
       // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
       info_->duration_ns = call.end - info_->start_ns;
       state_ = State::kDone;
-      const uint64_t extra =
-          call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
+      uint64_t extra = call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
+      if (extra == 0 && info_->version == "TLSv1.3") extra = after_cut_finished(call);
       if (extra == 0) return std::nullopt;
       return extra;
     }
@@ -88,9 +95,25 @@ std::optional<uint64_t> WireTlsTracker::filter(const DataCall& call) {
   return call.bytes;
 }
 
+// The recorder keeps only the first record header of a flight that does not start with a
+// handshake record, so a TLS 1.3 flight "CCS, Finished, request" (node coalesces them) shows its
+// CCS header alone. The Finished record's size follows from the suite's hash: 5-byte header,
+// 4-byte handshake header, the verify_data (hash size), the inner content type and a 16-byte tag.
+// (A client certificate flight would be counted as request bytes: rare on the clients we see.)
+uint64_t WireTlsTracker::after_cut_finished(const DataCall& call) const {
+  const std::string_view c = call.cap;
+  if (call.capture != tf::CaptureKind::kTls || c.size() != 5 || first_record_type(c) != kTlsChangeCipherSpec ||
+      c[3] != 0 || c[4] != 1)
+    return 0;
+  const uint64_t hash = suite_ == 0x1302 ? 48 : 32;  // TLS_AES_256_GCM_SHA384; the others use SHA-256
+  const uint64_t flight = 6 + 5 + 4 + hash + 1 + 16;
+  return call.bytes > flight ? call.bytes - flight : 0;
+}
+
 void WireTlsTracker::inherit(const WireTlsTracker& parent) {
   info_ = parent.info_;
-  state_ = parent.state_ == State::kUnknown ? State::kUnknown : State::kDone;
+  suite_ = parent.suite_;
+  state_ = parent.state_ == State::kUnknown || parent.state_ == State::kNone ? parent.state_ : State::kDone;
 }
 
 std::optional<TlsInfo> WireTlsTracker::take() {

@@ -9,6 +9,8 @@
 // abbreviated 1.2 resumption -- the client's flight itself ends the handshake; application data
 // coalesced into that same write (visible from the record lengths) starts the first exchange. A
 // TLS 1.3 NewSessionTicket read later is counted in the first response, a small known inaccuracy.
+// A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
+// too; the exchanges before it stay exchanges.
 #pragma once
 
 #include <cstdint>
@@ -27,13 +29,15 @@ struct DataCall {
   tf::CaptureKind capture = tf::CaptureKind::kNone;
   std::string_view cap;      // the captured bytes
   uint8_t flags = 0;         // tf::kData*
+  bool tls_close_notify = false;  // set by WireTlsTracker: a send that looks like the closing alert
 };
 
 class WireTlsTracker {
  public:
   // How many of the call's bytes are application data for the exchanges (all of them when no
   // handshake is in progress); nullopt when the call belongs to the handshake.
-  std::optional<uint64_t> filter(const DataCall& call);
+  // Marks call.tls_close_notify.
+  std::optional<uint64_t> filter(DataCall& call);
   // A socket inherited across fork: the parent's handshake (if any) is over for the child.
   void inherit(const WireTlsTracker& parent);
   bool seen() const { return info_.has_value(); }
@@ -52,10 +56,12 @@ class WireTlsTracker {
     kDone,
   };
   void read_server_hello(const DataCall& call);
+  uint64_t after_cut_finished(const DataCall& call) const;
 
   State state_ = State::kUnknown;
   std::optional<TlsInfo> info_;
   uint64_t last_end_ = 0;  // end of the last handshake call
+  uint16_t suite_ = 0;     // the ServerHello's cipher suite
 };
 
 }  // namespace httptrace::analyzer

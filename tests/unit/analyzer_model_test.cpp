@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analyzer/model/tls_wire.h"
 #include "tests/unit/analyzer_test_util.h"
 #include "tests/unit/analyzer_tls_bytes.h"
 
@@ -279,6 +280,7 @@ TEST(Model, Tls13FromTheWire) {
   EXPECT_EQ(c.tls->sni, "wire.example");
   EXPECT_EQ(c.tls->alpn, "http/1.1");
   EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->cipher, "TLS_AES_128_GCM_SHA256");  // from the ServerHello
   EXPECT_EQ(c.tls->start_ns, 100u);
   EXPECT_EQ(c.tls->duration_ns, 202u);  // to the end of the client's Finished
   ASSERT_EQ(c.requests.size(), 2u);
@@ -593,6 +595,128 @@ TEST(ModelPoolMiss, ConnectionWhoseNextCallIsAWriteWasIdle) {
   auto out = model_of({&b});
   ASSERT_EQ(out.conns.size(), 2u);
   EXPECT_EQ(out.by_conn(2)->pool_miss, 1u);
+}
+
+std::string server_hello_with_suite(uint8_t hi, uint8_t lo) {
+  std::string sh = server_hello(false, "http/1.1");
+  // record(5) + handshake header(4) + version(2) + random(32) + session id length(1, empty)
+  sh[5 + 4 + 2 + 32 + 1] = char(hi);
+  sh[5 + 4 + 2 + 32 + 2] = char(lo);
+  return sh;
+}
+
+TEST(ModelTlsWire, Tls12CipherFromTheServerHello) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("old.example", {"http/1.1"}, false));
+  b.data(1, 200, 1, 3, D::kRecv, 3000, 5, C::kTls, server_hello_with_suite(0xc0, 0x2f));
+  b.data(1, 300, 1, 3, D::kSend, 126, 2, C::kTls, tls_record(0x16, std::string(70, 'k')));
+  b.data(1, 400, 1, 3, D::kRecv, 51, 3, C::kTls, ccs());
+  b.data(1, 500, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  auto out = model_of({&b});
+  ASSERT_TRUE(out.conns[0].tls);
+  EXPECT_EQ(out.conns[0].tls->cipher, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+  EXPECT_EQ(cipher_suite_name(0xfefe), "0xfefe");
+}
+
+// PostgreSQL: SSLRequest (8 bytes), the server's 'S', then the handshake; seen only on the wire.
+TEST(ModelTlsWire, StartTlsRoundTripIsAnExchangeAndTheHandshakeIsStillFound) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 8, 1);
+  b.recv(1, 150, 1, 1, 1);
+  b.data(1, 200, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("db.example", {}));
+  b.data(1, 300, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 400, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.data(1, 500, 1, 3, D::kSend, 90, 2, C::kTls, tls_record(0x17, std::string(20, 'q')));
+  b.data(1, 600, 1, 3, D::kRecv, 400, 2, C::kTls, tls_record(0x17, std::string(20, 'r')));
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->start_ns, 200u);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].bytes_sent, 8u);
+  EXPECT_EQ(c.requests[0].bytes_received, 1u);
+  EXPECT_EQ(c.requests[1].start_ns, 500u);
+  EXPECT_TRUE(c.requests[1].reused);
+}
+
+// The same through libpq's OpenSSL: exchanges come from the plaintext, but the SSLRequest round
+// trip happened before any of it and is only on the wire.
+TEST(ModelTlsWire, StartTlsRoundTripGoesFirstWithLibraryTls) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 8, 1);
+  b.recv(1, 150, 1, 1, 1);
+  b.data(1, 210, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("", {}));
+  b.data(1, 300, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 400, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.tls_handshake(1, 200, 1, 3, 210, "", "");
+  b.data(1, 500, 1, 3, D::kSend, 90, 2);
+  b.data(1, 500, 1, 3, D::kSend, 63, 4, C::kNone, "", tf::kDataTlsPlaintext);
+  b.data(1, 600, 1, 3, D::kRecv, 431, 2);
+  b.data(1, 600, 1, 3, D::kRecv, 414, 4, C::kNone, "", tf::kDataTlsPlaintext);
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].index, 0u);
+  EXPECT_EQ(c.requests[0].bytes_sent, 8u);
+  EXPECT_FALSE(c.requests[0].reused);
+  EXPECT_EQ(c.requests[1].index, 1u);
+  EXPECT_EQ(c.requests[1].bytes_sent, 63u);
+  EXPECT_TRUE(c.requests[1].reused);
+  EXPECT_EQ(c.requests[1].idle_ns, 500u - 151);
+}
+
+TEST(ModelTlsWire, ClientCloseNotifyIsNotAnExchange) {
+  for (bool tls13 : {true, false}) {
+    TraceBuilder b;
+    b.socket(1, 0, 1, 3);
+    b.connect(1, 10, 1, 3, kPeer, 10);
+    b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {"http/1.1"}, tls13));
+    if (tls13) {
+      b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+      b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+    } else {
+      b.data(1, 200, 1, 3, D::kRecv, 3000, 5, C::kTls, server_hello(false));
+      b.data(1, 300, 1, 3, D::kSend, 126, 2, C::kTls, tls_record(0x16, std::string(70, 'k')));
+      b.data(1, 350, 1, 3, D::kRecv, 51, 3, C::kTls, ccs());
+    }
+    b.data(1, 400, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 500, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    if (tls13) b.data(1, 600, 1, 3, D::kSend, 24, 2, C::kTls, tls_record(0x17, std::string(19, 'a')));
+    else b.data(1, 600, 1, 3, D::kSend, 31, 2, C::kTls, tls_record(0x15, std::string(26, 'a')));
+    b.close(1, 700, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests.size(), 1u) << (tls13 ? "TLS 1.3" : "TLS 1.2");
+  }
+}
+
+// node writes CCS + Finished + the first request in one call; the recorder keeps only the CCS
+// header of such a flight. The Finished size follows from the suite (here SHA-256: 58 bytes).
+TEST(ModelTlsWire, Tls13RequestCoalescedBehindACutFlight) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 6 + 58 + 104, 2, C::kTls, ccs().substr(0, 5));
+  b.data(1, 400, 1, 3, D::kRecv, 684, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  EXPECT_EQ(out.conns[0].requests[0].bytes_sent, 104u);
+  EXPECT_EQ(out.conns[0].requests[0].start_ns, 300u);
+  EXPECT_EQ(out.conns[0].requests[0].sent_ns, 302u);
 }
 
 }  // namespace
