@@ -64,6 +64,17 @@ class JsonConnectionWriter : public ConnectionSink {
     } else {
       w.key("connect").null();
     }
+    w.key("attempts").begin_array();
+    for (const ConnectAttempt& a : c.attempts) {
+      w.begin_object();
+      w.key("peer").value(std::string_view(addr, format_addr_to(addr, a.peer, true)));
+      w.key("start_ns").value(t(a.start_ns));
+      w.key("duration_ns").value(a.duration_ns);
+      if (a.error) w.key("error").value(errno_name(a.error));
+      else w.key("error").null();
+      w.end_object();
+    }
+    w.end_array();
     if (c.tls) {
       const TlsInfo& s = *c.tls;
       auto opt = [&](JsonWriter::Key k, const std::string& v) {

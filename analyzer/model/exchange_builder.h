@@ -50,17 +50,32 @@ class ExchangeBuilder {
   Exchange* current() { return open_ ? &cur_ : nullptr; }
   bool any() const { return open_ || !done_.empty(); }
   bool sending() const { return open_ && phase_ == kSending; }
-  // Has answered at least once and is not waiting for an answer now: a pool would reuse it.
-  bool idle_after_response() const {
-    if (open_) return phase_ == kReceiving;
-    return !done_.empty();
+  // Whether a pool could have reused the connection now. kAnswered: it is reading a response,
+  // which may or may not be complete -- only its next call tells (another read: it was busy).
+  enum class Availability : uint8_t { kBusy, kAnswered, kIdle };
+  Availability availability() const {
+    if (open_) return phase_ == kReceiving ? Availability::kAnswered : Availability::kBusy;
+    return done_.empty() ? Availability::kBusy : Availability::kIdle;
   }
   std::vector<Exchange>& done() { return done_; }
+  // A connection inherited across fork goes on from the parent's history: its next exchange is
+  // reused if the parent's copy carried one, numbered after them, idle since the last one ended.
+  void carry_over(const ExchangeBuilder& parent) {
+    carried_ = parent.carried_ + static_cast<uint32_t>(parent.done_.size()) + (parent.open_ ? 1 : 0);
+    if (parent.open_) {
+      last_end_ = parent.cur_.end_ns;
+      has_last_ = true;
+    } else {
+      last_end_ = parent.last_end_;
+      has_last_ = parent.has_last_;
+    }
+  }
   // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.
   void reset() {
     if (done_.capacity() > kKeepCapacity) std::vector<Exchange>().swap(done_);
     else done_.clear();
     last_end_ = 0;
+    carried_ = 0;
     has_last_ = open_ = false;
     phase_ = kIdle;
   }
@@ -80,7 +95,7 @@ class ExchangeBuilder {
     cur_.method.clear();
     cur_.target.clear();
     cur_.status = 0;
-    cur_.index = static_cast<uint32_t>(done_.size());
+    cur_.index = carried_ + static_cast<uint32_t>(done_.size());
     cur_.reused = cur_.index > 0;
     if (has_last_) cur_.idle_ns = ts > last_end_ ? ts - last_end_ : 0;
     cur_.start_ns = ts;
@@ -90,6 +105,7 @@ class ExchangeBuilder {
   Exchange cur_;
   std::vector<Exchange> done_;
   uint64_t last_end_ = 0;
+  uint32_t carried_ = 0;  // exchanges on this connection before it was inherited
   bool has_last_ = false;
   bool open_ = false;
   Phase phase_ = kIdle;

@@ -16,7 +16,9 @@
 #include "analyzer/model/conn_table.h"
 #include "analyzer/model/exchange_builder.h"
 #include "analyzer/model/http_sniff.h"
+#include "analyzer/model/protocol.h"
 #include "analyzer/model/tls_wire.h"
+#include "analyzer/model/wire_tls_tracker.h"
 
 namespace httptrace::analyzer {
 
@@ -24,7 +26,22 @@ namespace {
 
 constexpr size_t kDnsTieWindow = 256;  // lookups searched back per process for a connect
 
-bool same_ip(const tf::Addr& a, const tf::Addr& b) {
+constexpr uint64_t kAttemptWindowNs = 1'000'000'000;  // a claimed attempt ended at most this long before
+constexpr size_t kMaxHeldAttempts = 16;  // per process; more unclaimed ones are reported at once
+
+// ::ffff:a.b.c.d as a.b.c.d; any other address unchanged.
+tf::Addr unmapped(const tf::Addr& a) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != AF_INET6 || std::memcmp(a.ip, kMapped, sizeof kMapped) != 0) return a;
+  tf::Addr v4{};
+  v4.family = AF_INET;
+  v4.port = a.port;
+  std::memcpy(v4.ip, a.ip + 12, 4);
+  return v4;
+}
+
+bool same_ip(const tf::Addr& x, const tf::Addr& y) {
+  const tf::Addr a = unmapped(x), b = unmapped(y);
   if (a.family != b.family) return false;
   size_t n = a.family == AF_INET ? 4 : 16;
   return std::memcmp(a.ip, b.ip, n) == 0;
@@ -109,28 +126,40 @@ std::string dns_error_name(uint8_t call, int32_t error) {
 
 std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
 
-// Wire-level TLS recognition progress; see model.h.
-enum class WireTls : uint8_t {
-  kUnknown,            // no send yet
-  kNone,               // the first send was not a ClientHello
-  kAwaitServer,        // ClientHello sent
-  kServerFlight,       // reading the server's first flight
-  kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
-  kServerFinish,       // reading the server's CCS+Finished
-  kDone,
-};
-
 struct Model::ConnState {
   Connection c;
   uint32_t file = 0;
   int open_fds = 1;
   ExchangeBuilder wire, plain;
   bool saw_plain = false;
-  WireTls wire_tls = WireTls::kUnknown;
-  std::optional<TlsInfo> wire_tls_info;
+  WireTlsTracker wire_tls;
   std::optional<TlsInfo> lib_tls;
-  uint64_t last_wire_end = 0;
+  ProtocolDecision protocol;
   std::string first_host;  // Host header of the first sniffed request
+  int32_t connect_tid = 0;
+  // Busy or idle: connections opened while this one was reading a response, waiting for its next
+  // call to tell whether that response was complete (then they are pool misses).
+  std::vector<uint32_t> miss_waiters;
+  uint32_t miss_pending = 0;  // candidates this connection still waits on
+  // The exchange opened by what looked like the client's closing alert, while nothing followed it.
+  std::optional<uint32_t> close_notify_index;
+  uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
+
+  bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
+  // Never connected and never used: a probe, a listening socket. Not a connection at all.
+  bool never_connected() const { return !c.has_connect && !c.inherited && !moved_bytes() && !lib_tls; }
+  bool is_attempt() const {
+    return c.has_connect && (c.connect_pending || c.connect_error != 0) && !moved_bytes() && !c.inherited;
+  }
+  ConnectAttempt as_attempt() const {
+    ConnectAttempt a;
+    a.peer = c.peer;
+    a.start_ns = c.connect_start_ns;
+    a.duration_ns = c.connect_pending ? attempt_end_ns - std::min(attempt_end_ns, c.connect_start_ns)
+                                      : c.connect_duration_ns;
+    a.error = c.connect_pending ? 0 : c.connect_error;
+    return a;
+  }
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
 };
@@ -145,6 +174,8 @@ struct Model::ProcState {
     std::vector<uint16_t> ports;  // peer ports of the connections tied to it so far
   };
   std::vector<RecentDns> recent_dns = std::vector<RecentDns>(kDnsTieWindow);
+  // Attempts given up and not yet claimed by a winner, in the order they ended.
+  std::vector<std::unique_ptr<ConnState>> held;
   size_t recent_head = 0, recent_n = 0;
   uint64_t max_dns_ns = 0;  // longest lookup so far
   RecentDns& recent(size_t age) {  // 0 = newest
@@ -207,6 +238,8 @@ Model::ConnState* Model::get_or_create(const Event& ev) {
 void Model::on_event(const Event& ev) {
   using K = tf::EventKind;
   const K kind = ev.kind();
+  last_ts_ = std::max(last_ts_, ev.h->ts_ns);
+  if (!procs_[ev.file]->held.empty()) expire_attempts(ev.file, ev.h->ts_ns, false);
   if (kind == K::kDns) return on_dns(ev);
   const uint32_t conn = ev.h->conn;
   if (conn == 0) return;  // fork, exec, stacks: not tied to a connection
@@ -268,12 +301,32 @@ void Model::on_dns(const Event& ev) {
 }
 
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
+  using A = ExchangeBuilder::Availability;
   p.conns.for_each([&](uint32_t, ConnState& other) {
     if (c.c.pool_miss || &other == &c || !other.c.has_connect || other.c.connect_pending || other.c.connect_error) return;
     const auto& o = other.c;
     if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
-    if (other.active().idle_after_response()) c.c.pool_miss = 1;
+    switch (other.active().availability()) {
+      case A::kIdle: c.c.pool_miss = 1; break;
+      case A::kAnswered:
+        other.miss_waiters.push_back(c.c.conn);
+        ++c.miss_pending;
+        break;
+      case A::kBusy: break;
+    }
   });
+}
+
+// o's next call after connections were opened beside it: a read means its response was still
+// arriving (busy); a write or its close means it had been idle.
+void Model::resolve_miss_waiters(ConnState& o, bool was_idle) {
+  for (uint32_t id : o.miss_waiters) {
+    ConnState* w = find(o.file, id);
+    if (!w) continue;  // already reported (see emit)
+    if (w->miss_pending) --w->miss_pending;
+    if (was_idle) w->c.pool_miss = 1;
+  }
+  o.miss_waiters.clear();
 }
 
 void Model::on_connect(const Event& ev, ConnState& c) {
@@ -296,6 +349,7 @@ void Model::on_connect(const Event& ev, ConnState& c) {
   k.connect_duration_ns = d.dur_ns;
   k.connect_pending = d.error == EINPROGRESS;
   k.connect_error = k.connect_pending ? 0 : d.error;
+  c.connect_tid = ev.tid;
 
   ProcState& p = *procs_[ev.file];
   ProcState::RecentDns* best_slot = nullptr;
@@ -326,6 +380,7 @@ void Model::on_connect(const Event& ev, ConnState& c) {
     k.host = best.host;
     k.dns = Connection::Dns{best.start_ns, best.duration_ns};
   }
+  if (!p.held.empty()) claim_attempts(p, c);
   mark_pool_miss(p, c);
 }
 
@@ -346,8 +401,11 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
       c.c.local = parent->c.local;
       c.c.host = parent->c.host;
       c.lib_tls = parent->lib_tls;
-      c.wire_tls_info = parent->wire_tls_info;
-      c.wire_tls = parent->wire_tls == WireTls::kUnknown ? WireTls::kUnknown : WireTls::kDone;
+      c.wire_tls.inherit(parent->wire_tls);
+      c.protocol = parent->protocol;
+      c.first_host = parent->first_host;
+      c.saw_plain = parent->saw_plain;
+      c.active().carry_over(parent->active());
     }
     break;
   }
@@ -366,145 +424,165 @@ void Model::on_tls_handshake(const Event& ev, ConnState& c) {
   t.resumed = d.resumed != 0;
   t.error = d.error;
   t.error_text = fixed_str(d.error_text, sizeof d.error_text);
-  if (t.alpn == "h2") c.c.protocol = "h2";
+  c.protocol.note_alpn(t.alpn);
   c.lib_tls = std::move(t);
 }
 
+// The stages of a data call: byte accounting (wire totals), the wire TLS filter, what the captured
+// bytes say (protocol decision), and the exchange builder.
 void Model::on_data(const Event& ev, ConnState& c) {
   const auto& d = ev.as<tf::DataEvent>();
   if (d.result < 0) return;  // EAGAIN, EINTR, ...: no bytes moved
-  const uint64_t ts = ev.h->ts_ns, end = ts + d.dur_ns;
-  const uint64_t bytes = static_cast<uint64_t>(d.result);
-  const bool is_send = d.dir == uint8_t(tf::Direction::kSend);
-  const bool plaintext = d.flags & tf::kDataTlsPlaintext;
-  const std::string_view cap(reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len);
-  const auto capture = static_cast<tf::CaptureKind>(d.capture_kind);
+  DataCall call;
+  call.is_send = d.dir == uint8_t(tf::Direction::kSend);
+  call.ts = ev.h->ts_ns;
+  call.end = call.ts + d.dur_ns;
+  call.bytes = static_cast<uint64_t>(d.result);
+  call.capture = static_cast<tf::CaptureKind>(d.capture_kind);
+  call.cap = std::string_view(reinterpret_cast<const char*>(ev.tail<tf::DataEvent>()), d.cap_len);
+  call.flags = d.flags;
 
   ExchangeBuilder* b = &c.plain;
-  if (plaintext) {
+  if (d.flags & tf::kDataTlsPlaintext) {
     c.saw_plain = true;
   } else {
-    (is_send ? c.c.bytes_sent : c.c.bytes_received) += bytes;
+    (call.is_send ? c.c.bytes_sent : c.c.bytes_received) += call.bytes;
     b = &c.wire;
-    if (bytes == 0 && is_send) return;
-    // Wire TLS recognition decides whether this call belongs to a handshake.
-    switch (c.wire_tls) {
-      case WireTls::kUnknown: {
-        ClientHello ch;
-        if (is_send && capture == tf::CaptureKind::kTls && parse_client_hello(cap, ch)) {
-          TlsInfo t;
-          t.start_ns = ts;
-          t.library = "wire";
-          t.sni = ch.sni;
-          t.alpn_offered = ch.alpn;
-          if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
-          c.wire_tls_info = std::move(t);
-          c.wire_tls = WireTls::kAwaitServer;
-          c.last_wire_end = end;
-          return;
-        }
-        c.wire_tls = WireTls::kNone;
-        break;
-      }
-      case WireTls::kNone:
-      case WireTls::kDone: break;
-      case WireTls::kAwaitServer:
-      case WireTls::kServerFlight: {
-        TlsInfo& t = *c.wire_tls_info;
-        if (!is_send) {
-          if (bytes == 0) break;  // EOF during the handshake: let it end the (empty) exchange
-          ServerHello sh;
-          if (c.wire_tls == WireTls::kAwaitServer && capture == tf::CaptureKind::kTls &&
-              parse_server_hello(cap, sh)) {
-            t.version = tls_version_name(sh.version);
-            if (!sh.alpn.empty()) t.alpn = sh.alpn;
-          } else if (capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
-            // The previous read was the record's bare header: put one back in front.
-            const size_t n = cap.size();
-            std::string record = {char(0x16), char(0x03), char(0x03), char(n >> 8), char(n & 0xff)};
-            record.append(cap);
-            if (parse_server_hello(record, sh)) {
-              t.version = tls_version_name(sh.version);
-              if (!sh.alpn.empty()) t.alpn = sh.alpn;
-            }
-          }
-          c.wire_tls = WireTls::kServerFlight;
-          c.last_wire_end = end;
-          return;
-        }
-        if (c.wire_tls == WireTls::kAwaitServer) {  // more of the client's first flight
-          c.last_wire_end = end;
-          return;
-        }
-        const uint8_t type = capture == tf::CaptureKind::kTls ? first_record_type(cap) : 0;
-        if (type == kTlsHandshake && t.version != "TLSv1.3") {
-          c.wire_tls = WireTls::kAwaitServerFinish;
-          c.last_wire_end = end;
-          return;
-        }
-        // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
-        t.duration_ns = end - t.start_ns;
-        c.wire_tls = WireTls::kDone;
-        const uint64_t extra = capture == tf::CaptureKind::kTls ? bytes_after_finished(cap, bytes) : 0;
-        if (extra == 0) return;
-        c.wire.send(ts, end, extra);
-        return;
-      }
-      case WireTls::kAwaitServerFinish:
-      case WireTls::kServerFinish:
-        if (!is_send && bytes > 0) {
-          c.wire_tls = WireTls::kServerFinish;
-          c.last_wire_end = end;
-          return;
-        }
-        if (is_send) {
-          c.wire_tls_info->duration_ns = c.last_wire_end - c.wire_tls_info->start_ns;
-          c.wire_tls = WireTls::kDone;
-        }
-        break;
+    if (call.bytes == 0 && call.is_send) return;
+    const std::optional<uint64_t> app = c.wire_tls.filter(call);
+    if (!app) return;
+    if (*app != call.bytes) {  // application data behind the handshake's last records
+      call.bytes = *app;
+      call.capture = tf::CaptureKind::kNone;
+      call.cap = {};
     }
   }
 
-  if (capture == tf::CaptureKind::kH2Frames) {
-    c.c.protocol = "h2";
-    count_h2_streams(c.c, cap, is_send);
-  }
-  if (is_send) {
-    b->send(ts, end, bytes);
-    Exchange* x = b->current();
-    if (capture == tf::CaptureKind::kHttpReq || capture == tf::CaptureKind::kOpaque) {
-      HttpRequestView rl;
-      if (sniff_h2_preface(cap)) {
-        c.c.protocol = "h2";
-      } else if (capture == tf::CaptureKind::kHttpReq && x->method.empty() && sniff_request(cap, rl)) {
-        x->method.assign(rl.method);
-        x->target.assign(rl.target);
-        // Only the first request's Host is used (as the host when no lookup matched).
-        if (c.first_host.empty() && !rl.host.empty()) c.first_host = host_without_port(rl.host);
-        if (!c.c.protocol) c.c.protocol = "http/1.1";
-      }
+  const CallEvidence e = read_call(call);
+  c.protocol.note(e.protocol);
+  if (e.h2_frames) count_h2_streams(c.c, call.cap, call.is_send);
+  build_exchange(c, *b, call, e);
+}
+
+void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e) {
+  if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
+  c.close_notify_index.reset();
+  if (call.is_send) {
+    const bool opens = !b.sending();
+    b.send(call.ts, call.end, call.bytes);
+    Exchange* x = b.current();
+    if (call.tls_close_notify && opens) c.close_notify_index = x->index;
+    if (e.has_request && x->method.empty()) {
+      x->method.assign(e.request.method);
+      x->target.assign(e.request.target);
+      // Only the first request's Host is used (as the host when no lookup matched).
+      if (c.first_host.empty() && !e.request.host.empty()) c.first_host = host_without_port(e.request.host);
     }
-  } else if (bytes == 0) {
-    b->eof(end);
+  } else if (call.bytes == 0) {
+    b.eof(call.end);
   } else {
-    b->recv(ts, end, bytes);
-    Exchange* x = b->current();
-    if (capture == tf::CaptureKind::kHttpResp && (x->status == 0 || x->status < 200)) {
-      if (int s = sniff_status(cap)) {
-        x->status = s;
-        if (!c.c.protocol) c.c.protocol = "http/1.1";
-      }
-    }
+    b.recv(call.ts, call.end, call.bytes);
+    Exchange* x = b.current();
+    if (e.status && (x->status == 0 || x->status < 200)) x->status = e.status;
   }
 }
 
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
   ProcState& p = *procs_[file];
+  ConnState* open = p.conns.find(conn);
+  if (!open) return;
+  if (!open->miss_waiters.empty()) resolve_miss_waiters(*open, true);
   std::unique_ptr<ConnState> st = p.conns.take(conn);
-  if (!st) return;
   st->c.close_ns = close_ns;
+  settle(file, std::move(st));
+}
+
+// A connection is over: report it, unless it was never one, or was an attempt that a winner
+// claims (now or, held, later).
+void Model::settle(uint32_t file, std::unique_ptr<ConnState> st) {
+  // Not a connection: never connected; or a copy inherited at fork that the child never used.
+  if (st->never_connected() || (st->c.inherited && !st->c.bytes_sent && !st->c.bytes_received)) return recycle(std::move(st));
+  if (st->is_attempt()) {
+    ProcState& p = *procs_[file];
+    st->attempt_end_ns = st->c.close_ns.value_or(std::max(last_ts_, st->c.connect_start_ns));
+    if (attach_to_winner(p, *st)) return recycle(std::move(st));
+    if (p.held.size() >= kMaxHeldAttempts) {
+      emit(*p.held.front());
+      recycle(std::move(p.held.front()));
+      p.held.erase(p.held.begin());
+    }
+    p.held.push_back(std::move(st));
+    return;
+  }
   emit(*st);
   recycle(std::move(st));
+}
+
+namespace {
+
+// Could `winner` be the connect that `loser` was racing or was retried as?
+bool same_race(const Connection& loser, int32_t loser_tid, const Connection& winner, int32_t winner_tid) {
+  if (loser.peer.port != winner.peer.port || same_ip(loser.peer, winner.peer)) return false;
+  const bool same_lookup = loser.dns && winner.dns && loser.dns->start_ns == winner.dns->start_ns;
+  return same_lookup || loser_tid == winner_tid;
+}
+
+// The winner reports the loser (and the attempts it carried), and its first use of their lookup.
+void absorb(Model::ConnState& winner, const Model::ConnState& loser) {
+  auto& into = winner.c.attempts;
+  into.insert(into.end(), loser.c.attempts.begin(), loser.c.attempts.end());
+  into.push_back(loser.as_attempt());
+  const auto& wd = winner.c.dns;
+  const auto& ld = loser.c.dns;
+  if (wd && ld && wd->start_ns == ld->start_ns) {
+    winner.c.dns_first_use |= loser.c.dns_first_use;
+    winner.c.dns_first_for_port |= loser.c.dns_first_for_port;
+  }
+}
+
+}  // namespace
+
+// A happy-eyeballs loser given up while the winner's connect is already under way.
+bool Model::attach_to_winner(ProcState& p, ConnState& loser) {
+  ConnState* best = nullptr;
+  p.conns.for_each([&](uint32_t, ConnState& o) {
+    const Connection& w = o.c;
+    if (!w.has_connect || w.connect_error != 0) return;
+    if (w.connect_start_ns + kAttemptWindowNs < loser.c.connect_start_ns) return;
+    if (!same_race(loser.c, loser.connect_tid, w, o.connect_tid)) return;
+    if (!best || w.connect_start_ns < best->c.connect_start_ns) best = &o;
+  });
+  if (!best) return false;
+  absorb(*best, loser);
+  return true;
+}
+
+// A new connect takes over the attempts given up just before it.
+void Model::claim_attempts(ProcState& p, ConnState& c) {
+  auto& held = p.held;
+  for (size_t i = 0; i < held.size();) {
+    ConnState& h = *held[i];
+    if (h.attempt_end_ns + kAttemptWindowNs >= c.c.connect_start_ns &&
+        same_race(h.c, h.connect_tid, c.c, c.connect_tid)) {
+      absorb(c, h);
+      recycle(std::move(held[i]));
+      held.erase(held.begin() + ptrdiff_t(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+// Held attempts that no connect claimed in time are failed connections of their own.
+void Model::expire_attempts(uint32_t file, uint64_t now, bool all) {
+  auto& held = procs_[file]->held;
+  size_t n = 0;
+  while (n < held.size() && (all || held[n]->attempt_end_ns + kAttemptWindowNs < now)) {
+    emit(*held[n]);
+    recycle(std::move(held[n]));
+    ++n;
+  }
+  held.erase(held.begin(), held.begin() + ptrdiff_t(n));
 }
 
 void Model::recycle(std::unique_ptr<ConnState> st) {
@@ -532,27 +610,55 @@ void Model::recycle(std::unique_ptr<ConnState> st) {
 
 void Model::emit(ConnState& s) {
   Connection& c = s.c;
+  // A candidate that stayed silent for this connection's whole life was most likely idle.
+  if (s.miss_pending) c.pool_miss = 1;
   s.wire.finish_current();
   s.plain.finish_current();
   if (s.lib_tls) {
     c.tls = std::move(s.lib_tls);
     // Some libraries will not say what they sent (GnuTLS has no client-side SNI getter); the
     // ClientHello seen on the wire is the truth about what was offered.
-    if (s.wire_tls_info) {
-      if (c.tls->sni.empty()) c.tls->sni = s.wire_tls_info->sni;
-      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = s.wire_tls_info->alpn_offered;
+    if (const auto& w = s.wire_tls.info()) {
+      if (c.tls->sni.empty()) c.tls->sni = w->sni;
+      if (c.tls->alpn_offered.empty()) c.tls->alpn_offered = w->alpn_offered;
     }
-  } else if (s.wire_tls_info) {
-    c.tls = std::move(s.wire_tls_info);
-    if (s.wire_tls != WireTls::kDone) c.tls->duration_ns = s.last_wire_end - c.tls->start_ns;
-    const auto& offered = c.tls->alpn_offered;
-    if (c.tls->alpn == "h2" || (offered.size() == 1 && offered[0] == "h2")) c.protocol = "h2";
+  } else if (s.wire_tls.seen()) {
+    c.tls = s.wire_tls.take();
+    s.protocol.note_alpn(c.tls->alpn, &c.tls->alpn_offered);
   }
+  c.protocol = s.protocol.name();
+  // The client's close_notify alone is not an exchange.
+  if (auto& wire = s.wire.done(); s.close_notify_index && !wire.empty() &&
+      wire.back().index == *s.close_notify_index && wire.back().bytes_received == 0)
+    wire.pop_back();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
-  if (c.protocol && *c.protocol == "h2") c.requests.clear();
+  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
+    // A round trip in the clear before the handshake (STARTTLS: PostgreSQL's SSLRequest) is an
+    // exchange of its own, seen only on the wire: it goes first.
+    const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : c.tls->start_ns;
+    const auto& wire = s.wire.done();
+    size_t pre = 0;
+    while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
+    if (pre > 0) {
+      c.requests.insert(c.requests.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
+      for (size_t i = pre; i < c.requests.size(); ++i) {
+        Exchange& x = c.requests[i];
+        x.index += static_cast<uint32_t>(pre);
+        x.reused = true;
+        if (!x.idle_ns) {
+          const uint64_t prev = c.requests[i - 1].end_ns;
+          x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
+        }
+      }
+    }
+  }
+  if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
-  ++n_connections_;
+  if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;
+  std::sort(c.attempts.begin(), c.attempts.end(),
+            [](const ConnectAttempt& a, const ConnectAttempt& b) { return a.start_ns < b.start_ns; });
+  n_connections_ += !c.inherited;  // the same connection on the wire as its parent's copy
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
   for (const auto& x : c.requests) n_reused_ += x.reused;
@@ -566,6 +672,7 @@ void Model::finish() {
     procs_[f]->conns.for_each([&](uint32_t id, const ConnState& st) { open.emplace_back(st.c.start_ns, id); });
     std::sort(open.begin(), open.end());
     for (auto& [ts, id] : open) close(f, id, std::nullopt);
+    expire_attempts(f, 0, true);
   }
 }
 

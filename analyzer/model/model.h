@@ -4,10 +4,12 @@
 // - Times here are CLOCK_MONOTONIC ns as recorded; reports subtract the trace's t0.
 // - A connection lives from its socket (or first sighting) until its last descriptor is closed:
 //   dup() adds a descriptor, close() of each removes one. shutdown() does not end it.
-// - fork(): a tracked socket inherited by a child is its own connection in the child, marked
-//   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host and TLS
-//   are copied from the parent's connection when it is still open. Both sides' traffic is shown
-//   where it happened, which is what a user debugging a pre-fork pool needs to see.
+// - fork(): a tracked socket inherited by a child is its own record in the child, marked
+//   inherited (with the parent's pid and id) and starting at the InheritEvent; peer, host, TLS,
+//   protocol and exchange history are carried over from the parent's copy when it is still open,
+//   so a request on it is reused when the connection carried one before. It is the same
+//   connection on the wire: it does not count in connections(), and a copy the child never used
+//   is not reported.
 // - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends
@@ -18,14 +20,9 @@
 //   exchange whose sent_ns = start_ns.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
-// - TLS seen only on the wire (see tls_wire.h): the ClientHello send starts the handshake. The
-//   client's next flight tells the version: if it starts with a handshake record (0x16) this is a
-//   full TLS 1.2 handshake, which ends when the server's reply (its CCS + Finished) has been read,
-//   i.e. at the client's next write. If it starts with CCS (0x14) or application data (0x17) -- TLS
-//   1.3, whose Finished is wrapped in 0x17, or an abbreviated 1.2 resumption -- the client's flight
-//   itself ends the handshake; application data coalesced into that same write (visible from the
-//   record lengths) starts the first exchange. A TLS 1.3 NewSessionTicket read later is counted
-//   in the first response, a small known inaccuracy.
+// - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.
+// - A data call goes through four stages in turn: byte accounting (wire totals), the wire TLS
+//   filter, the protocol decision (protocol.h: what the captured bytes say), the exchange builder.
 // - protocol "h2" (ALPN h2 or the HTTP/2 preface): no exchanges are invented; requests is empty.
 //   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
 #pragma once
@@ -71,6 +68,14 @@ struct TlsInfo {
   std::string error_text;
 };
 
+// A connect() that lost: refused, failed, or abandoned while pending (the other address of a
+// happy-eyeballs race won). Reported under the connection that was made instead.
+struct ConnectAttempt {
+  tf::Addr peer{};
+  uint64_t start_ns = 0, duration_ns = 0;
+  int32_t error = 0;  // errno; 0 when it was abandoned before it finished
+};
+
 struct Connection {
   std::string id;        // "pid:conn", unique within the loaded traces
   int32_t pid = 0;
@@ -92,16 +97,17 @@ struct Connection {
   uint64_t connect_start_ns = 0, connect_duration_ns = 0;
   int32_t connect_error = 0;  // errno, 0 = success
   bool connect_pending = false;
+  std::vector<ConnectAttempt> attempts;  // the losing attempts before (or beside) this connect
   std::optional<TlsInfo> tls;
   std::optional<std::string> protocol;  // "http/1.1" | "h2"
   bool inherited = false;
   int32_t parent_pid = 0;
   std::string parent_id;
-  uint32_t pool_miss = 0;
+  uint32_t pool_miss = 0;  // 1: opened while another connection to the same endpoint sat idle
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
   uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
   std::vector<bool> h2_answered;  // by client stream id / 2
-  uint32_t h2_max_stream = 0;  // 1 if opened while another connection to the same endpoint was idle
+  uint32_t h2_max_stream = 0;
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
@@ -132,6 +138,10 @@ class DnsSink {
   virtual void on_dns(const DnsLookup& l) = 0;
 };
 
+class ExchangeBuilder;
+struct DataCall;
+struct CallEvidence;
+
 class Model {
  public:
   // keep_dns: keep every lookup for dns() (the JSON export lists them); reports that only need
@@ -154,8 +164,9 @@ class Model {
   uint64_t reused_requests() const { return n_reused_; }
   uint64_t dropped_events() const;
 
+  struct ConnState;  // per open connection (model.cpp)
+
  private:
-  struct ConnState;
   struct ProcState;
 
   ConnState* find(uint32_t file, uint32_t conn);
@@ -163,12 +174,18 @@ class Model {
   void on_dns(const Event& ev);
   void on_connect(const Event& ev, ConnState& c);
   void on_data(const Event& ev, ConnState& c);
+  void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e);
   void on_inherit(const Event& ev, ConnState& c);
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
+  void settle(uint32_t file, std::unique_ptr<ConnState> st);
+  bool attach_to_winner(ProcState& p, ConnState& loser);
+  void claim_attempts(ProcState& p, ConnState& c);
+  void expire_attempts(uint32_t file, uint64_t now, bool all);
   void emit(ConnState& c);
   void recycle(std::unique_ptr<ConnState> st);
   void mark_pool_miss(ProcState& p, ConnState& c);
+  void resolve_miss_waiters(ConnState& o, bool was_idle);
 
   const TraceSet& traces_;
   ConnectionSink& sink_;
@@ -180,6 +197,7 @@ class Model {
   bool keep_dns_;
   DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
+  uint64_t last_ts_ = 0;  // latest event time seen
 };
 
 std::string format_addr(const tf::Addr& a, bool with_port);

@@ -122,7 +122,8 @@ bool parse_server_hello(std::string_view bytes, ServerHello& out) {
   out.version = static_cast<uint16_t>(b.u16());
   b.skip(32);
   b.skip(b.u8());
-  b.skip(2);  // cipher_suite
+  const uint32_t suite = b.u16();
+  if (b.ok()) out.cipher_suite = static_cast<uint16_t>(suite);
   b.skip(1);  // legacy_compression_method
   Bytes exts = b.sub(b.u16());
   while (exts.left() >= 4) {
@@ -183,6 +184,48 @@ std::string tls_version_name(uint16_t v) {
     case 0: return "";
   }
   return fmt::format("{:#06x}", v);
+}
+
+std::string cipher_suite_name(uint16_t suite) {
+  switch (suite) {
+    case 0x1301: return "TLS_AES_128_GCM_SHA256";
+    case 0x1302: return "TLS_AES_256_GCM_SHA384";
+    case 0x1303: return "TLS_CHACHA20_POLY1305_SHA256";
+    case 0x1304: return "TLS_AES_128_CCM_SHA256";
+    case 0x1305: return "TLS_AES_128_CCM_8_SHA256";
+    case 0xc02b: return "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+    case 0xc02c: return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384";
+    case 0xc02f: return "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+    case 0xc030: return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384";
+    case 0xcca8: return "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+    case 0xcca9: return "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256";
+    case 0xccaa: return "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
+    case 0xc009: return "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA";
+    case 0xc00a: return "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA";
+    case 0xc013: return "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA";
+    case 0xc014: return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA";
+    case 0xc023: return "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256";
+    case 0xc024: return "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384";
+    case 0xc027: return "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256";
+    case 0xc028: return "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384";
+    case 0x009e: return "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256";
+    case 0x009f: return "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384";
+    case 0x009c: return "TLS_RSA_WITH_AES_128_GCM_SHA256";
+    case 0x009d: return "TLS_RSA_WITH_AES_256_GCM_SHA384";
+    case 0x002f: return "TLS_RSA_WITH_AES_128_CBC_SHA";
+    case 0x0035: return "TLS_RSA_WITH_AES_256_CBC_SHA";
+    case 0x003c: return "TLS_RSA_WITH_AES_128_CBC_SHA256";
+    case 0x003d: return "TLS_RSA_WITH_AES_256_CBC_SHA256";
+    case 0x0000: return "";
+  }
+  return fmt::format("{:#06x}", suite);
+}
+
+bool looks_like_close_notify(std::string_view bytes, uint64_t total, bool tls13) {
+  const uint8_t type = first_record_type(bytes);
+  if (type == kTlsAlert) return true;
+  if (!tls13 || type != kTlsApplicationData || bytes.size() < 5 || total != 5 + 19) return false;
+  return static_cast<uint8_t>(bytes[3]) == 0 && static_cast<uint8_t>(bytes[4]) == 19;
 }
 
 }  // namespace httptrace::analyzer

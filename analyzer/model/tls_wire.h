@@ -24,6 +24,7 @@ struct ClientHello {
 
 struct ServerHello {
   uint16_t version = 0;           // chosen (supported_versions wins over legacy_version)
+  uint16_t cipher_suite = 0;      // chosen
   std::string alpn;               // chosen; only visible in TLS 1.2 (1.3 encrypts it)
   bool change_cipher_spec = false;// a CCS record followed in the same capture
 };
@@ -40,5 +41,10 @@ uint8_t first_record_type(std::string_view bytes);
 uint64_t bytes_after_finished(std::string_view bytes, uint64_t total);
 
 std::string tls_version_name(uint16_t version);
+// The IANA name of a cipher suite ("TLS_AES_128_GCM_SHA256"), or "0xc0ff" for one not listed.
+std::string cipher_suite_name(uint16_t suite);
+// A record the client sends to end a session: an alert (0x15), or in TLS 1.3, where alerts are
+// encrypted, one application-data record of exactly an alert's size (2 bytes + type + 16-byte tag).
+bool looks_like_close_notify(std::string_view bytes, uint64_t total, bool tls13);
 
 }  // namespace httptrace::analyzer

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analyzer/model/tls_wire.h"
 #include "tests/unit/analyzer_test_util.h"
 #include "tests/unit/analyzer_tls_bytes.h"
 
@@ -171,8 +172,40 @@ TEST(Model, InheritedConnectionIsItsOwnConnectionLinkedToTheParent) {
   EXPECT_EQ(c.parent_id, "100:1");
   EXPECT_EQ(c.host, "svc.example");
   EXPECT_EQ(c.peer.port, 8080);
-  EXPECT_EQ(c.requests.size(), 1u);
+  ASSERT_EQ(c.requests.size(), 1u);
+  // SPEC §5: reused, since the connection carried an exchange before the fork.
+  EXPECT_TRUE(c.requests[0].reused);
+  EXPECT_EQ(c.requests[0].index, 1u);
+  EXPECT_EQ(c.requests[0].idle_ns, 60u - 41);
   EXPECT_FALSE(out.conns[1].inherited);
+}
+
+TEST(Model, InheritedCopyIsNotAnotherConnection) {
+  TraceBuilder parent(100), child(200, 100), idle_child(300, 100);
+  parent.socket(1, 10, 1, 3);
+  parent.connect(1, 20, 1, 3, kPeer, 5);
+  parent.send(1, 30, 1, 10, 1, "GET /p HTTP/1.1\r\nHost: svc.example");
+  parent.recv(1, 40, 1, 10, 1);
+  child.inherit(1, 50, 4, 3, 1);
+  child.send(1, 60, 4, 10, 1);
+  child.recv(1, 70, 4, 10, 1);
+  child.close(1, 80, 4, 3);
+  idle_child.inherit(1, 55, 2, 3, 1);  // never used: not reported
+  idle_child.close(1, 56, 2, 3);
+  parent.close(1, 90, 1, 3);
+  TempDir dir;
+  TraceSet ts;
+  Collected out;
+  ASSERT_TRUE(open_built(ts, dir, {&parent, &child, &idle_child}));
+  Model m(ts, out);
+  Event ev;
+  while (ts.next(ev)) m.on_event(ev);
+  m.finish();
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.conns[0].host, "svc.example");  // from the parent's Host header
+  EXPECT_EQ(m.connections(), 1u);
+  EXPECT_EQ(m.requests(), 2u);
+  EXPECT_EQ(m.reused_requests(), 1u);
 }
 
 TEST(Model, ServerFirstBytesFormAnExchange) {
@@ -247,6 +280,7 @@ TEST(Model, Tls13FromTheWire) {
   EXPECT_EQ(c.tls->sni, "wire.example");
   EXPECT_EQ(c.tls->alpn, "http/1.1");
   EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->cipher, "TLS_AES_128_GCM_SHA256");  // from the ServerHello
   EXPECT_EQ(c.tls->start_ns, 100u);
   EXPECT_EQ(c.tls->duration_ns, 202u);  // to the end of the client's Finished
   ASSERT_EQ(c.requests.size(), 2u);
@@ -380,6 +414,309 @@ TEST(Model, PoolMissWhenAnIdleConnectionToTheSameEndpointExists) {
   EXPECT_EQ(out.by_conn(2)->pool_miss, 1u);
   EXPECT_EQ(out.by_conn(3)->pool_miss, 0u);
   EXPECT_EQ(out.by_conn(4)->pool_miss, 0u);
+}
+
+// curl to localhost with 127.0.0.1 refused and ::1 listening: it tries 127.0.0.1 first, then ::1.
+TEST(ModelAttempts, RefusedFirstAddressIsAnAttemptOfTheWinner) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 5);
+  b.connect(1, 10, 1, 5, ipv4("127.0.0.1", 8080), 50, EINPROGRESS);
+  b.connect_done(1, 70, 1, 5, ECONNREFUSED);
+  b.close(1, 2000, 1, 5);
+  b.socket(1, 2010, 2, 5);
+  b.connect(1, 2020, 2, 5, ipv6("::1", 8080), 250, EINPROGRESS);
+  b.connect_done(1, 2300, 2, 5);
+  b.send(1, 2400, 2, 79, 10, "GET / HTTP/1.1\r\nHost: localhost:8080");
+  b.recv(1, 3000, 2, 100, 5, "HTTP/1.1 200 OK");
+  b.close(1, 4000, 2, 5);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.conn, 2u);
+  EXPECT_FALSE(c.failed());
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(format_addr(c.attempts[0].peer, true), "127.0.0.1:8080");
+  EXPECT_EQ(c.attempts[0].start_ns, 10u);
+  EXPECT_EQ(c.attempts[0].duration_ns, 60u);
+  EXPECT_EQ(errno_name(c.attempts[0].error), "ECONNREFUSED");
+  EXPECT_EQ(c.requests.size(), 1u);
+}
+
+// Happy eyeballs: the second family's connect wins while the first is still pending; the loser is
+// closed unfinished.
+TEST(ModelAttempts, AbandonedPendingConnectIsAnAttemptOfTheWinner) {
+  TraceBuilder b;
+  b.dns(1, 0, "dual.example", 100, {ipv6("2001:db8::1"), ipv4("10.1.2.3")});
+  b.socket(1, 200, 1, 5);
+  b.connect(1, 210, 1, 5, ipv6("2001:db8::1", 8080), 20, EINPROGRESS);
+  b.socket(1, 250'000'210, 2, 6);
+  b.connect(1, 250'000'220, 2, 6, kPeer, 20, EINPROGRESS);
+  b.connect_done(1, 250'000'500, 2, 6);
+  b.close(1, 250'000'600, 1, 5);
+  b.send(1, 250'001'000, 2, 10, 1, "GET / HTTP/1.1\r\nHost: dual.example");
+  b.recv(1, 250'002'000, 2, 10, 1, "HTTP/1.1 200 OK");
+  b.close(1, 250'003'000, 2, 6);
+  Collected out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.conn, 2u);
+  EXPECT_EQ(c.host, "dual.example");
+  EXPECT_TRUE(c.dns_first_use);  // the lookup's first use moved over from the loser
+  ASSERT_EQ(c.attempts.size(), 1u);
+  EXPECT_EQ(c.attempts[0].error, 0);  // abandoned, not failed
+  EXPECT_EQ(c.attempts[0].duration_ns, 250'000'600u - 210);
+}
+
+TEST(ModelAttempts, ConnectThatNeverSucceededIsOneFailedConnection) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 5);
+  b.connect(1, 10, 1, 5, ipv4("127.0.0.1", 8080), 50, ECONNREFUSED);
+  b.close(1, 100, 1, 5);
+  b.socket(1, 110, 2, 5);
+  b.connect(1, 120, 2, 5, ipv6("::1", 8080), 50, ECONNREFUSED);
+  b.close(1, 200, 2, 5);
+  // Another endpoint later: the attempts above are not its.
+  b.socket(1, 300, 3, 5);
+  b.connect(1, 310, 3, 5, ipv4("127.0.0.1", 9090), 10);
+  b.close(1, 400, 3, 5);
+  TempDir dir;
+  TraceSet ts;
+  Collected out;
+  ASSERT_TRUE(open_built(ts, dir, {&b}));
+  Model m(ts, out);
+  Event ev;
+  while (ts.next(ev)) m.on_event(ev);
+  m.finish();
+  ASSERT_EQ(out.conns.size(), 2u);
+  const Connection* failed = out.by_conn(2);
+  ASSERT_TRUE(failed);
+  EXPECT_TRUE(failed->failed());
+  ASSERT_EQ(failed->attempts.size(), 1u);
+  EXPECT_EQ(format_addr(failed->attempts[0].peer, true), "127.0.0.1:8080");
+  EXPECT_TRUE(out.by_conn(3)->attempts.empty());
+  EXPECT_EQ(m.connections(), 2u);
+  EXPECT_EQ(m.failed_connects(), 1u);
+}
+
+// A client retrying the same address is not a race: each refused connect is its own.
+TEST(ModelAttempts, RetriesToTheSameAddressStayConnections) {
+  TraceBuilder b;
+  for (uint32_t i = 1; i <= 3; ++i) {
+    b.socket(1, i * 1000, i, 5);
+    b.connect(1, i * 1000 + 10, i, 5, kPeer, 50, ECONNREFUSED);
+    b.close(1, i * 1000 + 100, i, 5);
+  }
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 3u);
+  for (const auto& c : out.conns) {
+    EXPECT_TRUE(c.failed());
+    EXPECT_TRUE(c.attempts.empty());
+  }
+}
+
+// The JDK opens and closes sockets at start-up that never connect; a listening socket never
+// connects either. None of them is a connection.
+TEST(ModelAttempts, SocketsThatNeverConnectedAreNotConnections) {
+  TraceBuilder b;
+  for (uint32_t i = 1; i <= 8; ++i) {
+    b.socket(1, i * 10, i, 8);
+    b.close(1, i * 10 + 5, i, 8);
+  }
+  b.socket(1, 200, 9, 9);  // listening: open until the end
+  b.socket(1, 300, 10, 10);
+  b.connect(1, 310, 10, 10, kPeer, 10);
+  b.send(1, 400, 10, 10, 1);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].conn, 10u);
+}
+
+// The JDK connects AF_INET6 sockets to ::ffff:127.0.0.1 after an IPv4 lookup.
+TEST(ModelAttempts, MappedPeerFindsItsLookup) {
+  TraceBuilder b;
+  b.dns(1, 0, "localhost", 100, {ipv4("127.0.0.1")});
+  b.socket(1, 200, 1, 8);
+  b.connect(1, 210, 1, 8, ipv6("::ffff:127.0.0.1", 8080), 20);
+  b.send(1, 300, 1, 10, 1);
+  b.recv(1, 400, 1, 10, 1);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].host, "localhost");
+  ASSERT_TRUE(out.conns[0].dns);
+  EXPECT_EQ(out.conns[0].dns->start_ns, 0u);
+}
+
+TEST(ModelAttempts, SniNamesTheHostWhenNothingElseDoes) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, ipv6("::ffff:10.1.2.3", 443), 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("sni.example", {"http/1.1"}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].host, "sni.example");
+}
+
+// A pool of one shared by two threads: thread 1 is still reading its body when thread 2 opens a
+// second connection. That is concurrency, not a miss.
+TEST(ModelPoolMiss, ConnectionStillReceivingItsBodyIsBusy) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 10, 1);
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK");  // headers
+  b.socket(2, 300, 2, 4);
+  b.connect(2, 310, 2, 4, kPeer, 10);
+  b.recv(1, 400, 1, 5000, 1);  // more of the body: conn 1 was busy
+  b.send(2, 410, 2, 10, 1);
+  b.recv(2, 500, 2, 100, 1);
+  b.send(1, 600, 1, 10, 1);
+  b.close(1, 700, 1, 3);
+  b.close(2, 710, 2, 4);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.by_conn(2)->pool_miss, 0u);
+}
+
+TEST(ModelPoolMiss, ConnectionWhoseNextCallIsAWriteWasIdle) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 10, 1);
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK");
+  b.socket(2, 300, 2, 4);
+  b.connect(2, 310, 2, 4, kPeer, 10);
+  b.recv(1, 320, 1, 0 - EAGAIN, 1);  // a failed read moves nothing: still undecided
+  b.send(2, 410, 2, 10, 1);
+  b.send(1, 420, 1, 10, 1);  // the next request: conn 1 was idle when conn 2 was opened
+  b.recv(2, 500, 2, 100, 1);
+  b.close(2, 710, 2, 4);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_EQ(out.by_conn(2)->pool_miss, 1u);
+}
+
+std::string server_hello_with_suite(uint8_t hi, uint8_t lo) {
+  std::string sh = server_hello(false, "http/1.1");
+  // record(5) + handshake header(4) + version(2) + random(32) + session id length(1, empty)
+  sh[5 + 4 + 2 + 32 + 1] = char(hi);
+  sh[5 + 4 + 2 + 32 + 2] = char(lo);
+  return sh;
+}
+
+TEST(ModelTlsWire, Tls12CipherFromTheServerHello) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("old.example", {"http/1.1"}, false));
+  b.data(1, 200, 1, 3, D::kRecv, 3000, 5, C::kTls, server_hello_with_suite(0xc0, 0x2f));
+  b.data(1, 300, 1, 3, D::kSend, 126, 2, C::kTls, tls_record(0x16, std::string(70, 'k')));
+  b.data(1, 400, 1, 3, D::kRecv, 51, 3, C::kTls, ccs());
+  b.data(1, 500, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  auto out = model_of({&b});
+  ASSERT_TRUE(out.conns[0].tls);
+  EXPECT_EQ(out.conns[0].tls->cipher, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+  EXPECT_EQ(cipher_suite_name(0xfefe), "0xfefe");
+}
+
+// PostgreSQL: SSLRequest (8 bytes), the server's 'S', then the handshake; seen only on the wire.
+TEST(ModelTlsWire, StartTlsRoundTripIsAnExchangeAndTheHandshakeIsStillFound) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 8, 1);
+  b.recv(1, 150, 1, 1, 1);
+  b.data(1, 200, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("db.example", {}));
+  b.data(1, 300, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 400, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.data(1, 500, 1, 3, D::kSend, 90, 2, C::kTls, tls_record(0x17, std::string(20, 'q')));
+  b.data(1, 600, 1, 3, D::kRecv, 400, 2, C::kTls, tls_record(0x17, std::string(20, 'r')));
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->start_ns, 200u);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].bytes_sent, 8u);
+  EXPECT_EQ(c.requests[0].bytes_received, 1u);
+  EXPECT_EQ(c.requests[1].start_ns, 500u);
+  EXPECT_TRUE(c.requests[1].reused);
+}
+
+// The same through libpq's OpenSSL: exchanges come from the plaintext, but the SSLRequest round
+// trip happened before any of it and is only on the wire.
+TEST(ModelTlsWire, StartTlsRoundTripGoesFirstWithLibraryTls) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 8, 1);
+  b.recv(1, 150, 1, 1, 1);
+  b.data(1, 210, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("", {}));
+  b.data(1, 300, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 400, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+  b.tls_handshake(1, 200, 1, 3, 210, "", "");
+  b.data(1, 500, 1, 3, D::kSend, 90, 2);
+  b.data(1, 500, 1, 3, D::kSend, 63, 4, C::kNone, "", tf::kDataTlsPlaintext);
+  b.data(1, 600, 1, 3, D::kRecv, 431, 2);
+  b.data(1, 600, 1, 3, D::kRecv, 414, 4, C::kNone, "", tf::kDataTlsPlaintext);
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].index, 0u);
+  EXPECT_EQ(c.requests[0].bytes_sent, 8u);
+  EXPECT_FALSE(c.requests[0].reused);
+  EXPECT_EQ(c.requests[1].index, 1u);
+  EXPECT_EQ(c.requests[1].bytes_sent, 63u);
+  EXPECT_TRUE(c.requests[1].reused);
+  EXPECT_EQ(c.requests[1].idle_ns, 500u - 151);
+}
+
+TEST(ModelTlsWire, ClientCloseNotifyIsNotAnExchange) {
+  for (bool tls13 : {true, false}) {
+    TraceBuilder b;
+    b.socket(1, 0, 1, 3);
+    b.connect(1, 10, 1, 3, kPeer, 10);
+    b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {"http/1.1"}, tls13));
+    if (tls13) {
+      b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+      b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+    } else {
+      b.data(1, 200, 1, 3, D::kRecv, 3000, 5, C::kTls, server_hello(false));
+      b.data(1, 300, 1, 3, D::kSend, 126, 2, C::kTls, tls_record(0x16, std::string(70, 'k')));
+      b.data(1, 350, 1, 3, D::kRecv, 51, 3, C::kTls, ccs());
+    }
+    b.data(1, 400, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 500, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    if (tls13) b.data(1, 600, 1, 3, D::kSend, 24, 2, C::kTls, tls_record(0x17, std::string(19, 'a')));
+    else b.data(1, 600, 1, 3, D::kSend, 31, 2, C::kTls, tls_record(0x15, std::string(26, 'a')));
+    b.close(1, 700, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests.size(), 1u) << (tls13 ? "TLS 1.3" : "TLS 1.2");
+  }
+}
+
+// node writes CCS + Finished + the first request in one call; the recorder keeps only the CCS
+// header of such a flight. The Finished size follows from the suite (here SHA-256: 58 bytes).
+TEST(ModelTlsWire, Tls13RequestCoalescedBehindACutFlight) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {}));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 6 + 58 + 104, 2, C::kTls, ccs().substr(0, 5));
+  b.data(1, 400, 1, 3, D::kRecv, 684, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  EXPECT_EQ(out.conns[0].requests[0].bytes_sent, 104u);
+  EXPECT_EQ(out.conns[0].requests[0].start_ns, 300u);
+  EXPECT_EQ(out.conns[0].requests[0].sent_ns, 302u);
 }
 
 }  // namespace

@@ -124,10 +124,12 @@ TEST(ExportJson, ValidAndHasEverySpecKey) {
   EXPECT_EQ(c1["requests"][0]["idle_ns"], nullptr);
   EXPECT_EQ(c1["requests"][0]["start_ns"], 2 * ms);
   EXPECT_EQ(c1["dns"]["duration_ns"], 300 * us);
-  const auto& refused = j["connections"][2];
+  // The refused connect is held as a possible attempt of a later connect, so it comes out last.
+  const auto& refused = j["connections"][3];
   EXPECT_EQ(refused["connect"]["error"], "ECONNREFUSED");
   EXPECT_EQ(refused["tls"], nullptr);
-  const auto& t = j["connections"][3];
+  EXPECT_EQ(refused["attempts"], nlohmann::json::array());
+  const auto& t = j["connections"][2];
   EXPECT_EQ(t["tls"]["library"], "openssl");
   EXPECT_EQ(t["tls"]["sni"], "localhost");
   EXPECT_EQ(t["requests"].size(), 2u);

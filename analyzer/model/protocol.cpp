@@ -1,0 +1,25 @@
+#include "analyzer/model/protocol.h"
+
+namespace httptrace::analyzer {
+
+CallEvidence read_call(const DataCall& call) {
+  CallEvidence e;
+  using K = tf::CaptureKind;
+  if (call.capture == K::kH2Frames) {
+    e.protocol = Protocol::kH2;
+    e.h2_frames = true;
+  } else if (call.is_send && (call.capture == K::kHttpReq || call.capture == K::kOpaque)) {
+    if (sniff_h2_preface(call.cap)) {
+      e.protocol = Protocol::kH2;
+    } else if (call.capture == K::kHttpReq && sniff_request(call.cap, e.request)) {
+      e.has_request = true;
+      e.protocol = Protocol::kHttp1;
+    }
+  } else if (!call.is_send && call.capture == K::kHttpResp) {
+    e.status = sniff_status(call.cap);
+    if (e.status) e.protocol = Protocol::kHttp1;
+  }
+  return e;
+}
+
+}  // namespace httptrace::analyzer

@@ -1,0 +1,124 @@
+#include "analyzer/model/wire_tls_tracker.h"
+
+#include <string>
+
+#include "analyzer/model/tls_wire.h"
+
+namespace httptrace::analyzer {
+
+void WireTlsTracker::read_server_hello(const DataCall& call) {
+  TlsInfo& t = *info_;
+  ServerHello sh;
+  bool ok = false;
+  if (state_ == State::kAwaitServer && call.capture == tf::CaptureKind::kTls) {
+    ok = parse_server_hello(call.cap, sh);
+  } else if (call.capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
+    // The previous read was the record's bare header: put one back in front.
+    const size_t n = call.cap.size();
+    std::string record = {char(0x16), char(0x03), char(0x03), char(n >> 8), char(n & 0xff)};
+    record.append(call.cap);
+    ok = parse_server_hello(record, sh);
+  }
+  if (!ok) return;
+  t.version = tls_version_name(sh.version);
+  t.cipher = cipher_suite_name(sh.cipher_suite);
+  suite_ = sh.cipher_suite;
+  if (!sh.alpn.empty()) t.alpn = sh.alpn;
+}
+
+std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
+  switch (state_) {
+    case State::kUnknown:
+    case State::kNone: {
+      // Also after a plain-text start: STARTTLS-style protocols (PostgreSQL's SSLRequest, SMTP)
+      // exchange a round trip before the ClientHello.
+      ClientHello ch;
+      if (call.is_send && call.capture == tf::CaptureKind::kTls && parse_client_hello(call.cap, ch)) {
+        TlsInfo t;
+        t.start_ns = call.ts;
+        t.library = "wire";
+        t.sni = ch.sni;
+        t.alpn_offered = ch.alpn;
+        if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
+        info_ = std::move(t);
+        state_ = State::kAwaitServer;
+        last_end_ = call.end;
+        return std::nullopt;
+      }
+      state_ = State::kNone;
+      return call.bytes;
+    }
+    case State::kDone:
+      if (info_ && call.is_send && call.capture == tf::CaptureKind::kTls)
+        call.tls_close_notify = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
+      return call.bytes;
+    case State::kAwaitServer:
+    case State::kServerFlight: {
+      if (!call.is_send) {
+        if (call.bytes == 0) return call.bytes;  // EOF during the handshake: ends the (empty) exchange
+        read_server_hello(call);
+        state_ = State::kServerFlight;
+        last_end_ = call.end;
+        return std::nullopt;
+      }
+      if (state_ == State::kAwaitServer) {  // more of the client's first flight
+        last_end_ = call.end;
+        return std::nullopt;
+      }
+      const uint8_t type = call.capture == tf::CaptureKind::kTls ? first_record_type(call.cap) : 0;
+      if (type == kTlsHandshake && info_->version != "TLSv1.3") {
+        state_ = State::kAwaitServerFinish;
+        last_end_ = call.end;
+        return std::nullopt;
+      }
+      // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
+      info_->duration_ns = call.end - info_->start_ns;
+      state_ = State::kDone;
+      uint64_t extra = call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
+      if (extra == 0 && info_->version == "TLSv1.3") extra = after_cut_finished(call);
+      if (extra == 0) return std::nullopt;
+      return extra;
+    }
+    case State::kAwaitServerFinish:
+    case State::kServerFinish:
+      if (!call.is_send && call.bytes > 0) {
+        state_ = State::kServerFinish;
+        last_end_ = call.end;
+        return std::nullopt;
+      }
+      if (call.is_send) {
+        info_->duration_ns = last_end_ - info_->start_ns;
+        state_ = State::kDone;
+      }
+      return call.bytes;
+  }
+  return call.bytes;
+}
+
+// The recorder keeps only the first record header of a flight that does not start with a
+// handshake record, so a TLS 1.3 flight "CCS, Finished, request" (node coalesces them) shows its
+// CCS header alone. The Finished record's size follows from the suite's hash: 5-byte header,
+// 4-byte handshake header, the verify_data (hash size), the inner content type and a 16-byte tag.
+// (A client certificate flight would be counted as request bytes: rare on the clients we see.)
+uint64_t WireTlsTracker::after_cut_finished(const DataCall& call) const {
+  const std::string_view c = call.cap;
+  if (call.capture != tf::CaptureKind::kTls || c.size() != 5 || first_record_type(c) != kTlsChangeCipherSpec ||
+      c[3] != 0 || c[4] != 1)
+    return 0;
+  const uint64_t hash = suite_ == 0x1302 ? 48 : 32;  // TLS_AES_256_GCM_SHA384; the others use SHA-256
+  const uint64_t flight = 6 + 5 + 4 + hash + 1 + 16;
+  return call.bytes > flight ? call.bytes - flight : 0;
+}
+
+void WireTlsTracker::inherit(const WireTlsTracker& parent) {
+  info_ = parent.info_;
+  suite_ = parent.suite_;
+  state_ = parent.state_ == State::kUnknown || parent.state_ == State::kNone ? parent.state_ : State::kDone;
+}
+
+std::optional<TlsInfo> WireTlsTracker::take() {
+  if (info_ && state_ != State::kDone) info_->duration_ns = last_end_ - info_->start_ns;
+  return std::move(info_);
+}
+
+}  // namespace httptrace::analyzer

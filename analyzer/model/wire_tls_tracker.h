@@ -1,0 +1,67 @@
+// TLS seen only on the wire (no library hook): follows a socket's calls through the handshake so
+// that its round trips are not taken for exchanges, and collects what the public part of the
+// handshake says (tls_wire.h parses the records).
+//
+// The ClientHello send starts the handshake. The client's next flight tells the version: if it
+// starts with a handshake record (0x16) this is a full TLS 1.2 handshake, which ends when the
+// server's reply (its CCS + Finished) has been read, i.e. at the client's next write. If it starts
+// with CCS (0x14) or application data (0x17) -- TLS 1.3, whose Finished is wrapped in 0x17, or an
+// abbreviated 1.2 resumption -- the client's flight itself ends the handshake; application data
+// coalesced into that same write (visible from the record lengths) starts the first exchange. A
+// TLS 1.3 NewSessionTicket read later is counted in the first response, a small known inaccuracy.
+// A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
+// too; the exchanges before it stay exchanges.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "analyzer/model/model.h"
+
+namespace httptrace::analyzer {
+
+// One data call that moved bytes (result >= 0), as the model's stages see it.
+struct DataCall {
+  bool is_send = false;
+  uint64_t ts = 0, end = 0;  // call start, call end
+  uint64_t bytes = 0;
+  tf::CaptureKind capture = tf::CaptureKind::kNone;
+  std::string_view cap;      // the captured bytes
+  uint8_t flags = 0;         // tf::kData*
+  bool tls_close_notify = false;  // set by WireTlsTracker: a send that looks like the closing alert
+};
+
+class WireTlsTracker {
+ public:
+  // How many of the call's bytes are application data for the exchanges (all of them when no
+  // handshake is in progress); nullopt when the call belongs to the handshake.
+  // Marks call.tls_close_notify.
+  std::optional<uint64_t> filter(DataCall& call);
+  // A socket inherited across fork: the parent's handshake (if any) is over for the child.
+  void inherit(const WireTlsTracker& parent);
+  bool seen() const { return info_.has_value(); }
+  const std::optional<TlsInfo>& info() const { return info_; }
+  // What was learnt, with the duration up to the last handshake call if it never finished.
+  std::optional<TlsInfo> take();
+
+ private:
+  enum class State : uint8_t {
+    kUnknown,            // no send yet
+    kNone,               // the first send was not a ClientHello
+    kAwaitServer,        // ClientHello sent
+    kServerFlight,       // reading the server's first flight
+    kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
+    kServerFinish,       // reading the server's CCS+Finished
+    kDone,
+  };
+  void read_server_hello(const DataCall& call);
+  uint64_t after_cut_finished(const DataCall& call) const;
+
+  State state_ = State::kUnknown;
+  std::optional<TlsInfo> info_;
+  uint64_t last_end_ = 0;  // end of the last handshake call
+  uint16_t suite_ = 0;     // the ServerHello's cipher suite
+};
+
+}  // namespace httptrace::analyzer
