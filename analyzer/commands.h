@@ -16,6 +16,7 @@ int cmd_export(const Args& args);
 int cmd_dump(const Args& args);
 
 extern const char* const kUsage;
+extern const char* const kProgramVersion;
 // Prints the message and the usage text to stderr; returns 2.
 int usage_error(const std::string& message);
 

@@ -14,8 +14,12 @@ bool write_json(TraceSet& traces, std::FILE* out);
 struct TimelineOptions {
   bool color = false;
   int width = 100;  // terminal columns
+  // Bytes of rendered rows held in memory before they are sorted out to a temporary file; 0 =
+  // RowSpool's default. Tests make it small to exercise the merge.
+  size_t spool_budget = 0;
 };
-void write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt);
+// False (with a message on stderr) if writing failed.
+bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt);
 
 void write_reuse(TraceSet& traces, std::FILE* out);
 

@@ -1,5 +1,6 @@
 // `httptrace run [-o DIR] [--stacks] [--] CMD [ARGS...]`: trace CMD and its children, then print
 // the timeline and the reuse report after the program's own output, and exit with its status.
+// Like a shell: 127 when CMD is not found, 126 when it was found but could not be executed.
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 
 namespace httptrace::analyzer {
@@ -53,21 +55,39 @@ bool make_output_dir(std::string& dir) {
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = fmt::format("{}/httptrace-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(templ.data())) {
-      fmt::print(stderr, "httptrace: cannot create {}: {}\n", templ, std::strerror(errno));
+      fmt::print(stderr, "httptrace: cannot create {}: {}\n", printable(templ), std::strerror(errno));
       return false;
     }
     dir = templ;
   } else if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    fmt::print(stderr, "httptrace: cannot create {}: {}\n", dir, std::strerror(errno));
+    fmt::print(stderr, "httptrace: cannot create {}: {}\n", printable(dir), std::strerror(errno));
     return false;
   }
   char real[PATH_MAX];
   struct stat st;
   if (!realpath(dir.c_str(), real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    fmt::print(stderr, "httptrace: {}: not a usable directory\n", dir);
+    fmt::print(stderr, "httptrace: {}: not a usable directory\n", printable(dir));
     return false;
   }
   dir = real;
+  return true;
+}
+
+// A directory we made ourselves and nothing was written to: leave no litter in $TMPDIR. rmdir
+// removes only an empty directory, so a trace that did arrive is never lost.
+void remove_if_empty(const std::string& dir) { rmdir(dir.c_str()); }
+
+// The status a shell gives a command it could not execute.
+int exec_failure_status(int err) { return err == ENOENT || err == ENOTDIR ? 127 : 126; }
+
+bool read_all(int fd, void* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, static_cast<char*>(buf) + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    got += size_t(r);
+  }
   return true;
 }
 
@@ -111,7 +131,6 @@ int cmd_run(const Args& args) {
   }
   const bool chose_dir = !dir.empty();
   if (!make_output_dir(dir)) return 1;
-  if (!chose_dir) fmt::print(stderr, "httptrace: traces in {}\n", dir);
 
   setenv("HTTPTRACE_OUTPUT", (dir + "/httptrace.%p.trace").c_str(), 1);
   const char* old = std::getenv("LD_PRELOAD");
@@ -122,18 +141,35 @@ int cmd_run(const Args& args) {
   for (size_t k = i; k < args.size(); ++k) argv.push_back(const_cast<char*>(args[k].c_str()));
   argv.push_back(nullptr);
 
+  // The child reports a failed exec through a close-on-exec pipe: EOF means the program is
+  // running, so its own exit status 126 or 127 is never mistaken for ours.
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    fmt::print(stderr, "httptrace: pipe: {}\n", std::strerror(errno));
+    if (!chose_dir) remove_if_empty(dir);
+    return 1;
+  }
   std::fflush(nullptr);
   pid_t child = fork();
   if (child < 0) {
     fmt::print(stderr, "httptrace: fork: {}\n", std::strerror(errno));
+    close(report[0]);
+    close(report[1]);
+    if (!chose_dir) remove_if_empty(dir);
     return 1;
   }
   if (child == 0) {
+    close(report[0]);
     execvp(argv[0], argv.data());
     int err = errno;
-    fmt::print(stderr, "httptrace: cannot run {}: {}\n", argv[0], std::strerror(err));
-    _exit(127);
+    ssize_t ignored = write(report[1], &err, sizeof err);
+    (void)ignored;
+    _exit(exec_failure_status(err));
   }
+  close(report[1]);
+  int exec_errno = 0;
+  const bool exec_failed = read_all(report[0], &exec_errno, sizeof exec_errno);
+  close(report[0]);
   g_child = child;
   struct sigaction sa {};
   sa.sa_sigaction = forward_signal;
@@ -149,28 +185,35 @@ int cmd_run(const Args& args) {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   const int rc = exit_status(status);
+  if (exec_failed) {
+    fmt::print(stderr, "httptrace: cannot run {}: {}\n", printable(argv[0]), std::strerror(exec_errno));
+    if (!chose_dir) remove_if_empty(dir);
+    return exec_failure_status(exec_errno);
+  }
   TraceSet traces;
   OpenError err;
   traces.set_echo_warnings(true);
   if (!traces.add(dir, err)) {
-    // 127: exec failed (already said so) or CMD reported "not found" itself.
-    if (rc != 127) {
-      fmt::print(stderr,
-                 "httptrace: no trace was written in {}: the program made no network calls "
-                 "through libc (or it is statically linked or setuid)\n",
-                 dir);
-    }
+    fmt::print(stderr,
+               "httptrace: no trace was written{}: the program made no network calls through libc (or it is "
+               "statically linked or setuid)\n",
+               chose_dir ? " in " + printable(dir) : std::string());
+    if (!chose_dir) remove_if_empty(dir);
     return rc;
   }
+  // After the program's own output, so it is next to the report it belongs to.
+  fmt::print(stderr, "httptrace: {} trace file{} in {}\n", traces.files().size(), traces.files().size() == 1 ? "" : "s",
+             printable(dir));
+  std::fflush(stderr);
   traces.start();
   TimelineOptions opt;
   opt.color = want_color("auto");
   opt.width = terminal_width();
   std::fflush(stdout);
-  write_timeline(traces, stdout, opt);
+  const bool wrote = write_timeline(traces, stdout, opt);
   traces.start();
   write_reuse(traces, stdout);
-  std::fflush(stdout);
+  if (std::fflush(stdout) != 0 || !wrote) fmt::print(stderr, "httptrace: writing the report failed\n");
   return rc;
 }
 

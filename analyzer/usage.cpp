@@ -5,6 +5,8 @@
 
 namespace httptrace::analyzer {
 
+const char* const kProgramVersion = "0.2.0";
+
 const char* const kUsage =
     "usage:\n"
     "  httptrace run [-o DIR] [--stacks] [--] CMD [ARGS...]    trace CMD (and its children), print timeline + reuse report\n"
@@ -12,7 +14,9 @@ const char* const kUsage =
     "  httptrace reuse TRACE...                                 connection reuse per (host, port)\n"
     "  httptrace export --format json [-o FILE] TRACE...        machine-readable export (SPEC section 6)\n"
     "  httptrace dump TRACE...                                  raw events, one per line\n"
-    "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error.\n";
+    "  httptrace --version                                      program and trace format versions\n"
+    "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error;\n"
+    "run exits with CMD's status (128+N if killed by signal N, 126 if CMD is not executable, 127 if not found).\n";
 
 int usage_error(const std::string& message) {
   if (!message.empty()) fmt::print(stderr, "httptrace: {}\n", message);

@@ -1,10 +1,13 @@
 // `httptrace reuse TRACE...`: connection reuse per (host, port), the question "did my client pool
 // its connections, and what did it cost when it did not?".
 //
-// "pool misses" counts connections opened while another connection of the same process to the
-// same address was open and idle -- it had received a response and no new request had been
-// written. We cannot see the end of a response body, so a connection still receiving a large body
-// also counts as idle: treat the column as "likely" misses, exact for request/response traffic.
+// "misses" counts connections opened while another connection of the same process to the same
+// endpoint was open and idle (the model's pool_miss: it had finished its response and was not
+// being written). A connection opened while every other one was busy is concurrency, which a
+// client may well want; it is not counted, and the note under the table says so.
+//
+// Endpoint names come from the trace (a host name can hold anything): printed through
+// printable(), and an IPv6 address, which is what a name with ':' is, in brackets before its port.
 #include <algorithm>
 #include <map>
 
@@ -12,6 +15,8 @@
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/report/duration_text.h"
+#include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 
 namespace httptrace::analyzer {
@@ -30,8 +35,8 @@ struct EndpointStats {
 class ReuseCollector : public ConnectionSink {
  public:
   void on_connection(const Connection& c) override {
-    std::string key = c.endpoint_host();
-    if (key.find(':') != std::string::npos && !c.host) key = "[" + key + "]";
+    std::string key = printable(c.endpoint_host());
+    if (key.find(':') != std::string::npos) key = "[" + key + "]";
     auto& s = by_endpoint[{key, c.peer.port}];
     ++s.connections;
     s.failed += c.failed();
@@ -73,7 +78,7 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   size_t w = 8;
   for (const auto& [k, s] : col.by_endpoint) {
     names.push_back(fmt::format("{}:{}", k.first, k.second));
-    w = std::max(w, std::min<size_t>(names.back().size(), 48));
+    w = std::max(w, std::min<size_t>(columns(names.back()), 48));
   }
   fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", "endpoint", w, "conns",
              "failed", "reqs", "reused", "ratio", "dns", "connect", "tls", "tls-saved", "misses");
@@ -82,8 +87,8 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   auto row = [&](const std::string& name, const EndpointStats& s) {
     std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
     fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
-               s.failed, s.requests, s.reused, ratio, s.lookups == 0 ? "-" : human_duration(s.dns_ns), human_duration(s.connect_ns),
-               s.tls_connections ? human_duration(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
+               s.failed, s.requests, s.reused, ratio, s.lookups == 0 ? "-" : duration_text(s.dns_ns), duration_text(s.connect_ns),
+               s.tls_connections ? duration_text(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
   for (const auto& [k, s] : col.by_endpoint) {
     row(names[i++], s);
@@ -102,8 +107,9 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   if (col.by_endpoint.size() > 1) row("total", total);
   fmt::print(out,
              "\nreused = requests sent on an already-used connection; tls-saved = TLS handshakes avoided by "
-             "reuse;\nmisses = connections opened while another connection to the same endpoint (same process) "
-             "sat idle.\n");
+             "reuse;\nmisses = new connections opened while another connection to the same endpoint (same "
+             "process) sat idle\nand could have been reused. Connections opened while every other one was busy "
+             "(concurrency) are not misses.\n");
   if (model.dropped_events())
     fmt::print(out, "warning: {} events were dropped while recording; counts may be low\n", model.dropped_events());
 }

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <netdb.h>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 #include "tests/unit/analyzer_test_util.h"
 #include "tests/unit/analyzer_tls_bytes.h"
@@ -176,6 +178,164 @@ TEST(Timeline, ShowsPhasesRequestsReuseAndIdle) {
     write_timeline(l.ts, f, {true, 100});
   });
   EXPECT_NE(colored.find("\x1b["), std::string::npos);
+}
+
+std::vector<std::string> lines_of(const std::string& out) {
+  std::vector<std::string> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) v.push_back(line);
+  return v;
+}
+
+std::string line_starting(const std::string& out, const std::string& prefix) {
+  for (const auto& l : lines_of(out))
+    if (l.rfind(prefix, 0) == 0) return l;
+  ADD_FAILURE() << "no line starting with '" << prefix << "' in\n" << out;
+  return "";
+}
+
+TEST(Timeline, AxisWithTicksAndLabelledTotals) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  EXPECT_EQ(out.rfind("total: 4 connections, 6 requests (3 reused) over 198.00ms", 0), 0u) << out;
+  // A ruler with a '+' per tick under labels in one unit: 0, 50ms, 100ms, 150ms for 198 ms.
+  const auto lines = lines_of(out);
+  size_t ruler = 0;
+  while (ruler < lines.size() && lines[ruler].find("|+--") == std::string::npos) ++ruler;
+  ASSERT_LT(ruler, lines.size()) << out;
+  ASSERT_GT(ruler, 0u);
+  const std::string& labels = lines[ruler - 1];
+  EXPECT_NE(labels.find("duration"), std::string::npos) << labels;
+  for (const char* tick : {" 0 ", "50ms", "100ms", "150ms"}) EXPECT_NE(labels.find(tick), std::string::npos) << labels;
+  EXPECT_EQ(std::count(lines[ruler].begin(), lines[ruler].end(), '+'), 4) << lines[ruler];
+  // Each label sits over its '+'.
+  for (const char* tick : {"50ms", "100ms", "150ms"}) {
+    const size_t at = labels.find(tick);
+    EXPECT_EQ(lines[ruler][at], '+') << tick << "\n" << labels << "\n" << lines[ruler];
+  }
+  EXPECT_EQ(columns(lines[ruler]), 100u);
+}
+
+TEST(Timeline, SetupReceiveAndSendHaveTheirOwnGlyphs) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  auto bar_of = [](const std::string& line) { return line.substr(line.find('|')); };
+  for (const char* setup : {"  dns ", "  connect ", "  tls "}) {
+    const std::string bar = bar_of(line_starting(out, setup));
+    EXPECT_NE(bar.find('#'), std::string::npos) << bar;
+    EXPECT_EQ(bar.find('='), std::string::npos) << bar;
+  }
+  EXPECT_NE(out.find("legend: ### dns  ### connect  ### tls  --- send  ... wait  === receive"), std::string::npos) << out;
+  // #0 read its response in several calls: its receive is a time. #1 got it in one read.
+  EXPECT_NE(out.find("send 20.0µs + wait 1.01ms + receive 1.07ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("send 20.0µs + wait 150.01ms + receive in 1 read"), std::string::npos) << out;
+  EXPECT_EQ(out.find("receive 0ns"), std::string::npos) << out;
+}
+
+TEST(Timeline, LegendColoursAreTheBarColours) {
+  TraceBuilder b = session();
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {true, 100}); });
+  const std::string legend = line_starting(out, "legend:");
+  // The code in front of each legend sample, e.g. "\x1b[33m###\x1b[0m connect".
+  auto legend_code = [&](const std::string& sample, const std::string& name) {
+    const size_t at = legend.find(sample + "\x1b[0m " + name);
+    EXPECT_NE(at, std::string::npos) << name << ": " << legend;
+    if (at == std::string::npos) return std::string();
+    const size_t esc = legend.rfind("\x1b[", at);
+    return legend.substr(esc, at - esc);
+  };
+  auto bar_has = [&](const std::string& line_prefix, const std::string& code, char glyph) {
+    const std::string line = line_starting(out, line_prefix);
+    EXPECT_NE(line.find(code + glyph), std::string::npos) << line_prefix << " lacks " << code.substr(1) << glyph;
+  };
+  bar_has("  dns ", legend_code("###", "dns"), '#');
+  bar_has("  connect  ", legend_code("###", "connect"), '#');
+  bar_has("  tls ", legend_code("###", "tls"), '#');
+  bar_has("  connect ECONNREFUSED", legend_code("###", "failed"), '#');
+  bar_has("  #1 GET /delay/150", legend_code("---", "send"), '-');
+  bar_has("  #1 GET /delay/150", legend_code("...", "wait"), '.');
+  const std::string receive = legend_code("===", "receive");
+  // A response read over most of the trace, so its receive shows.
+  TraceBuilder slow;
+  slow.socket(1, 1 * ms, 1, 3);
+  slow.connect(1, 1 * ms + 10, 1, 3, ipv4("10.0.0.1", 80), 100 * us);
+  slow.send(1, 2 * ms, 1, 30, 10 * us, "GET /big HTTP/1.1");
+  slow.recv(1, 3 * ms, 1, 1000, 1 * ms, "HTTP/1.1 200 OK");
+  slow.recv(1, 50 * ms, 1, 1000, 40 * ms);
+  slow.close(1, 100 * ms, 1, 3);
+  Loaded s2({&slow});
+  out = capture_output([&](std::FILE* f) { write_timeline(s2.ts, f, {true, 100}); });
+  bar_has("  #0 GET /big", receive, '=');
+}
+
+TEST(Timeline, StatusStaysWhenALongTargetIsCut) {
+  TraceBuilder b;
+  b.socket(1, 1 * ms, 1, 3);
+  b.connect(1, 1 * ms + 10, 1, 3, ipv4("10.0.0.1", 80), 100 * us);
+  b.send(1, 2 * ms, 1, 200, 10 * us, "GET /a/very/long/path/that/goes/on/and/on/and/on?q=1 HTTP/1.1");
+  b.recv(1, 3 * ms, 1, 100, 10 * us, "HTTP/1.1 503 Service Unavailable");
+  b.close(1, 4 * ms, 1, 3);
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  const std::string line = line_starting(out, "  #0 GET /a/very");
+  EXPECT_NE(line.find("~ 503 "), std::string::npos) << line;
+  EXPECT_EQ(columns(line), 100u) << line;
+  EXPECT_NE(out.find("total: 1 connection, 1 request (0 reused)"), std::string::npos) << out;
+  // The host is the peer's address: said once.
+  EXPECT_NE(out.find("conn 1000:1  10.0.0.1:80  1 request"), std::string::npos) << out;
+}
+
+TEST(Timeline, SmallSpoolBudgetGivesTheSameReportInStartOrder) {
+  // Connections that close in the opposite order to the one they opened in, many enough to be
+  // sorted out to disk in several runs and merged back.
+  TraceBuilder b;
+  constexpr uint32_t kConns = 300;
+  for (uint32_t i = 1; i <= kConns; ++i) {
+    b.socket(1, i * ms, i, int32_t(i + 2));
+    b.connect(1, i * ms + 10, i, int32_t(i + 2), ipv4("10.0.0.1", 80), 50 * us);
+  }
+  for (uint32_t i = kConns; i >= 1; --i) {
+    b.data(1, (2 * kConns - i) * ms, i, int32_t(i + 2), tf::Direction::kSend, 30, 10 * us, tf::CaptureKind::kHttpReq,
+           "GET /" + std::to_string(i) + " HTTP/1.1");
+    b.data(1, (2 * kConns - i) * ms + 100 * us, i, int32_t(i + 2), tf::Direction::kRecv, 30, 10 * us,
+           tf::CaptureKind::kHttpResp, "HTTP/1.1 200 OK");
+    b.close(1, (2 * kConns - i) * ms + 200 * us, i, int32_t(i + 2));
+  }
+  Loaded l({&b});
+  const std::string whole = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  l.ts.start();
+  TimelineOptions small{false, 100};
+  small.spool_budget = 4096;
+  const std::string spooled = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, small)); });
+  EXPECT_EQ(whole, spooled);
+  size_t last = 0;
+  for (uint32_t i = 1; i <= kConns; ++i) {
+    const size_t at = whole.find("conn 1000:" + std::to_string(i) + " ");
+    ASSERT_NE(at, std::string::npos) << i;
+    EXPECT_GT(at, last) << "conn " << i << " out of start order";
+    last = at;
+  }
+}
+
+TEST(Reuse, Ipv6EndpointsInBrackets) {
+  TraceBuilder b;
+  b.dns(1, 1 * ms, "::1", 10 * us, {ipv6("::1")});
+  b.socket(1, 2 * ms, 1, 3);
+  b.connect(1, 2 * ms + 10, 1, 3, ipv6("::1", 8080), 50 * us);
+  b.send(1, 3 * ms, 1, 30, 10 * us, "GET / HTTP/1.1");
+  b.recv(1, 4 * ms, 1, 30, 10 * us, "HTTP/1.1 200 OK");
+  b.close(1, 5 * ms, 1, 3);
+  b.socket(1, 6 * ms, 2, 3);
+  b.connect(1, 6 * ms + 10, 2, 3, ipv6("fe80::1", 443), 50 * us);
+  b.close(1, 7 * ms, 2, 3);
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_reuse(l.ts, f); });
+  EXPECT_NE(out.find("\n[::1]:8080 "), std::string::npos) << out;
+  EXPECT_NE(out.find("\n[fe80::1]:443 "), std::string::npos) << out;
+  EXPECT_NE(out.find("(concurrency) are not misses"), std::string::npos) << out;
 }
 
 TEST(Reuse, TablePerEndpoint) {

@@ -1,0 +1,17 @@
+// Durations for terminal reports, at most 9 columns wide whatever the value (a damaged trace can
+// claim centuries): "850ns", "12.3µs", "4.56ms", "1.23s", "2m03s", "5h07m", "3d04h", ">999d".
+// Hand-written rather than fmt: a timeline of millions of requests formats five per request.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace httptrace::analyzer {
+
+void append_duration(std::string& out, uint64_t ns);
+std::string duration_text(uint64_t ns);
+
+// Appends n in decimal.
+void append_uint(std::string& out, uint64_t n);
+
+}  // namespace httptrace::analyzer
