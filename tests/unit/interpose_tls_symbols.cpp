@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <link.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 
 #include <cerrno>
@@ -120,6 +121,27 @@ TEST(TlsSymbols, EachCallerGetsItsOwnCopyOfLibssl) {
   EXPECT_EQ(openssl().for_caller(sym(b, "SSL_write")).api, v.api);
   EXPECT_EQ(openssl().resolutions(), before + 4);
   // The copies stay loaded (libssl 3 registers exit handlers in libcrypto).
+}
+
+// A caller in no object (JIT code in an anonymous mapping): the library a known soname names,
+// looked up once per page rather than at every call.
+TEST(TlsSymbols, ACallerInNoObjectIsCachedByItsPage) {
+  void* sys = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(sys, nullptr) << dlerror();
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  const char* jit = static_cast<const char*>(page);
+  const uint32_t before = openssl().resolutions();
+  const auto v = openssl().for_caller(jit + 16);
+  ASSERT_NE(v.api, nullptr);
+  EXPECT_TRUE(v.record);
+  void* by_soname = dlopen("libssl.so.3", RTLD_NOLOAD | RTLD_LAZY);
+  EXPECT_EQ(reinterpret_cast<void*>(v.api->SSL_read), sym(by_soname, "SSL_read"));
+  dlclose(by_soname);
+  EXPECT_EQ(openssl().for_caller(jit + 3000).api, v.api);
+  EXPECT_EQ(openssl().resolutions(), before + 1);
+  munmap(page, 4096);
+  dlclose(sys);
 }
 
 // An API whose library lacks one function we would need: the caller's real functions are still
