@@ -309,7 +309,13 @@ uint64_t objects_removed() {
 size_t rebind_deepbind(void* handle) {
   link_map* root = nullptr;
   if (handle == nullptr || dlinfo(handle, RTLD_DI_LINKMAP, &root) != 0 || root == nullptr) return 0;
-  while (g_objects_busy.test_and_set(std::memory_order_acquire)) sched_yield();
+  // Bounded: a fork child can inherit the flag set by a thread that no longer exists there;
+  // such a child then loads untraced rather than hang.
+  int spins = 0;
+  while (g_objects_busy.test_and_set(std::memory_order_acquire)) {
+    if (++spins > 10000) return 0;
+    sched_yield();
+  }
   std::memset(g_verdict, kUnknown, sizeof g_verdict);
   Collect c{g_objects, 0, self_object().lo, {}, false, root, false};
   dl_iterate_phdr(collect, &c);

@@ -137,8 +137,9 @@ class CallerApis {
     return complete ? ApiKind::kRecord : ApiKind::kPassThrough;
   }
 
-  // The answer for a caller we could not store: per thread, good until this thread's next
-  // uncached call (the wrapper uses it only within the call).
+  // The answer for a caller we could not store (the table is full): per thread, good until this
+  // thread's next uncached call. A nested call (libssl calling back through its PLT) may refill
+  // it in the middle of the outer one, with the same library's functions in practice.
   static View scratch(const Api& api, ApiKind kind) {
     static thread_local constinit Api t_api{};
     t_api = api;
