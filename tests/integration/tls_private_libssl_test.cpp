@@ -88,6 +88,24 @@ TEST_F(PrivateLibssl, ThreeCopiesAtOnceEachCallerItsOwn) {
   }
 }
 
+// Each module loaded, used and dlclose()d in turn (the next may be mapped where the last one
+// was, which makes every cached per-caller answer be checked again), the first one once more at
+// the end.
+TEST_F(PrivateLibssl, ModulesUnloadedAndReplaced) {
+  std::vector<std::string> a = argv("/reload", 0,
+                                    {"libhttps_ht1.so", "libhttps_ht2.so", "libhttps_sys.so", "libhttps_ht1.so"});
+  a.insert(a.begin() + 1, "--close");
+  auto conns = run_both(a, 4);
+  EXPECT_EQ(last_traced_.out,
+            "libhttps_ht1.so HTTP/1.1 200 OK\nlibhttps_ht2.so HTTP/1.1 200 OK\n"
+            "libhttps_sys.so HTTP/1.1 200 OK\nlibhttps_ht1.so HTTP/1.1 200 OK\n");
+  for (const json& c : conns) {
+    SCOPED_TRACE(describe(c));
+    expect_openssl_handshake(c);
+    EXPECT_EQ(targets(c), (std::vector<std::string>{"/reload"}));
+  }
+}
+
 // SSL_CTX_new(TLS_method()) + SSL_connect: SSL_is_server() says 1 until SSL_connect sets the
 // connect state, so asking it before the call skipped the handshake (recorded as "wire").
 TEST_F(PrivateLibssl, GenericTlsMethodClientThroughSslConnect) {
