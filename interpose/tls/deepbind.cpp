@@ -19,10 +19,12 @@ namespace {
 #if defined(__x86_64__)
 constexpr uint32_t kJumpSlot = R_X86_64_JUMP_SLOT;
 constexpr uint32_t kGlobDat = R_X86_64_GLOB_DAT;
+constexpr uint32_t kAbs64 = R_X86_64_64;
 #define HTTPTRACE_REBIND 1
 #elif defined(__aarch64__)
 constexpr uint32_t kJumpSlot = R_AARCH64_JUMP_SLOT;
 constexpr uint32_t kGlobDat = R_AARCH64_GLOB_DAT;
+constexpr uint32_t kAbs64 = R_AARCH64_ABS64;
 #define HTTPTRACE_REBIND 1
 #endif
 
@@ -201,8 +203,9 @@ size_t rebind_table(const Dyn& self, const Dyn& d, void* root, const ElfW(Rela)*
 #ifdef HTTPTRACE_REBIND
   if (rel == nullptr) return 0;
   for (size_t i = skip; i < size / sizeof(ElfW(Rela)); ++i) {
+    // PLT and GOT slots, and a function's address stored in data (a table of `&connect`).
     const uint32_t type = static_cast<uint32_t>(ELF64_R_TYPE(rel[i].r_info));
-    if (type != kJumpSlot && type != kGlobDat) continue;
+    if (type != kJumpSlot && type != kGlobDat && !(type == kAbs64 && rel[i].r_addend == 0)) continue;
     const size_t sym = ELF64_R_SYM(rel[i].r_info);
     if (sym == 0) continue;
     const char* name = d.strtab + d.symtab[sym].st_name;
