@@ -41,6 +41,20 @@ struct Dyn {
   const uint32_t* gnu_hash = nullptr;
   uintptr_t relro_lo = 0, relro_hi = 0;  // page-aligned as glibc protects it
   bool plt_is_rela = true;
+  const ElfW(Phdr)* phdr = nullptr;
+  ElfW(Half) phnum = 0;
+
+  // A slot we may write: inside a PT_LOAD the object maps writable (RELRO is part of one). A
+  // relocation into text (an object with DT_TEXTREL) is left alone: that page is read-only now.
+  bool writable_segment(uintptr_t slot) const {
+    for (ElfW(Half) i = 0; i < phnum; ++i) {
+      const ElfW(Phdr)& ph = phdr[i];
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) && base + ph.p_vaddr <= slot &&
+          slot + sizeof(void*) <= base + ph.p_vaddr + ph.p_memsz)
+        return true;
+    }
+    return false;
+  }
 };
 
 // One object found by dl_iterate_phdr, copied out so nothing runs inside its callback (which
@@ -55,6 +69,8 @@ struct Seen {
 bool read_dyn(const Seen& o, Dyn* d) {
   *d = Dyn{};
   d->base = o.addr;
+  d->phdr = o.phdr;
+  d->phnum = o.phnum;
   const ElfW(Dyn)* dyn = nullptr;
   const long page = sysconf(_SC_PAGESIZE);
   for (ElfW(Half) i = 0; i < o.phnum; ++i) {
@@ -215,7 +231,9 @@ size_t rebind_table(const Dyn& self, const Dyn& d, void* root, const ElfW(Rela)*
     if (ours == nullptr) continue;
     const uintptr_t slot = d.base + rel[i].r_offset;
     void** p = reinterpret_cast<void**>(slot);
-    if (*p == ours || !same_target(root, name, index) || !relro.writable(slot)) continue;
+    if (!d.writable_segment(slot) || *p == ours || !same_target(root, name, index) ||
+        !relro.writable(slot))
+      continue;
     // One aligned word: a thread already running this object's code sees old or new, both fine.
     __atomic_store_n(p, ours, __ATOMIC_RELEASE);
     ++done;
