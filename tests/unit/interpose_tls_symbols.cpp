@@ -10,7 +10,10 @@
 
 #include <cerrno>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include "interpose/tls/gnutls_api.h"
@@ -142,6 +145,37 @@ TEST(TlsSymbols, ACallerInNoObjectIsCachedByItsPage) {
   EXPECT_EQ(openssl().resolutions(), before + 1);
   munmap(page, 4096);
   dlclose(sys);
+}
+
+// Threads making their first calls from several objects at once: every answer is that object's
+// own library, whatever the interleaving of the look-ups and the table appends.
+TEST(TlsSymbols, ConcurrentFirstCallsAgree) {
+  void* sys = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(sys, nullptr) << dlerror();
+  TempDir tmp;
+  const fs::path copy = tmp.path / "libssl-c0ffee00.so.3";
+  fs::copy_file(path_of(sys), copy);
+  void* other = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(other, nullptr) << dlerror();
+  static constinit CallerApis<OpensslApi> table;
+  void* libs[2] = {sys, other};
+  std::atomic<int> wrong{0}, missing{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        void* lib = libs[(t + i) & 1];
+        const auto v = table.for_caller(sym(lib, (i & 2) ? "SSL_write" : "SSL_connect"));
+        if (v.api == nullptr) ++missing;
+        else if (reinterpret_cast<void*>(v.api->SSL_read) != sym(lib, "SSL_read")) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(missing.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  // Racing first calls may each append an entry; never more than one per thread and object.
+  EXPECT_LE(table.resolutions(), 16u);
 }
 
 // An API whose library lacks one function we would need: the caller's real functions are still
