@@ -19,10 +19,12 @@ namespace {
 #if defined(__x86_64__)
 constexpr uint32_t kJumpSlot = R_X86_64_JUMP_SLOT;
 constexpr uint32_t kGlobDat = R_X86_64_GLOB_DAT;
+constexpr uint32_t kAbs64 = R_X86_64_64;
 #define HTTPTRACE_REBIND 1
 #elif defined(__aarch64__)
 constexpr uint32_t kJumpSlot = R_AARCH64_JUMP_SLOT;
 constexpr uint32_t kGlobDat = R_AARCH64_GLOB_DAT;
+constexpr uint32_t kAbs64 = R_AARCH64_ABS64;
 #define HTTPTRACE_REBIND 1
 #endif
 
@@ -39,6 +41,20 @@ struct Dyn {
   const uint32_t* gnu_hash = nullptr;
   uintptr_t relro_lo = 0, relro_hi = 0;  // page-aligned as glibc protects it
   bool plt_is_rela = true;
+  const ElfW(Phdr)* phdr = nullptr;
+  ElfW(Half) phnum = 0;
+
+  // A slot we may write: inside a PT_LOAD the object maps writable (RELRO is part of one). A
+  // relocation into text (an object with DT_TEXTREL) is left alone: that page is read-only now.
+  bool writable_segment(uintptr_t slot) const {
+    for (ElfW(Half) i = 0; i < phnum; ++i) {
+      const ElfW(Phdr)& ph = phdr[i];
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) && base + ph.p_vaddr <= slot &&
+          slot + sizeof(void*) <= base + ph.p_vaddr + ph.p_memsz)
+        return true;
+    }
+    return false;
+  }
 };
 
 // One object found by dl_iterate_phdr, copied out so nothing runs inside its callback (which
@@ -53,6 +69,8 @@ struct Seen {
 bool read_dyn(const Seen& o, Dyn* d) {
   *d = Dyn{};
   d->base = o.addr;
+  d->phdr = o.phdr;
+  d->phnum = o.phnum;
   const ElfW(Dyn)* dyn = nullptr;
   const long page = sysconf(_SC_PAGESIZE);
   for (ElfW(Half) i = 0; i < o.phnum; ++i) {
@@ -201,8 +219,9 @@ size_t rebind_table(const Dyn& self, const Dyn& d, void* root, const ElfW(Rela)*
 #ifdef HTTPTRACE_REBIND
   if (rel == nullptr) return 0;
   for (size_t i = skip; i < size / sizeof(ElfW(Rela)); ++i) {
+    // PLT and GOT slots, and a function's address stored in data (a table of `&connect`).
     const uint32_t type = static_cast<uint32_t>(ELF64_R_TYPE(rel[i].r_info));
-    if (type != kJumpSlot && type != kGlobDat) continue;
+    if (type != kJumpSlot && type != kGlobDat && !(type == kAbs64 && rel[i].r_addend == 0)) continue;
     const size_t sym = ELF64_R_SYM(rel[i].r_info);
     if (sym == 0) continue;
     const char* name = d.strtab + d.symtab[sym].st_name;
@@ -212,7 +231,9 @@ size_t rebind_table(const Dyn& self, const Dyn& d, void* root, const ElfW(Rela)*
     if (ours == nullptr) continue;
     const uintptr_t slot = d.base + rel[i].r_offset;
     void** p = reinterpret_cast<void**>(slot);
-    if (*p == ours || !same_target(root, name, index) || !relro.writable(slot)) continue;
+    if (!d.writable_segment(slot) || *p == ours || !same_target(root, name, index) ||
+        !relro.writable(slot))
+      continue;
     // One aligned word: a thread already running this object's code sees old or new, both fine.
     __atomic_store_n(p, ours, __ATOMIC_RELEASE);
     ++done;
@@ -309,7 +330,13 @@ uint64_t objects_removed() {
 size_t rebind_deepbind(void* handle) {
   link_map* root = nullptr;
   if (handle == nullptr || dlinfo(handle, RTLD_DI_LINKMAP, &root) != 0 || root == nullptr) return 0;
-  while (g_objects_busy.test_and_set(std::memory_order_acquire)) sched_yield();
+  // Bounded: a fork child can inherit the flag set by a thread that no longer exists there;
+  // such a child then loads untraced rather than hang.
+  int spins = 0;
+  while (g_objects_busy.test_and_set(std::memory_order_acquire)) {
+    if (++spins > 10000) return 0;
+    sched_yield();
+  }
   std::memset(g_verdict, kUnknown, sizeof g_verdict);
   Collect c{g_objects, 0, self_object().lo, {}, false, root, false};
   dl_iterate_phdr(collect, &c);

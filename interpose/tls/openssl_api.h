@@ -28,7 +28,6 @@ namespace httptrace::tls {
 #define HTTPTRACE_OPENSSL_QUERIES(X) \
   X(SSL_get_rfd)                     \
   X(SSL_is_init_finished)            \
-  X(SSL_is_server)                   \
   X(SSL_get_error)                   \
   X(SSL_version)                     \
   X(SSL_get_current_cipher)          \

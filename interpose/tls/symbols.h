@@ -137,8 +137,9 @@ class CallerApis {
     return complete ? ApiKind::kRecord : ApiKind::kPassThrough;
   }
 
-  // The answer for a caller we could not store: per thread, good until this thread's next
-  // uncached call (the wrapper uses it only within the call).
+  // The answer for a caller we could not store (the table is full): per thread, good until this
+  // thread's next uncached call. A nested call (libssl calling back through its PLT) may refill
+  // it in the middle of the outer one, with the same library's functions in practice.
   static View scratch(const Api& api, ApiKind kind) {
     static thread_local constinit Api t_api{};
     t_api = api;
@@ -153,12 +154,17 @@ class CallerApis {
     // Nothing found: not remembered, because a library may still arrive (RTLD_GLOBAL dlopen)
     // for a caller that reached us through dlsym(RTLD_DEFAULT).
     if (kind == ApiKind::kNone) return View{};
-    return store(obj, api, kind, epoch);
+    return store(obj, api, kind, epoch, reinterpret_cast<uintptr_t>(ret));
   }
 
-  View store(const CallerObject& obj, const Api& api, ApiKind kind, uint32_t epoch) {
-    // A caller in no object (JIT code) has no span to key on; such calls are rare.
-    if (obj.lo == obj.hi) return scratch(api, kind);
+  View store(const CallerObject& found, const Api& api, ApiKind kind, uint32_t epoch, uintptr_t a) {
+    // A caller in no object (JIT code) is keyed by its page: its answer (the global scope, then
+    // the known sonames) does not depend on where it is, only the look-up must not be repeated.
+    CallerObject obj = found;
+    if (obj.lo == obj.hi) {
+      obj.lo = a & ~uintptr_t{4095};
+      obj.hi = obj.lo + 4096;
+    }
     const uint32_t i = used_.fetch_add(1, std::memory_order_acq_rel);
     if (i >= kEntries) {
       used_.store(kEntries, std::memory_order_relaxed);
@@ -179,6 +185,10 @@ class CallerApis {
     object_of(ret, &obj);
     Api api;
     const ApiKind kind = fill_for(obj, api);
+    if (obj.lo == obj.hi) {  // still in no object: the page it was keyed by
+      obj.lo = reinterpret_cast<uintptr_t>(ret) & ~uintptr_t{4095};
+      obj.hi = obj.lo + 4096;
+    }
     const uint32_t old = e.state.load(std::memory_order_acquire);
     if (kind != ApiKind::kNone && obj.lo == e.lo && obj.hi == e.hi &&
         static_cast<ApiKind>(old & 3) == kind && std::memcmp(&api, &e.api, sizeof api) == 0) {
@@ -189,7 +199,7 @@ class CallerApis {
     // Another object (or library) now: this entry is dead; the caller gets a new one.
     e.state.store(0, std::memory_order_release);
     if (kind == ApiKind::kNone) return View{};
-    return store(obj, api, kind, epoch);
+    return store(obj, api, kind, epoch, reinterpret_cast<uintptr_t>(ret));
   }
 
   std::atomic<uint32_t> used_{0};

@@ -2,11 +2,13 @@
 // and makes one request through each, the way Python loads extensions (RTLD_LOCAL) or PHP does
 // (RTLD_DEEPBIND).
 //
-//   dl_get [--deepbind] [--global] HOST PORT PATH CAFILE MODE MODULE...
+//   dl_get [--deepbind] [--global] [--close] HOST PORT PATH CAFILE MODE MODULE...
 //
 // Every module is loaded first (so several libssl copies are in the process at once), then each
-// makes its request; prints "<module file name> <status line>" per module. Exit 0 when all
-// succeeded, 1 otherwise (the reason on stdout's line), 2 on a usage error.
+// makes its request; with --close instead each is loaded, used and dlclose()d in turn (so the
+// next may be mapped where the last one was). Prints "<module file name> <status line>" per
+// module. Exit 0 when all succeeded, 1 otherwise (the reason on stdout's line), 2 on a usage
+// error.
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -19,9 +21,11 @@
 
 int main(int argc, char** argv) {
   int flags = RTLD_NOW | RTLD_LOCAL;
+  bool close_each = false;
   int i = 1;
   for (; i < argc && std::strncmp(argv[i], "--", 2) == 0; ++i) {
     if (std::strcmp(argv[i], "--deepbind") == 0) flags |= RTLD_DEEPBIND;
+    else if (std::strcmp(argv[i], "--close") == 0) close_each = true;
     else if (std::strcmp(argv[i], "--global") == 0) flags = (flags & ~RTLD_LOCAL) | RTLD_GLOBAL;
     else return 2;
   }
@@ -34,26 +38,47 @@ int main(int argc, char** argv) {
   const char* path = argv[i + 2];
   const char* cafile = argv[i + 3];
   const int mode = std::atoi(argv[i + 4]);
-  std::vector<std::pair<std::string, ht_get_fn>> modules;
-  for (int m = i + 5; m < argc; ++m) {
-    void* h = dlopen(argv[m], flags);
+  struct Module {
+    std::string name;
+    void* handle;
+    ht_get_fn fn;
+  };
+  auto load = [&](const char* file, Module* out) {
+    void* h = dlopen(file, flags);
     if (h == nullptr) {
       std::fprintf(stderr, "dl_get: %s\n", dlerror());
-      return 1;
+      return false;
     }
     auto fn = reinterpret_cast<ht_get_fn>(dlsym(h, "ht_get"));
     if (fn == nullptr) {
-      std::fprintf(stderr, "dl_get: no ht_get in %s\n", argv[m]);
+      std::fprintf(stderr, "dl_get: no ht_get in %s\n", file);
+      return false;
+    }
+    const char* slash = std::strrchr(file, '/');
+    *out = Module{slash != nullptr ? slash + 1 : file, h, fn};
+    return true;
+  };
+  int status = 0;
+  auto use = [&](const Module& m) {
+    char line[512] = {};
+    if (m.fn(host, port, path, cafile, mode, line, sizeof line) != 0) status = 1;
+    std::printf("%s %s\n", m.name.c_str(), line);
+    std::fflush(stdout);
+  };
+  std::vector<Module> modules;
+  for (int m = i + 5; m < argc; ++m) {
+    Module mod;
+    if (!load(argv[m], &mod)) return 1;
+    if (!close_each) {
+      modules.push_back(mod);
+      continue;
+    }
+    use(mod);
+    if (dlclose(mod.handle) != 0) {
+      std::fprintf(stderr, "dl_get: dlclose: %s\n", dlerror());
       return 1;
     }
-    const char* slash = std::strrchr(argv[m], '/');
-    modules.emplace_back(slash != nullptr ? slash + 1 : argv[m], fn);
   }
-  int status = 0;
-  for (const auto& [name, fn] : modules) {
-    char line[512] = {};
-    if (fn(host, port, path, cafile, mode, line, sizeof line) != 0) status = 1;
-    std::printf("%s %s\n", name.c_str(), line);
-  }
+  for (const Module& m : modules) use(m);
   return status;
 }

@@ -88,6 +88,55 @@ TEST_F(PrivateLibssl, ThreeCopiesAtOnceEachCallerItsOwn) {
   }
 }
 
+// The realistic mix: python3's ssl module (the system libssl, under _ssl loaded RTLD_LOCAL) and an
+// extension with its own renamed copy (here through ctypes, RTLD_LOCAL too), in one process,
+// interleaved.
+TEST_F(PrivateLibssl, PythonSslBesideAModuleWithItsOwnCopy) {
+  const std::string script =
+      "import ctypes, http.client, ssl, sys\n"
+      "port, cafile, mod = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
+      "ctx = ssl.create_default_context(cafile=cafile)\n"
+      "def py(path):\n"
+      "    c = http.client.HTTPSConnection('localhost', port, context=ctx)\n"
+      "    c.request('GET', path); r = c.getresponse(); r.read(); c.close(); print('py', r.status)\n"
+      "lib = ctypes.CDLL(mod)\n"
+      "buf = ctypes.create_string_buffer(512)\n"
+      "py('/py1')\n"
+      "rc = lib.ht_get(b'localhost', port, b'/own-copy', cafile.encode(), 0, buf, 512)\n"
+      "print('mod', rc, buf.value.decode())\n"
+      "py('/py2')\n";
+  auto conns = run_both({paths().python.string(), "-c", script, server_.port_str(),
+                         tls_.cert.string(), module("libhttps_ht1.so").string()},
+                        3);
+  EXPECT_EQ(last_traced_.out, "py 200\nmod 0 HTTP/1.1 200 OK\npy 200\n");
+  ASSERT_EQ(conns.size(), 3u);
+  const std::vector<std::string> want = {"/py1", "/own-copy", "/py2"};
+  for (size_t i = 0; i < conns.size(); ++i) {
+    SCOPED_TRACE(describe(conns[i]));
+    expect_openssl_handshake(conns[i]);
+    EXPECT_EQ(targets(conns[i]), (std::vector<std::string>{want[i]}));
+    EXPECT_EQ(statuses(conns[i]), (std::vector<int>{200}));
+  }
+}
+
+// Each module loaded, used and dlclose()d in turn (the next may be mapped where the last one
+// was, which makes every cached per-caller answer be checked again), the first one once more at
+// the end.
+TEST_F(PrivateLibssl, ModulesUnloadedAndReplaced) {
+  std::vector<std::string> a = argv("/reload", 0,
+                                    {"libhttps_ht1.so", "libhttps_ht2.so", "libhttps_sys.so", "libhttps_ht1.so"});
+  a.insert(a.begin() + 1, "--close");
+  auto conns = run_both(a, 4);
+  EXPECT_EQ(last_traced_.out,
+            "libhttps_ht1.so HTTP/1.1 200 OK\nlibhttps_ht2.so HTTP/1.1 200 OK\n"
+            "libhttps_sys.so HTTP/1.1 200 OK\nlibhttps_ht1.so HTTP/1.1 200 OK\n");
+  for (const json& c : conns) {
+    SCOPED_TRACE(describe(c));
+    expect_openssl_handshake(c);
+    EXPECT_EQ(targets(c), (std::vector<std::string>{"/reload"}));
+  }
+}
+
 // SSL_CTX_new(TLS_method()) + SSL_connect: SSL_is_server() says 1 until SSL_connect sets the
 // connect state, so asking it before the call skipped the handshake (recorded as "wire").
 TEST_F(PrivateLibssl, GenericTlsMethodClientThroughSslConnect) {

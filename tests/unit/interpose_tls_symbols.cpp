@@ -5,11 +5,15 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <link.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 
 #include <cerrno>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include "interpose/tls/gnutls_api.h"
@@ -120,6 +124,58 @@ TEST(TlsSymbols, EachCallerGetsItsOwnCopyOfLibssl) {
   EXPECT_EQ(openssl().for_caller(sym(b, "SSL_write")).api, v.api);
   EXPECT_EQ(openssl().resolutions(), before + 4);
   // The copies stay loaded (libssl 3 registers exit handlers in libcrypto).
+}
+
+// A caller in no object (JIT code in an anonymous mapping): the library a known soname names,
+// looked up once per page rather than at every call.
+TEST(TlsSymbols, ACallerInNoObjectIsCachedByItsPage) {
+  void* sys = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(sys, nullptr) << dlerror();
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(page, MAP_FAILED);
+  const char* jit = static_cast<const char*>(page);
+  const uint32_t before = openssl().resolutions();
+  const auto v = openssl().for_caller(jit + 16);
+  ASSERT_NE(v.api, nullptr);
+  EXPECT_TRUE(v.record);
+  void* by_soname = dlopen("libssl.so.3", RTLD_NOLOAD | RTLD_LAZY);
+  EXPECT_EQ(reinterpret_cast<void*>(v.api->SSL_read), sym(by_soname, "SSL_read"));
+  dlclose(by_soname);
+  EXPECT_EQ(openssl().for_caller(jit + 3000).api, v.api);
+  EXPECT_EQ(openssl().resolutions(), before + 1);
+  munmap(page, 4096);
+  dlclose(sys);
+}
+
+// Threads making their first calls from several objects at once: every answer is that object's
+// own library, whatever the interleaving of the look-ups and the table appends.
+TEST(TlsSymbols, ConcurrentFirstCallsAgree) {
+  void* sys = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(sys, nullptr) << dlerror();
+  TempDir tmp;
+  const fs::path copy = tmp.path / "libssl-c0ffee00.so.3";
+  fs::copy_file(path_of(sys), copy);
+  void* other = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(other, nullptr) << dlerror();
+  static constinit CallerApis<OpensslApi> table;
+  void* libs[2] = {sys, other};
+  std::atomic<int> wrong{0}, missing{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        void* lib = libs[(t + i) & 1];
+        const auto v = table.for_caller(sym(lib, (i & 2) ? "SSL_write" : "SSL_connect"));
+        if (v.api == nullptr) ++missing;
+        else if (reinterpret_cast<void*>(v.api->SSL_read) != sym(lib, "SSL_read")) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(missing.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  // Racing first calls may each append an entry; never more than one per thread and object.
+  EXPECT_LE(table.resolutions(), 16u);
 }
 
 // An API whose library lacks one function we would need: the caller's real functions are still
