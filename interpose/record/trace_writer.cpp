@@ -239,20 +239,30 @@ bool TraceWriter::open(const char* path, const WriterOptions& opts) {
       keep_fd = false;
     }
   }
-  uint64_t initial = format::kHeaderSize;
-  if (!keep_fd) {
-    initial = format::kHeaderSize + grow_min_;
-    if (initial > map_len_) initial = map_len_;
-    if (initial > fcap) initial = fcap;
+  // The first growth step comes with the header (one fallocate instead of two: the file exists
+  // because an event is about to be written). A file that must live without its descriptor
+  // gets it on top of the header. On a disk with less room than that, the header alone.
+  uint64_t initial = keep_fd ? grow_min_ : format::kHeaderSize + grow_min_;
+  if (initial < format::kHeaderSize + format::kSegmentSize) {
+    initial = format::kHeaderSize + format::kSegmentSize;
   }
+  if (initial > map_len_) initial = map_len_;
+  if (initial > fcap) initial = fcap;
   struct stat st;
   int e = 0;
   void* map = MAP_FAILED;
   if (fstat(fd, &st) != 0) {
     e = errno;
-  } else if ((e = fallocate_range(fd, 0, initial)) == 0) {
-    map = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (map == MAP_FAILED) e = errno;
+  } else {
+    e = fallocate_range(fd, 0, initial);
+    if (e != 0 && keep_fd) {
+      initial = format::kHeaderSize;
+      e = fallocate_range(fd, 0, initial);
+    }
+    if (e == 0) {
+      map = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+      if (map == MAP_FAILED) e = errno;
+    }
   }
   if (map == MAP_FAILED) {
     // Nothing half-made stays behind: the name is ours (O_EXCL) unless someone replaced it since.
