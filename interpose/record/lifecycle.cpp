@@ -186,17 +186,16 @@ uint64_t g_fork_ts = 0;
 void announce_inherited() {
   // The first descriptor of a connection still open gets the InheritEvent, later ones a DupEvent
   // naming it (the parent's first one may have been closed in the child since).
-  int announced[kMaxPendingInherit];
-  int nannounced = 0;
   for (int i = 0; i < g_npending; ++i) {
     const PendingInherit& p = g_pending[i];
     if (FdTable::conn_of(g_fd_table.load(p.fd)) != p.conn) continue;  // closed since
+    // The connection's first descriptor still open, if an earlier entry had it.
     int first = -1;
-    for (int k = 0; k < nannounced && first < 0; ++k) {
-      if (g_pending[announced[k]].conn == p.conn) first = g_pending[announced[k]].fd;
+    for (int k = 0; k < i && first < 0; ++k) {
+      const PendingInherit& q = g_pending[k];
+      if (q.conn == p.conn && FdTable::conn_of(g_fd_table.load(q.fd)) == q.conn) first = q.fd;
     }
     if (first < 0) {
-      announced[nannounced++] = i;
       auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, p.conn, g_fork_ts);
       ev.fd = p.fd;
       ev.parent_conn = p.parent_conn;

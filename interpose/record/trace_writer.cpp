@@ -514,7 +514,11 @@ bool TraceWriter::take_parked(WriterCursor& c, uint32_t need, uint8_t** out, uin
     if (v == 0) continue;
     uint8_t* seg = base_ + format::kHeaderSize + (v - 1) * format::kSegmentSize;
     std::atomic_ref<uint64_t> committed(seg_header(seg)->committed);
-    constexpr uint64_t kRoom = format::kSegmentPayload - sizeof(format::ThreadEvent);
+    // As append() will see it: the nested reserve stays free unless the event needs it.
+    const uint64_t limit = need > format::kSegmentPayload - kNestedReserve
+                               ? format::kSegmentPayload
+                               : format::kSegmentPayload - kNestedReserve;
+    const uint64_t kRoom = limit - sizeof(format::ThreadEvent);
     if (committed.load(std::memory_order_acquire) + need > kRoom) continue;
     if (!slot.compare_exchange_strong(v, 0, std::memory_order_acq_rel)) continue;
     // Read again now that it is ours: between the look and the CAS another thread may have
