@@ -413,6 +413,9 @@ bool TraceWriter::ensure_size(uint64_t need, uint64_t ts, DropCause* why) {
   const uint64_t limit = fsize_cap();
   if (target > limit) target = limit;
   if (target < need) {
+    // The program may raise its limit later: asked again after the same interval as a full disk.
+    last_growth_cause_.store(static_cast<int>(DropCause::kFileSizeLimit), std::memory_order_relaxed);
+    retry_after_ns_.store(ts + kGrowthRetryNs, std::memory_order_relaxed);
     *why = DropCause::kFileSizeLimit;
     return false;
   }
@@ -464,6 +467,27 @@ void TraceWriter::release_segment(WriterCursor& c, uint8_t* full) {
 // the cursor's: a signal handler's event that fits there is kept. Only the swap itself, a few
 // instructions, makes nested emits drop (switching).
 bool TraceWriter::start_segment(WriterCursor& c, uint32_t need, uint64_t ts, DropCause* why) {
+  // Past the size cap, or while growth waits after a failure, every event of every thread comes
+  // here: refuse without a syscall when no parked segment could help.
+  if (!hand_off_ || parked_count_.load(std::memory_order_relaxed) == 0) {
+    const uint64_t claimed =
+        std::atomic_ref<uint64_t>(header_->segments_claimed).load(std::memory_order_relaxed);
+    if (claimed >= max_segments_) {
+      *why = DropCause::kSizeCap;
+      return false;
+    }
+    if (format::kHeaderSize + (claimed + 1) * format::kSegmentSize >
+        file_size_.load(std::memory_order_acquire)) {
+      if (fd_.load(std::memory_order_relaxed) < 0) {
+        *why = DropCause::kSizeCap;
+        return false;
+      }
+      if (ts < retry_after_ns_.load(std::memory_order_relaxed)) {
+        *why = static_cast<DropCause>(last_growth_cause_.load(std::memory_order_relaxed));
+        return false;
+      }
+    }
+  }
   // A vfork child runs on our memory with our thread's cursor; it must not take segments.
   if (sys::getpid() != pid_) {
     *why = kNotCounted;
