@@ -177,6 +177,8 @@ struct PendingInherit {
   int fd;
   uint32_t conn;
   uint32_t parent_conn;
+  format::EventKind kind;  // kInherit (fork) or kExecInherit (kept across exec)
+  uint64_t ts;
 };
 constexpr int kMaxPendingInherit = 1024;
 PendingInherit g_pending[kMaxPendingInherit];
@@ -196,12 +198,12 @@ void announce_inherited() {
       if (q.conn == p.conn && FdTable::conn_of(g_fd_table.load(q.fd)) == q.conn) first = q.fd;
     }
     if (first < 0) {
-      auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, p.conn, g_fork_ts);
+      auto ev = new_event<format::InheritEvent>(p.kind, p.conn, p.ts);
       ev.fd = p.fd;
       ev.parent_conn = p.parent_conn;
       g_writer.emit(&ev, sizeof(ev));
     } else {
-      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, p.conn, g_fork_ts);
+      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, p.conn, p.ts);
       ev.oldfd = first;
       ev.newfd = p.fd;
       g_writer.emit(&ev, sizeof(ev));
@@ -243,6 +245,20 @@ bool TraceSink::open_for(const void* head) {
     default:
       return open_trace_file();
   }
+}
+
+void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t parent_conn,
+                   uint64_t ts) {
+  if (g_writer.active()) {
+    auto ev = new_event<format::InheritEvent>(kind, conn, ts);
+    ev.fd = fd;
+    ev.parent_conn = parent_conn;
+    g_writer.emit(&ev, sizeof(ev));
+    return;
+  }
+  // Only the thread that will create the file reads the list, and only after this store: a
+  // process adopting sockets does so at load or in a fork child, single-threaded.
+  if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn, kind, ts};
 }
 
 void note_nested_drop() {
@@ -333,7 +349,9 @@ void on_fork_child() {
       if (nrenamed < 256) renamed[nrenamed++] = {parent_conn, conn, fd};
     }
     g_fd_table.renumber(fd, conn);
-    if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn};
+    if (g_npending < kMaxPendingInherit) {
+      g_pending[g_npending++] = {fd, conn, parent_conn, format::EventKind::kInherit, g_fork_ts};
+    }
   }
 }
 

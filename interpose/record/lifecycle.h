@@ -64,6 +64,12 @@ TraceSink& trace_writer();
 // Creates this process's trace file if nobody has yet (concurrent callers wait, boundedly, for
 // the one creating it). True when the file is open.
 bool open_trace_file();
+// An inherited connection (a fork child's, or a socket kept across exec: kind kInherit or
+// kExecInherit) is announced when the file is created, at the process's first network event, so
+// a process that never uses what it inherited leaves no file. Emits at once if the file exists.
+// Call it single-threaded (load, fork child).
+void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t parent_conn,
+                   uint64_t ts);
 int recorder_pid();
 bool stacks_enabled();
 
