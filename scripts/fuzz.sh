@@ -22,6 +22,12 @@ if [ ! -d "$seeds" ]; then
     truncate -s 90000 "$seeds.tmp/gen_tls.trace"
   mv "$seeds.tmp" "$seeds"
 fi
+# Reports with a known crash that another change fixes: left out until that change is merged.
+if [ -z "${HTTPTRACE_FUZZ_SKIP+set}" ] && [ -f tests/fuzz/known_crashes ]; then
+  HTTPTRACE_FUZZ_SKIP=$(sed 's/#.*//' tests/fuzz/known_crashes | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+  [ -n "$HTTPTRACE_FUZZ_SKIP" ] && echo "fuzz: leaving out (tests/fuzz/known_crashes): $HTTPTRACE_FUZZ_SKIP"
+fi
+export HTTPTRACE_FUZZ_SKIP
 clean=0 status=0
 for bin in $B/fuzz_*; do
   [ -x "$bin" ] || continue
