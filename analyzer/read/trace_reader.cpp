@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -21,26 +23,42 @@ struct KindInfo {
   size_t min_size;
 };
 
-KindInfo kind_info(uint16_t kind) {
-  switch (static_cast<tf::EventKind>(kind)) {
-    case tf::EventKind::kDns: return {"dns", sizeof(tf::DnsEvent)};
-    case tf::EventKind::kSocket: return {"socket", sizeof(tf::SocketEvent)};
-    case tf::EventKind::kConnect: return {"connect", sizeof(tf::ConnectEvent)};
-    case tf::EventKind::kConnectDone: return {"connect_done", sizeof(tf::ConnectDoneEvent)};
-    case tf::EventKind::kData: return {"data", sizeof(tf::DataEvent)};
-    case tf::EventKind::kClose: return {"close", sizeof(tf::CloseEvent)};
-    case tf::EventKind::kDup: return {"dup", sizeof(tf::DupEvent)};
-    case tf::EventKind::kFork: return {"fork", sizeof(tf::ForkEvent)};
-    case tf::EventKind::kInherit: return {"inherit", sizeof(tf::InheritEvent)};
-    case tf::EventKind::kTlsHandshake: return {"tls_handshake", sizeof(tf::TlsHandshakeEvent)};
-    case tf::EventKind::kTlsClose: return {"tls_close", sizeof(tf::TlsCloseEvent)};
-    case tf::EventKind::kExec: return {"exec", sizeof(tf::ExecEvent)};
-    case tf::EventKind::kStack: return {"stack", sizeof(tf::StackEvent)};
-    // Reserved for server-side tracing; no struct yet, so only the header is required.
-    case tf::EventKind::kAccept: return {"accept", sizeof(tf::EventHeader)};
+KindInfo kind_info_slow(uint16_t kind) {
+  using K = tf::EventKind;
+  switch (static_cast<K>(kind)) {
+    case K::kDns: return {"dns", sizeof(tf::DnsEvent)};
+    case K::kSocket: return {"socket", sizeof(tf::SocketEvent)};
+    case K::kConnect: return {"connect", sizeof(tf::ConnectEvent)};
+    case K::kConnectDone: return {"connect_done", sizeof(tf::ConnectDoneEvent)};
+    case K::kData: return {"data", sizeof(tf::DataEvent)};
+    case K::kClose: return {"close", sizeof(tf::CloseEvent)};
+    case K::kDup: return {"dup", sizeof(tf::DupEvent)};
+    case K::kFork: return {"fork", sizeof(tf::ForkEvent)};
+    case K::kInherit: return {"inherit", sizeof(tf::InheritEvent)};
+    case K::kTlsHandshake: return {"tls_handshake", sizeof(tf::TlsHandshakeEvent)};
+    case K::kTlsClose: return {"tls_close", sizeof(tf::TlsCloseEvent)};
+    case K::kExec: return {"exec", sizeof(tf::ExecEvent)};
+    case K::kStack: return {"stack", sizeof(tf::StackEvent)};
+    case K::kAccept: return {"accept", sizeof(tf::AcceptEvent)};
+    case K::kLost: return {"lost", sizeof(tf::LostEvent)};
+    case K::kThread: return {"thread", sizeof(tf::ThreadEvent)};
+    case K::kExecInherit: return {"exec_inherit", sizeof(tf::InheritEvent)};
+    case K::kAddrPath: return {"addr_path", sizeof(tf::AddrPathEvent)};
   }
   return {"?", 0};
 }
+
+// The switch above as a table: it is consulted for every event.
+constexpr uint16_t kKindsKnown = 19;
+struct KindTable {
+  KindInfo info[kKindsKnown];
+  KindTable() {
+    for (uint16_t k = 0; k < kKindsKnown; ++k) info[k] = kind_info_slow(k);
+  }
+};
+const KindTable kKinds;
+
+inline KindInfo kind_info(uint16_t kind) { return kind < kKindsKnown ? kKinds.info[kind] : KindInfo{"?", 0}; }
 
 // Bytes the variable tail of an event needs beyond its fixed struct.
 size_t tail_size(const tf::EventHeader* h) {
@@ -49,20 +67,100 @@ size_t tail_size(const tf::EventHeader* h) {
     case tf::EventKind::kData: return reinterpret_cast<const tf::DataEvent*>(h)->cap_len;
     case tf::EventKind::kExec: return reinterpret_cast<const tf::ExecEvent*>(h)->path_len;
     case tf::EventKind::kStack: return size_t{reinterpret_cast<const tf::StackEvent*>(h)->depth} * 8;
+    case tf::EventKind::kAddrPath: return reinterpret_cast<const tf::AddrPathEvent*>(h)->path_len;
     default: return 0;
   }
 }
 
 bool has_trace_name(const char* name) { return std::strstr(name, ".trace") != nullptr; }
 
+const char* file_type(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+// pread until n bytes or EOF; returns bytes read (short only at EOF or on error).
+size_t read_at(int fd, void* buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, static_cast<char*>(buf) + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return got;
+}
+
+// Reads grow from a small first chunk (most threads of a big process have few events) to 64 KiB.
+constexpr uint32_t kFirstChunk = 1024;
+constexpr uint32_t kMaxChunk = 64 * 1024;
+// An event held back in the window pins every byte read after it; past this it is let go even if
+// it is not the earliest (only a trace with wild timestamps gets here).
+constexpr uint32_t kMaxPinned = 256 * 1024;
+constexpr uint32_t kNoForce = std::numeric_limits<uint32_t>::max();
+
 }  // namespace
 
 size_t event_min_size(uint16_t kind) { return kind_info(kind).min_size; }
 std::string_view event_kind_name(uint16_t kind) { return kind_info(kind).name; }
 
+uint64_t order_time(const tf::EventHeader* h) {
+  auto completion = [h](uint64_t dur) {
+    const uint64_t t = h->ts_ns + dur;
+    return t < h->ts_ns ? std::numeric_limits<uint64_t>::max() : t;
+  };
+  using K = tf::EventKind;
+  switch (static_cast<K>(h->kind)) {
+    case K::kData: {
+      const auto* d = reinterpret_cast<const tf::DataEvent*>(h);
+      return d->dir == uint8_t(tf::Direction::kRecv) ? completion(d->dur_ns) : h->ts_ns;
+    }
+    case K::kDns: return completion(reinterpret_cast<const tf::DnsEvent*>(h)->dur_ns);
+    case K::kConnect: return completion(reinterpret_cast<const tf::ConnectEvent*>(h)->dur_ns);
+    case K::kTlsHandshake: return completion(reinterpret_cast<const tf::TlsHandshakeEvent*>(h)->dur_ns);
+    // AcceptEvent's ts_ns is already when accept() returned (its dur_ns is the time before).
+    default: return h->ts_ns;
+  }
+}
+
+// An event read ahead, waiting in its thread's reorder window.
+struct TraceSet::Pending {
+  uint64_t order;
+  uint64_t file_off;
+  uint64_t uid;
+  uint32_t at;  // offset in the cursor's buffer
+  int32_t tid;
+};
+
+// A loaded cursor: the bytes read from its current segment and the events waiting in its window.
+// The buffer holds, contiguously, every byte from the oldest waiting event to what was read.
+struct TraceSet::Live {
+  std::unique_ptr<uint8_t[]> buf;
+  uint32_t cap = 0, len = 0, parse = 0;  // parse: the next byte to validate
+  uint64_t parse_off = 0;                // file offset of buf[parse]
+  uint64_t read_off = 0;                 // file offset of buf[len]
+  uint64_t seg_end = 0;                  // file offset past the current segment's trusted bytes
+  uint32_t chunk = kFirstChunk;
+  int32_t tid = 0;                       // whose events these are (a ThreadEvent changes it)
+  uint64_t uid = 0;
+  uint64_t last_order = 0;               // of the last event parsed: a StackEvent's place
+  bool done = false;                     // no more events after the window
+  uint32_t force_at = kNoForce;          // buffer offset of an event that must go next
+  Pending win[2 * kWindow];              // sorted by order (stable): [head, tail)
+  uint32_t head = 0, tail = 0;
+
+  size_t waiting() const { return tail - head; }
+};
+
+TraceSet::TraceSet() = default;
+
 TraceSet::~TraceSet() {
-  for (auto& f : files_)
-    if (f.fd >= 0) close(f.fd);
+  for (auto& io : io_)
+    if (io.fd >= 0) close(io.fd);
 }
 
 uint64_t TraceSet::total_bytes() const {
@@ -78,6 +176,13 @@ void TraceSet::warn(std::string msg) {
 }
 
 bool TraceSet::add(const std::string& arg, OpenError& err) {
+  if (max_open_ == 0) {
+    // Half the descriptors the process may still open: the rest are the caller's (output files,
+    // a child's pipes). Files beyond it are closed and reopened as they are read.
+    rlimit rl{};
+    const uint64_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    max_open_ = static_cast<uint32_t>(std::clamp<uint64_t>(soft > 64 ? (soft - 32) / 2 : 8, 8, 4096));
+  }
   struct stat st;
   if (stat(arg.c_str(), &st) != 0) {
     err.message = fmt::format("{}: {}", arg, std::strerror(errno));
@@ -99,7 +204,10 @@ bool TraceSet::add(const std::string& arg, OpenError& err) {
   for (const auto& n : names) {
     std::string path = arg + (arg.ends_with('/') ? "" : "/") + n;
     OpenError e;
-    if (!open_file(path, true, e) && !e.message.empty()) warn(e.message);
+    if (!open_file(path, true, e) && !e.message.empty()) {
+      err = std::move(e);
+      return false;
+    }
   }
   if (files_.size() == before) {
     err.message = fmt::format("{}: no httptrace trace files in this directory", arg);
@@ -108,25 +216,25 @@ bool TraceSet::add(const std::string& arg, OpenError& err) {
   return true;
 }
 
-namespace {
-
-// pread until n bytes or EOF; returns bytes read (short only at EOF or on error).
-size_t read_at(int fd, void* buf, size_t n, uint64_t off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, static_cast<char*>(buf) + got, n - got, static_cast<off_t>(off + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += static_cast<size_t>(r);
+// in_directory: a *.trace* file that is not ours (bad magic, not a regular file) is skipped, with
+// a warning unless it merely is some other kind of file.
+bool TraceSet::open_file(const std::string& path, bool in_directory, OpenError& err) {
+  // The type is checked before open(): opening a FIFO for reading would wait for a writer forever.
+  // O_NONBLOCK covers the race of a FIFO put there between the two.
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    err.message = fmt::format("{}: {}", path, std::strerror(errno));
+    return false;
   }
-  return got;
-}
-
-}  // namespace
-
-// quiet_bad_magic: inside a directory, a *.trace* file that is not ours is skipped silently.
-bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenError& err) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (!S_ISREG(st.st_mode)) {
+    if (in_directory) {
+      warn(fmt::format("{}: {}, not a trace file; skipped", path, file_type(st.st_mode)));
+      return false;
+    }
+    err.message = fmt::format("{}: {}, not a trace file", path, file_type(st.st_mode));
+    return false;
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     err.message = fmt::format("{}: {}", path, std::strerror(errno));
     return false;
@@ -136,14 +244,16 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
     err.message = std::move(msg);
     return false;
   };
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return fail(fmt::format("{}: not a regular file", path));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (in_directory) return fail("");
+    return fail(fmt::format("{}: not a regular file", path));
+  }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   tf::FileHeader h;
   std::memset(&h, 0, sizeof h);
   const size_t got = read_at(fd, &h, sizeof h, 0);
   if (got < sizeof(tf::kMagic) || std::memcmp(h.magic, tf::kMagic, sizeof(tf::kMagic)) != 0)
-    return fail(quiet_bad_magic ? "" : fmt::format("{}: not an httptrace trace (bad magic)", path));
+    return fail(in_directory ? "" : fmt::format("{}: not an httptrace trace (bad magic)", path));
   if (got < sizeof(tf::FileHeader))
     return fail(fmt::format("{}: truncated: {} bytes, the file header alone is {}", path, size,
                             sizeof(tf::FileHeader)));
@@ -154,22 +264,31 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
     return fail(fmt::format("{}: written by a newer httptrace (format version {}, needs a reader of "
                             "version {} or later; this httptrace reads version {}): please upgrade",
                             path, h.version, h.min_reader_version, tf::kVersion));
-  if (h.header_size < sizeof(tf::FileHeader) || h.header_size % 8 != 0 ||
-      h.segment_size <= sizeof(tf::SegmentHeader) || h.segment_size % 8 != 0 ||
-      h.segment_size > (1u << 20))
+  if (h.version < 1)
+    return fail(fmt::format("{}: corrupt header: format version {}", path, h.version));
+  // features was reserved (zero) in version 1.
+  if (h.version >= 2 && (h.features & ~tf::kFeaturesKnown) != 0)
+    return fail(fmt::format("{}: uses format features {:#x} that this httptrace does not know (written "
+                            "by a newer httptrace, format version {}): please upgrade",
+                            path, h.features & ~tf::kFeaturesKnown, h.version));
+  // Segments are whole pages (the writer maps them); 1 MiB is far above any writer's choice.
+  if (h.header_size < sizeof(tf::FileHeader) || h.header_size % 8 != 0 || h.header_size > (1u << 20) ||
+      h.segment_size < 4096 || h.segment_size % 4096 != 0 || h.segment_size > (1u << 20))
     return fail(fmt::format("{}: corrupt header: header_size {} segment_size {}", path, h.header_size,
                             h.segment_size));
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   TraceFile f;
   f.path = path;
-  f.fd = fd;
   f.size = size;
+  f.version = h.version;
+  f.features = h.version >= 2 ? h.features : 0;
   f.pid = h.pid;
   f.ppid = h.ppid;
   f.mono_anchor_ns = h.mono_anchor_ns;
   f.real_anchor_ns = h.real_anchor_ns;
   f.dropped_events = h.dropped_events;
+  if (h.version >= 2)
+    for (int i = 0; i < tf::kDropCauses; ++i) f.dropped_by_cause[i] = h.dropped_by_cause[i];
   f.flags = h.flags;
   f.argc = h.argc;
   f.exe.assign(h.exe, std::min<size_t>(h.exe_len, tf::kExeMax));
@@ -180,28 +299,42 @@ bool TraceSet::open_file(const std::string& path, bool quiet_bad_magic, OpenErro
     f.argv.emplace_back(s, n);
     i += n + 1;
   }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   files_.push_back(std::move(f));
-  segment_size_.push_back(h.segment_size);
-  index_segments(static_cast<uint32_t>(files_.size() - 1), h);
+  FileIo io;
+  io.dev = st.st_dev;
+  io.ino = st.st_ino;
+  io_.push_back(io);
+  const uint32_t fi = static_cast<uint32_t>(files_.size() - 1);
+  index_segments(fi, fd, h);
+  // Keep the descriptor for the reads to come while there is room; otherwise reopen later.
+  if (open_count_ < max_open_) {
+    io_[fi].fd = fd;
+    ++open_count_;
+  } else {
+    close(fd);
+  }
   return true;
 }
 
-void TraceSet::index_segments(uint32_t fi, const tf::FileHeader& h) {
+void TraceSet::index_segments(uint32_t fi, int fd, const tf::FileHeader& h) {
   const TraceFile& f = files_[fi];
   const uint64_t hs = h.header_size, ss = h.segment_size;
+  const bool v2 = h.version >= 2;
   // A file cut short (copied while written, disk full) may end inside the claimed segments. Only
   // data actually lost is worth a warning: a last segment whose committed bytes are all there is
   // fine even if its unused tail is missing.
   const uint64_t n = h.segments_claimed;
   struct Found {
+    uint64_t uid;
     int32_t tid;
     Segment s;
   };
   std::vector<Found> found;
+  tf::SegmentHeader sh;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t off = hs + i * ss;
-    tf::SegmentHeader sh;
-    if (off + sizeof(tf::SegmentHeader) > f.size || read_at(f.fd, &sh, sizeof sh, off) != sizeof sh) {
+    if (off + sizeof(tf::SegmentHeader) > f.size || read_at(fd, &sh, sizeof sh, off) != sizeof sh) {
       warn(fmt::format("{}: file ends at byte {} but {} segments were claimed (truncated, e.g. by a "
                        "crash); reading what is there",
                        f.path, f.size, n));
@@ -209,7 +342,18 @@ void TraceSet::index_segments(uint32_t fi, const tf::FileHeader& h) {
     }
     if (sh.magic != tf::kSegmentMagic) {
       // Zero: claimed but never started. Anything else is damage.
-      if (sh.magic != 0) warn(fmt::format("{}: offset {}: bad segment magic {:#x}; segment skipped", f.path, off, sh.magic));
+      if (sh.magic != 0) {
+        warn(fmt::format("{}: offset {}: bad segment magic {:#x}; segment skipped", f.path, off, sh.magic));
+        continue;
+      }
+      // A sparse file (a header claiming many segments, few of them written) has holes where the
+      // unstarted segments are: jump to the next data instead of reading every hole.
+      const off_t data = lseek(fd, static_cast<off_t>(off + ss), SEEK_DATA);
+      if (data < 0 && errno == ENXIO) break;  // nothing but holes to the end
+      if (data > static_cast<off_t>(off + ss)) {
+        const uint64_t skip = (static_cast<uint64_t>(data) - hs) / ss;
+        if (skip > i + 1) i = skip - 1;
+      }
       continue;
     }
     uint64_t committed = sh.committed;
@@ -224,9 +368,12 @@ void TraceSet::index_segments(uint32_t fi, const tf::FileHeader& h) {
                        f.path, off, f.size));
       end = f.size;
     }
-    found.push_back({sh.tid, {off, sh.thread_seq, end}});
+    found.push_back({v2 && sh.thread_uid ? sh.thread_uid : 0, sh.tid, {off, sh.thread_seq, end}});
   }
+  // One chain per thread: (uid, tid) is the thread in v2 files (a reused tid has a new uid), the
+  // tid alone in v1 (uid 0).
   std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    if (a.uid != b.uid) return a.uid < b.uid;
     if (a.tid != b.tid) return a.tid < b.tid;
     return a.s.thread_seq < b.s.thread_seq;
   });
@@ -235,66 +382,219 @@ void TraceSet::index_segments(uint32_t fi, const tf::FileHeader& h) {
     Cursor c{};
     c.file = fi;
     c.tid = found[i].tid;
+    c.uid = found[i].uid ? found[i].uid : static_cast<uint32_t>(found[i].tid);
+    c.state = State::kUnloaded;
     c.seg_begin = static_cast<uint32_t>(segments_.size());
-    for (; j < found.size() && found[j].tid == found[i].tid; ++j) segments_.push_back(found[j].s);
+    for (; j < found.size() && found[j].uid == found[i].uid && found[j].tid == found[i].tid; ++j)
+      segments_.push_back(found[j].s);
     c.seg_end = static_cast<uint32_t>(segments_.size());
+    c.seg = c.seg_begin;
     cursors_.push_back(std::move(c));
     i = j;
   }
 }
 
-// Reads segment c.seg into the buffer not holding the event handed out last, so that event stays
-// valid until the caller asks for the next one.
-bool TraceSet::load_segment(Cursor& c) {
+// The file's descriptor, reopened if it was closed to stay within max_open_ (the least recently
+// read one is closed to make room). -1 if the file cannot be read any more.
+int TraceSet::fd_for(uint32_t fi) {
+  FileIo& io = io_[fi];
+  io.used = ++io_tick_;
+  if (io.fd >= 0 || io.failed) return io.fd;
+  while (open_count_ >= max_open_) {
+    uint32_t lru = 0;
+    uint64_t best = std::numeric_limits<uint64_t>::max();
+    for (uint32_t i = 0; i < io_.size(); ++i)
+      if (io_[i].fd >= 0 && io_[i].used < best) best = io_[i].used, lru = i;
+    if (best == std::numeric_limits<uint64_t>::max()) break;
+    close(io_[lru].fd);
+    io_[lru].fd = -1;
+    --open_count_;
+  }
+  const std::string& path = files_[fi].path;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_dev) != io.dev ||
+                  uint64_t(st.st_ino) != io.ino)) {
+    close(fd);
+    fd = -1;
+    errno = ESTALE;
+  }
+  if (fd < 0) {
+    warn(fmt::format("{}: cannot reopen ({}); the rest of this file is not read", path,
+                     errno == ESTALE ? "replaced by another file" : std::strerror(errno)));
+    io.failed = true;
+    return -1;
+  }
+  io.fd = fd;
+  ++open_count_;
+  return fd;
+}
+
+size_t TraceSet::read_file(uint32_t fi, void* buf, size_t n, uint64_t off) {
+  const int fd = fd_for(fi);
+  return fd < 0 ? 0 : read_at(fd, buf, n, off);
+}
+
+void TraceSet::begin_segment(Cursor& c) {
+  Live& l = *c.live;
   const Segment& s = segments_[c.seg];
-  const TraceFile& f = files_[c.file];
-  c.which ^= 1;
-  if (!c.bufs[c.which]) c.bufs[c.which] = std::make_unique<uint8_t[]>(segment_size_[c.file]);
-  c.buf = c.bufs[c.which].get();
-  const uint64_t want = s.end - s.offset;
-  const uint64_t got = read_at(f.fd, c.buf, want, s.offset);
-  c.file_off = s.offset;
-  c.pos = sizeof(tf::SegmentHeader);
-  c.end = got;
+  l.len = l.parse;  // unparsed bytes of the previous segment (its stray tail) are dropped
+  l.parse_off = l.read_off = s.offset + sizeof(tf::SegmentHeader);
+  l.seg_end = std::max(s.end, l.read_off);
+  l.tid = c.tid;
+  l.uid = c.uid;
+}
+
+bool TraceSet::ensure(Cursor& c, uint32_t n) {
+  Live& l = *c.live;
+  if (l.len - l.parse >= n) [[likely]] return true;
+  return refill(c, n);
+}
+
+bool TraceSet::refill(Cursor& c, uint32_t n) {
+  Live& l = *c.live;
+  if (l.len - l.parse + (l.seg_end - l.read_off) < n) return false;
+  // Keep only what is still needed: the waiting events and the unparsed bytes.
+  uint32_t keep = l.parse;
+  for (size_t i = l.head; i < l.tail; ++i) keep = std::min(keep, l.win[i].at);
+  if (keep > 0) {
+    std::memmove(l.buf.get(), l.buf.get() + keep, l.len - keep);
+    l.len -= keep;
+    l.parse -= keep;
+    for (size_t i = l.head; i < l.tail; ++i) l.win[i].at -= keep;
+    if (l.force_at != kNoForce) l.force_at -= keep;
+  }
+  if (l.len > kMaxPinned && l.force_at == kNoForce && l.waiting() > 0) {
+    // The oldest waiting event has held the buffer too long: it goes next.
+    uint32_t oldest = l.parse;
+    for (size_t i = l.head; i < l.tail; ++i) oldest = std::min(oldest, l.win[i].at);
+    l.force_at = oldest;
+  }
+  const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(n - (l.len - l.parse), l.chunk), l.seg_end - l.read_off);
+  if (l.len + want > l.cap) {
+    const uint32_t cap = static_cast<uint32_t>(std::max<uint64_t>(l.len + want, std::min<uint64_t>(2ull * l.cap, l.len + kMaxChunk)));
+    auto nb = std::make_unique<uint8_t[]>(cap);
+    if (l.len) std::memcpy(nb.get(), l.buf.get(), l.len);
+    l.buf = std::move(nb);
+    l.cap = cap;
+  }
+  const size_t got = read_file(c.file, l.buf.get() + l.len, want, l.read_off);
+  l.len += static_cast<uint32_t>(got);
+  l.read_off += got;
+  l.chunk = std::min(l.chunk * 2, kMaxChunk);
   if (got < want) {
-    warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", f.path, s.offset + got));
-    if (c.end < c.pos) c.end = c.pos;
+    warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", files_[c.file].path,
+                     l.read_off));
+    l.seg_end = l.read_off;
+    return l.len - l.parse >= n;
   }
   return true;
 }
 
-// Positions c on a valid event at or after c.pos, crossing segment boundaries. Damage ends the
-// segment (the events before it are kept); the thread continues with its next segment.
-bool TraceSet::load_event(Cursor& c) {
+// Validates the event at the parse position and queues it in the window, moving past unknown
+// kinds, damage (the rest of that segment) and segment ends. False when the thread has no more.
+bool TraceSet::parse_one(Cursor& c) {
+  Live& l = *c.live;
   const TraceFile& f = files_[c.file];
   for (;;) {
-    if (c.pos + sizeof(tf::EventHeader) <= c.end) {
-      const auto* h = reinterpret_cast<const tf::EventHeader*>(c.buf + c.pos);
-      const KindInfo ki = kind_info(h->kind);
-      const char* why = nullptr;
-      if (ki.min_size == 0) why = "unknown event kind";
-      else if (h->size % 8 != 0) why = "event size not a multiple of 8";
-      else if (h->size < ki.min_size) why = "event smaller than its kind's record";
-      else if (c.pos + h->size > c.end) why = "event runs past the committed bytes";
-      else if (ki.min_size + tail_size(h) > h->size) why = "string or capture length runs past the event";
-      else if (h->kind == uint16_t(tf::EventKind::kDns) && reinterpret_cast<const tf::DnsEvent*>(h)->naddr > 8)
-        why = "dns address count above 8";
+    const char* why = nullptr;
+    const tf::EventHeader* h = nullptr;
+    if (!ensure(c, sizeof(tf::EventHeader))) {
+      const uint64_t left = l.len - l.parse + (l.seg_end - l.read_off);
+      if (left)
+        warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path,
+                         l.parse_off, left, l.tid));
+    } else {
+      h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);
+      const uint16_t kind = h->kind, size = h->size;
+      const KindInfo ki = kind_info(kind);
+      if (size % 8 != 0) why = "event size not a multiple of 8";
+      else if (size < ki.min_size || size < sizeof(tf::EventHeader)) why = "event smaller than its kind's record";
+      else if (l.parse_off + size > l.seg_end) why = "event runs past the committed bytes";
+      else if (!ensure(c, size)) why = "event cut short by the end of the file";
       if (!why) {
-        c.ts = h->ts_ns;
+        h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);  // ensure() may move it
+        if (ki.min_size == 0) {
+          if (warned_kind_.empty()) warned_kind_.resize(65536);
+          if (!warned_kind_[kind]) {
+            warned_kind_[kind] = true;
+            warn(fmt::format("{}: offset {}: event kind {} is unknown to this httptrace (written by a newer "
+                             "one?); events of this kind are skipped",
+                             f.path, l.parse_off, kind));
+          }
+          l.parse += size;
+          l.parse_off += size;
+          continue;
+        }
+        if (ki.min_size + tail_size(h) > size) why = "string or capture length runs past the event";
+        else if (kind == uint16_t(tf::EventKind::kDns) && reinterpret_cast<const tf::DnsEvent*>(h)->naddr > 8)
+          why = "dns address count above 8";
+      }
+      if (!why) {
+        if (kind == uint16_t(tf::EventKind::kThread)) {
+          const auto* t = reinterpret_cast<const tf::ThreadEvent*>(h);
+          l.tid = t->tid;
+          l.uid = t->thread_uid ? t->thread_uid : static_cast<uint32_t>(t->tid);
+        }
+        const uint64_t order = kind == uint16_t(tf::EventKind::kStack) ? l.last_order : order_time(h);
+        l.last_order = order;
+        // Insert after every waiting event with an order <= this one: in-order input appends.
+        const Pending p{order, l.parse_off, l.uid, l.parse, l.tid};
+        if (l.tail == 2 * kWindow) {
+          std::memmove(l.win, l.win + l.head, (l.tail - l.head) * sizeof(Pending));
+          l.tail -= l.head;
+          l.head = 0;
+        }
+        size_t i = l.tail++;
+        while (i > l.head && l.win[i - 1].order > order) {
+          l.win[i] = l.win[i - 1];
+          --i;
+        }
+        l.win[i] = p;
+        l.parse += size;
+        l.parse_off += size;
         return true;
       }
       warn(fmt::format("{}: offset {}: corrupt event (kind {}, size {}): {}; skipping the rest of "
                        "this segment of thread {}",
-                       f.path, c.file_off + c.pos, h->kind, h->size, why, c.tid));
-    } else if (c.pos != c.end) {
-      warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path,
-                       c.file_off + c.pos, c.end - c.pos, c.tid));
+                       f.path, l.parse_off, kind, size, why, l.tid));
     }
     // Next segment of this thread.
     if (c.seg + 1 >= c.seg_end) return false;
     ++c.seg;
-    load_segment(c);
+    begin_segment(c);
   }
+}
+
+// Tops the window up to kWindow events once it is down to half: parsing in batches keeps the
+// per-event cost low, and at least kWindow / 2 events are always looked ahead.
+void TraceSet::fill(Cursor& c) {
+  Live& l = *c.live;
+  if (l.waiting() >= kWindow / 2) return;
+  while (!l.done && l.waiting() < kWindow && l.force_at == kNoForce)
+    if (!parse_one(c)) l.done = true;
+}
+
+uint64_t TraceSet::key(const Cursor& c) const {
+  const Live& l = *c.live;
+  if (l.force_at != kNoForce)
+    for (size_t i = l.head; i < l.tail; ++i)
+      if (l.win[i].at == l.force_at) return l.win[i].order;
+  return l.win[l.head].order;
+}
+
+bool TraceSet::load(Cursor& c) {
+  c.live = std::make_unique<Live>();
+  c.seg = c.seg_begin;
+  c.state = State::kLive;
+  begin_segment(c);
+  fill(c);
+  if (c.live->waiting() == 0) {
+    c.live.reset();
+    c.state = State::kDone;
+    return false;
+  }
+  return true;
 }
 
 void TraceSet::sift_down(size_t i) {
@@ -315,49 +615,107 @@ void TraceSet::start() {
   mute_ = started_;
   started_ = true;
   consumed_ = 0;
+  owed_ = false;
   heap_.clear();
-  // Cursors were created file by file, each file's threads in tid order: index order is rank.
+  has_earliest_ = false;
+  // Each thread's first window is read once here, for its key (a call written after the calls it
+  // contains may be its earliest event) and the earliest start, then dropped: a thread holds
+  // memory only from when the merge reaches it. Cursors were created file by file, each file's
+  // threads in order: index order is rank.
   for (uint32_t i = 0; i < cursors_.size(); ++i) {
     Cursor& c = cursors_[i];
-    c.seg = c.seg_begin;
-    load_segment(c);
-    if (load_event(c)) heap_.push_back({c.ts, i, i});
+    c.live.reset();
+    c.state = State::kUnloaded;
+    if (!load(c)) continue;
+    c.first_key = key(c);
+    const Live& l = *c.live;
+    for (size_t k = l.head; k < l.tail; ++k) {
+      const uint64_t ts = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.win[k].at)->ts_ns;
+      if (!has_earliest_ || ts < earliest_ts_) earliest_ts_ = ts, earliest_file_ = c.file, has_earliest_ = true;
+    }
+    c.live.reset();
+    c.state = State::kUnloaded;
+    heap_.push_back({c.first_key, i, i});
   }
   for (size_t i = heap_.size(); i-- > 0;) sift_down(i);
 }
 
 bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
-  if (heap_.empty()) return false;
-  const Cursor& c = cursors_[heap_[0].cursor];
-  mono_ns = c.ts;
-  file = c.file;
+  if (!has_earliest_) return false;
+  mono_ns = earliest_ts_;
+  file = earliest_file_;
   return true;
 }
 
-bool TraceSet::next(Event& ev) {
-  if (heap_.empty()) return false;
+void TraceSet::refresh_top() {
   Cursor& c = cursors_[heap_[0].cursor];
-  ev.h = reinterpret_cast<const tf::EventHeader*>(c.buf + c.pos);
-  ev.file = c.file;
-  ev.pid = files_[c.file].pid;
-  ev.tid = c.tid;
-  ev.offset = c.file_off + c.pos;
-  c.pos += ev.h->size;
-  consumed_ += ev.h->size;
-  if (!load_event(c)) {
+  fill(c);
+  if (c.live->waiting() == 0) {
+    c.live.reset();
+    c.state = State::kDone;
     heap_[0] = heap_.back();
     heap_.pop_back();
     if (!heap_.empty()) sift_down(0);
-  } else {
-    heap_[0].ts = c.ts;
-    // Usually the same thread has the next event too: one comparison with the runner-up instead
-    // of a full sift.
-    const size_t n = heap_.size();
-    if (n > 1) {
-      const size_t r = n > 2 && heap_[2] < heap_[1] ? 2 : 1;
-      if (heap_[r] < heap_[0]) sift_down(0);
-    }
+    return;
   }
+  heap_[0].key = key(c);
+  // Usually the same thread has the next event too: one comparison with the runner-up instead of
+  // a full sift.
+  const size_t n = heap_.size();
+  if (n > 1) {
+    const size_t r = n > 2 && heap_[2] < heap_[1] ? 2 : 1;
+    if (heap_[r] < heap_[0]) sift_down(0);
+  }
+}
+
+bool TraceSet::next(Event& ev) {
+  // The event handed out last stays valid until now: only now may its cursor read over it.
+  if (owed_) {
+    owed_ = false;
+    refresh_top();
+  }
+  for (;;) {
+    if (heap_.empty()) return false;
+    Cursor& c = cursors_[heap_[0].cursor];
+    if (c.state == State::kLive) break;
+    // The same first window as in start(): its warnings were given then.
+    const bool mute = mute_;
+    mute_ = true;
+    const bool loaded = load(c);
+    mute_ = mute;
+    if (!loaded) {
+      heap_[0] = heap_.back();
+      heap_.pop_back();
+      if (!heap_.empty()) sift_down(0);
+      continue;
+    }
+    heap_[0].key = key(c);
+    sift_down(0);
+  }
+  Cursor& c = cursors_[heap_[0].cursor];
+  Live& l = *c.live;
+  size_t pick = l.head;
+  if (l.force_at != kNoForce) {
+    for (size_t i = l.head; i < l.tail; ++i)
+      if (l.win[i].at == l.force_at) pick = i;
+    l.force_at = kNoForce;
+  }
+  const Pending p = l.win[pick];
+  if (pick == l.head) {
+    ++l.head;
+  } else {
+    std::memmove(l.win + pick, l.win + pick + 1, (l.tail - pick - 1) * sizeof(Pending));
+    --l.tail;
+  }
+  ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
+  ev.file = c.file;
+  ev.pid = files_[c.file].pid;
+  ev.tid = p.tid;
+  ev.thread_uid = p.uid;
+  ev.order_ns = p.order;
+  ev.offset = p.file_off;
+  consumed_ += ev.h->size;
+  owed_ = true;
   return true;
 }
 

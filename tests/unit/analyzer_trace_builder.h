@@ -82,8 +82,18 @@ class TraceBuilder {
   // Appends raw bytes (possibly a deliberately broken event) to tid's stream.
   void add_raw(int32_t tid, const std::string& bytes) {
     auto& segs = threads_[tid];
-    if (segs.empty() || segs.back().size() + bytes.size() > payload()) segs.emplace_back();
+    if (segs.empty() || segs.back().size() + bytes.size() > payload() || break_[tid]) segs.emplace_back();
+    break_[tid] = false;
     segs.back() += bytes;
+  }
+  // The next event of this stream starts a new segment.
+  void new_segment(int32_t tid) { break_[tid] = true; }
+
+  // The tid argument of every method names a stream of segments. By default its segment headers
+  // carry that tid and thread_uid = tid; here a stream gets another thread's identity (two streams
+  // with one tid and different uids are a reused tid), and its first thread_seq.
+  void set_thread(int32_t stream, int32_t tid, uint64_t uid, uint64_t first_seq = 0) {
+    ident_[stream] = {tid, uid, first_seq};
   }
 
   static tf::EventHeader head(tf::EventKind kind, uint32_t conn, uint64_t ts) {
@@ -187,6 +197,48 @@ class TraceBuilder {
     add(tid, e);
   }
 
+  // v2 records.
+  void lost(int32_t tid, uint64_t ts, uint64_t count, tf::DropCause cause) {
+    tf::LostEvent e{};
+    e.h = head(tf::EventKind::kLost, 0, ts);
+    e.count = count;
+    e.cause = uint8_t(cause);
+    add(tid, e);
+  }
+  // The rest of this stream's current segment belongs to new_tid / new_uid.
+  void handoff(int32_t tid, uint64_t ts, int32_t new_tid, uint64_t new_uid, uint64_t seq = 0) {
+    tf::ThreadEvent e{};
+    e.h = head(tf::EventKind::kThread, 0, ts);
+    e.tid = new_tid;
+    e.thread_uid = new_uid;
+    e.thread_seq = seq;
+    add(tid, e);
+  }
+  void accept(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, int32_t listen_fd, tf::Addr peer, uint64_t dur) {
+    tf::AcceptEvent e{};
+    e.h = head(tf::EventKind::kAccept, conn, ts);
+    e.dur_ns = dur;
+    e.fd = fd;
+    e.listen_fd = listen_fd;
+    e.peer = peer;
+    e.local = ipv4("127.0.0.1", 8080);
+    add(tid, e);
+  }
+  void addr_path(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, uint8_t which, std::string_view path) {
+    tf::AddrPathEvent e{};
+    e.h = head(tf::EventKind::kAddrPath, conn, ts);
+    e.fd = fd;
+    e.which = which;
+    e.path_len = static_cast<uint16_t>(path.size());
+    add(tid, e, path);
+  }
+  void stack(int32_t tid, uint64_t ts, const std::vector<uint64_t>& addrs) {
+    tf::StackEvent e{};
+    e.h = head(tf::EventKind::kStack, 0, ts);
+    e.depth = static_cast<uint32_t>(addrs.size());
+    add(tid, e, std::string_view(reinterpret_cast<const char*>(addrs.data()), addrs.size() * 8));
+  }
+
   // Adds a claimed-but-unstarted segment (magic 0), as a writer leaves when a thread claims one
   // and is killed before starting it.
   void add_unstarted_segment() { ++unstarted_; }
@@ -210,8 +262,14 @@ class TraceBuilder {
       tf::SegmentHeader sh{};
       sh.magic = tf::kSegmentMagic;
       sh.tid = tid;
+      sh.thread_uid = static_cast<uint32_t>(tid);
       sh.committed = payload.size();
       sh.thread_seq = i;
+      if (auto it = ident_.find(tid); it != ident_.end()) {
+        sh.tid = it->second.tid;
+        sh.thread_uid = it->second.uid;
+        sh.thread_seq = it->second.first_seq + i;
+      }
       std::memcpy(out.data() + off, &sh, sizeof sh);
       std::memcpy(out.data() + off + sizeof sh, payload.data(), payload.size());
       off += h.segment_size;
@@ -238,6 +296,12 @@ class TraceBuilder {
  private:
   tf::FileHeader hdr_;
   std::map<int32_t, std::vector<std::string>> threads_;
+  std::map<int32_t, bool> break_;
+  struct Ident {
+    int32_t tid;
+    uint64_t uid, first_seq;
+  };
+  std::map<int32_t, Ident> ident_;
   uint32_t lookups_ = 0;
   size_t unstarted_ = 0;
 };
