@@ -247,6 +247,16 @@ bool TraceSink::open_for(const void* head) {
   }
 }
 
+bool TraceSink::deferred(const void* head, size_t head_len) {
+  format::InheritEvent ev;
+  if (head_len < sizeof(ev)) return false;
+  memcpy(&ev, head, sizeof(ev));
+  const auto kind = static_cast<format::EventKind>(ev.h.kind);
+  if (kind != format::EventKind::kInherit && kind != format::EventKind::kExecInherit) return false;
+  defer_inherit(kind, ev.fd, ev.h.conn, ev.parent_conn, ev.h.ts_ns);
+  return true;
+}
+
 void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t parent_conn,
                    uint64_t ts) {
   if (g_writer.active()) {

@@ -42,8 +42,12 @@ RecorderState recorder_state();
 class TraceSink {
  public:
   explicit TraceSink(TraceWriter& w) : w_(w) {}
+  // An InheritEvent (fork or exec) before the file exists is kept for when it is created.
   bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0) {
-    if (!w_.active() && !open_for(head)) return false;
+    if (!w_.active()) {
+      if (deferred(head, head_len)) return true;
+      if (!open_for(head)) return false;
+    }
     return w_.emit(head, head_len, tail, tail_len);
   }
   bool active() const { return w_.active(); }
@@ -57,6 +61,7 @@ class TraceSink {
 
  private:
   static bool open_for(const void* head);
+  static bool deferred(const void* head, size_t head_len);
   TraceWriter& w_;
 };
 
