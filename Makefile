@@ -5,6 +5,8 @@
 #   make test       unit + integration tests (installs missing Debian packages first)
 #   make bench      micro-benchmarks and the side-by-side overhead comparison
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make fuzz       FUZZ_S=60: every libFuzzer target (tests/fuzz/fuzz_*.cpp) for FUZZ_S seconds
+#   make asan       the unit tests built with AddressSanitizer + UBSan (build-asan/)
 #
 # Source conventions the rules below rely on:
 #   interpose/hooks/*.cpp  the interposed (exported) wrappers: only in libhttptrace.so
@@ -56,7 +58,7 @@ CLIENTS   := $(patsubst tests/clients/%.cpp,$(BUILD)/tests/%,$(CLIENT_SRC))
 BENCHES   := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_TOOLS := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_TOOL_SRC))
 
-.PHONY: all deps demo test unit integration bench install clean
+.PHONY: all deps demo test unit integration bench install clean fuzz fuzz-build asan
 .DEFAULT_GOAL := all
 
 all: deps-check $(LIB) $(CLI)
@@ -146,12 +148,61 @@ $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind
 
+# Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
+# normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
+# sources built with ASan + UBSan (float casts included: gcc leaves them out of "undefined").
+FUZZ_BUILD := build-fuzz
+ASAN_BUILD := build-asan
+FUZZ_CXX   ?= clang++
+FUZZ_S     ?= 60
+SAN        := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g $(SAN)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.cpp)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+fuzzobj = $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(1))
+asanobj = $(patsubst %.cpp,$(ASAN_BUILD)/obj/%.o,$(1))
+
+$(FUZZ_BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(SAN_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(call fuzzobj,$(ANALYZER_SRC))
+	$(FUZZ_CXX) $(SAN) -fsanitize=fuzzer -o $@ $^ -lfmt -lpthread
+
+$(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -O1 -I. -o $@ $<
+
+$(ASAN_BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(SAN_FLAGS) -c $< -o $@
+
+$(ASAN_BUILD)/pic/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(SAN_FLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
+
+$(ASAN_BUILD)/unit_analyzer: $(call asanobj,$(UNIT_A_SRC) $(ANALYZER_SRC))
+	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
+
+$(ASAN_BUILD)/unit_interpose: $(call asanobj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
+	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind
+
+FUZZ_DEPS := $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds $(BUILD)/bench/gen_trace
+ASAN_DEPS := $(ASAN_BUILD)/unit_analyzer $(ASAN_BUILD)/unit_interpose
+# Pattern-rule prerequisites are intermediate files to make: keep them for the next build.
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(ASAN_BUILD)/obj/%.o $(ASAN_BUILD)/pic/%.o
+fuzz-build: $(FUZZ_DEPS)
+fuzz: deps-check
+	@$(MAKE) -j$(JOBS) --no-print-directory $(FUZZ_DEPS)
+	@scripts/fuzz.sh $(FUZZ_S)
+asan: deps-check $(ASAN_DEPS)
+
 unit: all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer
 integration: all $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS)
 
 test:
 	@scripts/install-deps.sh --test
-	@$(MAKE) -j$(JOBS) --no-print-directory all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS) $(BENCHES) $(BENCH_TOOLS)
+	@$(MAKE) -j$(JOBS) --no-print-directory all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS) $(BENCHES) $(BENCH_TOOLS) $(FUZZ_DEPS) $(ASAN_DEPS)
 	@scripts/run-tests.sh
 
 demo:
@@ -171,6 +222,6 @@ install: all
 	install -m 0644 docs/httptrace.1 $(DESTDIR)$(PREFIX)/share/man/man1/httptrace.1
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)

@@ -1,10 +1,12 @@
 #include "analyzer/analysis.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -14,6 +16,13 @@
 namespace httptrace::analyzer {
 
 bool open_traces(const std::vector<std::string>& paths, TraceSet& traces) {
+  // A process tree can leave more trace files than the default soft limit of descriptors; the
+  // reader reopens what does not fit, but fewer reopenings is faster.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   traces.set_echo_warnings(true);
   for (const auto& p : paths) {
     OpenError err;
@@ -65,17 +74,63 @@ bool AtomicOutput::open(const std::string& path) {
     return true;
   }
   path_ = path;
-  tmp_ = path + ".tmp.XXXXXX";
+  auto fail = [&](int err) {
+    error_ = fmt::format("{}: cannot write: {}", path, std::strerror(err));
+    return false;
+  };
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return fail(errno);
+    return open_replacing(path, nullptr);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    if (stat(path.c_str(), &st) != 0) {
+      if (errno != ENOENT) return fail(errno);
+      return open_through(path, O_CREAT | O_TRUNC);  // dangling: create the target, as `>` would
+    }
+    if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? fail(EISDIR) : open_through(path, 0);
+    char* real = realpath(path.c_str(), nullptr);
+    if (!real) return fail(errno);
+    std::string target = real;
+    std::free(real);
+    return open_replacing(target, &st);
+  }
+  if (S_ISDIR(st.st_mode)) return fail(EISDIR);
+  if (!S_ISREG(st.st_mode)) return open_through(path, 0);
+  return open_replacing(path, &st);
+}
+
+bool AtomicOutput::open_through(const std::string& path, int flags) {
+  // No O_NONBLOCK: a FIFO waits for its reader, as the shell's `>` does.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | flags, 0600);
+  if (fd < 0 || !(f_ = fdopen(fd, "w"))) {
+    error_ = fmt::format("{}: cannot write: {}", path, std::strerror(errno));
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  through_ = true;
+  return true;
+}
+
+bool AtomicOutput::open_replacing(const std::string& target, const struct stat* existing) {
+  target_ = target;
+  tmp_ = target + ".tmp.XXXXXX";
+  // mkostemp creates the file 0600, less the umask.
   int fd = mkostemp(tmp_.data(), O_CLOEXEC);
   if (fd < 0) {
-    error_ = fmt::format("{}: cannot write: {}", path, std::strerror(errno));
+    error_ = fmt::format("{}: cannot write: {}", path_, std::strerror(errno));
     tmp_.clear();
     return false;
   }
-  fchmod(fd, 0644);
+  if (existing) {
+    if (fchown(fd, existing->st_uid, existing->st_gid) != 0) {
+      // Not ours to give away: the file becomes ours, with its old mode.
+    }
+    fchmod(fd, existing->st_mode & 07777);
+  }
   f_ = fdopen(fd, "w");
   if (!f_) {
-    error_ = fmt::format("{}: cannot write: {}", path, std::strerror(errno));
+    error_ = fmt::format("{}: cannot write: {}", path_, std::strerror(errno));
     close(fd);
     unlink(tmp_.c_str());
     tmp_.clear();
@@ -91,11 +146,20 @@ bool AtomicOutput::commit() {
     return ok;
   }
   if (!f_) return false;
+  if (through_) {
+    bool ok = std::fflush(f_) == 0 && !std::ferror(f_);
+    int err = errno;
+    ok = std::fclose(f_) == 0 && ok;
+    if (!ok && err == 0) err = errno;
+    f_ = nullptr;
+    if (!ok) error_ = fmt::format("{}: write failed: {}", path_, std::strerror(err));
+    return ok;
+  }
   bool ok = std::fflush(f_) == 0 && !std::ferror(f_) && fsync(fileno(f_)) == 0;
   int err = errno;
   ok = (std::fclose(f_) == 0) && ok;
   f_ = nullptr;
-  if (ok && rename(tmp_.c_str(), path_.c_str()) != 0) {
+  if (ok && rename(tmp_.c_str(), target_.c_str()) != 0) {
     ok = false;
     err = errno;
   }
@@ -110,7 +174,7 @@ bool AtomicOutput::commit() {
 void AtomicOutput::abandon() {
   if (f_ && !is_stdout_) {
     std::fclose(f_);
-    unlink(tmp_.c_str());
+    if (!through_) unlink(tmp_.c_str());
   }
   f_ = nullptr;
   tmp_.clear();

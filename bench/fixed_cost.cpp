@@ -1,6 +1,9 @@
 // What the recorder costs a process once, side by side in one run (rounds rotate the order):
 //
-//   build/bench/fixed_cost [--rounds N] build/libhttptrace.so
+//   build/bench/fixed_cost [--rounds N] [--dir DIR] build/libhttptrace.so
+//
+// The trace files go to a fresh directory under DIR (default /tmp): the file system matters,
+// creating an inode is the largest single cost (ext4 on a busy /tmp: ~0.1 ms).
 //
 //   first-call   a program with a second thread already running times its first network call
 //                (getaddrinfo("localhost")): our trace file is created inside it. Traced minus
@@ -169,19 +172,24 @@ int main(int argc, char** argv) {
   if (argc >= 2 && strcmp(argv[1], "child-first-call") == 0) return child_first_call();
   if (argc >= 3 && strcmp(argv[1], "child-request") == 0) return child_request(atoi(argv[2]));
   int rounds = 30;
+  std::string base = "/tmp";
   int a = 1;
-  if (argc > 2 && strcmp(argv[1], "--rounds") == 0) {
-    rounds = atoi(argv[2]);
-    a = 3;
+  for (; a + 1 < argc && argv[a][0] == '-'; a += 2) {
+    if (strcmp(argv[a], "--rounds") == 0) rounds = atoi(argv[a + 1]);
+    if (strcmp(argv[a], "--dir") == 0) base = argv[a + 1];
   }
   if (a >= argc) {
-    fprintf(stderr, "usage: fixed_cost [--rounds N] LIBHTTPTRACE\n");
+    fprintf(stderr, "usage: fixed_cost [--rounds N] [--dir DIR] LIBHTTPTRACE\n");
     return 2;
   }
   const std::string lib = std::filesystem::absolute(argv[a]).string();
   const std::string self = std::filesystem::canonical("/proc/self/exe").string();
-  char tmpl[] = "/tmp/httptrace-fixed-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  std::string tmpl_s = base + "/httptrace-fixed-XXXXXX";
+  if (mkdtemp(tmpl_s.data()) == nullptr) {
+    perror("fixed_cost: mkdtemp");
+    return 1;
+  }
+  const std::string dir = tmpl_s;
   int port = 0;
   if (start_server(&port) != 0) return 1;
 
@@ -205,8 +213,8 @@ int main(int argc, char** argv) {
       w[v] = o.wall_ns / 1e3;
       c[v] = o.cpu_ns / 1e3;
     }
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directory(dir);
+    // Files are kept until the end, as a user's would be: ext4 makes the creation of an inode
+    // right after a deletion much dearer (it scans for one not recently freed).
     if (r < 2) continue;
     for (int k = 0; k < 2; ++k) first[k].push_back(f[k]);
     first_diff.push_back(f[1] - f[0]);
@@ -223,6 +231,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   double load[3];
   getloadavg(load, 3);
+  printf("fixed_cost: traces in %s\n", base.c_str());
   printf("fixed_cost: %d rounds, load average %.2f %.2f %.2f\n", rounds, load[0], load[1], load[2]);
   printf("first network call with a 2nd thread running (getaddrinfo localhost), median us:\n");
   printf("  untraced %.0f  traced %.0f  per-round difference %+.0f us\n", median(first[0]),

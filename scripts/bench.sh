@@ -3,7 +3,7 @@
 # comparison against strace/ltrace/bpftrace, resident memory, and the analyzer on 10M events.
 # bench/RESULTS.md explains the numbers and records one sitting.
 #
-#   scripts/bench.sh [PART...]     PART: micro hooks instr side memory analyzer (default: all)
+#   scripts/bench.sh [PART...]     PART: micro hooks instr fixed side memory analyzer (default: all)
 #   scripts/bench.sh --smoke       every bench binary once, minimal time; for the test runner
 #
 # Environment:
@@ -572,6 +572,17 @@ analyzer() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# fixed: what the recorder costs a process once (bench/fixed_cost.cpp): the first network call of
+# a program with a second thread, and a whole one-request process, untraced / preloaded but
+# disabled / traced, side by side in one run.
+fixed() {
+  section "fixed cost per process (bench/fixed_cost)"
+  local rounds=30
+  [ "$QUICK" = 1 ] && rounds=10
+  "$B/fixed_cost" --rounds "$rounds" "$LIB" | tee "$OUT/fixed_cost.txt"
+}
+
+# ---------------------------------------------------------------------------------------------
 # smoke: proves every bench binary still runs; seconds, not minutes.
 smoke() {
   local fail=0 b
@@ -615,6 +626,7 @@ smoke() {
     say "FAIL gen_trace"; fail=1
   fi
   if "$B/mem_probe" threads 20 >/dev/null; then say "ok   mem_probe"; else say "FAIL mem_probe"; fail=1; fi
+  if "$B/fixed_cost" --rounds 1 "$LIB" >/dev/null; then say "ok   fixed_cost"; else say "FAIL fixed_cost"; fail=1; fi
   if "$B/hook_cost" 100 >/dev/null && "$B/hook_cost" --time 100 >/dev/null; then
     say "ok   hook_cost"
   else
@@ -629,13 +641,13 @@ if [ "${1:-}" = --smoke ]; then
   exit $?
 fi
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(micro hooks instr side memory analyzer)
+[ ${#parts[@]} -eq 0 ] && parts=(micro hooks instr fixed side memory analyzer)
 machine
 start=$SECONDS
 for p in "${parts[@]}"; do
   case $p in
-    micro | hooks | instr | side | memory | analyzer) "$p" ;;
-    *) echo "usage: $0 [--smoke] [micro|hooks|instr|side|memory|analyzer]..." >&2; exit 2 ;;
+    micro | hooks | instr | fixed | side | memory | analyzer) "$p" ;;
+    *) echo "usage: $0 [--smoke] [micro|hooks|instr|fixed|side|memory|analyzer]..." >&2; exit 2 ;;
   esac
 done
 say ""

@@ -18,9 +18,15 @@ run() {
   if [ "$rc" -ne 0 ]; then status=1; [ -z "$f" ] && failed=$((failed + 1)); fi
   rm -f "$log"
 }
-for t in build/unit_interpose build/unit_analyzer build/integration_tests; do
-  [ -x "$t" ] && run "$(basename "$t")" "$t"
+# build-asan/: the same unit tests under AddressSanitizer + UBSan (make asan).
+for t in build/unit_interpose build/unit_analyzer build/integration_tests build-asan/unit_interpose \
+         build-asan/unit_analyzer; do
+  [ -x "$t" ] && run "${t#build/}" "$t"
 done
+# A few seconds of each libFuzzer target (make fuzz runs them longer).
+if [ -x build-fuzz/fuzz_reader ]; then
+  run fuzz-smoke scripts/fuzz.sh --smoke
+fi
 if [ -x scripts/bench.sh ]; then
   run bench-smoke scripts/bench.sh --smoke
 fi

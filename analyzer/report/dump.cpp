@@ -28,6 +28,35 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
+// A result or error field: an errno name for -4095..-1 (the kernel's error range), else the
+// number itself; a damaged trace may hold any value, and negating INT64_MIN is undefined.
+std::string result_text(int64_t r) {
+  if (r < 0 && r >= -4095) return errno_name(static_cast<int>(-r));
+  return std::to_string(r);
+}
+std::string error_text(int32_t e) {
+  if (e == 0) return "0";
+  if (e > 0 && e <= 4095) return errno_name(e);
+  return std::to_string(e);
+}
+
+const char* drop_cause_name(size_t cause) {
+  switch (static_cast<tf::DropCause>(cause)) {
+    case tf::DropCause::kSizeCap: return "size_cap";
+    case tf::DropCause::kDiskFull: return "disk_full";
+    case tf::DropCause::kFileSizeLimit: return "file_size_limit";
+    case tf::DropCause::kTooLarge: return "too_large";
+    case tf::DropCause::kNested: return "nested";
+    case tf::DropCause::kTruncated: return "truncated";
+  }
+  return nullptr;
+}
+
+std::string drop_cause_text(size_t cause) {
+  const char* n = drop_cause_name(cause);
+  return n ? n : fmt::format("cause{}", cause);
+}
+
 std::string fields(const Event& ev) {
   using K = tf::EventKind;
   switch (ev.kind()) {
@@ -46,19 +75,19 @@ std::string fields(const Event& ev) {
     case K::kConnect: {
       const auto& d = ev.as<tf::ConnectEvent>();
       return fmt::format("fd={} dur={} error={} peer={} local={}", d.fd, d.dur_ns,
-                         d.error ? errno_name(d.error) : "0", format_addr(d.peer, true),
+                         error_text(d.error), format_addr(d.peer, true),
                          d.local.family ? format_addr(d.local, true) : "-");
     }
     case K::kConnectDone: {
       const auto& d = ev.as<tf::ConnectDoneEvent>();
-      return fmt::format("fd={} error={} how={} local={}", d.fd, d.error ? errno_name(d.error) : "0", d.how,
+      return fmt::format("fd={} error={} how={} local={}", d.fd, error_text(d.error), d.how,
                          d.local.family ? format_addr(d.local, true) : "-");
     }
     case K::kData: {
       const auto& d = ev.as<tf::DataEvent>();
       std::string s = fmt::format("fd={} {} call={} result={} dur={} flags={:#x}", d.fd,
                                   d.dir == uint8_t(tf::Direction::kSend) ? "send" : "recv", d.call,
-                                  d.result < 0 ? errno_name(int(-d.result)) : std::to_string(d.result), d.dur_ns,
+                                  result_text(d.result), d.dur_ns,
                                   d.flags);
       if (d.cap_len)
         s += fmt::format(" capture={}:{}", d.capture_kind,
@@ -67,7 +96,7 @@ std::string fields(const Event& ev) {
     }
     case K::kClose: {
       const auto& d = ev.as<tf::CloseEvent>();
-      return fmt::format("fd={} error={} how={}", d.fd, d.error ? errno_name(d.error) : "0", d.how);
+      return fmt::format("fd={} error={} how={}", d.fd, error_text(d.error), d.how);
     }
     case K::kDup: {
       const auto& d = ev.as<tf::DupEvent>();
@@ -77,7 +106,8 @@ std::string fields(const Event& ev) {
       const auto& d = ev.as<tf::ForkEvent>();
       return fmt::format("child={} how={}", d.child_pid, d.how);
     }
-    case K::kInherit: {
+    case K::kInherit:
+    case K::kExecInherit: {
       const auto& d = ev.as<tf::InheritEvent>();
       return fmt::format("fd={} parent_conn={}", d.fd, d.parent_conn);
     }
@@ -107,7 +137,25 @@ std::string fields(const Event& ev) {
       }
       return s;
     }
-    case K::kAccept: return "";
+    case K::kAccept: {
+      const auto& d = ev.as<tf::AcceptEvent>();
+      return fmt::format("fd={} listen_fd={} dur={} peer={} local={}", d.fd, d.listen_fd, d.dur_ns,
+                         d.peer.family ? format_addr(d.peer, true) : "-",
+                         d.local.family ? format_addr(d.local, true) : "-");
+    }
+    case K::kLost: {
+      const auto& d = ev.as<tf::LostEvent>();
+      return fmt::format("count={} cause={}", d.count, drop_cause_text(d.cause));
+    }
+    case K::kThread: {
+      const auto& d = ev.as<tf::ThreadEvent>();
+      return fmt::format("tid={} uid={} seq={}", d.tid, d.thread_uid, d.thread_seq);
+    }
+    case K::kAddrPath: {
+      const auto& d = ev.as<tf::AddrPathEvent>();
+      return fmt::format("fd={} {} path={}", d.fd, d.which == 0 ? "peer" : d.which == 1 ? "local" : "which?",
+                         quoted({reinterpret_cast<const char*>(ev.tail<tf::AddrPathEvent>()), d.path_len}));
+    }
   }
   return "";
 }
@@ -118,13 +166,25 @@ void write_dump(TraceSet& traces, std::FILE* out) {
   for (const auto& f : traces.files()) {
     std::string argv;
     for (const auto& a : f.argv) argv += (argv.empty() ? "" : " ") + a;
-    fmt::print(out, "# {} pid={} ppid={} exe={} argv={} dropped={} mono_anchor={} real_anchor={}\n", f.path, f.pid,
-               f.ppid, quoted(f.exe), quoted(argv), f.dropped_events, f.mono_anchor_ns, f.real_anchor_ns);
+    std::string causes;
+    for (size_t i = 0; i < f.dropped_by_cause.size(); ++i)
+      if (f.dropped_by_cause[i])
+        causes += fmt::format("{}{}:{}", causes.empty() ? " dropped_by_cause=" : ",", drop_cause_text(i),
+                              f.dropped_by_cause[i]);
+    fmt::print(out, "# {} version={} pid={} ppid={} exe={} argv={} dropped={}{} mono_anchor={} real_anchor={}\n",
+               quoted(f.path), f.version, f.pid, f.ppid, quoted(f.exe), quoted(argv), f.dropped_events, causes,
+               f.mono_anchor_ns, f.real_anchor_ns);
   }
+  // The order time is shown where it differs from the start (reads, completions): it is what the
+  // stream is sorted by. uid= where the thread's id is more than its tid (v2).
   Event ev;
-  while (traces.next(ev))
-    fmt::print(out, "{} {} {} {} conn={} {}\n", ev.pid, ev.tid, ev.h->ts_ns, event_kind_name(ev.h->kind),
-               ev.h->conn, fields(ev));
+  while (traces.next(ev)) {
+    std::string extra;
+    if (ev.order_ns != ev.h->ts_ns) extra += fmt::format(" order={}", ev.order_ns);
+    if (ev.thread_uid != uint64_t(uint32_t(ev.tid))) extra += fmt::format(" uid={}", ev.thread_uid);
+    fmt::print(out, "{} {} {} {} conn={} {}{}\n", ev.pid, ev.tid, ev.h->ts_ns, event_kind_name(ev.h->kind),
+               ev.h->conn, fields(ev), extra);
+  }
 }
 
 int cmd_dump(const Args& args) {

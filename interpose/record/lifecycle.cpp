@@ -177,6 +177,8 @@ struct PendingInherit {
   int fd;
   uint32_t conn;
   uint32_t parent_conn;
+  format::EventKind kind;  // kInherit (fork) or kExecInherit (kept across exec)
+  uint64_t ts;
 };
 constexpr int kMaxPendingInherit = 1024;
 PendingInherit g_pending[kMaxPendingInherit];
@@ -186,23 +188,22 @@ uint64_t g_fork_ts = 0;
 void announce_inherited() {
   // The first descriptor of a connection still open gets the InheritEvent, later ones a DupEvent
   // naming it (the parent's first one may have been closed in the child since).
-  int announced[kMaxPendingInherit];
-  int nannounced = 0;
   for (int i = 0; i < g_npending; ++i) {
     const PendingInherit& p = g_pending[i];
     if (FdTable::conn_of(g_fd_table.load(p.fd)) != p.conn) continue;  // closed since
+    // The connection's first descriptor still open, if an earlier entry had it.
     int first = -1;
-    for (int k = 0; k < nannounced && first < 0; ++k) {
-      if (g_pending[announced[k]].conn == p.conn) first = g_pending[announced[k]].fd;
+    for (int k = 0; k < i && first < 0; ++k) {
+      const PendingInherit& q = g_pending[k];
+      if (q.conn == p.conn && FdTable::conn_of(g_fd_table.load(q.fd)) == q.conn) first = q.fd;
     }
     if (first < 0) {
-      announced[nannounced++] = i;
-      auto ev = new_event<format::InheritEvent>(format::EventKind::kInherit, p.conn, g_fork_ts);
+      auto ev = new_event<format::InheritEvent>(p.kind, p.conn, p.ts);
       ev.fd = p.fd;
       ev.parent_conn = p.parent_conn;
       g_writer.emit(&ev, sizeof(ev));
     } else {
-      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, p.conn, g_fork_ts);
+      auto ev = new_event<format::DupEvent>(format::EventKind::kDup, p.conn, p.ts);
       ev.oldfd = first;
       ev.newfd = p.fd;
       g_writer.emit(&ev, sizeof(ev));
@@ -244,6 +245,30 @@ bool TraceSink::open_for(const void* head) {
     default:
       return open_trace_file();
   }
+}
+
+bool TraceSink::deferred(const void* head, size_t head_len) {
+  format::InheritEvent ev;
+  if (head_len < sizeof(ev)) return false;
+  memcpy(&ev, head, sizeof(ev));
+  const auto kind = static_cast<format::EventKind>(ev.h.kind);
+  if (kind != format::EventKind::kInherit && kind != format::EventKind::kExecInherit) return false;
+  defer_inherit(kind, ev.fd, ev.h.conn, ev.parent_conn, ev.h.ts_ns);
+  return true;
+}
+
+void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t parent_conn,
+                   uint64_t ts) {
+  if (g_writer.active()) {
+    auto ev = new_event<format::InheritEvent>(kind, conn, ts);
+    ev.fd = fd;
+    ev.parent_conn = parent_conn;
+    g_writer.emit(&ev, sizeof(ev));
+    return;
+  }
+  // Only the thread that will create the file reads the list, and only after this store: a
+  // process adopting sockets does so at load or in a fork child, single-threaded.
+  if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn, kind, ts};
 }
 
 void note_nested_drop() {
@@ -334,7 +359,9 @@ void on_fork_child() {
       if (nrenamed < 256) renamed[nrenamed++] = {parent_conn, conn, fd};
     }
     g_fd_table.renumber(fd, conn);
-    if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn};
+    if (g_npending < kMaxPendingInherit) {
+      g_pending[g_npending++] = {fd, conn, parent_conn, format::EventKind::kInherit, g_fork_ts};
+    }
   }
 }
 

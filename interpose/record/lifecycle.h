@@ -42,8 +42,12 @@ RecorderState recorder_state();
 class TraceSink {
  public:
   explicit TraceSink(TraceWriter& w) : w_(w) {}
+  // An InheritEvent (fork or exec) before the file exists is kept for when it is created.
   bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0) {
-    if (!w_.active() && !open_for(head)) return false;
+    if (!w_.active()) {
+      if (deferred(head, head_len)) return true;
+      if (!open_for(head)) return false;
+    }
     return w_.emit(head, head_len, tail, tail_len);
   }
   bool active() const { return w_.active(); }
@@ -57,6 +61,7 @@ class TraceSink {
 
  private:
   static bool open_for(const void* head);
+  static bool deferred(const void* head, size_t head_len);
   TraceWriter& w_;
 };
 
@@ -64,6 +69,12 @@ TraceSink& trace_writer();
 // Creates this process's trace file if nobody has yet (concurrent callers wait, boundedly, for
 // the one creating it). True when the file is open.
 bool open_trace_file();
+// An inherited connection (a fork child's, or a socket kept across exec: kind kInherit or
+// kExecInherit) is announced when the file is created, at the process's first network event, so
+// a process that never uses what it inherited leaves no file. Emits at once if the file exists.
+// Call it single-threaded (load, fork child).
+void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t parent_conn,
+                   uint64_t ts);
 int recorder_pid();
 bool stacks_enabled();
 

@@ -290,3 +290,28 @@ TEST(ReaderDamage, SkippingADamagedSegmentNeverOverwritesTheEventHandedOut) {
 
 }  // namespace
 }  // namespace httptrace::testing
+
+namespace httptrace::testing {
+namespace {
+
+TEST(ReaderOrder, PipelinedClientGetsOneExchangePerRoundTrip) {
+  // A driver whose reader thread (2) waits in recv() before the writer thread (1) sends: two
+  // round trips. Merged by start time each response would precede its request.
+  TraceBuilder b;
+  b.socket(1, 100, 1, 3);
+  b.connect(1, 110, 1, 3, ipv4("127.0.0.1", 6379), 10);
+  b.recv(2, 130, 1, 10, 270);  // arrives at 400
+  b.send(1, 300, 1, 20, 5);
+  b.recv(2, 410, 1, 10, 190);  // arrives at 600
+  b.send(1, 500, 1, 20, 5);
+  b.close(1, 700, 1, 3);
+  Collected got = model_of({&b});
+  ASSERT_EQ(got.conns.size(), 1u);
+  const Connection& c = got.conns[0];
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].start_ns, 300u);
+  EXPECT_EQ(c.requests[1].start_ns, 500u);
+}
+
+}  // namespace
+}  // namespace httptrace::testing

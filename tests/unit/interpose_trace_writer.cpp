@@ -85,7 +85,8 @@ TEST(TraceWriter, HeaderDescribesTheProcess) {
   EXPECT_EQ(h.argc, 3u);
   EXPECT_GT(h.mono_anchor_ns, 0u);
   EXPECT_GT(h.real_anchor_ns, 1600000000ull * 1000000000ull);  // after 2020
-  EXPECT_EQ(v.file_size, format::kHeaderSize);  // nothing recorded, nothing allocated
+  // The first segment is allocated with the header: one fallocate for a process's first event.
+  EXPECT_EQ(v.file_size, format::kHeaderSize + format::kSegmentSize);
 }
 
 TEST(TraceWriter, EventsAreLaidOutByteForByte) {
@@ -201,16 +202,17 @@ TEST(TraceWriter, FileGrowsInMebibyteSteps) {
   TempDir dir;
   TraceWriter w;
   ASSERT_TRUE(w.open(dir.file("t").c_str(), options()));
-  EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(format::kHeaderSize));
+  const off_t first = format::kHeaderSize + format::kSegmentSize;  // allocated with the header
+  EXPECT_EQ(file_size(dir.file("t")), first);
   ASSERT_TRUE(emit_sized(w, 64));
+  EXPECT_EQ(file_size(dir.file("t")), first);
+  // Segment 1 takes the first step (1 MiB: segments 0..14); segment 15 needs the second.
+  for (int i = 0; i < 10000 && w.header()->segments_claimed < 2; ++i) emit_sized(w, 1024);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
-  // Segments 0..14 end inside the first MiB; segment 15 needs the second.
-  for (int s = 0; s < 15; ++s) {
-    for (int i = 0; i < 62; ++i) ASSERT_TRUE(emit_sized(w, 1024));
-  }
+  for (int i = 0; i < 10000 && w.header()->segments_claimed < 15; ++i) emit_sized(w, 1024);
   EXPECT_EQ(w.header()->segments_claimed, 15u);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
-  ASSERT_TRUE(emit_sized(w, 1024));
+  for (int i = 0; i < 10000 && w.header()->segments_claimed < 16; ++i) emit_sized(w, 1024);
   EXPECT_EQ(w.header()->segments_claimed, 16u);
   EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(2 * kMiB));
   w.close();
@@ -233,7 +235,8 @@ TEST(TraceWriter, FileGrowsGeometricallyUpToTheCap) {
     const off_t now = file_size(dir.file("t"));
     if (sizes.empty() || sizes.back() != now) sizes.push_back(now);
   }
-  const std::vector<off_t> want = {off_t(kMiB), off_t(2 * kMiB), off_t(4 * kMiB),
+  const std::vector<off_t> want = {off_t(format::kHeaderSize + format::kSegmentSize),
+                                   off_t(kMiB), off_t(2 * kMiB), off_t(4 * kMiB),
                                    off_t(8 * kMiB), off_t(12 * kMiB), off_t(16 * kMiB)};
   EXPECT_EQ(sizes, want);
   w.close();
@@ -271,7 +274,7 @@ TEST(TraceWriter, LosingTheDescriptorKeepsTheMappingAndDropsPastIt) {
   TempDir dir;
   TraceWriter w;
   ASSERT_TRUE(w.open(dir.file("t").c_str(), options()));
-  ASSERT_TRUE(emit_sized(w, 64));  // the file is now 1 MiB: segments 0..14
+  ASSERT_TRUE(emit_sized(w, 64));  // the file is now the header and segment 0
   const int fd = w.fd();
   ASSERT_EQ(::close(fd), 0);
   // The program reuses the number for a file of its own; we must never extend that file.
@@ -281,10 +284,10 @@ TEST(TraceWriter, LosingTheDescriptorKeepsTheMappingAndDropsPastIt) {
 
   int recorded = 0;
   for (int i = 0; i < 16 * 62; ++i) recorded += emit_sized(w, 1024) ? 1 : 0;
-  EXPECT_EQ(recorded, 15 * 62);  // what still fits in the first MiB: segments 0..14
+  EXPECT_EQ(recorded, 62);  // what still fits in segment 0
   EXPECT_EQ(w.dropped(), static_cast<uint64_t>(16 * 62 - recorded));
   EXPECT_EQ(file_size(other), 0);
-  EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(kMiB));
+  EXPECT_EQ(file_size(dir.file("t")), static_cast<off_t>(format::kHeaderSize + format::kSegmentSize));
   ::close(reused);
   w.close();
 }

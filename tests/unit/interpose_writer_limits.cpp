@@ -277,8 +277,10 @@ TEST(WriterLimits, FullDiskDropsAndCountsThenRecordingResumes) {
     o.grow_min = 256 * 1024;
     if (!w.open((mnt + "/t").c_str(), o)) return 10;
     fill(mnt + "/filler");
+    // The first segment came with the header: one whole-segment event fills it.
+    if (!emit_sized(w, format::kSegmentPayload, 1)) return 18;
     const uint64_t t0 = 1'000'000'000;
-    if (emit_sized(w, 64, t0)) return 11;  // no room for the first segment
+    if (emit_sized(w, 64, t0)) return 11;  // no room for a second segment
     if (w.dropped(DropCause::kDiskFull) != 1) return 12;
     unlink((mnt + "/filler").c_str());
     // Within the retry interval nobody asks the disk again (one fallocate per interval).
