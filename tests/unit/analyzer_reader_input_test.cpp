@@ -158,6 +158,30 @@ TEST(ReaderInput, MoreTraceFilesThanDescriptorsAreAllRead) {
             0);
 }
 
+TEST(ReaderInput, AFileReplacedBeforeItIsReopenedIsNotMisread) {
+  TempDir dir;
+  TraceBuilder a(1), b(2), other(3);
+  a.socket(1, 10, 1, 3);
+  b.socket(1, 20, 1, 3);
+  other.socket(1, 30, 1, 3);
+  TraceBuilder::write_file(dir.file("a.trace"), a.bytes());
+  TraceBuilder::write_file(dir.file("b.trace"), b.bytes());
+  TraceSet ts;
+  ts.set_max_open_files(1);  // b.trace is closed after its header is read
+  OpenError err;
+  ASSERT_TRUE(ts.add(dir.file("a.trace"), err));
+  ASSERT_TRUE(ts.add(dir.file("b.trace"), err));
+  TraceBuilder::write_file(dir.file("new"), other.bytes());
+  ASSERT_EQ(rename(dir.file("new").c_str(), dir.file("b.trace").c_str()), 0);
+  ts.start();
+  auto evs = read_all(ts);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].pid, 1);
+  ASSERT_EQ(ts.warnings().size(), 1u);
+  EXPECT_NE(ts.warnings()[0].find("b.trace: cannot reopen (replaced by another file)"), std::string::npos)
+      << ts.warnings()[0];
+}
+
 TEST(ReaderInput, AnUnreadableTraceInADirectoryFailsTheWholeCommand) {
   if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
   TempDir dir;
