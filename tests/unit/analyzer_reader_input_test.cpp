@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 
@@ -100,6 +101,45 @@ TEST(ReaderInput, ManyOneEventThreadsCostLittle) {
   const std::string path = dir.file("threads.trace");
   write_sparse(path, tf::kSegmentSize, 4000);
   EXPECT_EQ(read_under_limit(path, 64u << 20, 4000), 0);
+}
+
+TEST(ReaderInput, HolesOfASparseFileAreSkippedNotRead) {
+  // A header claiming 2^24 segments (1 TiB) of which three were written, far apart: reading every
+  // claimed segment header would take many seconds.
+  TempDir dir;
+  const std::string path = dir.file("holes.trace");
+  TraceBuilder b;
+  tf::FileHeader h = b.header();
+  const uint64_t claimed = uint64_t(1) << 24;
+  h.segments_claimed = claimed;
+  int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  if (ftruncate(fd, off_t(tf::kHeaderSize + claimed * tf::kSegmentSize)) != 0) GTEST_SKIP() << "no sparse files here";
+  ASSERT_EQ(pwrite(fd, &h, sizeof h, 0), ssize_t(sizeof h));
+  for (uint64_t seg : {uint64_t(0), claimed / 2, claimed - 1}) {
+    struct {
+      tf::SegmentHeader sh;
+      tf::SocketEvent e;
+    } s{};
+    s.sh.magic = tf::kSegmentMagic;
+    s.sh.tid = int32_t(seg % 1000);
+    s.sh.thread_uid = seg + 1;
+    s.sh.committed = sizeof s.e;
+    s.e.h = {uint16_t(tf::EventKind::kSocket), uint16_t(sizeof s.e), uint32_t(seg + 1), seg};
+    ASSERT_EQ(pwrite(fd, &s, sizeof s, off_t(tf::kHeaderSize + seg * tf::kSegmentSize)), ssize_t(sizeof s));
+  }
+  close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  TraceSet ts;
+  OpenError err;
+  ASSERT_TRUE(ts.add(path, err)) << err.message;
+  ts.start();
+  auto evs = read_all(ts);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(evs.size(), 3u);
+  EXPECT_EQ(evs[2].head.conn, claimed);
+  EXPECT_LT(s, 5.0);
+  EXPECT_TRUE(ts.warnings().empty());
 }
 
 TEST(ReaderInput, AFifoIsRefusedAndNeverOpenedForReading) {
