@@ -33,9 +33,12 @@ for bin in $B/fuzz_*; do
   [ -x "$bin" ] || continue
   name=$(basename "$bin")
   mkdir -p "$B/corpus/$name"
+  # fuzz_events takes events without headers (make_seeds writes those to seeds/events).
+  from=$seeds
+  [ "$name" = fuzz_events ] && from=$seeds/events
   echo "--- $name: ${S}s"
   "$bin" -max_total_time="$S" -max_len=140000 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$B/" "$B/corpus/$name" "$seeds" 2>&1 | grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-|Test unit written|^==" | head -40
+    -artifact_prefix="$B/" "$B/corpus/$name" "$from" 2>&1 | grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash-|Test unit written|^==" | head -40
   if [ "${PIPESTATUS[0]}" -ne 0 ]; then status=1; echo "$name: FAILED"; else clean=$((clean + 1)); fi
 done
 [ $status -eq 0 ] && echo "[  PASSED  ] $clean tests."

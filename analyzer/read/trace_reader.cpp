@@ -169,8 +169,8 @@ uint64_t TraceSet::total_bytes() const {
   return n;
 }
 
-void TraceSet::warn(std::string msg) {
-  if (mute_) return;
+void TraceSet::warn(std::string msg, bool even_muted) {
+  if (mute_ && !even_muted) return;
   if (echo_warnings_) fmt::print(stderr, "httptrace: warning: {}\n", msg);
   warnings_.push_back(std::move(msg));
 }
@@ -420,8 +420,10 @@ int TraceSet::fd_for(uint32_t fi) {
     errno = ESTALE;
   }
   if (fd < 0) {
+    // Given once, and even while a first window is reread: it is news then.
     warn(fmt::format("{}: cannot reopen ({}); the rest of this file is not read", path,
-                     errno == ESTALE ? "replaced by another file" : std::strerror(errno)));
+                     errno == ESTALE ? "replaced by another file" : std::strerror(errno)),
+         true);
     io.failed = true;
     return -1;
   }
@@ -483,8 +485,9 @@ bool TraceSet::refill(Cursor& c, uint32_t n) {
   l.read_off += got;
   l.chunk = std::min(l.chunk * 2, kMaxChunk);
   if (got < want) {
-    warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", files_[c.file].path,
-                     l.read_off));
+    if (!io_[c.file].failed)  // that was said once for the whole file
+      warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", files_[c.file].path,
+                       l.read_off));
     l.seg_end = l.read_off;
     return l.len - l.parse >= n;
   }

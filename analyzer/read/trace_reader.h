@@ -161,7 +161,7 @@ class TraceSet {
   void fill(Cursor& c);
   uint64_t key(const Cursor& c) const;
   void refresh_top();                         // the cursor at the heap top gave an event: refill it
-  void warn(std::string msg);
+  void warn(std::string msg, bool even_muted = false);
   void sift_down(size_t i);
 
   std::vector<TraceFile> files_;

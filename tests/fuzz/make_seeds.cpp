@@ -2,6 +2,8 @@
 // record of format version 2, so mutations start from files the reader accepts.
 //
 //   build-fuzz/make_seeds DIR
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <string>
 
@@ -17,9 +19,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
+  mkdir((dir + "/events").c_str(), 0755);
   int written = 0;
+  // Each seed twice: as a file, and as the events-only input of fuzz_events (the thread count
+  // byte, then each segment's committed bytes in file order).
   auto save = [&](const std::string& name, const TraceBuilder& b) {
+    const std::string file = b.bytes();
     written += TraceBuilder::write_file(dir + "/" + name, b.compact_bytes()) ? 1 : 0;
+    tf::FileHeader h;
+    std::memcpy(&h, file.data(), sizeof h);
+    std::string events(1, char(3));
+    for (uint64_t i = 0; i < h.segments_claimed; ++i) {
+      tf::SegmentHeader sh;
+      const size_t off = tf::kHeaderSize + i * h.segment_size;
+      std::memcpy(&sh, file.data() + off, sizeof sh);
+      events.append(file, off + sizeof sh, sh.committed);
+    }
+    TraceBuilder::write_file(dir + "/events/" + name, events);
   };
 
   {  // an HTTP/1.1 client over two threads, pipelined: the reader blocks before the write

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 
@@ -102,6 +103,45 @@ TEST(ReaderInput, ManyOneEventThreadsCostLittle) {
   EXPECT_EQ(read_under_limit(path, 64u << 20, 4000), 0);
 }
 
+TEST(ReaderInput, HolesOfASparseFileAreSkippedNotRead) {
+  // A header claiming 2^24 segments (1 TiB) of which three were written, far apart: reading every
+  // claimed segment header would take many seconds.
+  TempDir dir;
+  const std::string path = dir.file("holes.trace");
+  TraceBuilder b;
+  tf::FileHeader h = b.header();
+  const uint64_t claimed = uint64_t(1) << 24;
+  h.segments_claimed = claimed;
+  int fd = open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  if (ftruncate(fd, off_t(tf::kHeaderSize + claimed * tf::kSegmentSize)) != 0) GTEST_SKIP() << "no sparse files here";
+  ASSERT_EQ(pwrite(fd, &h, sizeof h, 0), ssize_t(sizeof h));
+  for (uint64_t seg : {uint64_t(0), claimed / 2, claimed - 1}) {
+    struct {
+      tf::SegmentHeader sh;
+      tf::SocketEvent e;
+    } s{};
+    s.sh.magic = tf::kSegmentMagic;
+    s.sh.tid = int32_t(seg % 1000);
+    s.sh.thread_uid = seg + 1;
+    s.sh.committed = sizeof s.e;
+    s.e.h = {uint16_t(tf::EventKind::kSocket), uint16_t(sizeof s.e), uint32_t(seg + 1), seg};
+    ASSERT_EQ(pwrite(fd, &s, sizeof s, off_t(tf::kHeaderSize + seg * tf::kSegmentSize)), ssize_t(sizeof s));
+  }
+  close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  TraceSet ts;
+  OpenError err;
+  ASSERT_TRUE(ts.add(path, err)) << err.message;
+  ts.start();
+  auto evs = read_all(ts);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(evs.size(), 3u);
+  EXPECT_EQ(evs[2].head.conn, claimed);
+  EXPECT_LT(s, 5.0);
+  EXPECT_TRUE(ts.warnings().empty());
+}
+
 TEST(ReaderInput, AFifoIsRefusedAndNeverOpenedForReading) {
   TempDir dir;
   const std::string fifo = dir.file("a.trace");
@@ -156,6 +196,30 @@ TEST(ReaderInput, MoreTraceFilesThanDescriptorsAreAllRead) {
               return ts.warnings().empty() ? 0 : 8;
             }),
             0);
+}
+
+TEST(ReaderInput, AFileReplacedBeforeItIsReopenedIsNotMisread) {
+  TempDir dir;
+  TraceBuilder a(1), b(2), other(3);
+  a.socket(1, 10, 1, 3);
+  b.socket(1, 20, 1, 3);
+  other.socket(1, 30, 1, 3);
+  TraceBuilder::write_file(dir.file("a.trace"), a.bytes());
+  TraceBuilder::write_file(dir.file("b.trace"), b.bytes());
+  TraceSet ts;
+  ts.set_max_open_files(1);  // b.trace is closed after its header is read
+  OpenError err;
+  ASSERT_TRUE(ts.add(dir.file("a.trace"), err));
+  ASSERT_TRUE(ts.add(dir.file("b.trace"), err));
+  TraceBuilder::write_file(dir.file("new"), other.bytes());
+  ASSERT_EQ(rename(dir.file("new").c_str(), dir.file("b.trace").c_str()), 0);
+  ts.start();
+  auto evs = read_all(ts);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_EQ(evs[0].pid, 1);
+  ASSERT_EQ(ts.warnings().size(), 1u);
+  EXPECT_NE(ts.warnings()[0].find("b.trace: cannot reopen (replaced by another file)"), std::string::npos)
+      << ts.warnings()[0];
 }
 
 TEST(ReaderInput, AnUnreadableTraceInADirectoryFailsTheWholeCommand) {
