@@ -94,7 +94,11 @@ class ExchangeBuilder {
     cur_.bytes_sent = cur_.bytes_received = 0;
     cur_.method.clear();
     cur_.target.clear();
+    cur_.target_cut = false;
     cur_.status = 0;
+    cur_.traceparent.clear();
+    cur_.connection_close.reset();
+    cur_.keep_alive_timeout_s.reset();
     cur_.index = carried_ + static_cast<uint32_t>(done_.size());
     cur_.reused = cur_.index > 0;
     if (has_last_) cur_.idle_ns = ts > last_end_ ? ts - last_end_ : 0;

@@ -475,6 +475,8 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     if (e.has_request && x->method.empty()) {
       x->method.assign(e.request.method);
       x->target.assign(e.request.target);
+      x->target_cut = call.flags & tf::kDataCaptureCut;
+      x->traceparent.assign(e.request.traceparent);
       // Only the first request's Host is used (as the host when no lookup matched).
       if (c.first_host.empty() && !e.request.host.empty()) c.first_host = host_without_port(e.request.host);
     }
@@ -483,7 +485,15 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   } else {
     b.recv(call.ts, call.end, call.bytes);
     Exchange* x = b.current();
-    if (e.status && (x->status == 0 || x->status < 200)) x->status = e.status;
+    if (e.status && (x->status == 0 || x->status < 200)) {
+      x->status = e.status;
+      const HttpResponseView& r = e.response;
+      if (r.connection.empty()) x->connection_close.reset();
+      else x->connection_close = connection_says_close(r.connection);
+      const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
+      if (timeout >= 0) x->keep_alive_timeout_s = timeout;
+      else x->keep_alive_timeout_s.reset();
+    }
   }
 }
 

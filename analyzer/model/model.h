@@ -46,7 +46,13 @@ struct Exchange {
   std::optional<uint64_t> first_byte_ns;
   uint64_t bytes_sent = 0, bytes_received = 0;
   std::string method, target;  // "" when not HTTP/1.x
+  bool target_cut = false;     // the recorder kept only the start of a long target
   int status = 0;                    // 0 when unknown
+  std::string traceparent;     // the request's W3C traceparent header, "" when none was seen
+  // From the response's headers: Connection (close or not; unknown without the header) and the
+  // Keep-Alive timeout (the server's idle limit), when present.
+  std::optional<bool> connection_close;
+  std::optional<int> keep_alive_timeout_s;
 };
 
 struct DnsLookup {

@@ -719,5 +719,35 @@ TEST(ModelTlsWire, Tls13RequestCoalescedBehindACutFlight) {
   EXPECT_EQ(out.conns[0].requests[0].sent_ns, 302u);
 }
 
+TEST(ModelHttpHeaders, TraceparentCutTargetAndResponseConnectionHeaders) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 80, 1,
+         "GET /a HTTP/1.1\r\nHost: h.example\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=100");
+  const std::string long_target = "/" + std::string(255, 'x');
+  b.data(1, 300, 1, 3, D::kSend, 600, 1, C::kHttpReq, "GET " + long_target + "\r\nHost: h.example", tf::kDataCaptureCut);
+  b.recv(1, 400, 1, 100, 1, "HTTP/1.1 200 OK\r\nConnection: close");
+  b.send(1, 500, 1, 80, 1, "GET /c HTTP/1.1\r\nHost: h.example");
+  b.recv(1, 600, 1, 100, 1, "HTTP/1.1 204 No Content");
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& r = out.conns[0].requests;
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(r[0].connection_close, false);
+  EXPECT_EQ(r[0].keep_alive_timeout_s, 5);
+  EXPECT_FALSE(r[0].target_cut);
+  EXPECT_EQ(r[1].target, long_target);
+  EXPECT_TRUE(r[1].target_cut);
+  EXPECT_EQ(r[1].method, "GET");
+  EXPECT_EQ(r[1].connection_close, true);
+  EXPECT_EQ(r[1].keep_alive_timeout_s, std::nullopt);
+  EXPECT_EQ(r[1].traceparent, "");
+  EXPECT_EQ(r[2].connection_close, std::nullopt);  // no Connection header: not known
+  EXPECT_EQ(r[2].status, 204);
+}
+
 }  // namespace
 }  // namespace httptrace::testing
