@@ -14,8 +14,10 @@
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends
 //   at the last read before the next write or the close. sent_ns is the end of the request's last
-//   write; first_byte_ns the end of the first read that returned bytes (for a blocking read, the
-//   moment the bytes arrived). EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
+//   write, or the end of the first read if that came first (a response that arrived while the
+//   request's last write was still under way: no negative wait); first_byte_ns the end of the
+//   first read that returned bytes (for a blocking read, the moment the bytes arrived); end_ns
+//   never before any of its calls returned. EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
 //   the exchange at that read. Bytes read before any write (server-first protocols) form an
 //   exchange whose sent_ns = start_ns.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the

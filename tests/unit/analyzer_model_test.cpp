@@ -749,5 +749,29 @@ TEST(ModelHttpHeaders, TraceparentCutTargetAndResponseConnectionHeaders) {
   EXPECT_EQ(r[2].status, 204);
 }
 
+// Java's HttpClient: the server's early "200 OK" is read (on the selector thread) while the
+// request body's write is still under way. Placed at their completion, the read comes before the
+// write returned.
+TEST(ModelOrdering, EarlyResponseWhileTheLastWriteIsStillUnderWay) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 200, 10, "POST /upload HTTP/1.1\r\nHost: h.example");
+  b.send(1, 120, 1, 1'000'000, 480);  // body: returns at 600
+  b.recv(2, 150, 1, 100, 250, "HTTP/1.1 200 OK");  // complete at 400
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  const Exchange& x = out.conns[0].requests[0];
+  EXPECT_EQ(x.start_ns, 100u);
+  EXPECT_EQ(x.first_byte_ns, 400u);
+  EXPECT_LE(x.sent_ns, *x.first_byte_ns);  // wait = first_byte - sent is never negative
+  EXPECT_EQ(x.sent_ns, 400u);
+  EXPECT_EQ(x.end_ns, 600u);  // the exchange lasts until its last call returned
+  EXPECT_EQ(x.bytes_sent, 1'000'200u);
+  EXPECT_EQ(x.status, 200);
+}
+
 }  // namespace
 }  // namespace httptrace::testing
