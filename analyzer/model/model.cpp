@@ -137,6 +137,7 @@ struct Model::ConnState {
   ProtocolDecision protocol;
   std::string first_host;  // Host header of the first sniffed request
   int32_t connect_tid = 0;
+  bool accepted = false;  // an inbound connection (AcceptEvent)
   // Busy or idle: connections opened while this one was reading a response, waiting for its next
   // call to tell whether that response was complete (then they are pool misses).
   std::vector<uint32_t> miss_waiters;
@@ -147,7 +148,7 @@ struct Model::ConnState {
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
-  bool never_connected() const { return !c.has_connect && !c.inherited && !moved_bytes() && !lib_tls; }
+  bool never_connected() const { return !c.has_connect && !accepted && !c.inherited && !moved_bytes() && !lib_tls; }
   bool is_attempt() const {
     return c.has_connect && (c.connect_pending || c.connect_error != 0) && !moved_bytes() && !c.inherited;
   }
@@ -274,6 +275,21 @@ void Model::on_event(const Event& ev) {
       return;
     }
     case K::kInherit: return on_inherit(ev, *get_or_create(ev));
+    // v2 kinds: sized checks, since a reader may deliver a kind it knows only by its header.
+    case K::kExecInherit:
+      if (ev.h->size >= sizeof(tf::InheritEvent)) on_exec_inherit(ev);
+      return;
+    case K::kAccept: {
+      if (ev.h->size < sizeof(tf::AcceptEvent)) return;
+      if (find(ev.file, conn)) close(ev.file, conn, std::nullopt);  // id reuse: lost close
+      const auto& d = ev.as<tf::AcceptEvent>();
+      ConnState* c = get_or_create(ev);
+      c->accepted = true;
+      c->c.fd = d.fd;
+      c->c.peer = d.peer;
+      c->c.local = d.local;
+      return;
+    }
     case K::kTlsHandshake: return on_tls_handshake(ev, *get_or_create(ev));
     default: return;
   }
@@ -396,7 +412,7 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
   for (uint32_t f = 0; f < files.size(); ++f) {
     if (files[f].pid != ppid) continue;
     c.c.parent_id = fmt::format("{}:{}", procs_[f]->id_prefix, d.parent_conn);
-    if (ConnState* parent = find(f, d.parent_conn)) {
+    if (ConnState* parent = find(f, d.parent_conn)) {  // the image of the parent that had it open
       c.c.peer = parent->c.peer;
       c.c.local = parent->c.local;
       c.c.host = parent->c.host;
@@ -408,6 +424,25 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
       c.active().carry_over(parent->active());
     }
     break;
+  }
+}
+
+// A socket that survived exec is the same connection, now in the new image's file: its state
+// moves over (keeping its id) and goes on there.
+void Model::on_exec_inherit(const Event& ev) {
+  const auto& d = ev.as<tf::InheritEvent>();
+  const auto& files = traces_.files();
+  if (find(ev.file, ev.h->conn)) return;
+  for (uint32_t f = ev.file; f-- > 0;) {
+    if (files[f].pid != files[ev.file].pid) continue;
+    std::unique_ptr<ConnState> st = procs_[f]->conns.take(d.parent_conn);
+    if (!st) return;
+    if (!st->miss_waiters.empty()) resolve_miss_waiters(*st, false);
+    st->file = ev.file;
+    st->c.conn = ev.h->conn;  // the table key in its new file; the id names where it began
+    st->c.fd = d.fd;
+    procs_[ev.file]->conns.insert(ev.h->conn, std::move(st));
+    return;
   }
 }
 

@@ -10,7 +10,8 @@
 //   so a request on it is reused when the connection carried one before. It is the same
 //   connection on the wire: it does not count in connections(), and a copy the child never used
 //   is not reported.
-// - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
+// - exec(): a new trace file (same pid). A socket the new image adopts (kExecInherit) is the same
+//   connection and goes on there under its first id; others still open in the old image are
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends
 //   at the last read before the next write or the close. sent_ns is the end of the request's last
@@ -184,6 +185,7 @@ class Model {
   void on_data(const Event& ev, ConnState& c);
   void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e);
   void on_inherit(const Event& ev, ConnState& c);
+  void on_exec_inherit(const Event& ev);
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
   void settle(uint32_t file, std::unique_ptr<ConnState> st);

@@ -773,5 +773,54 @@ TEST(ModelOrdering, EarlyResponseWhileTheLastWriteIsStillUnderWay) {
   EXPECT_EQ(x.status, 200);
 }
 
+// A server: the listening socket never connects (not a connection); an accepted one is, even
+// when the client sent nothing before closing (a health check).
+TEST(ModelAttempts, ListeningSocketIsNotAConnectionButAnAcceptedOneIs) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);  // socket, bind, listen
+  tf::AcceptEvent a{};
+  a.h = TraceBuilder::head(tf::EventKind::kAccept, 2, 100);
+  a.dur_ns = 10;
+  a.fd = 4;
+  a.listen_fd = 3;
+  a.peer = ipv4("127.0.0.1", 50000);
+  a.local = ipv4("127.0.0.1", 8080);
+  b.add(1, a);
+  b.close(1, 200, 2, 4);
+  b.close(1, 300, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].conn, 2u);
+  EXPECT_EQ(format_addr(out.conns[0].peer, true), "127.0.0.1:50000");
+  EXPECT_EQ(format_addr(out.conns[0].local, true), "127.0.0.1:8080");
+}
+
+// A socket adopted across exec (kExecInherit) is the same connection, going on in the new image.
+TEST(Model, SocketSurvivingExecIsTheSameConnection) {
+  if (event_min_size(uint16_t(tf::EventKind::kExecInherit)) == 0)
+    GTEST_SKIP() << "this reader does not deliver kExecInherit yet";
+  TraceBuilder old_image(500), new_image(500);
+  old_image.socket(1, 0, 1, 3);
+  old_image.connect(1, 10, 1, 3, kPeer, 10);
+  old_image.send(1, 100, 1, 10, 1, "GET /before HTTP/1.1\r\nHost: h.example");
+  old_image.recv(1, 200, 1, 10, 1);
+  tf::InheritEvent e{};
+  e.h = TraceBuilder::head(tf::EventKind::kExecInherit, 1, 300);
+  e.fd = 3;
+  e.parent_conn = 1;
+  new_image.add(1, e);
+  new_image.send(1, 400, 1, 10, 1, "GET /after HTTP/1.1\r\nHost: h.example");
+  new_image.recv(1, 500, 1, 10, 1);
+  new_image.close(1, 600, 1, 3);
+  auto out = model_of({&old_image, &new_image});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.id, "500:1");
+  EXPECT_EQ(c.close_ns, 600u);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[1].target, "/after");
+  EXPECT_TRUE(c.requests[1].reused);
+}
+
 }  // namespace
 }  // namespace httptrace::testing
