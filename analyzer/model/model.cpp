@@ -653,6 +653,31 @@ void Model::recycle(std::unique_ptr<ConnState> st) {
   free_.push_back(std::move(st));
 }
 
+namespace {
+
+// With library TLS the exchanges come from the plaintext calls; a round trip in the clear before
+// the handshake (STARTTLS: PostgreSQL's SSLRequest) is seen only on the wire. It goes first.
+void prepend_clear_text_exchanges(Model::ConnState& s) {
+  std::vector<Exchange>& out = s.c.requests;
+  const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : s.c.tls->start_ns;
+  const auto& wire = s.wire.done();
+  size_t pre = 0;
+  while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
+  if (pre == 0) return;
+  out.insert(out.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
+  for (size_t i = pre; i < out.size(); ++i) {
+    Exchange& x = out[i];
+    x.index += static_cast<uint32_t>(pre);
+    x.reused = true;
+    if (!x.idle_ns) {
+      const uint64_t prev = out[i - 1].end_ns;
+      x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
+    }
+  }
+}
+
+}  // namespace
+
 void Model::emit(ConnState& s) {
   Connection& c = s.c;
   // A candidate that stayed silent for this connection's whole life was most likely idle.
@@ -678,26 +703,7 @@ void Model::emit(ConnState& s) {
     wire.pop_back();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
-  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
-    // A round trip in the clear before the handshake (STARTTLS: PostgreSQL's SSLRequest) is an
-    // exchange of its own, seen only on the wire: it goes first.
-    const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : c.tls->start_ns;
-    const auto& wire = s.wire.done();
-    size_t pre = 0;
-    while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
-    if (pre > 0) {
-      c.requests.insert(c.requests.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
-      for (size_t i = pre; i < c.requests.size(); ++i) {
-        Exchange& x = c.requests[i];
-        x.index += static_cast<uint32_t>(pre);
-        x.reused = true;
-        if (!x.idle_ns) {
-          const uint64_t prev = c.requests[i - 1].end_ns;
-          x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
-        }
-      }
-    }
-  }
+  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
   if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;
