@@ -132,8 +132,14 @@ class JsonConnectionWriter : public ConnectionSink {
       w.key("bytes_received").value(x.bytes_received);
       str("method", x.method);
       str("target", x.target);
+      w.key("target_cut").value(x.target_cut);
       if (x.status) w.key("status").value(x.status);
       else w.key("status").null();
+      str("traceparent", x.traceparent);
+      if (x.connection_close) w.key("connection_close").value(*x.connection_close);
+      else w.key("connection_close").null();
+      if (x.keep_alive_timeout_s) w.key("keep_alive_timeout_s").value(*x.keep_alive_timeout_s);
+      else w.key("keep_alive_timeout_s").null();
       w.end_object();
     }
     w.end_array();

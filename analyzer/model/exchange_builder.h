@@ -1,6 +1,7 @@
 // Cuts one byte stream's calls into exchanges (SPEC §5); see model.h for the rules.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -18,7 +19,7 @@ class ExchangeBuilder {
     }
     cur_.bytes_sent += bytes;
     cur_.sent_ns = end;
-    cur_.end_ns = end;
+    cur_.end_ns = std::max(cur_.end_ns, end);
     phase_ = kSending;
   }
   void recv(uint64_t ts, uint64_t end, uint64_t bytes) {
@@ -26,15 +27,21 @@ class ExchangeBuilder {
       begin(ts);
       cur_.sent_ns = ts;
     }
-    if (!cur_.first_byte_ns) cur_.first_byte_ns = end;
+    if (!cur_.first_byte_ns) {
+      cur_.first_byte_ns = end;
+      // The response arrived before the request's last write returned (an early "200 OK" while
+      // the body is still being sent; reads are placed at their completion): as far as the server
+      // was concerned the request had been sent by then. No negative wait.
+      if (end < cur_.sent_ns) cur_.sent_ns = end;
+    }
     cur_.bytes_received += bytes;
-    cur_.end_ns = end;
+    cur_.end_ns = std::max(cur_.end_ns, end);
     phase_ = kReceiving;
   }
   // A read returned 0: the peer closed, so the exchange in progress is over.
   void eof(uint64_t end) {
     if (!open_) return;
-    if (phase_ == kReceiving) cur_.end_ns = end;
+    if (phase_ == kReceiving) cur_.end_ns = std::max(cur_.end_ns, end);
     finish_current();
   }
   void finish_current() {
@@ -94,7 +101,11 @@ class ExchangeBuilder {
     cur_.bytes_sent = cur_.bytes_received = 0;
     cur_.method.clear();
     cur_.target.clear();
+    cur_.target_cut = false;
     cur_.status = 0;
+    cur_.traceparent.clear();
+    cur_.connection_close.reset();
+    cur_.keep_alive_timeout_s.reset();
     cur_.index = carried_ + static_cast<uint32_t>(done_.size());
     cur_.reused = cur_.index > 0;
     if (has_last_) cur_.idle_ns = ts > last_end_ ? ts - last_end_ : 0;

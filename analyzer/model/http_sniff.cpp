@@ -35,7 +35,23 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-bool sniff_request(std::string_view bytes, HttpRequestView& out) {
+namespace {
+
+// Calls f(name, value) for each "Name: value" line after the first line of bytes.
+template <class F> void each_header(std::string_view bytes, size_t eol, F&& f) {
+  while (eol != std::string_view::npos) {
+    size_t start = eol + 2;
+    eol = bytes.find("\r\n", start);
+    std::string_view h = bytes.substr(start, eol == std::string_view::npos ? bytes.npos : eol - start);
+    if (h.empty()) return;  // end of the header block
+    size_t colon = h.find(':');
+    if (colon != std::string_view::npos) f(h.substr(0, colon), trim(h.substr(colon + 1)));
+  }
+}
+
+}  // namespace
+
+bool sniff_request(std::string_view bytes, HttpRequestView& out, bool target_cut) {
   size_t eol = bytes.find("\r\n");
   std::string_view line = bytes.substr(0, eol);
   size_t sp1 = line.find(' ');
@@ -43,32 +59,36 @@ bool sniff_request(std::string_view bytes, HttpRequestView& out) {
   std::string_view method = line.substr(0, sp1);
   if (!std::all_of(method.begin(), method.end(), is_tchar)) return false;
   size_t sp2 = line.rfind(' ');
-  if (sp2 == sp1) return false;
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  if (target.empty() || !is_http1_version(line.substr(sp2 + 1))) return false;
+  std::string_view target;
+  if (sp2 != sp1 && is_http1_version(line.substr(sp2 + 1))) {
+    target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  } else if (target_cut) {
+    // Cut inside the target: no version follows (a space inside a target is not HTTP/1.x).
+    target = line.substr(sp1 + 1);
+    if (target.find(' ') != std::string_view::npos) return false;
+  } else {
+    return false;
+  }
+  if (target.empty()) return false;
   out.method = method;
   out.target = target;
-  out.host = {};
-  // The recorder keeps only the Host header after the request line; look for it anyway.
-  while (eol != std::string_view::npos) {
-    size_t start = eol + 2;
-    eol = bytes.find("\r\n", start);
-    std::string_view h = bytes.substr(start, eol == std::string_view::npos ? bytes.npos : eol - start);
-    size_t colon = h.find(':');
-    if (colon != std::string_view::npos && iequals(h.substr(0, colon), "host")) {
-      out.host = trim(h.substr(colon + 1));
-      break;
-    }
-  }
+  out.host = out.connection = out.traceparent = {};
+  each_header(bytes, eol, [&](std::string_view name, std::string_view value) {
+    if (iequals(name, "host")) out.host = value;
+    else if (iequals(name, "connection")) out.connection = value;
+    else if (iequals(name, "traceparent")) out.traceparent = value;
+  });
   return true;
 }
 
-bool sniff_request(std::string_view bytes, HttpRequestLine& out) {
+bool sniff_request(std::string_view bytes, HttpRequestLine& out, bool target_cut) {
   HttpRequestView v;
-  if (!sniff_request(bytes, v)) return false;
+  if (!sniff_request(bytes, v, target_cut)) return false;
   out.method.assign(v.method);
   out.target.assign(v.target);
   out.host.assign(v.host);
+  out.connection.assign(v.connection);
+  out.traceparent.assign(v.traceparent);
   return true;
 }
 
@@ -81,6 +101,48 @@ int sniff_status(std::string_view bytes) {
   }
   if (bytes.size() > 12 && bytes[12] != ' ' && bytes[12] != '\r') return 0;
   return code >= 100 ? code : 0;
+}
+
+bool sniff_response(std::string_view bytes, HttpResponseView& out) {
+  out = {};
+  out.status = sniff_status(bytes);
+  if (!out.status) return false;
+  each_header(bytes, bytes.find("\r\n"), [&](std::string_view name, std::string_view value) {
+    if (iequals(name, "connection")) out.connection = value;
+    else if (iequals(name, "keep-alive")) out.keep_alive = value;
+  });
+  return true;
+}
+
+bool connection_says_close(std::string_view value) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    if (iequals(trim(value.substr(0, comma)), "close")) return true;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+int keep_alive_timeout_s(std::string_view value) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view p = trim(value.substr(0, comma));
+    size_t eq = p.find('=');
+    if (eq != std::string_view::npos && iequals(trim(p.substr(0, eq)), "timeout")) {
+      std::string_view n = trim(p.substr(eq + 1));
+      if (n.empty() || n.size() > 9) return -1;
+      int v = 0;
+      for (char ch : n) {
+        if (ch < '0' || ch > '9') return -1;
+        v = v * 10 + (ch - '0');
+      }
+      return v;
+    }
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return -1;
 }
 
 bool sniff_h2_preface(std::string_view bytes) {

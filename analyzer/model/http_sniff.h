@@ -13,18 +13,35 @@ struct HttpRequestLine {
   std::string method;
   std::string target;
   std::string host;  // Host header value, "" when absent from the capture
+  std::string connection, traceparent;
 };
 
 // The same, pointing into the captured bytes: what the model uses, so a request costs no copies.
+// Header values are "" when the header is absent from the capture.
 struct HttpRequestView {
-  std::string_view method, target, host;
+  std::string_view method, target, host, connection, traceparent;
 };
 
-// "GET /x HTTP/1.1\r\nHost: example.com" -> method, target, host. False when not HTTP/1.x.
-bool sniff_request(std::string_view bytes, HttpRequestView& out);
-bool sniff_request(std::string_view bytes, HttpRequestLine& out);
+// "GET /x HTTP/1.1\r\nHost: example.com\r\ntraceparent: 00-..." -> method, target and the
+// allow-listed headers the recorder keeps (Host, Connection, traceparent). False when not
+// HTTP/1.x. target_cut: the recorder cut the target (kDataCaptureCut), so the line may end
+// inside it, without the version.
+bool sniff_request(std::string_view bytes, HttpRequestView& out, bool target_cut = false);
+bool sniff_request(std::string_view bytes, HttpRequestLine& out, bool target_cut = false);
+
+struct HttpResponseView {
+  int status = 0;
+  std::string_view connection, keep_alive;  // header values, "" when absent
+};
+// "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5" -> 200 and the headers.
+// status 0 (and false) when not an HTTP/1.x status line.
+bool sniff_response(std::string_view bytes, HttpResponseView& out);
 // "HTTP/1.1 200 OK" -> 200. 0 when not an HTTP/1.x status line.
 int sniff_status(std::string_view bytes);
+// Whether a Connection header value holds the token "close" (comma-separated, any case).
+bool connection_says_close(std::string_view value);
+// The timeout=N parameter of a Keep-Alive header value in seconds, -1 when absent or not a number.
+int keep_alive_timeout_s(std::string_view value);
 // The client connection preface of HTTP/2 ("PRI * HTTP/2.0"), or as much of it as was captured
 // (at least 8 bytes).
 bool sniff_h2_preface(std::string_view bytes);

@@ -137,6 +137,7 @@ struct Model::ConnState {
   ProtocolDecision protocol;
   std::string first_host;  // Host header of the first sniffed request
   int32_t connect_tid = 0;
+  bool accepted = false;  // an inbound connection (AcceptEvent)
   // Busy or idle: connections opened while this one was reading a response, waiting for its next
   // call to tell whether that response was complete (then they are pool misses).
   std::vector<uint32_t> miss_waiters;
@@ -147,7 +148,7 @@ struct Model::ConnState {
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
-  bool never_connected() const { return !c.has_connect && !c.inherited && !moved_bytes() && !lib_tls; }
+  bool never_connected() const { return !c.has_connect && !accepted && !c.inherited && !moved_bytes() && !lib_tls; }
   bool is_attempt() const {
     return c.has_connect && (c.connect_pending || c.connect_error != 0) && !moved_bytes() && !c.inherited;
   }
@@ -274,6 +275,21 @@ void Model::on_event(const Event& ev) {
       return;
     }
     case K::kInherit: return on_inherit(ev, *get_or_create(ev));
+    // v2 kinds: sized checks, since a reader may deliver a kind it knows only by its header.
+    case K::kExecInherit:
+      if (ev.h->size >= sizeof(tf::InheritEvent)) on_exec_inherit(ev);
+      return;
+    case K::kAccept: {
+      if (ev.h->size < sizeof(tf::AcceptEvent)) return;
+      if (find(ev.file, conn)) close(ev.file, conn, std::nullopt);  // id reuse: lost close
+      const auto& d = ev.as<tf::AcceptEvent>();
+      ConnState* c = get_or_create(ev);
+      c->accepted = true;
+      c->c.fd = d.fd;
+      c->c.peer = d.peer;
+      c->c.local = d.local;
+      return;
+    }
     case K::kTlsHandshake: return on_tls_handshake(ev, *get_or_create(ev));
     default: return;
   }
@@ -396,7 +412,7 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
   for (uint32_t f = 0; f < files.size(); ++f) {
     if (files[f].pid != ppid) continue;
     c.c.parent_id = fmt::format("{}:{}", procs_[f]->id_prefix, d.parent_conn);
-    if (ConnState* parent = find(f, d.parent_conn)) {
+    if (ConnState* parent = find(f, d.parent_conn)) {  // the image of the parent that had it open
       c.c.peer = parent->c.peer;
       c.c.local = parent->c.local;
       c.c.host = parent->c.host;
@@ -408,6 +424,25 @@ void Model::on_inherit(const Event& ev, ConnState& c) {
       c.active().carry_over(parent->active());
     }
     break;
+  }
+}
+
+// A socket that survived exec is the same connection, now in the new image's file: its state
+// moves over (keeping its id) and goes on there.
+void Model::on_exec_inherit(const Event& ev) {
+  const auto& d = ev.as<tf::InheritEvent>();
+  const auto& files = traces_.files();
+  if (find(ev.file, ev.h->conn)) return;
+  for (uint32_t f = ev.file; f-- > 0;) {
+    if (files[f].pid != files[ev.file].pid) continue;
+    std::unique_ptr<ConnState> st = procs_[f]->conns.take(d.parent_conn);
+    if (!st) return;
+    if (!st->miss_waiters.empty()) resolve_miss_waiters(*st, false);
+    st->file = ev.file;
+    st->c.conn = ev.h->conn;  // the table key in its new file; the id names where it began
+    st->c.fd = d.fd;
+    procs_[ev.file]->conns.insert(ev.h->conn, std::move(st));
+    return;
   }
 }
 
@@ -475,6 +510,8 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     if (e.has_request && x->method.empty()) {
       x->method.assign(e.request.method);
       x->target.assign(e.request.target);
+      x->target_cut = call.flags & tf::kDataCaptureCut;
+      x->traceparent.assign(e.request.traceparent);
       // Only the first request's Host is used (as the host when no lookup matched).
       if (c.first_host.empty() && !e.request.host.empty()) c.first_host = host_without_port(e.request.host);
     }
@@ -483,7 +520,15 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   } else {
     b.recv(call.ts, call.end, call.bytes);
     Exchange* x = b.current();
-    if (e.status && (x->status == 0 || x->status < 200)) x->status = e.status;
+    if (e.status && (x->status == 0 || x->status < 200)) {
+      x->status = e.status;
+      const HttpResponseView& r = e.response;
+      if (r.connection.empty()) x->connection_close.reset();
+      else x->connection_close = connection_says_close(r.connection);
+      const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
+      if (timeout >= 0) x->keep_alive_timeout_s = timeout;
+      else x->keep_alive_timeout_s.reset();
+    }
   }
 }
 
@@ -608,6 +653,31 @@ void Model::recycle(std::unique_ptr<ConnState> st) {
   free_.push_back(std::move(st));
 }
 
+namespace {
+
+// With library TLS the exchanges come from the plaintext calls; a round trip in the clear before
+// the handshake (STARTTLS: PostgreSQL's SSLRequest) is seen only on the wire. It goes first.
+void prepend_clear_text_exchanges(Model::ConnState& s) {
+  std::vector<Exchange>& out = s.c.requests;
+  const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : s.c.tls->start_ns;
+  const auto& wire = s.wire.done();
+  size_t pre = 0;
+  while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
+  if (pre == 0) return;
+  out.insert(out.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
+  for (size_t i = pre; i < out.size(); ++i) {
+    Exchange& x = out[i];
+    x.index += static_cast<uint32_t>(pre);
+    x.reused = true;
+    if (!x.idle_ns) {
+      const uint64_t prev = out[i - 1].end_ns;
+      x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
+    }
+  }
+}
+
+}  // namespace
+
 void Model::emit(ConnState& s) {
   Connection& c = s.c;
   // A candidate that stayed silent for this connection's whole life was most likely idle.
@@ -633,26 +703,7 @@ void Model::emit(ConnState& s) {
     wire.pop_back();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
-  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
-    // A round trip in the clear before the handshake (STARTTLS: PostgreSQL's SSLRequest) is an
-    // exchange of its own, seen only on the wire: it goes first.
-    const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : c.tls->start_ns;
-    const auto& wire = s.wire.done();
-    size_t pre = 0;
-    while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
-    if (pre > 0) {
-      c.requests.insert(c.requests.begin(), wire.begin(), wire.begin() + ptrdiff_t(pre));
-      for (size_t i = pre; i < c.requests.size(); ++i) {
-        Exchange& x = c.requests[i];
-        x.index += static_cast<uint32_t>(pre);
-        x.reused = true;
-        if (!x.idle_ns) {
-          const uint64_t prev = c.requests[i - 1].end_ns;
-          x.idle_ns = x.start_ns > prev ? x.start_ns - prev : 0;
-        }
-      }
-    }
-  }
+  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
   if (s.protocol.h2()) c.requests.clear();
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;

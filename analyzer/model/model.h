@@ -10,12 +10,15 @@
 //   so a request on it is reused when the connection carried one before. It is the same
 //   connection on the wire: it does not count in connections(), and a copy the child never used
 //   is not reported.
-// - exec(): a new trace file (same pid) starts fresh; sockets still open in the old image are
+// - exec(): a new trace file (same pid). A socket the new image adopts (kExecInherit) is the same
+//   connection and goes on there under its first id; others still open in the old image are
 //   reported with close_ns null.
 // - An exchange starts at the first write after the connection was idle or after a read, and ends
 //   at the last read before the next write or the close. sent_ns is the end of the request's last
-//   write; first_byte_ns the end of the first read that returned bytes (for a blocking read, the
-//   moment the bytes arrived). EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
+//   write, or the end of the first read if that came first (a response that arrived while the
+//   request's last write was still under way: no negative wait); first_byte_ns the end of the
+//   first read that returned bytes (for a blocking read, the moment the bytes arrived); end_ns
+//   never before any of its calls returned. EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
 //   the exchange at that read. Bytes read before any write (server-first protocols) form an
 //   exchange whose sent_ns = start_ns.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
@@ -46,7 +49,13 @@ struct Exchange {
   std::optional<uint64_t> first_byte_ns;
   uint64_t bytes_sent = 0, bytes_received = 0;
   std::string method, target;  // "" when not HTTP/1.x
+  bool target_cut = false;     // the recorder kept only the start of a long target
   int status = 0;                    // 0 when unknown
+  std::string traceparent;     // the request's W3C traceparent header, "" when none was seen
+  // From the response's headers: Connection (close or not; unknown without the header) and the
+  // Keep-Alive timeout (the server's idle limit), when present.
+  std::optional<bool> connection_close;
+  std::optional<int> keep_alive_timeout_s;
 };
 
 struct DnsLookup {
@@ -176,6 +185,7 @@ class Model {
   void on_data(const Event& ev, ConnState& c);
   void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e);
   void on_inherit(const Event& ev, ConnState& c);
+  void on_exec_inherit(const Event& ev);
   void on_tls_handshake(const Event& ev, ConnState& c);
   void close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns);
   void settle(uint32_t file, std::unique_ptr<ConnState> st);

@@ -11,13 +11,15 @@ CallEvidence read_call(const DataCall& call) {
   } else if (call.is_send && (call.capture == K::kHttpReq || call.capture == K::kOpaque)) {
     if (sniff_h2_preface(call.cap)) {
       e.protocol = Protocol::kH2;
-    } else if (call.capture == K::kHttpReq && sniff_request(call.cap, e.request)) {
+    } else if (call.capture == K::kHttpReq && sniff_request(call.cap, e.request, call.flags & tf::kDataCaptureCut)) {
       e.has_request = true;
       e.protocol = Protocol::kHttp1;
     }
   } else if (!call.is_send && call.capture == K::kHttpResp) {
-    e.status = sniff_status(call.cap);
-    if (e.status) e.protocol = Protocol::kHttp1;
+    if (sniff_response(call.cap, e.response)) {
+      e.status = e.response.status;
+      e.protocol = Protocol::kHttp1;
+    }
   }
   return e;
 }

@@ -22,6 +22,7 @@ struct CallEvidence {
   bool has_request = false;  // request line (and the allow-listed headers) in request
   HttpRequestView request;
   int status = 0;            // status line of a response
+  HttpResponseView response; // with its allow-listed headers
   bool h2_frames = false;    // the capture holds h2 frame headers
 };
 

@@ -719,5 +719,108 @@ TEST(ModelTlsWire, Tls13RequestCoalescedBehindACutFlight) {
   EXPECT_EQ(out.conns[0].requests[0].sent_ns, 302u);
 }
 
+TEST(ModelHttpHeaders, TraceparentCutTargetAndResponseConnectionHeaders) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 80, 1,
+         "GET /a HTTP/1.1\r\nHost: h.example\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  b.recv(1, 200, 1, 100, 1, "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=100");
+  const std::string long_target = "/" + std::string(255, 'x');
+  b.data(1, 300, 1, 3, D::kSend, 600, 1, C::kHttpReq, "GET " + long_target + "\r\nHost: h.example", tf::kDataCaptureCut);
+  b.recv(1, 400, 1, 100, 1, "HTTP/1.1 200 OK\r\nConnection: close");
+  b.send(1, 500, 1, 80, 1, "GET /c HTTP/1.1\r\nHost: h.example");
+  b.recv(1, 600, 1, 100, 1, "HTTP/1.1 204 No Content");
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& r = out.conns[0].requests;
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(r[0].connection_close, false);
+  EXPECT_EQ(r[0].keep_alive_timeout_s, 5);
+  EXPECT_FALSE(r[0].target_cut);
+  EXPECT_EQ(r[1].target, long_target);
+  EXPECT_TRUE(r[1].target_cut);
+  EXPECT_EQ(r[1].method, "GET");
+  EXPECT_EQ(r[1].connection_close, true);
+  EXPECT_EQ(r[1].keep_alive_timeout_s, std::nullopt);
+  EXPECT_EQ(r[1].traceparent, "");
+  EXPECT_EQ(r[2].connection_close, std::nullopt);  // no Connection header: not known
+  EXPECT_EQ(r[2].status, 204);
+}
+
+// Java's HttpClient: the server's early "200 OK" is read (on the selector thread) while the
+// request body's write is still under way. Placed at their completion, the read comes before the
+// write returned.
+TEST(ModelOrdering, EarlyResponseWhileTheLastWriteIsStillUnderWay) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100, 1, 200, 10, "POST /upload HTTP/1.1\r\nHost: h.example");
+  b.send(1, 120, 1, 1'000'000, 480);  // body: returns at 600
+  b.recv(2, 150, 1, 100, 250, "HTTP/1.1 200 OK");  // complete at 400
+  b.close(1, 700, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  const Exchange& x = out.conns[0].requests[0];
+  EXPECT_EQ(x.start_ns, 100u);
+  EXPECT_EQ(x.first_byte_ns, 400u);
+  EXPECT_LE(x.sent_ns, *x.first_byte_ns);  // wait = first_byte - sent is never negative
+  EXPECT_EQ(x.sent_ns, 400u);
+  EXPECT_EQ(x.end_ns, 600u);  // the exchange lasts until its last call returned
+  EXPECT_EQ(x.bytes_sent, 1'000'200u);
+  EXPECT_EQ(x.status, 200);
+}
+
+// A server: the listening socket never connects (not a connection); an accepted one is, even
+// when the client sent nothing before closing (a health check).
+TEST(ModelAttempts, ListeningSocketIsNotAConnectionButAnAcceptedOneIs) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);  // socket, bind, listen
+  tf::AcceptEvent a{};
+  a.h = TraceBuilder::head(tf::EventKind::kAccept, 2, 100);
+  a.dur_ns = 10;
+  a.fd = 4;
+  a.listen_fd = 3;
+  a.peer = ipv4("127.0.0.1", 50000);
+  a.local = ipv4("127.0.0.1", 8080);
+  b.add(1, a);
+  b.close(1, 200, 2, 4);
+  b.close(1, 300, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  EXPECT_EQ(out.conns[0].conn, 2u);
+  EXPECT_EQ(format_addr(out.conns[0].peer, true), "127.0.0.1:50000");
+  EXPECT_EQ(format_addr(out.conns[0].local, true), "127.0.0.1:8080");
+}
+
+// A socket adopted across exec (kExecInherit) is the same connection, going on in the new image.
+TEST(Model, SocketSurvivingExecIsTheSameConnection) {
+  if (event_min_size(uint16_t(tf::EventKind::kExecInherit)) == 0)
+    GTEST_SKIP() << "this reader does not deliver kExecInherit yet";
+  TraceBuilder old_image(500), new_image(500);
+  old_image.socket(1, 0, 1, 3);
+  old_image.connect(1, 10, 1, 3, kPeer, 10);
+  old_image.send(1, 100, 1, 10, 1, "GET /before HTTP/1.1\r\nHost: h.example");
+  old_image.recv(1, 200, 1, 10, 1);
+  tf::InheritEvent e{};
+  e.h = TraceBuilder::head(tf::EventKind::kExecInherit, 1, 300);
+  e.fd = 3;
+  e.parent_conn = 1;
+  new_image.add(1, e);
+  new_image.send(1, 400, 1, 10, 1, "GET /after HTTP/1.1\r\nHost: h.example");
+  new_image.recv(1, 500, 1, 10, 1);
+  new_image.close(1, 600, 1, 3);
+  auto out = model_of({&old_image, &new_image});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  EXPECT_EQ(c.id, "500:1");
+  EXPECT_EQ(c.close_ns, 600u);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[1].target, "/after");
+  EXPECT_TRUE(c.requests[1].reused);
+}
+
 }  // namespace
 }  // namespace httptrace::testing

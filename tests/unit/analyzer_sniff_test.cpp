@@ -54,6 +54,50 @@ TEST(HttpSniff, H2PrefaceAndHostPort) {
   EXPECT_EQ(host_without_port("[::1]:443"), "::1");
 }
 
+TEST(HttpSniff, AllowListedRequestHeaders) {
+  HttpRequestLine r;
+  ASSERT_TRUE(sniff_request("GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n"
+                            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                            r));
+  EXPECT_EQ(r.host, "a.example");
+  EXPECT_EQ(r.connection, "close");
+  EXPECT_EQ(r.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  ASSERT_TRUE(sniff_request("GET /x HTTP/1.1\r\nTRACEPARENT: 00-ab-cd-01", r));
+  EXPECT_EQ(r.traceparent, "00-ab-cd-01");
+  EXPECT_EQ(r.host, "");
+}
+
+TEST(HttpSniff, CutTargetNeedsTheFlag) {
+  const std::string cut = "GET /" + std::string(255, 'a');  // no version: the recorder cut it
+  HttpRequestLine r;
+  EXPECT_FALSE(sniff_request(cut, r));
+  ASSERT_TRUE(sniff_request(cut, r, true));
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.target, "/" + std::string(255, 'a'));
+  ASSERT_TRUE(sniff_request(cut + "\r\nHost: h.example", r, true));
+  EXPECT_EQ(r.host, "h.example");
+  EXPECT_FALSE(sniff_request("GET /a b", r, true));  // a space in a target: not HTTP/1.x
+  ASSERT_TRUE(sniff_request("GET /a HTTP/1.1", r, true));  // the flag does not hurt a whole line
+  EXPECT_EQ(r.target, "/a");
+}
+
+TEST(HttpSniff, ResponseConnectionAndKeepAlive) {
+  HttpResponseView v;
+  ASSERT_TRUE(sniff_response("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5, max=100", v));
+  EXPECT_EQ(v.status, 200);
+  EXPECT_EQ(v.connection, "Keep-Alive");
+  EXPECT_EQ(keep_alive_timeout_s(v.keep_alive), 5);
+  EXPECT_FALSE(connection_says_close(v.connection));
+  ASSERT_TRUE(sniff_response("HTTP/1.0 404 Not Found\r\nconnection: upgrade, Close", v));
+  EXPECT_TRUE(connection_says_close(v.connection));
+  EXPECT_EQ(v.keep_alive, "");
+  EXPECT_FALSE(sniff_response("+OK", v));
+  EXPECT_EQ(keep_alive_timeout_s("max=100"), -1);
+  EXPECT_EQ(keep_alive_timeout_s("timeout=abc"), -1);
+  EXPECT_EQ(keep_alive_timeout_s("timeout = 15"), 15);
+  EXPECT_EQ(keep_alive_timeout_s("timeout=99999999999"), -1);
+}
+
 TEST(TlsWire, ClientHelloSniAndAlpn) {
   ClientHello ch;
   ASSERT_TRUE(parse_client_hello(client_hello("api.example.com", {"h2", "http/1.1"}), ch));
