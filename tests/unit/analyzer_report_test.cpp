@@ -570,11 +570,67 @@ TEST_F(CliRun, SetsTheEnvironmentAndExitsWithTheProgramsStatus) {
 TEST_F(CliRun, ExecFailureIs127AndSignalsAre128PlusN) {
   auto r = run_cli({"run", "-o", dir_.file("a"), "--", "/nonexistent/program"}, dir_);
   EXPECT_EQ(r.status, 127);
-  EXPECT_NE(r.err.find("cannot run /nonexistent/program"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot run /nonexistent/program: No such file or directory"), std::string::npos) << r.err;
+  // Found but not executable: 126, as a shell says.
+  const std::string plain = dir_.file("not-executable");
+  ASSERT_TRUE(TraceBuilder::write_file(plain, "#!/bin/sh\necho hi\n"));
+  chmod(plain.c_str(), 0644);
+  r = run_cli({"run", "-o", dir_.file("a2"), "--", plain}, dir_);
+  EXPECT_EQ(r.status, 126) << r.err;
+  EXPECT_NE(r.err.find("cannot run " + plain + ": Permission denied"), std::string::npos) << r.err;
+  r = run_cli({"run", "-o", dir_.file("a3"), "--", dir_.path()}, dir_);  // a directory
+  EXPECT_EQ(r.status, 126) << r.err;
+  // A program that itself exits 126 or 127 is not mistaken for one that could not be run.
+  r = run_cli({"run", "-o", dir_.file("a4"), "--", "sh", "-c", "exit 127"}, dir_);
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.err.find("cannot run"), std::string::npos) << r.err;
   r = run_cli({"run", "-o", dir_.file("b"), "--", "sh", "-c", "kill -9 $$"}, dir_);
   EXPECT_EQ(r.status, 128 + 9);
   EXPECT_EQ(run_cli({"run"}, dir_).status, 2);
   EXPECT_EQ(run_cli({"run", "--bogus", "true"}, dir_).status, 2);
+}
+
+TEST_F(Cli, VersionNamesProgramAndTraceFormat) {
+  auto r = run_cli({"--version"}, dir_);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out.rfind("httptrace ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("trace format version " + std::to_string(tf::kVersion) + "\n"), std::string::npos) << r.out;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_F(CliRun, TemporaryDirectoryRemovedWhenNoTraceWasWritten) {
+  const std::string tmp = dir_.file("tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  auto empty_dir = [&] { return std::filesystem::is_empty(tmp); };
+  auto r = run_cli({"run", "--", "true"}, dir_, "TMPDIR=" + tmp);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("no trace was written"), std::string::npos) << r.err;
+  EXPECT_TRUE(empty_dir()) << "left behind in " << tmp;
+  r = run_cli({"run", "--", "/nonexistent/program"}, dir_, "TMPDIR=" + tmp);
+  EXPECT_EQ(r.status, 127);
+  EXPECT_TRUE(empty_dir()) << "left behind in " << tmp;
+  // A directory the user named stays, whatever happened.
+  r = run_cli({"run", "-o", dir_.file("mine"), "--", "true"}, dir_);
+  EXPECT_TRUE(std::filesystem::is_directory(dir_.file("mine")));
+}
+
+TEST_F(CliRun, SaysWhereTheTracesAreAfterTheProgramAndBeforeTheReport) {
+  // A real connection attempt (refused, on loopback) makes a trace.
+  const std::string tmp = dir_.file("tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  const std::string cmd = "TMPDIR=" + tmp + " " + cli() +
+                          " run -- python3 -c \"import socket; print('program output', flush=True); "
+                          "socket.socket().connect_ex(('127.0.0.1', 9))\" >" + dir_.file("all") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string all = slurp(dir_.file("all"));
+  const size_t program = all.find("program output"), where = all.find("httptrace: 1 trace file in " + tmp + "/"),
+               report = all.find("legend:");
+  ASSERT_NE(program, std::string::npos) << all;
+  ASSERT_NE(where, std::string::npos) << all;
+  ASSERT_NE(report, std::string::npos) << all;
+  EXPECT_LT(program, where) << all;
+  EXPECT_LT(where, report) << all;
+  EXPECT_FALSE(std::filesystem::is_empty(tmp));  // the trace is kept
 }
 
 TEST_F(CliRun, ForwardsSigtermSentToIt) {
