@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -66,26 +67,68 @@ uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MA
 // wrapped-around duration.
 uint64_t span(uint64_t from, uint64_t to) { return to > from ? to - from : 0; }
 
-// Pads (or cuts, with '~') printable text to exactly width columns.
-void append_fit(std::string& out, std::string_view text, size_t width) {
-  const size_t cols = columns(text);
-  if (cols > width) {
-    out += cut_to_columns(text, width);
-    return;
-  }
-  out.append(text).append(width - cols, ' ');
-}
-
-void append_right(std::string& out, std::string_view text, size_t width) {
-  const size_t cols = columns(text);
-  if (cols < width) out.append(width - cols, ' ');
-  out.append(text);
-}
-
 struct Segment {
   uint64_t from, to;
   char glyph;
   uint8_t color;
+};
+
+// One output line built in place: a request's two lines are most of a large timeline, and
+// appending them piece by piece to a std::string was a third of the rendering thread.
+class Line {
+ public:
+  void clear() { n_ = 0; }
+  void put(std::string_view s) {
+    const size_t k = std::min(s.size(), sizeof buf_ - n_);
+    std::memcpy(buf_ + n_, s.data(), k);
+    n_ += k;
+  }
+  void put(char c) {
+    if (n_ < sizeof buf_) buf_[n_++] = c;
+  }
+  void spaces(size_t k) {
+    k = std::min(k, sizeof buf_ - n_);
+    std::memset(buf_ + n_, ' ', k);
+    n_ += k;
+  }
+  void put_uint(uint64_t v) {
+    char tmp[24];
+    put(std::string_view(tmp, size_t(std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp)));
+  }
+  void put_duration(uint64_t ns) {
+    char tmp[kMaxDurationText];
+    put(std::string_view(tmp, format_duration(tmp, ns)));
+  }
+  void put_duration_right(uint64_t ns, size_t width) {
+    char tmp[kMaxDurationText];
+    const std::string_view d(tmp, format_duration(tmp, ns));
+    const size_t cols = columns(d);
+    if (cols < width) spaces(width - cols);
+    put(d);
+  }
+  // Printable text padded or cut (with '~') to exactly width columns.
+  void put_fit(std::string_view text, size_t width) {
+    const size_t cols = columns(text);
+    if (cols <= width) {
+      put(text);
+      spaces(width - cols);
+    } else {
+      put(cut_to_columns(text, width));
+    }
+  }
+  void wrap(const Style& st, std::string_view s, const char* code) {
+    if (!st.on || !code) return put(s);
+    put("\x1b[");
+    put(code);
+    put('m');
+    put(s);
+    put("\x1b[0m");
+  }
+  std::string_view view() const { return {buf_, n_}; }
+
+ private:
+  char buf_[1024];
+  size_t n_ = 0;
 };
 
 // Maps trace time onto bar columns.
@@ -157,14 +200,14 @@ class RowBuilder {
     }
     if (c.tls) setup_line("tls", c.tls->start_ns, c.tls->duration_ns, kTls, c.tls->error != 0);
     if (c.protocol && *c.protocol == "h2") {
-      line_.assign("  ");
-      st_.wrap(line_,
+      head_.assign("  ");
+      st_.wrap(head_,
                c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)",
                                           c.h2_streams, c.h2_responses)
                             : std::string("HTTP/2: requests are multiplexed and not split out"),
                kDim);
-      line_ += '\n';
-      text(line_);
+      head_ += '\n';
+      text(head_);
     }
     for (const auto& x : c.requests) request(x);
     text("\n");
@@ -172,59 +215,58 @@ class RowBuilder {
 
  private:
   void text(std::string_view s) { row_->append(s); }
-  void bar(std::string_view prefix, const Segment* segs, size_t n) {
-    row_->append(prefix);
+  // line_ holds the prefix ("  label   duration "); paints the bar after it.
+  void bar(const Segment* segs, size_t n) {
+    row_->append(line_.view());
     painter_.paint(segs, n, *row_);
   }
-  // "  label          duration "
   void prefix(std::string_view label, uint64_t dur) {
-    line_.assign("  ");
-    append_fit(line_, label, kLabelWidth - 2);
-    num_.clear();
-    append_duration(num_, dur);
-    append_right(line_, num_, kDurationWidth - 1);
-    line_ += ' ';
+    line_.clear();
+    line_.spaces(2);
+    line_.put_fit(label, kLabelWidth - 2);
+    line_.put_duration_right(dur, kDurationWidth - 1);
+    line_.put(' ');
   }
 
   void header(const Connection& c) {
-    line_.clear();
-    line_.append("pid ");
-    append_uint(line_, uint64_t(uint32_t(c.pid)));
-    line_.append("  conn ").append(c.id).append("  ");
+    head_.clear();
+    head_.append("pid ");
+    append_uint(head_, uint64_t(uint32_t(c.pid)));
+    head_.append("  conn ").append(c.id).append("  ");
     const std::string addr = c.peer.family ? format_addr(c.peer, true) : "";
     if (c.host) {
       const std::string host = printable(*c.host);
       // A host that is the peer's own address (a URL with an IP) needs saying once.
-      if (addr.empty()) line_ += host;
-      else if (host == format_addr(c.peer, false)) line_ += addr;
-      else line_.append(host).append(" (").append(addr).append(")");
+      if (addr.empty()) head_ += host;
+      else if (host == format_addr(c.peer, false)) head_ += addr;
+      else head_.append(host).append(" (").append(addr).append(")");
     } else {
-      line_ += addr.empty() ? "-" : addr;
+      head_ += addr.empty() ? "-" : addr;
     }
     const size_t n = c.requests.size();
-    line_.append("  ");
-    append_uint(line_, n);
-    line_.append(n == 1 ? " request" : " requests");
+    head_.append("  ");
+    append_uint(head_, n);
+    head_.append(n == 1 ? " request" : " requests");
     if (n > 1) {
-      line_.append(", ");
-      append_uint(line_, n - 1);
-      line_.append(" reused");
+      head_.append(", ");
+      append_uint(head_, n - 1);
+      head_.append(" reused");
     }
     if (c.tls) {
       const TlsInfo& t = *c.tls;
-      line_.append("  TLS ").append(t.version.empty() ? std::string("?") : printable(t.version));
-      line_.append(" via ").append(printable(t.library));
-      if (!t.cipher.empty()) line_.append(" ").append(printable(t.cipher));
-      if (!t.alpn.empty()) line_.append(" alpn=").append(printable(t.alpn));
-      if (t.resumed) line_.append(" resumed");
+      head_.append("  TLS ").append(t.version.empty() ? std::string("?") : printable(t.version));
+      head_.append(" via ").append(printable(t.library));
+      if (!t.cipher.empty()) head_.append(" ").append(printable(t.cipher));
+      if (!t.alpn.empty()) head_.append(" alpn=").append(printable(t.alpn));
+      if (t.resumed) head_.append(" resumed");
       if (t.error)
-        line_.append(" FAILED(").append(t.error_text.empty() ? std::to_string(t.error) : printable(t.error_text)).append(")");
+        head_.append(" FAILED(").append(t.error_text.empty() ? std::to_string(t.error) : printable(t.error_text)).append(")");
     }
-    if (c.protocol) line_.append("  ").append(printable(*c.protocol));
-    if (c.inherited) line_.append("  inherited from ").append(c.parent_id);
-    if (!c.close_ns) line_.append("  (still open at the end)");
+    if (c.protocol) head_.append("  ").append(printable(*c.protocol));
+    if (c.inherited) head_.append("  inherited from ").append(c.parent_id);
+    if (!c.close_ns) head_.append("  (still open at the end)");
     std::string out;
-    st_.wrap(out, line_, kBold);
+    st_.wrap(out, head_, kBold);
     if (c.pool_miss) {
       out += "  ";
       st_.wrap(out, "opened while another connection to it was idle", kYellow);
@@ -236,7 +278,7 @@ class RowBuilder {
   void setup_line(std::string_view label, uint64_t start, uint64_t dur, Color color, bool failed) {
     prefix(label, dur);
     const Segment s{start, add_sat(start, dur), kSetupGlyph, uint8_t(failed ? kFailed : color)};
-    bar(line_, &s, 1);
+    bar(&s, 1);
   }
 
   void request(const Exchange& x) {
@@ -255,7 +297,8 @@ class RowBuilder {
       target_.clear();
       append_printable(target_, x.target);
       const size_t room = kLabelWidth - 2, used = columns(label_) + columns(status_);
-      if (used + 2 <= room) label_ += cut_to_columns(target_, room - used);
+      if (used + 2 <= room && columns(target_) <= room - used) label_ += target_;
+      else if (used + 2 <= room) label_ += cut_to_columns(target_, room - used);
       else label_ = cut_to_columns(label_, room > columns(status_) ? room - columns(status_) : 0);
       label_ += status_;
     } else {
@@ -269,44 +312,46 @@ class RowBuilder {
     if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
     if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
     segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
-    bar(line_, segs, n);
+    bar(segs, n);
 
-    line_.assign("      ");
-    if (x.reused) st_.wrap(line_, "reused", kColorCode[kReceive]);
-    else line_ += "new";
+    line_.clear();
+    line_.spaces(6);
+    if (x.reused) line_.wrap(st_, "reused", kColorCode[kReceive]);
+    else line_.put("new");
     if (x.idle_ns) {
-      line_ += " after ";
-      append_duration(line_, *x.idle_ns);
-      line_ += " idle";
+      line_.put(" after ");
+      line_.put_duration(*x.idle_ns);
+      line_.put(" idle");
     }
-    line_ += "  send ";
-    append_duration(line_, span(x.start_ns, x.sent_ns));
+    line_.put("  send ");
+    line_.put_duration(span(x.start_ns, x.sent_ns));
     if (x.first_byte_ns) {
-      line_ += " + wait ";
-      append_duration(line_, span(x.sent_ns, fb));
+      line_.put(" + wait ");
+      line_.put_duration(span(x.sent_ns, fb));
       // A response that came in one read has no measurable receive time: the read returned
       // everything at once. "0ns" would read as an instant (or a failure).
       if (x.end_ns > fb) {
-        line_ += " + receive ";
-        append_duration(line_, span(fb, x.end_ns));
+        line_.put(" + receive ");
+        line_.put_duration(span(fb, x.end_ns));
       } else {
-        line_ += " + receive in 1 read";
+        line_.put(" + receive in 1 read");
       }
     } else {
-      line_ += ", no response";
+      line_.put(", no response");
     }
-    line_ += "  ";
-    append_uint(line_, x.bytes_sent);
-    line_ += "B out, ";
-    append_uint(line_, x.bytes_received);
-    line_ += "B in\n";
-    text(line_);
+    line_.put("  ");
+    line_.put_uint(x.bytes_sent);
+    line_.put("B out, ");
+    line_.put_uint(x.bytes_received);
+    line_.put("B in\n");
+    row_->append(line_.view());
   }
 
   const Style& st_;
   Painter painter_;
   std::string* row_ = nullptr;
-  std::string line_, label_, target_, status_, num_;
+  Line line_;
+  std::string head_, label_, target_, status_;
 };
 
 // A tick every 1, 2 or 5 x 10^k ns, at least 10 columns apart, labelled in the unit of the step.
