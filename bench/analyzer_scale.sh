@@ -23,18 +23,19 @@ fi
 [ -s "$WORK/many.trace" ] || build/bench/gen_trace -o "$WORK/many.trace" -c $((EVENTS / 10)) -e "$EVENTS" >/dev/null
 cat "$WORK"/*.trace >/dev/null  # page cache warm: time the analyzer, not the disk
 
-# best wall time and the peak RSS of that run, as "seconds KB"
+# best wall time, the peak RSS and the CPU time (user + sys) of that run, as "seconds KB cpu":
+# on a machine shared with other work the CPU time is the steadier number.
 measure() {
-  local best="" rss=""
+  local best="" rss="" cpu=""
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>/dev/null || { echo "FAILED: $*" >&2; return 1; }
-    read -r t m <"$WORK/time"
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t rss=$m; fi
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >/dev/null 2>/dev/null || { echo "FAILED: $*" >&2; return 1; }
+    read -r t m u s <"$WORK/time"
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t rss=$m cpu=$(awk "BEGIN{print $u + $s}"); fi
   done
-  echo "$best $rss"
+  echo "$best $rss $cpu"
 }
 
-printf '%-10s %-28s %-8s %10s %10s %10s\n' trace command binary seconds "Mev/s" "peak RSS"
+printf '%-10s %-28s %-8s %10s %10s %10s %8s\n' trace command binary seconds "Mev/s" "peak RSS" "cpu s"
 for trace in few many; do
   for cmd in ${CMDS:-export-null export-file reuse timeline}; do
     for bin in ${BEFORE:+"$BEFORE"} build/httptrace; do
@@ -45,9 +46,9 @@ for trace in few many; do
         reuse) args=(reuse "$WORK/$trace.trace") ;;
         timeline) args=(timeline "$WORK/$trace.trace") ;;
       esac
-      read -r s kb < <(measure "$bin" "${args[@]}")
-      printf '%-10s %-28s %-8s %10s %10.1f %7d MB\n' "$trace" "$cmd" "$label" "$s" \
-        "$(awk "BEGIN{print $EVENTS / $s / 1e6}")" $((kb / 1024))
+      read -r s kb cpu < <(measure "$bin" "${args[@]}")
+      printf '%-10s %-28s %-8s %10s %10.1f %7d MB %8s\n' "$trace" "$cmd" "$label" "$s" \
+        "$(awk "BEGIN{print $EVENTS / $s / 1e6}")" $((kb / 1024)) "$cpu"
     done
   done
 done
