@@ -23,8 +23,8 @@
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
-#include "analyzer/report/duration_text.h"
 #include "analyzer/progress.h"
+#include "analyzer/report/duration_text.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/report/row_spool.h"
 #include "analyzer/report/start_order.h"
@@ -74,37 +74,45 @@ struct Segment {
 };
 
 // One output line built in place: a request's two lines are most of a large timeline, and
-// appending them piece by piece to a std::string was a third of the rendering thread.
+// appending them piece by piece to a std::string was a third of the rendering thread. Numbers
+// are formatted straight into the buffer; kSlack bytes past kCap leave room for one number or
+// duration, so those need no bounds check of their own beyond n_ <= kCap.
 class Line {
  public:
   void clear() { n_ = 0; }
   void put(std::string_view s) {
-    const size_t k = std::min(s.size(), sizeof buf_ - n_);
+    const size_t k = std::min(s.size(), kCap - n_);
     std::memcpy(buf_ + n_, s.data(), k);
     n_ += k;
   }
+  // A literal: its length is a constant, so the copy is inlined.
+  template <size_t N> void lit(const char (&s)[N]) {
+    if (n_ + N - 1 > kCap) return put(std::string_view(s, N - 1));
+    std::memcpy(buf_ + n_, s, N - 1);
+    n_ += N - 1;
+  }
   void put(char c) {
-    if (n_ < sizeof buf_) buf_[n_++] = c;
+    if (n_ < kCap) buf_[n_++] = c;
   }
   void spaces(size_t k) {
-    k = std::min(k, sizeof buf_ - n_);
+    k = std::min(k, kCap - n_);
     std::memset(buf_ + n_, ' ', k);
     n_ += k;
   }
-  void put_uint(uint64_t v) {
-    char tmp[24];
-    put(std::string_view(tmp, size_t(std::to_chars(tmp, tmp + sizeof tmp, v).ptr - tmp)));
-  }
-  void put_duration(uint64_t ns) {
-    char tmp[kMaxDurationText];
-    put(std::string_view(tmp, format_duration(tmp, ns)));
-  }
+  void put_uint(uint64_t v) { n_ = std::min(kCap, size_t(std::to_chars(buf_ + n_, buf_ + n_ + 24, v).ptr - buf_)); }
+  void put_duration(uint64_t ns) { n_ = std::min(kCap, n_ + format_duration(buf_ + n_, ns)); }
+  // width <= 16: the padded text still fits the slack.
   void put_duration_right(uint64_t ns, size_t width) {
-    char tmp[kMaxDurationText];
-    const std::string_view d(tmp, format_duration(tmp, ns));
-    const size_t cols = columns(d);
-    if (cols < width) spaces(width - cols);
-    put(d);
+    char* at = buf_ + n_;
+    size_t len = format_duration(at, ns);
+    const size_t cols = columns(std::string_view(at, len));
+    if (cols < width) {
+      const size_t pad = std::min<size_t>(width - cols, 16);
+      std::memmove(at + pad, at, len);
+      std::memset(at, ' ', pad);
+      len += pad;
+    }
+    n_ = std::min(kCap, n_ + len);
   }
   // Printable text padded or cut (with '~') to exactly width columns.
   void put_fit(std::string_view text, size_t width) {
@@ -118,16 +126,18 @@ class Line {
   }
   void wrap(const Style& st, std::string_view s, const char* code) {
     if (!st.on || !code) return put(s);
-    put("\x1b[");
-    put(code);
+    lit("\x1b[");
+    put(std::string_view(code));
     put('m');
     put(s);
-    put("\x1b[0m");
+    lit("\x1b[0m");
   }
   std::string_view view() const { return {buf_, n_}; }
 
  private:
-  char buf_[1024];
+  static constexpr size_t kCap = 1024, kSlack = 32;
+  static_assert(kSlack >= 24 && kSlack >= kMaxDurationText + 16);
+  char buf_[kCap + kSlack];
   size_t n_ = 0;
 };
 
@@ -317,33 +327,33 @@ class RowBuilder {
     line_.clear();
     line_.spaces(6);
     if (x.reused) line_.wrap(st_, "reused", kColorCode[kReceive]);
-    else line_.put("new");
+    else line_.lit("new");
     if (x.idle_ns) {
-      line_.put(" after ");
+      line_.lit(" after ");
       line_.put_duration(*x.idle_ns);
-      line_.put(" idle");
+      line_.lit(" idle");
     }
-    line_.put("  send ");
+    line_.lit("  send ");
     line_.put_duration(span(x.start_ns, x.sent_ns));
     if (x.first_byte_ns) {
-      line_.put(" + wait ");
+      line_.lit(" + wait ");
       line_.put_duration(span(x.sent_ns, fb));
       // A response that came in one read has no measurable receive time: the read returned
       // everything at once. "0ns" would read as an instant (or a failure).
       if (x.end_ns > fb) {
-        line_.put(" + receive ");
+        line_.lit(" + receive ");
         line_.put_duration(span(fb, x.end_ns));
       } else {
-        line_.put(" + receive in 1 read");
+        line_.lit(" + receive in 1 read");
       }
     } else {
-      line_.put(", no response");
+      line_.lit(", no response");
     }
-    line_.put("  ");
+    line_.lit("  ");
     line_.put_uint(x.bytes_sent);
-    line_.put("B out, ");
+    line_.lit("B out, ");
     line_.put_uint(x.bytes_received);
-    line_.put("B in\n");
+    line_.lit("B in\n");
     row_->append(line_.view());
   }
 
