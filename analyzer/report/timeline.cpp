@@ -4,7 +4,7 @@
 // connections are visible.
 //
 // Streaming, in memory bounded by the connections open at once: a first pass over the trace finds
-// the time it covers (the axis: cheap, no model), the second runs the model. Its connections come
+// where it ends (for the axis: cheap, no model), the second runs the model. Its connections come
 // out in close order; StartOrder (on the model's thread) puts them back in start order, holding
 // only those that could still be preceded, and a ConnectionPipe hands them to a second thread
 // that renders and writes each one. If ordering must give up (one connection open for the whole
@@ -456,16 +456,30 @@ bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
   return first <= last;
 }
 
+uint64_t conn_begin(const Connection& c) {
+  uint64_t b = c.start_ns;
+  if (c.dns) b = std::min(b, c.dns->start_ns);
+  if (c.has_connect) b = std::min(b, c.connect_start_ns);
+  return b;
+}
+
 // The pipe thread's end: renders each connection and writes it out, or, from the point where
 // StartOrder gave up ordering, sorts the rest through a RowSpool first.
+//
+// The axis ends where the trace's last call ended, and starts where the first connection (the
+// first row, in start order) did: sockets that never became a connection, such as a runtime's
+// start-up probes, would otherwise take the left of every bar. (The end cannot be had the same
+// way: it is needed before the first row.)
 class TimelineWriter : public ConnectionSink {
  public:
-  TimelineWriter(const Axis& axis, const Style& style, std::FILE* out, size_t spool_budget, std::string preamble)
-      : rows_(axis, style), out_(out), spool_(spool_budget), preamble_(std::move(preamble)) {}
+  TimelineWriter(Axis& axis, uint64_t last, const Style& style, std::FILE* out, size_t spool_budget)
+      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {}
   void watch(const StartOrder& order) { order_ = &order; }
 
   void on_connection(const Connection& c) override {
-    if (n_++ >= order_->overflowed_at()) {
+    const bool spool = n_ >= order_->overflowed_at();
+    if (n_++ == 0) fix_axis(c, spool);
+    if (spool) {
       row_.clear();
       rows_.render(c, row_);
       spool_.add({c.start_ns, c.pid, c.conn}, row_);
@@ -489,6 +503,15 @@ class TimelineWriter : public ConnectionSink {
   size_t spool_runs() const { return spool_.runs(); }
 
  private:
+  // A first row that arrives in start order starts the axis; one that does not (ordering gave
+  // up at once) leaves it at the trace's first event.
+  void fix_axis(const Connection& c, bool unordered) {
+    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last_));
+    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last_));
+    preamble_ = legend(st_) + "\n";
+    append_axis(preamble_, axis_);
+    preamble_ += "\n";
+  }
   void start() {
     if (!started_) buf_ += preamble_;
     started_ = true;
@@ -503,6 +526,9 @@ class TimelineWriter : public ConnectionSink {
     buf_.clear();
   }
 
+  Axis& axis_;
+  const uint64_t last_;
+  const Style& st_;
   RowBuilder rows_;
   std::FILE* out_;
   RowSpool spool_;
@@ -523,12 +549,7 @@ bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
   axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
   axis.begin = first;
   axis.span = std::max<uint64_t>(1, span(first, last));
-  std::string preamble = legend(st) + "\n";
-  append_axis(preamble, axis);
-  preamble += "\n";
-
-  TimelineWriter writer(axis, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget,
-                        std::move(preamble));
+  TimelineWriter writer(axis, last, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
   uint64_t n_conns = 0, n_requests = 0, n_reused = 0, dropped = 0;
   {
     ConnectionPipe pipe(writer);

@@ -333,6 +333,28 @@ TEST(Timeline, PrintsInStartOrderWhateverTheCloseOrder) {
   EXPECT_EQ(held, spooled);
 }
 
+TEST(Timeline, AxisStartsAtTheFirstConnectionNotAtStrayEvents) {
+  // An event of a socket the model does not make a connection of (here a TLS close of an unknown
+  // socket), long before the only connection: the bars must not be squeezed to the right.
+  TraceBuilder b;
+  tf::TlsCloseEvent stray{};
+  stray.h = TraceBuilder::head(tf::EventKind::kTlsClose, 99, 1 * ms);
+  stray.fd = 9;
+  stray.library = uint8_t(tf::TlsLibrary::kOpenssl);
+  stray.how = uint8_t(tf::TlsCloseHow::kFree);
+  b.add(1, stray);
+  b.socket(1, 500 * ms, 1, 3);
+  b.connect(1, 500 * ms, 1, 3, ipv4("10.0.0.1", 80), 1 * ms);
+  b.send(1, 502 * ms, 1, 30, 10 * us, "GET / HTTP/1.1");
+  b.recv(1, 503 * ms, 1, 30, 5 * ms, "HTTP/1.1 200 OK");
+  b.close(1, 510 * ms, 1, 3);
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  const std::string connect = line_starting(out, "  connect ");
+  EXPECT_NE(connect.find("|#"), std::string::npos) << out;
+  EXPECT_NE(out.find("over 10.00ms, from 499.00ms after the first event"), std::string::npos) << out;
+}
+
 TEST(RowSpool, MergesRunsInKeyOrderStableForEqualKeys) {
   RowSpool spool(64);
   std::vector<std::pair<RowKey, std::string>> rows;
