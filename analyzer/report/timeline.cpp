@@ -55,11 +55,6 @@ struct Style {
     }
     out.append("\x1b[").append(code).append("m").append(s).append("\x1b[0m");
   }
-  std::string wrap(std::string_view s, const char* code) const {
-    std::string out;
-    wrap(out, s, code);
-    return out;
-  }
 };
 
 uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
@@ -500,7 +495,6 @@ class TimelineWriter : public ConnectionSink {
     return ok_;
   }
   uint64_t rows() const { return n_; }
-  size_t spool_runs() const { return spool_.runs(); }
 
  private:
   // A first row that arrives in start order starts the axis; one that does not (ordering gave
