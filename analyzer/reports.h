@@ -17,6 +17,9 @@ struct TimelineOptions {
   // Bytes of rendered rows held in memory before they are sorted out to a temporary file; 0 =
   // RowSpool's default. Tests make it small to exercise the merge.
   size_t spool_budget = 0;
+  // Weight (1 + exchanges per connection) of connections held back to print them in start order
+  // before ordering gives up and sorts through the spool; 0 = StartOrder's default.
+  uint64_t max_held_weight = 0;
 };
 // False (with a message on stderr) if writing failed.
 bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt);

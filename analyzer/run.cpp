@@ -117,7 +117,7 @@ int cmd_run(const Args& args) {
     } else if (a == "--stacks") {
       stacks = true;
     } else if (a.size() > 1 && a[0] == '-') {
-      return usage_error(fmt::format("run: unknown option {}", a));
+      return usage_error(fmt::format("run: unknown option {}", printable(a)));
     } else {
       break;
     }

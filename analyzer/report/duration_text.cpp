@@ -11,55 +11,60 @@ void append_uint(std::string& out, uint64_t n) {
 
 namespace {
 
-// value / 10^decimals, rounded half up, with that many decimals.
-void append_fixed(std::string& out, uint64_t scaled, int decimals) {
-  uint64_t div = decimals == 1 ? 10 : 100;
-  append_uint(out, scaled / div);
-  out += '.';
-  uint64_t frac = scaled % div;
-  if (decimals == 2 && frac < 10) out += '0';
-  append_uint(out, frac);
+char* put_uint(char* p, uint64_t n) { return std::to_chars(p, p + 20, n).ptr; }
+
+char* put_two(char* p, uint64_t n) {
+  *p++ = char('0' + n / 10 % 10);
+  *p++ = char('0' + n % 10);
+  return p;
 }
 
-void append_two(std::string& out, uint64_t n) {
-  if (n < 10) out += '0';
-  append_uint(out, n);
+// scaled / 10^decimals with that many decimals.
+char* put_fixed(char* p, uint64_t scaled, int decimals) {
+  if (decimals == 1) {
+    p = put_uint(p, scaled / 10);
+    *p++ = '.';
+    *p++ = char('0' + scaled % 10);
+    return p;
+  }
+  p = put_uint(p, scaled / 100);
+  *p++ = '.';
+  return put_two(p, scaled % 100);
+}
+
+char* put_text(char* p, const char* s) {
+  while (*s) *p++ = *s++;
+  return p;
 }
 
 }  // namespace
 
-void append_duration(std::string& out, uint64_t ns) {
+size_t format_duration(char* out, uint64_t ns) {
   constexpr uint64_t kUs = 1000, kMs = 1000 * kUs, kS = 1000 * kMs, kMin = 60 * kS, kH = 60 * kMin, kD = 24 * kH;
+  char* p = out;
   if (ns < kUs) {
-    append_uint(out, ns);
-    out += "ns";
+    p = put_text(put_uint(p, ns), "ns");
   } else if (ns < kMs) {
-    append_fixed(out, (ns + 50) / 100, 1);
-    out += "µs";
+    p = put_text(put_fixed(p, (ns + 50) / 100, 1), "µs");
   } else if (ns < kS) {
-    append_fixed(out, (ns + 5000) / 10000, 2);
-    out += "ms";
+    p = put_text(put_fixed(p, (ns + 5000) / 10000, 2), "ms");
   } else if (ns < kMin) {
-    append_fixed(out, (ns + 5'000'000) / 10'000'000, 2);
-    out += 's';
+    p = put_text(put_fixed(p, (ns + 5'000'000) / 10'000'000, 2), "s");
   } else if (ns < kH) {
-    append_uint(out, ns / kMin);
-    out += 'm';
-    append_two(out, ns % kMin / kS);
-    out += 's';
+    p = put_text(put_two(put_text(put_uint(p, ns / kMin), "m"), ns % kMin / kS), "s");
   } else if (ns < 48 * kH) {
-    append_uint(out, ns / kH);
-    out += 'h';
-    append_two(out, ns % kH / kMin);
-    out += 'm';
+    p = put_text(put_two(put_text(put_uint(p, ns / kH), "h"), ns % kH / kMin), "m");
   } else if (ns < 1000 * kD) {
-    append_uint(out, ns / kD);
-    out += 'd';
-    append_two(out, ns % kD / kH);
-    out += 'h';
+    p = put_text(put_two(put_text(put_uint(p, ns / kD), "d"), ns % kD / kH), "h");
   } else {
-    out += ">999d";
+    p = put_text(p, ">999d");
   }
+  return size_t(p - out);
+}
+
+void append_duration(std::string& out, uint64_t ns) {
+  char buf[kMaxDurationText];
+  out.append(buf, format_duration(buf, ns));
 }
 
 std::string duration_text(uint64_t ns) {

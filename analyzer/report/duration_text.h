@@ -3,11 +3,15 @@
 // Hand-written rather than fmt: a timeline of millions of requests formats five per request.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace httptrace::analyzer {
 
+inline constexpr size_t kMaxDurationText = 16;  // bytes ("µs" is two)
+// Writes the text to out (kMaxDurationText bytes of room), returns its length in bytes.
+size_t format_duration(char* out, uint64_t ns);
 void append_duration(std::string& out, uint64_t ns);
 std::string duration_text(uint64_t ns);
 

@@ -119,7 +119,7 @@ int cmd_reuse(const Args& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--") paths.insert(paths.end(), args.begin() + i + 1, args.end()), i = args.size();
-    else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("reuse: unknown option {}", a));
+    else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("reuse: unknown option {}", printable(a)));
     else paths.push_back(a);
   }
   if (paths.empty()) return usage_error("reuse: no TRACE given");

@@ -3,15 +3,18 @@
 // per request, with bars on one time axis shared by the whole trace so gaps and overlaps between
 // connections are visible.
 //
-// Connections are printed in the order they started, but the model hands them over as they
-// close, and the axis (hence every bar) is known only at the end of the trace. So each
-// connection's text is rendered as it arrives, on a second thread (ConnectionPipe), with its
-// bars kept as times; rows wait in a RowSpool (an external sort by start, bounded memory), and
-// the bars are painted when the rows are drained in order at the end.
+// Streaming, in memory bounded by the connections open at once: a first pass over the trace finds
+// where it ends (for the axis: cheap, no model), the second runs the model. Its connections come
+// out in close order; StartOrder (on the model's thread) puts them back in start order, holding
+// only those that could still be preceded, and a ConnectionPipe hands them to a second thread
+// that renders and writes each one. If ordering must give up (one connection open for the whole
+// trace holds back everything), the rest is sorted through a RowSpool (an external sort on disk).
+// Totals are known at the end, so they close the report.
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -20,9 +23,11 @@
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
+#include "analyzer/progress.h"
 #include "analyzer/report/duration_text.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/report/row_spool.h"
+#include "analyzer/report/start_order.h"
 #include "analyzer/reports.h"
 
 namespace httptrace::analyzer {
@@ -50,11 +55,6 @@ struct Style {
     }
     out.append("\x1b[").append(code).append("m").append(s).append("\x1b[0m");
   }
-  std::string wrap(std::string_view s, const char* code) const {
-    std::string out;
-    wrap(out, s, code);
-    return out;
-  }
 };
 
 uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
@@ -62,61 +62,140 @@ uint64_t add_sat(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MA
 // wrapped-around duration.
 uint64_t span(uint64_t from, uint64_t to) { return to > from ? to - from : 0; }
 
-uint64_t conn_end(const Connection& c) {
-  uint64_t e = c.close_ns.value_or(c.start_ns);
-  if (c.has_connect) e = std::max(e, add_sat(c.connect_start_ns, c.connect_duration_ns));
-  if (c.tls) e = std::max(e, add_sat(c.tls->start_ns, c.tls->duration_ns));
-  for (const auto& x : c.requests) e = std::max(e, x.end_ns);
-  return e;
-}
-uint64_t conn_begin(const Connection& c) {
-  uint64_t b = c.start_ns;
-  if (c.dns) b = std::min(b, c.dns->start_ns);
-  if (c.has_connect) b = std::min(b, c.connect_start_ns);
-  return b;
-}
-
-// Pads (or cuts, with '~') printable text to exactly width columns.
-void append_fit(std::string& out, std::string_view text, size_t width) {
-  const size_t cols = columns(text);
-  if (cols > width) {
-    out += cut_to_columns(text, width);
-    return;
-  }
-  out.append(text).append(width - cols, ' ');
-}
-
-void append_right(std::string& out, std::string_view text, size_t width) {
-  const size_t cols = columns(text);
-  if (cols < width) out.append(width - cols, ' ');
-  out.append(text);
-}
-
-template <class T> void put(std::string& out, const T& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
-template <class T> T get(const char*& p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  p += sizeof v;
-  return v;
-}
-
 struct Segment {
   uint64_t from, to;
   char glyph;
   uint8_t color;
 };
 
-// Renders each connection as a row: text items ('T', finished lines) and bar items ('B': the
-// line's label and duration, then its segments as times).
-class RowBuilder : public ConnectionSink {
+// One output line built in place: a request's two lines are most of a large timeline, and
+// appending them piece by piece to a std::string was a third of the rendering thread. Numbers
+// are formatted straight into the buffer; kSlack bytes past kCap leave room for one number or
+// duration, so those need no bounds check of their own beyond n_ <= kCap.
+class Line {
  public:
-  RowBuilder(RowSpool& spool, const Style& style) : spool_(spool), st_(style) {}
+  void clear() { n_ = 0; }
+  void put(std::string_view s) {
+    const size_t k = std::min(s.size(), kCap - n_);
+    std::memcpy(buf_ + n_, s.data(), k);
+    n_ += k;
+  }
+  // A literal: its length is a constant, so the copy is inlined.
+  template <size_t N> void lit(const char (&s)[N]) {
+    if (n_ + N - 1 > kCap) return put(std::string_view(s, N - 1));
+    std::memcpy(buf_ + n_, s, N - 1);
+    n_ += N - 1;
+  }
+  void put(char c) {
+    if (n_ < kCap) buf_[n_++] = c;
+  }
+  void spaces(size_t k) {
+    k = std::min(k, kCap - n_);
+    std::memset(buf_ + n_, ' ', k);
+    n_ += k;
+  }
+  void put_uint(uint64_t v) { n_ = std::min(kCap, size_t(std::to_chars(buf_ + n_, buf_ + n_ + 24, v).ptr - buf_)); }
+  void put_duration(uint64_t ns) { n_ = std::min(kCap, n_ + format_duration(buf_ + n_, ns)); }
+  // width <= 16: the padded text still fits the slack.
+  void put_duration_right(uint64_t ns, size_t width) {
+    char* at = buf_ + n_;
+    size_t len = format_duration(at, ns);
+    const size_t cols = columns(std::string_view(at, len));
+    if (cols < width) {
+      const size_t pad = std::min<size_t>(width - cols, 16);
+      std::memmove(at + pad, at, len);
+      std::memset(at, ' ', pad);
+      len += pad;
+    }
+    n_ = std::min(kCap, n_ + len);
+  }
+  // Printable text padded or cut (with '~') to exactly width columns.
+  void put_fit(std::string_view text, size_t width) {
+    const size_t cols = columns(text);
+    if (cols <= width) {
+      put(text);
+      spaces(width - cols);
+    } else {
+      put(cut_to_columns(text, width));
+    }
+  }
+  void wrap(const Style& st, std::string_view s, const char* code) {
+    if (!st.on || !code) return put(s);
+    lit("\x1b[");
+    put(std::string_view(code));
+    put('m');
+    put(s);
+    lit("\x1b[0m");
+  }
+  std::string_view view() const { return {buf_, n_}; }
 
-  void on_connection(const Connection& c) override {
-    row_.clear();
-    begin_ = std::min(begin_, conn_begin(c));
-    end_ = std::max(end_, conn_end(c));
-    ++rows_;
+ private:
+  static constexpr size_t kCap = 1024, kSlack = 32;
+  static_assert(kSlack >= 24 && kSlack >= kMaxDurationText + 16);
+  char buf_[kCap + kSlack];
+  size_t n_ = 0;
+};
+
+// Maps trace time onto bar columns.
+struct Axis {
+  uint64_t begin = 0, span = 1;
+  size_t width = 40;
+  // Integer arithmetic clamped to the bar: a damaged or hostile timestamp far outside the axis
+  // must land on an edge, never outside the row (a float-to-int cast of an out-of-range value
+  // is undefined, and gave cells_[INT_MIN]).
+  size_t col(uint64_t t) const {
+    if (t <= begin) return 0;
+    const uint64_t off = t - begin;
+    if (off >= span) return width - 1;
+    if (off <= UINT64_MAX / width) return size_t(off * width / span);  // no 128-bit division
+    return size_t(static_cast<unsigned __int128>(off) * width / span);
+  }
+};
+
+// Paints segments, in order (later ones over earlier ones, each at least one column), into
+// "|...|\n".
+class Painter {
+ public:
+  Painter(const Axis& axis, const Style& style) : axis_(axis), st_(style), cells_(axis.width, ' '), colors_(axis.width) {}
+
+  void paint(const Segment* segs, size_t n, std::string& out) {
+    std::fill(cells_.begin(), cells_.end(), ' ');
+    std::fill(colors_.begin(), colors_.end(), kPlain);
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t from = segs[i].from, to = std::max(from, segs[i].to);
+      const size_t a = axis_.col(from), b = std::min(axis_.width, std::max(axis_.col(to), a + 1));
+      std::fill(cells_.begin() + a, cells_.begin() + b, segs[i].glyph);
+      std::fill(colors_.begin() + a, colors_.begin() + b, segs[i].color);
+    }
+    out += '|';
+    if (!st_.on) {
+      out += cells_;
+    } else {
+      for (size_t i = 0; i < axis_.width;) {
+        size_t j = i;
+        while (j < axis_.width && colors_[j] == colors_[i]) ++j;
+        st_.wrap(out, std::string_view(cells_).substr(i, j - i), kColorCode[colors_[i]]);
+        i = j;
+      }
+    }
+    out += "|\n";
+  }
+
+ private:
+  const Axis& axis_;
+  const Style& st_;
+  std::string cells_;
+  std::vector<uint8_t> colors_;
+};
+
+// Renders each connection as a block of lines; on the pipe's thread.
+class RowBuilder {
+ public:
+  RowBuilder(const Axis& axis, const Style& style) : st_(style), painter_(axis, style) {}
+
+  // Appends the rendered block to out.
+  void render(const Connection& c, std::string& out) {
+    row_ = &out;
     header(c);
     if (c.dns) setup_line("dns", c.dns->start_ns, c.dns->duration_ns, kDns, false);
     if (c.has_connect) {
@@ -126,91 +205,73 @@ class RowBuilder : public ConnectionSink {
     }
     if (c.tls) setup_line("tls", c.tls->start_ns, c.tls->duration_ns, kTls, c.tls->error != 0);
     if (c.protocol && *c.protocol == "h2") {
-      line_.assign("  ");
-      st_.wrap(line_,
+      head_.assign("  ");
+      st_.wrap(head_,
                c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)",
                                           c.h2_streams, c.h2_responses)
                             : std::string("HTTP/2: requests are multiplexed and not split out"),
                kDim);
-      line_ += '\n';
-      text(line_);
+      head_ += '\n';
+      text(head_);
     }
     for (const auto& x : c.requests) request(x);
     text("\n");
-    spool_.add({c.start_ns, c.pid, c.conn}, row_);
   }
-
-  uint64_t rows() const { return rows_; }
-  uint64_t begin() const { return begin_; }
-  uint64_t end() const { return end_; }
 
  private:
-  void text(std::string_view s) {
-    row_ += 'T';
-    put(row_, uint32_t(s.size()));
-    row_.append(s);
+  void text(std::string_view s) { row_->append(s); }
+  // line_ holds the prefix ("  label   duration "); paints the bar after it.
+  void bar(const Segment* segs, size_t n) {
+    row_->append(line_.view());
+    painter_.paint(segs, n, *row_);
   }
-  void bar(std::string_view prefix, const Segment* segs, uint8_t n) {
-    row_ += 'B';
-    put(row_, uint32_t(prefix.size()));
-    row_.append(prefix);
-    put(row_, n);
-    for (uint8_t i = 0; i < n; ++i) {
-      put(row_, segs[i].from);
-      put(row_, segs[i].to);
-      row_ += segs[i].glyph;
-      put(row_, segs[i].color);
-    }
-  }
-  // "  label          duration "
   void prefix(std::string_view label, uint64_t dur) {
-    line_.assign("  ");
-    append_fit(line_, label, kLabelWidth - 2);
-    num_.clear();
-    append_duration(num_, dur);
-    append_right(line_, num_, kDurationWidth - 1);
-    line_ += ' ';
+    line_.clear();
+    line_.spaces(2);
+    line_.put_fit(label, kLabelWidth - 2);
+    line_.put_duration_right(dur, kDurationWidth - 1);
+    line_.put(' ');
   }
 
   void header(const Connection& c) {
-    line_.clear();
-    line_.append("pid ");
-    append_uint(line_, uint64_t(uint32_t(c.pid)));
-    line_.append("  conn ").append(c.id).append("  ");
+    head_.clear();
+    head_.append("pid ");
+    append_uint(head_, uint64_t(uint32_t(c.pid)));
+    head_.append("  conn ").append(c.id).append("  ");
     const std::string addr = c.peer.family ? format_addr(c.peer, true) : "";
     if (c.host) {
       const std::string host = printable(*c.host);
       // A host that is the peer's own address (a URL with an IP) needs saying once.
-      if (addr.empty()) line_ += host;
-      else if (host == format_addr(c.peer, false)) line_ += addr;
-      else line_.append(host).append(" (").append(addr).append(")");
+      if (addr.empty()) head_ += host;
+      else if (host == format_addr(c.peer, false)) head_ += addr;
+      else head_.append(host).append(" (").append(addr).append(")");
     } else {
-      line_ += addr.empty() ? "-" : addr;
+      head_ += addr.empty() ? "-" : addr;
     }
     const size_t n = c.requests.size();
-    line_.append("  ");
-    append_uint(line_, n);
-    line_.append(n == 1 ? " request" : " requests");
+    head_.append("  ");
+    append_uint(head_, n);
+    head_.append(n == 1 ? " request" : " requests");
     if (n > 1) {
-      line_.append(", ");
-      append_uint(line_, n - 1);
-      line_.append(" reused");
+      head_.append(", ");
+      append_uint(head_, n - 1);
+      head_.append(" reused");
     }
     if (c.tls) {
       const TlsInfo& t = *c.tls;
-      line_.append("  TLS ").append(t.version.empty() ? std::string("?") : printable(t.version));
-      line_.append(" via ").append(printable(t.library));
-      if (!t.cipher.empty()) line_.append(" ").append(printable(t.cipher));
-      if (!t.alpn.empty()) line_.append(" alpn=").append(printable(t.alpn));
-      if (t.resumed) line_.append(" resumed");
+      head_.append("  TLS ").append(t.version.empty() ? std::string("?") : printable(t.version));
+      head_.append(" via ").append(printable(t.library));
+      if (!t.cipher.empty()) head_.append(" ").append(printable(t.cipher));
+      if (!t.alpn.empty()) head_.append(" alpn=").append(printable(t.alpn));
+      if (t.resumed) head_.append(" resumed");
       if (t.error)
-        line_.append(" FAILED(").append(t.error_text.empty() ? std::to_string(t.error) : printable(t.error_text)).append(")");
+        head_.append(" FAILED(").append(t.error_text.empty() ? std::to_string(t.error) : printable(t.error_text)).append(")");
     }
-    if (c.protocol) line_.append("  ").append(printable(*c.protocol));
-    if (c.inherited) line_.append("  inherited from ").append(c.parent_id);
-    if (!c.close_ns) line_.append("  (still open at the end)");
+    if (c.protocol) head_.append("  ").append(printable(*c.protocol));
+    if (c.inherited) head_.append("  inherited from ").append(c.parent_id);
+    if (!c.close_ns) head_.append("  (still open at the end)");
     std::string out;
-    st_.wrap(out, line_, kBold);
+    st_.wrap(out, head_, kBold);
     if (c.pool_miss) {
       out += "  ";
       st_.wrap(out, "opened while another connection to it was idle", kYellow);
@@ -222,7 +283,7 @@ class RowBuilder : public ConnectionSink {
   void setup_line(std::string_view label, uint64_t start, uint64_t dur, Color color, bool failed) {
     prefix(label, dur);
     const Segment s{start, add_sat(start, dur), kSetupGlyph, uint8_t(failed ? kFailed : color)};
-    bar(line_, &s, 1);
+    bar(&s, 1);
   }
 
   void request(const Exchange& x) {
@@ -241,7 +302,8 @@ class RowBuilder : public ConnectionSink {
       target_.clear();
       append_printable(target_, x.target);
       const size_t room = kLabelWidth - 2, used = columns(label_) + columns(status_);
-      if (used + 2 <= room) label_ += cut_to_columns(target_, room - used);
+      if (used + 2 <= room && columns(target_) <= room - used) label_ += target_;
+      else if (used + 2 <= room) label_ += cut_to_columns(target_, room - used);
       else label_ = cut_to_columns(label_, room > columns(status_) ? room - columns(status_) : 0);
       label_ += status_;
     } else {
@@ -255,59 +317,46 @@ class RowBuilder : public ConnectionSink {
     if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
     if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
     segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
-    bar(line_, segs, n);
+    bar(segs, n);
 
-    line_.assign("      ");
-    if (x.reused) st_.wrap(line_, "reused", kColorCode[kReceive]);
-    else line_ += "new";
+    line_.clear();
+    line_.spaces(6);
+    if (x.reused) line_.wrap(st_, "reused", kColorCode[kReceive]);
+    else line_.lit("new");
     if (x.idle_ns) {
-      line_ += " after ";
-      append_duration(line_, *x.idle_ns);
-      line_ += " idle";
+      line_.lit(" after ");
+      line_.put_duration(*x.idle_ns);
+      line_.lit(" idle");
     }
-    line_ += "  send ";
-    append_duration(line_, span(x.start_ns, x.sent_ns));
+    line_.lit("  send ");
+    line_.put_duration(span(x.start_ns, x.sent_ns));
     if (x.first_byte_ns) {
-      line_ += " + wait ";
-      append_duration(line_, span(x.sent_ns, fb));
+      line_.lit(" + wait ");
+      line_.put_duration(span(x.sent_ns, fb));
       // A response that came in one read has no measurable receive time: the read returned
       // everything at once. "0ns" would read as an instant (or a failure).
       if (x.end_ns > fb) {
-        line_ += " + receive ";
-        append_duration(line_, span(fb, x.end_ns));
+        line_.lit(" + receive ");
+        line_.put_duration(span(fb, x.end_ns));
       } else {
-        line_ += " + receive in 1 read";
+        line_.lit(" + receive in 1 read");
       }
     } else {
-      line_ += ", no response";
+      line_.lit(", no response");
     }
-    line_ += "  ";
-    append_uint(line_, x.bytes_sent);
-    line_ += "B out, ";
-    append_uint(line_, x.bytes_received);
-    line_ += "B in\n";
-    text(line_);
+    line_.lit("  ");
+    line_.put_uint(x.bytes_sent);
+    line_.lit("B out, ");
+    line_.put_uint(x.bytes_received);
+    line_.lit("B in\n");
+    row_->append(line_.view());
   }
 
-  RowSpool& spool_;
   const Style& st_;
-  std::string row_, line_, label_, target_, status_, num_;
-  uint64_t rows_ = 0, begin_ = UINT64_MAX, end_ = 0;
-};
-
-// Maps trace time onto bar columns.
-struct Axis {
-  uint64_t begin = 0, span = 1;
-  size_t width = 40;
-  // Integer arithmetic clamped to the bar: a damaged or hostile timestamp far outside the axis
-  // must land on an edge, never outside the row (a float-to-int cast of an out-of-range value
-  // is undefined, and gave cells_[INT_MIN]).
-  size_t col(uint64_t t) const {
-    if (t <= begin) return 0;
-    const uint64_t off = t - begin;
-    if (off >= span) return width - 1;
-    return size_t(static_cast<unsigned __int128>(off) * width / span);
-  }
+  Painter painter_;
+  std::string* row_ = nullptr;
+  Line line_;
+  std::string head_, label_, target_, status_;
 };
 
 // A tick every 1, 2 or 5 x 10^k ns, at least 10 columns apart, labelled in the unit of the step.
@@ -356,53 +405,6 @@ void append_axis(std::string& out, const Axis& axis) {
   out.append(ruler).append("|").append(cells).append("|\n");
 }
 
-class Painter {
- public:
-  Painter(const Axis& axis, const Style& style) : axis_(axis), st_(style), cells_(axis.width, ' '), colors_(axis.width) {}
-
-  // Appends the rendered row to out.
-  bool render(std::string_view row, std::string& out) {
-    const char* p = row.data();
-    const char* end = p + row.size();
-    while (p < end) {
-      const char kind = *p++;
-      const uint32_t len = get<uint32_t>(p);
-      out.append(p, len);
-      p += len;
-      if (kind == 'T') continue;
-      if (kind != 'B') return false;
-      std::fill(cells_.begin(), cells_.end(), ' ');
-      std::fill(colors_.begin(), colors_.end(), kPlain);
-      const uint8_t n = get<uint8_t>(p);
-      for (uint8_t i = 0; i < n; ++i) {
-        const uint64_t from = get<uint64_t>(p), to = std::max(from, get<uint64_t>(p));
-        const char glyph = *p++;
-        const uint8_t color = get<uint8_t>(p);
-        const size_t a = axis_.col(from), b = std::min(axis_.width, std::max(axis_.col(to), a + 1));
-        for (size_t k = a; k < b; ++k) {
-          cells_[k] = glyph;
-          colors_[k] = color;
-        }
-      }
-      out += '|';
-      for (size_t i = 0; i < axis_.width;) {
-        size_t j = i;
-        while (j < axis_.width && colors_[j] == colors_[i]) ++j;
-        st_.wrap(out, std::string_view(cells_).substr(i, j - i), kColorCode[colors_[i]]);
-        i = j;
-      }
-      out += "|\n";
-    }
-    return true;
-  }
-
- private:
-  const Axis& axis_;
-  const Style& st_;
-  std::string cells_;
-  std::vector<uint8_t> colors_;
-};
-
 std::string legend(const Style& st) {
   std::string out = "legend: ";
   const struct {
@@ -423,56 +425,160 @@ std::string legend(const Style& st) {
   return out + "\n";
 }
 
+// The time the trace's network activity covers: every event tied to a connection, and the
+// lookups. A superset of every connection's phases and exchanges, so no bar needs clamping
+// on a sound trace. Restarts the stream.
+bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
+  using K = tf::EventKind;
+  first = UINT64_MAX;
+  last = 0;
+  Event ev;
+  while (traces.next(ev)) {
+    const K kind = ev.kind();
+    if (ev.h->conn == 0 && kind != K::kDns) continue;
+    uint64_t dur = 0;
+    switch (kind) {
+      case K::kDns: dur = ev.as<tf::DnsEvent>().dur_ns; break;
+      case K::kConnect: dur = ev.as<tf::ConnectEvent>().dur_ns; break;
+      case K::kData: dur = ev.as<tf::DataEvent>().dur_ns; break;
+      case K::kTlsHandshake: dur = ev.as<tf::TlsHandshakeEvent>().dur_ns; break;
+      default: break;
+    }
+    first = std::min(first, ev.h->ts_ns);
+    last = std::max(last, add_sat(ev.h->ts_ns, dur));
+  }
+  traces.start();
+  return first <= last;
+}
+
+uint64_t conn_begin(const Connection& c) {
+  uint64_t b = c.start_ns;
+  if (c.dns) b = std::min(b, c.dns->start_ns);
+  if (c.has_connect) b = std::min(b, c.connect_start_ns);
+  return b;
+}
+
+// The pipe thread's end: renders each connection and writes it out, or, from the point where
+// StartOrder gave up ordering, sorts the rest through a RowSpool first.
+//
+// The axis ends where the trace's last call ended, and starts where the first connection (the
+// first row, in start order) did: sockets that never became a connection, such as a runtime's
+// start-up probes, would otherwise take the left of every bar. (The end cannot be had the same
+// way: it is needed before the first row.)
+class TimelineWriter : public ConnectionSink {
+ public:
+  TimelineWriter(Axis& axis, uint64_t last, const Style& style, std::FILE* out, size_t spool_budget)
+      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {}
+  void watch(const StartOrder& order) { order_ = &order; }
+
+  void on_connection(const Connection& c) override {
+    const bool spool = n_ >= order_->overflowed_at();
+    if (n_++ == 0) fix_axis(c, spool);
+    if (spool) {
+      row_.clear();
+      rows_.render(c, row_);
+      spool_.add({c.start_ns, c.pid, c.conn}, row_);
+      return;
+    }
+    start();
+    rows_.render(c, buf_);
+    if (buf_.size() >= (1u << 20)) flush();
+  }
+
+  // After the pipe closed: the spooled rows, then everything flushed. False on a write error.
+  bool finish() {
+    if (!spool_.drain([&](std::string_view row) { write(row); })) {
+      fmt::print(stderr, "httptrace: timeline: {}\n", spool_.error());
+      ok_ = false;
+    }
+    flush();
+    return ok_;
+  }
+  uint64_t rows() const { return n_; }
+
+ private:
+  // A first row that arrives in start order starts the axis; one that does not (ordering gave
+  // up at once) leaves it at the trace's first event.
+  void fix_axis(const Connection& c, bool unordered) {
+    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last_));
+    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last_));
+    preamble_ = legend(st_) + "\n";
+    append_axis(preamble_, axis_);
+    preamble_ += "\n";
+  }
+  void start() {
+    if (!started_) buf_ += preamble_;
+    started_ = true;
+  }
+  void write(std::string_view s) {
+    start();
+    buf_.append(s);
+    if (buf_.size() >= (1u << 20)) flush();
+  }
+  void flush() {
+    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) ok_ = false;
+    buf_.clear();
+  }
+
+  Axis& axis_;
+  const uint64_t last_;
+  const Style& st_;
+  RowBuilder rows_;
+  std::FILE* out_;
+  RowSpool spool_;
+  const StartOrder* order_ = nullptr;
+  std::string preamble_, buf_, row_;
+  uint64_t n_ = 0;
+  bool started_ = false, ok_ = true;
+};
+
 }  // namespace
 
 bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt) {
   const TimeBase tb = time_base(traces);
   const Style st{opt.color};
-  RowSpool spool(opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
-  RowBuilder rows(spool, st);
+  uint64_t first = 0, last = 0;
+  trace_extent(traces, first, last);
+  Axis axis;
+  axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
+  axis.begin = first;
+  axis.span = std::max<uint64_t>(1, span(first, last));
+  TimelineWriter writer(axis, last, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
   uint64_t n_conns = 0, n_requests = 0, n_reused = 0, dropped = 0;
   {
-    ConnectionPipe pipe(rows);
-    Model model(traces, pipe, /*keep_dns=*/false);
-    analyze(traces, model);
+    ConnectionPipe pipe(writer);
+    StartOrder order(pipe, opt.max_held_weight ? opt.max_held_weight : StartOrder::kDefaultMaxWeight);
+    writer.watch(order);
+    Model model(traces, order, /*keep_dns=*/false);
+    Progress progress(traces.total_bytes(), STDERR_FILENO);
+    Event ev;
+    uint32_t n = 0;
+    while (traces.next(ev)) {
+      model.on_event(ev);
+      order.after_event(ev);
+      if ((++n & 0xFFFF) == 0) progress.update(traces.consumed_bytes());
+    }
+    model.finish();
+    order.finish();
     pipe.close();
     n_conns = model.connections();
     n_requests = model.requests();
     n_reused = model.reused_requests();
     dropped = model.dropped_events();
   }
-  if (rows.rows() == 0) {
+  bool ok = writer.finish();
+  if (writer.rows() == 0) {
     fmt::print(out, "no connections in the trace\n");
-    return std::ferror(out) == 0;
+  } else {
+    std::string text = fmt::format("total: {} connection{}, {} request{} ({} reused) over {}", n_conns,
+                                   n_conns == 1 ? "" : "s", n_requests, n_requests == 1 ? "" : "s", n_reused,
+                                   duration_text(axis.span));
+    if (axis.begin > tb.t0_mono_ns)
+      text += ", from " + duration_text(axis.begin - tb.t0_mono_ns) + " after the first event";
+    fmt::print(out, "{}\n", text);
   }
-  Axis axis;
-  axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
-  axis.begin = rows.begin();
-  axis.span = std::max<uint64_t>(1, span(axis.begin, rows.end()));
-
-  std::string text = fmt::format("total: {} connection{}, {} request{} ({} reused) over {}", n_conns,
-                                 n_conns == 1 ? "" : "s", n_requests, n_requests == 1 ? "" : "s", n_reused,
-                                 duration_text(axis.span));
-  if (axis.begin > tb.t0_mono_ns) text += ", from " + duration_text(axis.begin - tb.t0_mono_ns) + " after the first event";
-  text += "\n";
-  if (dropped) text += fmt::format("warning: {} events were dropped while recording; rows may be incomplete\n", dropped);
-  text += legend(st);
-  text += "\n";
-  append_axis(text, axis);
-  text += "\n";
-
-  Painter painter(axis, st);
-  bool ok = true;
-  const bool drained = spool.drain([&](std::string_view row) {
-    ok = painter.render(row, text) && ok;
-    if (text.size() >= (1u << 20)) {
-      std::fwrite(text.data(), 1, text.size(), out);
-      text.clear();
-    }
-  });
-  std::fwrite(text.data(), 1, text.size(), out);
-  if (!drained) fmt::print(stderr, "httptrace: timeline: {}\n", spool.error());
-  return drained && ok && std::fflush(out) == 0 && std::ferror(out) == 0;
+  if (dropped) fmt::print(out, "warning: {} events were dropped while recording; rows may be incomplete\n", dropped);
+  return ok && std::fflush(out) == 0 && std::ferror(out) == 0;
 }
 
 int terminal_width() {

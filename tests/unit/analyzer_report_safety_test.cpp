@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analyzer/report/duration_text.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 #include "tests/unit/analyzer_test_util.h"
@@ -158,6 +159,24 @@ TEST(TerminalSafety, HostileStringsAreEscapedInTimelineAndReuse) {
   std::string reuse = capture_output([&](std::FILE* f) { write_reuse(ts, f); });
   expect_terminal_safe(reuse, false);
   EXPECT_NE(reuse.find("evil\\x1b]0;owned"), std::string::npos) << reuse;
+}
+
+TEST(DurationText, UnitsAndAlwaysNineColumnsAtMost) {
+  EXPECT_EQ(duration_text(0), "0ns");
+  EXPECT_EQ(duration_text(999), "999ns");
+  EXPECT_EQ(duration_text(12'340), "12.3µs");
+  EXPECT_EQ(duration_text(12'350), "12.4µs");  // half up
+  EXPECT_EQ(duration_text(4'560'000), "4.56ms");
+  EXPECT_EQ(duration_text(1'005'000), "1.01ms");
+  EXPECT_EQ(duration_text(1'230'000'000), "1.23s");
+  EXPECT_EQ(duration_text(123'000'000'000), "2m03s");
+  EXPECT_EQ(duration_text(uint64_t{3600 + 420} * 1'000'000'000), "1h07m");
+  EXPECT_EQ(duration_text(uint64_t{3 * 86400 + 4 * 3600} * 1'000'000'000), "3d04h");
+  EXPECT_EQ(duration_text(~uint64_t{0}), ">999d");
+  for (uint64_t v = 1; v != 0; v <<= 1) {
+    EXPECT_LE(columns(duration_text(v)), 9u) << v;
+    EXPECT_LE(columns(duration_text(v - 1)), 9u) << v - 1;
+  }
 }
 
 TEST(Printable, EscapesControlsAndInvalidUtf8KeepsText) {

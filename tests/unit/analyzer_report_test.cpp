@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analyzer/report/printable.h"
+#include "analyzer/report/row_spool.h"
 #include "analyzer/reports.h"
 #include "tests/unit/analyzer_test_util.h"
 #include "tests/unit/analyzer_tls_bytes.h"
@@ -198,7 +199,8 @@ TEST(Timeline, AxisWithTicksAndLabelledTotals) {
   TraceBuilder b = session();
   Loaded l({&b});
   std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
-  EXPECT_EQ(out.rfind("total: 4 connections, 6 requests (3 reused) over 198.00ms", 0), 0u) << out;
+  // Totals close the report (they are known at the end of the stream).
+  EXPECT_EQ(lines_of(out).back(), "total: 4 connections, 6 requests (3 reused) over 198.00ms") << out;
   // A ruler with a '+' per tick under labels in one unit: 0, 50ms, 100ms, 150ms for 198 ms.
   const auto lines = lines_of(out);
   size_t ruler = 0;
@@ -288,36 +290,87 @@ TEST(Timeline, StatusStaysWhenALongTargetIsCut) {
   EXPECT_NE(out.find("conn 1000:1  10.0.0.1:80  1 request"), std::string::npos) << out;
 }
 
-TEST(Timeline, SmallSpoolBudgetGivesTheSameReportInStartOrder) {
-  // Connections that close in the opposite order to the one they opened in, many enough to be
-  // sorted out to disk in several runs and merged back.
+// Connections that close in the opposite order to the one they opened in, and a first one open
+// from the start to the end (it holds back every other).
+TraceBuilder reverse_closing(uint32_t conns) {
   TraceBuilder b;
-  constexpr uint32_t kConns = 300;
-  for (uint32_t i = 1; i <= kConns; ++i) {
+  for (uint32_t i = 1; i <= conns; ++i) {
     b.socket(1, i * ms, i, int32_t(i + 2));
     b.connect(1, i * ms + 10, i, int32_t(i + 2), ipv4("10.0.0.1", 80), 50 * us);
   }
-  for (uint32_t i = kConns; i >= 1; --i) {
-    b.data(1, (2 * kConns - i) * ms, i, int32_t(i + 2), tf::Direction::kSend, 30, 10 * us, tf::CaptureKind::kHttpReq,
+  for (uint32_t i = conns; i >= 1; --i) {
+    const uint64_t t = (2 * conns - i) * ms;
+    b.data(1, t, i, int32_t(i + 2), tf::Direction::kSend, 30, 10 * us, tf::CaptureKind::kHttpReq,
            "GET /" + std::to_string(i) + " HTTP/1.1");
-    b.data(1, (2 * kConns - i) * ms + 100 * us, i, int32_t(i + 2), tf::Direction::kRecv, 30, 10 * us,
-           tf::CaptureKind::kHttpResp, "HTTP/1.1 200 OK");
-    b.close(1, (2 * kConns - i) * ms + 200 * us, i, int32_t(i + 2));
+    b.data(1, t + 100 * us, i, int32_t(i + 2), tf::Direction::kRecv, 30, 10 * us, tf::CaptureKind::kHttpResp,
+           "HTTP/1.1 200 OK");
+    b.close(1, t + 200 * us, i, int32_t(i + 2));
   }
-  Loaded l({&b});
-  const std::string whole = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
-  l.ts.start();
-  TimelineOptions small{false, 100};
-  small.spool_budget = 4096;
-  const std::string spooled = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, small)); });
-  EXPECT_EQ(whole, spooled);
+  return b;
+}
+
+void expect_start_order(const std::string& out, uint32_t conns) {
   size_t last = 0;
-  for (uint32_t i = 1; i <= kConns; ++i) {
-    const size_t at = whole.find("conn 1000:" + std::to_string(i) + " ");
+  for (uint32_t i = 1; i <= conns; ++i) {
+    const size_t at = out.find("conn 1000:" + std::to_string(i) + " ");
     ASSERT_NE(at, std::string::npos) << i;
     EXPECT_GT(at, last) << "conn " << i << " out of start order";
     last = at;
   }
+}
+
+TEST(Timeline, PrintsInStartOrderWhateverTheCloseOrder) {
+  constexpr uint32_t kConns = 300;
+  TraceBuilder b = reverse_closing(kConns);
+  Loaded l({&b});
+  const std::string held = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, {false, 100})); });
+  expect_start_order(held, kConns);
+  // Ordering gives up after 20 held connections' weight: the rest is sorted through the spool,
+  // in runs of 4 KiB merged back from disk. Same report, byte for byte.
+  l.ts.start();
+  TimelineOptions small{false, 100};
+  small.spool_budget = 4096;
+  small.max_held_weight = 40;
+  const std::string spooled = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, small)); });
+  EXPECT_EQ(held, spooled);
+}
+
+TEST(Timeline, AxisStartsAtTheFirstConnectionNotAtStrayEvents) {
+  // An event of a socket the model does not make a connection of (here a TLS close of an unknown
+  // socket), long before the only connection: the bars must not be squeezed to the right.
+  TraceBuilder b;
+  tf::TlsCloseEvent stray{};
+  stray.h = TraceBuilder::head(tf::EventKind::kTlsClose, 99, 1 * ms);
+  stray.fd = 9;
+  stray.library = uint8_t(tf::TlsLibrary::kOpenssl);
+  stray.how = uint8_t(tf::TlsCloseHow::kFree);
+  b.add(1, stray);
+  b.socket(1, 500 * ms, 1, 3);
+  b.connect(1, 500 * ms, 1, 3, ipv4("10.0.0.1", 80), 1 * ms);
+  b.send(1, 502 * ms, 1, 30, 10 * us, "GET / HTTP/1.1");
+  b.recv(1, 503 * ms, 1, 30, 5 * ms, "HTTP/1.1 200 OK");
+  b.close(1, 510 * ms, 1, 3);
+  Loaded l({&b});
+  std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
+  const std::string connect = line_starting(out, "  connect ");
+  EXPECT_NE(connect.find("|#"), std::string::npos) << out;
+  EXPECT_NE(out.find("over 10.00ms, from 499.00ms after the first event"), std::string::npos) << out;
+}
+
+TEST(RowSpool, MergesRunsInKeyOrderStableForEqualKeys) {
+  RowSpool spool(64);
+  std::vector<std::pair<RowKey, std::string>> rows;
+  for (uint32_t i = 0; i < 500; ++i) {
+    RowKey k{uint64_t((i * 7919) % 101), int32_t(i % 3), 0};
+    rows.push_back({k, "row " + std::to_string(i) + std::string(i % 50, 'x')});
+    spool.add(k, rows.back().second);
+  }
+  EXPECT_GT(spool.runs(), 10u);
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> got;
+  EXPECT_TRUE(spool.drain([&](std::string_view r) { got.emplace_back(r); }));
+  ASSERT_EQ(got.size(), rows.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], rows[i].second) << i;
 }
 
 TEST(Reuse, Ipv6EndpointsInBrackets) {
@@ -541,11 +594,67 @@ TEST_F(CliRun, SetsTheEnvironmentAndExitsWithTheProgramsStatus) {
 TEST_F(CliRun, ExecFailureIs127AndSignalsAre128PlusN) {
   auto r = run_cli({"run", "-o", dir_.file("a"), "--", "/nonexistent/program"}, dir_);
   EXPECT_EQ(r.status, 127);
-  EXPECT_NE(r.err.find("cannot run /nonexistent/program"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot run /nonexistent/program: No such file or directory"), std::string::npos) << r.err;
+  // Found but not executable: 126, as a shell says.
+  const std::string plain = dir_.file("not-executable");
+  ASSERT_TRUE(TraceBuilder::write_file(plain, "#!/bin/sh\necho hi\n"));
+  chmod(plain.c_str(), 0644);
+  r = run_cli({"run", "-o", dir_.file("a2"), "--", plain}, dir_);
+  EXPECT_EQ(r.status, 126) << r.err;
+  EXPECT_NE(r.err.find("cannot run " + plain + ": Permission denied"), std::string::npos) << r.err;
+  r = run_cli({"run", "-o", dir_.file("a3"), "--", dir_.path()}, dir_);  // a directory
+  EXPECT_EQ(r.status, 126) << r.err;
+  // A program that itself exits 126 or 127 is not mistaken for one that could not be run.
+  r = run_cli({"run", "-o", dir_.file("a4"), "--", "sh", "-c", "exit 127"}, dir_);
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.err.find("cannot run"), std::string::npos) << r.err;
   r = run_cli({"run", "-o", dir_.file("b"), "--", "sh", "-c", "kill -9 $$"}, dir_);
   EXPECT_EQ(r.status, 128 + 9);
   EXPECT_EQ(run_cli({"run"}, dir_).status, 2);
   EXPECT_EQ(run_cli({"run", "--bogus", "true"}, dir_).status, 2);
+}
+
+TEST_F(Cli, VersionNamesProgramAndTraceFormat) {
+  auto r = run_cli({"--version"}, dir_);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out.rfind("httptrace ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("trace format version " + std::to_string(tf::kVersion) + "\n"), std::string::npos) << r.out;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_F(CliRun, TemporaryDirectoryRemovedWhenNoTraceWasWritten) {
+  const std::string tmp = dir_.file("tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  auto empty_dir = [&] { return std::filesystem::is_empty(tmp); };
+  auto r = run_cli({"run", "--", "true"}, dir_, "TMPDIR=" + tmp);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("no trace was written"), std::string::npos) << r.err;
+  EXPECT_TRUE(empty_dir()) << "left behind in " << tmp;
+  r = run_cli({"run", "--", "/nonexistent/program"}, dir_, "TMPDIR=" + tmp);
+  EXPECT_EQ(r.status, 127);
+  EXPECT_TRUE(empty_dir()) << "left behind in " << tmp;
+  // A directory the user named stays, whatever happened.
+  r = run_cli({"run", "-o", dir_.file("mine"), "--", "true"}, dir_);
+  EXPECT_TRUE(std::filesystem::is_directory(dir_.file("mine")));
+}
+
+TEST_F(CliRun, SaysWhereTheTracesAreAfterTheProgramAndBeforeTheReport) {
+  // A real connection attempt (refused, on loopback) makes a trace.
+  const std::string tmp = dir_.file("tmp");
+  ASSERT_EQ(mkdir(tmp.c_str(), 0700), 0);
+  const std::string cmd = "TMPDIR=" + tmp + " " + cli() +
+                          " run -- python3 -c \"import socket; print('program output', flush=True); "
+                          "socket.socket().connect_ex(('127.0.0.1', 9))\" >" + dir_.file("all") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string all = slurp(dir_.file("all"));
+  const size_t program = all.find("program output"), where = all.find("httptrace: 1 trace file in " + tmp + "/"),
+               report = all.find("legend:");
+  ASSERT_NE(program, std::string::npos) << all;
+  ASSERT_NE(where, std::string::npos) << all;
+  ASSERT_NE(report, std::string::npos) << all;
+  EXPECT_LT(program, where) << all;
+  EXPECT_LT(where, report) << all;
+  EXPECT_FALSE(std::filesystem::is_empty(tmp));  // the trace is kept
 }
 
 TEST_F(CliRun, ForwardsSigtermSentToIt) {
