@@ -17,7 +17,8 @@
 //   hooks_client get PORT                  one GET on a new connection; says whether
 //                                          HTTPTRACE_EXEC_FDS is in its environment
 //   hooks_client exec-env PORT             fork + execve of "get" with envp = {PATH}, then
-//                                          posix_spawn of "get" with envp = {FOO=bar}
+//                                          posix_spawn of "get" with envp = {FOO=bar}, then
+//                                          vfork + execve of "get" with envp = {A=b}
 //   hooks_client exec-keep PORT            a keep-alive connection and a close-on-exec one, one
 //                                          request each; then execve of "reuse" (envp = {}),
 //                                          which uses the first for 5 more requests
@@ -306,6 +307,16 @@ int exec_env(const char* port) {
   pid_t spawned = 0;
   if (posix_spawn(&spawned, self.c_str(), nullptr, nullptr, argv, envp) != 0) die("posix_spawn");
   std::printf("posix_spawn child: %d\n", wait_child(spawned));
+  std::fflush(stdout);
+  // A vfork child runs the exec hook in our memory, on our stack.
+  char* venvp[] = {const_cast<char*>("A=b"), nullptr};
+  const pid_t vpid = vfork();
+  if (vpid < 0) die("vfork");
+  if (vpid == 0) {
+    execve(self.c_str(), argv, venvp);
+    _exit(127);
+  }
+  std::printf("vfork child: %d\n", wait_child(vpid));
   return 0;
 }
 

@@ -311,9 +311,10 @@ TEST_F(RecorderHooks, ChildrenWithTheirOwnEnvironmentAreTraced) {
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out,
             "get: HTTP/1.1 200 OK 26, exec-fds absent\nexecve child: 0\n"
-            "get: HTTP/1.1 200 OK 26, exec-fds absent\nposix_spawn child: 0\n");
+            "get: HTTP/1.1 200 OK 26, exec-fds absent\nposix_spawn child: 0\n"
+            "get: HTTP/1.1 200 OK 26, exec-fds absent\nvfork child: 0\n");
   const auto files = traces(dir_.path());
-  ASSERT_EQ(files.size(), 2u) << "one per child; the parent made no network call";
+  ASSERT_EQ(files.size(), 3u) << "one per child; the parent made no network call";
   for (const auto& f : files) {
     EXPECT_EQ(argv_of(f), "hooks_client get " + server_.port_str() + " ");
     int requests = 0;
