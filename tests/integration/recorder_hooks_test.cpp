@@ -51,6 +51,17 @@ std::vector<fs::path> traces(const fs::path& dir) {
   return out;
 }
 
+format::FileHeader header_of(const fs::path& file) {
+  return httptrace::testing::parse_trace(file.string()).header;
+}
+
+std::string argv_of(const fs::path& file) {
+  const auto h = header_of(file);
+  std::string a(h.argv, h.argv_len);
+  for (char& c : a) c = c == '\0' ? ' ' : c;
+  return a;
+}
+
 class RecorderHooks : public TracedTest {
  protected:
   std::string hooks_client() const { return (paths().build / "tests" / "hooks_client").string(); }
@@ -293,16 +304,6 @@ TEST_F(RecorderHooks, AcceptOnAUnixSocketRecordsItsPath) {
   EXPECT_EQ(captures, (std::vector<std::string>{"GET /y HTTP/1.1", "HTTP/1.0 200 OK"}));
 }
 
-format::FileHeader header_of(const fs::path& file) {
-  return httptrace::testing::parse_trace(file.string()).header;
-}
-
-std::string argv_of(const fs::path& file) {
-  const auto h = header_of(file);
-  std::string a(h.argv, h.argv_len);
-  for (char& c : a) c = c == '\0' ? ' ' : c;
-  return a;
-}
 
 // 7.14: children started with an environment of their own (execve with a custom envp,
 // posix_spawn) are traced; HTTPTRACE_FOLLOW=0 leaves them alone.
@@ -388,6 +389,34 @@ TEST_F(RecorderHooks, SocketKeptAcrossExecIsAdoptedByTheNewImage) {
   }
   EXPECT_EQ(requests, 5);
   EXPECT_EQ(closes, 1);
+}
+
+// 7.16 and 7.18 end to end: curl with a presigned URL. The request line keeps its version
+// (target cut, flagged), the Host line is whole, and the signature is masked in the argv.
+TEST_F(RecorderHooks, PresignedUrlIsRecognisableAndItsSignatureMasked) {
+  const std::string sig(64, 'f');
+  const std::string target = "/a?X-Amz-Credential=" + std::string(400, 'c') +
+                             "&X-Amz-Signature=" + sig;
+  RunResult r = traced({"curl", "-sS", "-o", "/dev/null", "-H", "X-Secret: hunter2",
+                        "http://localhost:" + server_.port_str() + target});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const auto files = traces(dir_.path());
+  ASSERT_EQ(files.size(), 1u);
+  const std::string argv = argv_of(files[0]);
+  EXPECT_EQ(argv.find(sig), std::string::npos) << argv;
+  EXPECT_EQ(argv.find("hunter2"), std::string::npos) << argv;
+  EXPECT_NE(argv.find("X-Amz-Signature=" + std::string(64, '*')), std::string::npos) << argv;
+  int requests = 0;
+  for (const Event& e : read_events(files[0])) {
+    if (e.kind != static_cast<uint16_t>(EventKind::kData)) continue;
+    const auto d = e.get<format::DataEvent>();
+    if (d.capture_kind != static_cast<uint8_t>(format::CaptureKind::kHttpReq)) continue;
+    ++requests;
+    EXPECT_TRUE(d.flags & format::kDataCaptureCut);
+    EXPECT_EQ(e.capture(), "GET " + target.substr(0, format::kTargetMax) +
+                               " HTTP/1.1\r\nHost: localhost:" + server_.port_str());
+  }
+  EXPECT_EQ(requests, 1);
 }
 
 }  // namespace
