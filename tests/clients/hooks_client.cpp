@@ -15,15 +15,15 @@
 //                                          fcntl(F_DUPFD), a UDP socket(), inotify_init1() and a
 //                                          descriptor received with SCM_RIGHTS; writes to FILE
 //                                          through the dup, the F_DUPFD and the received one
-//   hooks_client get PORT                  one GET on a new connection; says whether
-//                                          HTTPTRACE_EXEC_FDS is in its environment
+//   hooks_client get PORT                  one GET on a new connection; prints its environment
 //   hooks_client exec-env PORT             fork + execve of "get" with envp = {PATH}, then
 //                                          posix_spawn of "get" with envp = {FOO=bar}, then
 //                                          vfork + execve of "get" with envp = {A=b}
 //   hooks_client exec-keep PORT            a keep-alive connection and a close-on-exec one, one
 //                                          request each; then execve of "reuse" (envp = {}),
 //                                          which uses the first for 5 more requests
-//   hooks_client reuse FD                  5 requests on the connected socket FD, then close
+//   hooks_client reuse FD                  5 requests on the connected socket FD, then close;
+//                                          prints its environment
 //
 // Prints one line per step so a run traced and untraced can be compared. Exit 0 on success, 1 on
 // a failure (message on stderr), 2 on a usage error. libc and pthread only: it is what is traced.
@@ -305,11 +305,17 @@ int rawclose(int port, const char* path) {
 
 const std::string kGet = "GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
+// The whole environment, ';'-separated: a child must see exactly what its parent gave it.
+std::string environment() {
+  std::string out;
+  for (char** e = environ; *e != nullptr; ++e) out += std::string(out.empty() ? "" : ";") + *e;
+  return out;
+}
+
 int get(int port) {
   const int fd = connect_local(port);
   send_all(fd, kGet.data(), kGet.size());
-  std::printf("get: %s, exec-fds %s\n", read_response(fd).c_str(),
-              getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  std::printf("get: %s, env %s\n", read_response(fd).c_str(), environment().c_str());
   close(fd);
   return 0;
 }
@@ -384,7 +390,7 @@ int reuse(int fd) {
     send_all(fd, kGet.data(), kGet.size());
     std::printf("reuse %d: %s\n", i, read_response(fd).c_str());
   }
-  std::printf("exec-fds %s\n", getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  std::printf("env [%s]\n", environment().c_str());
   close(fd);
   return 0;
 }
