@@ -11,9 +11,10 @@
 //   loop_devzero_read   N x read(/dev/zero, 64 bytes): the non-socket path every file read pays
 //   loop_pipe_rw        N x write + read of one byte through a pipe
 //   loop_tcp_exchange   N x (client send of a request line, server recv + send of a status line,
-//                       client recv) on a loopback TCP connection; the client socket is tracked,
-//                       the accepted one is not, so under the preload 2 of the 4 calls record a
-//                       data event, each a direction change with its capture
+//                       client recv) on a loopback TCP connection; both ends are tracked (the
+//                       accepted socket too, since accept() is recorded), so under the preload
+//                       each of the 4 calls records a data event, a direction change with its
+//                       capture
 //   loop_tcp_same_dir   N x client recv of 1 byte, when the previous call was a recv too (the
 //                       common case inside a response: no capture)
 #include <netinet/in.h>

@@ -207,7 +207,9 @@ enum class DataCall : uint8_t {
 
 // DataEvent::flags
 inline constexpr uint8_t kDataTlsPlaintext = 1u << 0;  // bytes seen through a TLS library hook
-inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the other direction (or first ever)
+inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the other direction (or first ever);
+                                                       //   v2: a call the other way that began, even
+                                                       //   if it has not returned, counts as "after"
 inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's request target was cut
 
 // Capture: at a direction change the writer keeps a sanitised prefix of the bytes, never a body
@@ -215,8 +217,11 @@ inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's requ
 //   kCaptureNone      nothing recorded
 //   kCaptureHttpReq   the request line, then "\r\n"-separated lines of the allow-listed request
 //                     headers present, in their order: Host, Connection, traceparent (v1: Host
-//                     only). A target longer than kTargetMax is cut there (flag kDataCaptureCut);
-//                     a header line is kept whole or not at all (no cut Host, ever).
+//                     only). A target longer than kTargetMax is cut there (flag kDataCaptureCut)
+//                     and the line goes on with " HTTP/1.x" as sent, so it still parses; a
+//                     header line is kept whole or not at all (no cut Host, ever). Header names
+//                     are written as listed here, the value trimmed of surrounding blanks. Only
+//                     the bytes of that one call are seen: headers sent in a later call are not.
 //   kCaptureHttpResp  the status line, then the allow-listed response header lines present:
 //                     Connection, Keep-Alive (v1: the status line only)
 //   kCaptureTls       up to kTlsCaptureMax bytes of TLS records starting at a record header

@@ -463,7 +463,7 @@ out, n = sys.argv[1], int(sys.argv[2])
 # calls per loop iteration that go through a hook, and how many of them record an event
 loops = {"loop_devzero_read": ("read(/dev/zero), untracked fd", 1, 0),
          "loop_pipe_rw": ("write+read on a pipe, untracked", 2, 0),
-         "loop_tcp_exchange": ("TCP: send+recv tracked (2 captures), 2 untracked", 4, 2),
+         "loop_tcp_exchange": ("TCP: send+recv, both ends tracked (4 captures)", 4, 4),
          "loop_tcp_same_dir": ("TCP: recv of 1 byte, same direction (no capture)", 1, 1)}
 ir = {}
 for v in ("bare", "traced"):

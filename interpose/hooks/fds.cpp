@@ -150,6 +150,16 @@ HT_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) noexcept {
   return real != nullptr ? fresh(real(fd, mask, flags)) : no_such_function();
 }
 
+HT_EXPORT int inotify_init() noexcept {
+  auto real = real_inotify_init();
+  return real != nullptr ? fresh(real()) : no_such_function();
+}
+
+HT_EXPORT int inotify_init1(int flags) noexcept {
+  auto real = real_inotify_init1();
+  return real != nullptr ? fresh(real(flags)) : no_such_function();
+}
+
 HT_EXPORT int memfd_create(const char* name, unsigned flags) noexcept {
   auto real = real_memfd_create();
   return real != nullptr ? fresh(real(name, flags)) : no_such_function();

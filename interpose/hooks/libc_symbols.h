@@ -61,6 +61,8 @@
   X(timerfd_create, int, (int, int), false)                                                     \
   X(signalfd, int, (int, const sigset_t*, int), false)                                          \
   X(memfd_create, int, (const char*, unsigned), false)                                          \
+  X(inotify_init, int, (), false)                                                               \
+  X(inotify_init1, int, (int), false)                                                           \
   X(fork, pid_t, (), true)                                                                      \
   X(vfork, pid_t, (), false)                                                                    \
   X(__vfork, pid_t, (), false)                                                                  \

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstring>
 
 #include "interpose/record/events.h"
 #include "interpose/hooks/libc_symbols.h"
@@ -182,11 +183,48 @@ HT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* fro
       sym_recvfrom, peek(flags), fd, buf, n, flags, from, fromlen);
 }
 
+namespace {
+// Descriptors received with SCM_RIGHTS are new numbers like open()'s: a stale slot under one of
+// them (its socket closed by a raw syscall) must not be taken for that socket. No clock read or
+// syscall unless one is found (UDP programs pass control buffers with every packet).
+void refresh_passed_fds(msghdr* m) {
+  if (m->msg_controllen < sizeof(cmsghdr)) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(m); c != nullptr; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (g_fd_table.load(fd) == 0) continue;
+      ErrnoSaver keep;
+      on_new_fd(fd, now_ns());
+    }
+  }
+}
+
+// recvmsg with a control buffer, or on a tracked socket.
+__attribute__((noinline)) ssize_t recvmsg_slow(int fd, msghdr* msg, int flags) {
+  const auto real = real_recvmsg();
+  if (real == nullptr) return no_such_function<ssize_t>();
+  ssize_t r;
+  if (conn_of_fd(fd) == 0) {
+    r = real(fd, msg, flags);
+  } else {
+    r = traced_msg<Direction::kRecv, DataCall::kRecvmsg, recvmsg_fn>(sym_recvmsg, peek(flags), fd,
+                                                                     msg, flags);
+  }
+  if (r >= 0 && msg != nullptr && msg->msg_controllen != 0) refresh_passed_fds(msg);
+  return r;
+}
+}  // namespace
+
 HT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   const auto real = loaded_recvmsg();
-  if (pass_through(real, fd)) return real(fd, msg, flags);
-  return traced_msg<Direction::kRecv, DataCall::kRecvmsg, recvmsg_fn>(
-      sym_recvmsg, peek(flags), fd, msg, flags);
+  // A call that asks for no ancillary data cannot be handed descriptors: the plain fast path.
+  if (pass_through(real, fd) && (msg == nullptr || msg->msg_controllen == 0)) {
+    return real(fd, msg, flags);
+  }
+  return recvmsg_slow(fd, msg, flags);
 }
 
 HT_EXPORT ssize_t read(int fd, void* buf, size_t n) {

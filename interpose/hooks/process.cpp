@@ -24,6 +24,7 @@ __attribute__((constructor)) void httptrace_load() {
   libc::resolve_all();
   save_trace_env();  // before the program can touch its environment
   start_recorder();
+  hide_added_env();  // after the recorder has read HTTPTRACE_*: the program sees its own env
   // Sockets the previous image of this process had tracked and kept across exec.
   for_each_exec_fd(on_exec_inherit);
 }
@@ -48,9 +49,10 @@ int exec_traced(const char* path, char* const* envp, Exec&& exec) {
   if (n > kMergedEnvMax) {
     rc = exec(envp);
   } else {
-    char* merged[n + kSavedVarsMax + 2];
+    char* merged[n + kSavedVarsMax + 3];
     char preload[kPreloadMax];
-    rc = exec(merge_env(envp, fds, merged, preload));
+    char added[kAddedMax];
+    rc = exec(merge_env(envp, fds, merged, preload, added));
   }
   ErrnoSaver keep;
   on_exec_failed(h);
@@ -110,9 +112,10 @@ HT_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_a
   if (real == nullptr) return ENOSYS;
   const uint64_t t0 = now_ns();
   const size_t n = env_count(envp);
-  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 2 : 1];
+  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 3 : 1];
   char preload[kPreloadMax];
-  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload) : envp;
+  char added[kAddedMax];
+  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload, added) : envp;
   pid_t child = 0;
   const int rc = real(&child, path, acts, attr, argv, env);
   if (pid != nullptr && rc == 0) *pid = child;
@@ -130,9 +133,10 @@ HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
   if (real == nullptr) return ENOSYS;
   const uint64_t t0 = now_ns();
   const size_t n = env_count(envp);
-  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 2 : 1];
+  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 3 : 1];
   char preload[kPreloadMax];
-  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload) : envp;
+  char added[kAddedMax];
+  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload, added) : envp;
   pid_t child = 0;
   const int rc = real(&child, file, acts, attr, argv, env);
   if (pid != nullptr && rc == 0) *pid = child;

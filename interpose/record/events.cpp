@@ -62,12 +62,14 @@ void emit_local_path(int fd, uint32_t conn, uint64_t ts) {
 
 // The C library's name-service cache daemon: every getaddrinfo/getpwnam tries it first (and
 // finds nothing, ENOENT, where nscd does not run). That is libc's business, not the program's.
+// Likewise nss-systemd's user database (getpwnam with "systemd" in nsswitch.conf).
 bool is_libc_daemon(const sockaddr* sa, socklen_t len) {
   const char* path = nullptr;
   const size_t n = unix_path(sa, len, &path);
-  constexpr const char* kPaths[] = {"/var/run/nscd/socket", "/run/nscd/socket"};
-  for (const char* p : kPaths) {
-    if (n == strlen(p) && memcmp(path, p, n) == 0) return true;
+  constexpr const char* kPrefixes[] = {"/var/run/nscd/", "/run/nscd/", "/run/systemd/userdb/"};
+  for (const char* p : kPrefixes) {
+    const size_t pn = strlen(p);
+    if (n > pn && memcmp(path, p, pn) == 0) return true;
   }
   return false;
 }

@@ -24,6 +24,11 @@ size_t g_nsaved = 0;
 const char* g_saved_preload = nullptr;  // the value part of the saved LD_PRELOAD entry
 bool g_follow = true;
 
+constexpr size_t kAddedLen = sizeof(kAddedVar) - 1;
+// The HTTPTRACE_ADDED value this process was started with (hide_added_env() reads it).
+char g_added[kAddedMax];
+size_t g_preload_ours = 0;  // LD_PRELOAD=<n>: our part of the inherited LD_PRELOAD, 0 if none
+
 constexpr int kExecFdsMaxPairs = 128;
 int g_exec_fd[kExecFdsMaxPairs];
 unsigned g_exec_conn[kExecFdsMaxPairs];
@@ -35,6 +40,17 @@ bool starts_with(const char* s, const char* prefix, size_t len) {
 
 bool is_exec_fds(const char* e) {
   return starts_with(e, kExecFdsVar, kExecFdsLen) && e[kExecFdsLen] == '=';
+}
+
+bool is_added(const char* e) { return starts_with(e, kAddedVar, kAddedLen) && e[kAddedLen] == '='; }
+
+// Appends s[0, n) to buf at *pos when it fits (cap includes the final NUL); false otherwise.
+bool append(char* buf, size_t* pos, size_t cap, const char* s, size_t n) {
+  if (*pos + n + 1 > cap) return false;
+  memcpy(buf + *pos, s, n);
+  *pos += n;
+  buf[*pos] = '\0';
+  return true;
 }
 
 // "NAME=..." entries with the same NAME.
@@ -79,6 +95,20 @@ void save_trace_env() {
   g_saved_preload = nullptr;
   g_follow = true;
   g_nexec = 0;
+  g_added[0] = '\0';
+  g_preload_ours = 0;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (!is_added(*e)) continue;
+    const char* v = *e + kAddedLen + 1;
+    const size_t n = strnlen(v, sizeof(g_added) - 1);
+    memcpy(g_added, v, n);
+    g_added[n] = '\0';
+    const char* p = strstr(g_added, "LD_PRELOAD=");
+    if (p != nullptr) {
+      p += kPreloadPrefixLen;
+      g_preload_ours = parse_number(p);
+    }
+  }
   size_t used = 0;
   bool had_exec_fds = false;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -88,18 +118,50 @@ void save_trace_env() {
       had_exec_fds = true;
       continue;
     }
+    if (is_added(s)) continue;
     const bool preload = starts_with(s, kPreloadPrefix, kPreloadPrefixLen);
     if (!preload && !starts_with(s, kOurPrefix, kOurPrefixLen)) continue;
     if (strcmp(s, "HTTPTRACE_FOLLOW=0") == 0) g_follow = false;
-    const size_t n = strlen(s) + 1;
-    if (g_nsaved == kSavedVarsMax || used + n > sizeof(g_saved_buf)) continue;
+    size_t n = strlen(s);
+    // An LD_PRELOAD our parent extended: only our part is ours to pass on.
+    if (preload && g_preload_ours > 0 && kPreloadPrefixLen + g_preload_ours < n) {
+      n = kPreloadPrefixLen + g_preload_ours;
+    }
+    if (g_nsaved == kSavedVarsMax || used + n + 1 > sizeof(g_saved_buf)) continue;
     memcpy(g_saved_buf + used, s, n);
+    g_saved_buf[used + n] = '\0';
     g_saved[g_nsaved++] = g_saved_buf + used;
     if (preload) g_saved_preload = g_saved_buf + used + kPreloadPrefixLen;
-    used += n;
+    used += n + 1;
   }
   // The hand-over is ours: the program (and its own children) never see it.
   if (had_exec_fds) unsetenv(kExecFdsVar);
+}
+
+void hide_added_env() {
+  if (g_added[0] == '\0') return;
+  char name[256];
+  for (const char* p = g_added; *p != '\0';) {
+    const char* end = p;
+    while (*end != '\0' && *end != ',') ++end;
+    size_t n = static_cast<size_t>(end - p);
+    const char* eq = static_cast<const char*>(memchr(p, '=', n));
+    const size_t name_len = eq != nullptr ? static_cast<size_t>(eq - p) : n;
+    if (name_len > 0 && name_len < sizeof(name)) {
+      memcpy(name, p, name_len);
+      name[name_len] = '\0';
+      const char* value = getenv(name);
+      if (eq != nullptr && value != nullptr && strcmp(name, "LD_PRELOAD") == 0 &&
+          strlen(value) > g_preload_ours && value[g_preload_ours] == ':') {
+        setenv(name, value + g_preload_ours + 1, 1);  // the program's own LD_PRELOAD again
+      } else if (eq == nullptr) {
+        unsetenv(name);
+      }
+    }
+    p = *end == ',' ? end + 1 : end;
+  }
+  unsetenv(kAddedVar);
+  g_added[0] = '\0';
 }
 
 void for_each_exec_fd(void (*adopt)(int fd, unsigned parent_conn)) {
@@ -113,17 +175,28 @@ size_t env_count(char* const* envp) {
   return n;
 }
 
-char* const* merge_env(char* const* envp, const char* fds_entry, char** out, char* preload_buf) {
+char* const* merge_env(char* const* envp, const char* fds_entry, char** out, char* preload_buf,
+                       char* added_buf) {
   const size_t count = env_count(envp);
   if (count > kMergedEnvMax) return envp;
   const char* ours = g_saved_preload;  // our LD_PRELOAD value, e.g. /usr/lib/libhttptrace.so
   const size_t ours_len = ours != nullptr ? strlen(ours) : 0;
   bool changed = false;
   bool preloads_us = false;
+  // "HTTPTRACE_ADDED=" then the names; a list that does not fit is not written at all (the child
+  // then simply sees the variables).
+  size_t added = 0;
+  bool added_ok = append(added_buf, &added, kAddedMax, kAddedVar, kAddedLen) &&
+                  append(added_buf, &added, kAddedMax, "=", 1);
+  const size_t added_empty = added;
+  auto note_added = [&](const char* s, size_t n) {
+    if (added > added_empty) added_ok = added_ok && append(added_buf, &added, kAddedMax, ",", 1);
+    added_ok = added_ok && append(added_buf, &added, kAddedMax, s, n);
+  };
   size_t n = 0;
   for (size_t i = 0; i < count; ++i) {
     char* e = envp[i];
-    if (is_exec_fds(e)) {  // a stale hand-over from somewhere else: never pass it on
+    if (is_exec_fds(e) || is_added(e)) {  // stale, from somewhere else: never pass it on
       changed = true;
       continue;
     }
@@ -139,11 +212,20 @@ char* const* merge_env(char* const* envp, const char* fds_entry, char** out, cha
           p += kPreloadPrefixLen;
           memcpy(p, ours, ours_len);
           p += ours_len;
-          if (theirs_len > 0) *p++ = ':';
+          *p++ = ':';  // even before an empty value, so the child can give that back exactly
           memcpy(p, theirs, theirs_len + 1);
           e = preload_buf;
           changed = true;
           preloads_us = true;
+          char spec[48] = "LD_PRELOAD=";  // "LD_PRELOAD=<bytes of ours in front>"
+          size_t sl = kPreloadPrefixLen;
+          char rev[24];
+          size_t digits = 0;
+          for (size_t v = ours_len; v > 0 || digits == 0; v /= 10) {
+            rev[digits++] = static_cast<char>('0' + v % 10);
+          }
+          while (digits > 0) spec[sl++] = rev[--digits];
+          note_added(spec, sl);
         }
       }
     }
@@ -157,8 +239,11 @@ char* const* merge_env(char* const* envp, const char* fds_entry, char** out, cha
       out[n++] = const_cast<char*>(g_saved[k]);
       changed = true;
       if (starts_with(g_saved[k], kPreloadPrefix, kPreloadPrefixLen)) preloads_us = true;
+      const char* eq = strchr(g_saved[k], '=');
+      note_added(g_saved[k], static_cast<size_t>(eq - g_saved[k]));
     }
   }
+  if (added_ok && added > added_empty) out[n++] = added_buf;
   if (fds_entry != nullptr && preloads_us) {
     out[n++] = const_cast<char*>(fds_entry);
     changed = true;

@@ -10,18 +10,20 @@
 //                                          while the main thread send()s a POST with a 1 MiB body
 //                                          in one call: the response arrives while that send() is
 //                                          blocked. The reader writes a byte to FIFO once it has it.
-//   hooks_client rawclose PORT FILE        three connections, each closed with a raw close system
+//   hooks_client rawclose PORT FILE        five connections, each closed with a raw close system
 //                                          call (as libuv does) and its number reused by dup(),
-//                                          fcntl(F_DUPFD) and a UDP socket(); writes to FILE through
-//                                          the first two
-//   hooks_client get PORT                  one GET on a new connection; says whether
-//                                          HTTPTRACE_EXEC_FDS is in its environment
+//                                          fcntl(F_DUPFD), a UDP socket(), inotify_init1() and a
+//                                          descriptor received with SCM_RIGHTS; writes to FILE
+//                                          through the dup, the F_DUPFD and the received one
+//   hooks_client get PORT                  one GET on a new connection; prints its environment
 //   hooks_client exec-env PORT             fork + execve of "get" with envp = {PATH}, then
-//                                          posix_spawn of "get" with envp = {FOO=bar}
+//                                          posix_spawn of "get" with envp = {FOO=bar}, then
+//                                          vfork + execve of "get" with envp = {A=b}
 //   hooks_client exec-keep PORT            a keep-alive connection and a close-on-exec one, one
 //                                          request each; then execve of "reuse" (envp = {}),
 //                                          which uses the first for 5 more requests
-//   hooks_client reuse FD                  5 requests on the connected socket FD, then close
+//   hooks_client reuse FD                  5 requests on the connected socket FD, then close;
+//                                          prints its environment
 //
 // Prints one line per step so a run traced and untraced can be compared. Exit 0 on success, 1 on
 // a failure (message on stderr), 2 on a usage error. libc and pthread only: it is what is traced.
@@ -31,6 +33,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -229,11 +232,39 @@ int early_response(int port, const char* fifo) {
 
 int raw_close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
 
+// Sends fd over the socket pair and returns the number it arrives as (SCM_RIGHTS).
+int pass_fd(const int pair[2], int fd) {
+  char byte = 'f';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  if (sendmsg(pair[0], &m, 0) != 1) die("sendmsg");
+  std::memset(control, 0, sizeof control);
+  m.msg_controllen = sizeof control;
+  if (recvmsg(pair[1], &m, 0) != 1) die("recvmsg");
+  c = CMSG_FIRSTHDR(&m);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) die("no SCM_RIGHTS");
+  int got;
+  std::memcpy(&got, CMSG_DATA(c), sizeof(int));
+  return got;
+}
+
 int rawclose(int port, const char* path) {
   const int file = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
   if (file < 0) die("open %s", path);
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) die("socketpair");
   const std::string get = "GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  for (int step = 0; step < 3; ++step) {
+  for (int step = 0; step < 5; ++step) {
     const int s = connect_local(port);
     send_all(s, get.data(), get.size());
     const std::string status = read_response(s);
@@ -246,12 +277,18 @@ int rawclose(int port, const char* path) {
     } else if (step == 1) {
       reused = fcntl(file, F_DUPFD, s);
       how = "F_DUPFD";
-    } else {
+    } else if (step == 2) {
       reused = socket(AF_INET, SOCK_DGRAM, 0);
       how = "udp socket";
+    } else if (step == 3) {
+      reused = inotify_init1(IN_CLOEXEC);
+      how = "inotify";
+    } else {
+      reused = pass_fd(pair, file);
+      how = "SCM_RIGHTS";
     }
     if (reused != s) die("%s gave %d, not the closed %d", how, reused, s);
-    if (step < 2) {
+    if (step != 2 && step != 3) {
       const char line[] = "file-bytes\n";
       if (write(reused, line, sizeof line - 1) != static_cast<ssize_t>(sizeof line - 1)) {
         die("write to the file");
@@ -260,17 +297,25 @@ int rawclose(int port, const char* path) {
     std::printf("%s: %s, fd %d reused by %s\n", get.substr(0, 6).c_str(), status.c_str(), s, how);
     close(reused);
   }
+  close(pair[0]);
+  close(pair[1]);
   close(file);
   return 0;
 }
 
 const std::string kGet = "GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
+// The whole environment, ';'-separated: a child must see exactly what its parent gave it.
+std::string environment() {
+  std::string out;
+  for (char** e = environ; *e != nullptr; ++e) out += std::string(out.empty() ? "" : ";") + *e;
+  return out;
+}
+
 int get(int port) {
   const int fd = connect_local(port);
   send_all(fd, kGet.data(), kGet.size());
-  std::printf("get: %s, exec-fds %s\n", read_response(fd).c_str(),
-              getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  std::printf("get: %s, env %s\n", read_response(fd).c_str(), environment().c_str());
   close(fd);
   return 0;
 }
@@ -306,6 +351,16 @@ int exec_env(const char* port) {
   pid_t spawned = 0;
   if (posix_spawn(&spawned, self.c_str(), nullptr, nullptr, argv, envp) != 0) die("posix_spawn");
   std::printf("posix_spawn child: %d\n", wait_child(spawned));
+  std::fflush(stdout);
+  // A vfork child runs the exec hook in our memory, on our stack.
+  char* venvp[] = {const_cast<char*>("A=b"), nullptr};
+  const pid_t vpid = vfork();
+  if (vpid < 0) die("vfork");
+  if (vpid == 0) {
+    execve(self.c_str(), argv, venvp);
+    _exit(127);
+  }
+  std::printf("vfork child: %d\n", wait_child(vpid));
   return 0;
 }
 
@@ -335,7 +390,7 @@ int reuse(int fd) {
     send_all(fd, kGet.data(), kGet.size());
     std::printf("reuse %d: %s\n", i, read_response(fd).c_str());
   }
-  std::printf("exec-fds %s\n", getenv("HTTPTRACE_EXEC_FDS") != nullptr ? "present" : "absent");
+  std::printf("env [%s]\n", environment().c_str());
   close(fd);
   return 0;
 }

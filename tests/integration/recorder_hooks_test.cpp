@@ -51,6 +51,17 @@ std::vector<fs::path> traces(const fs::path& dir) {
   return out;
 }
 
+format::FileHeader header_of(const fs::path& file) {
+  return httptrace::testing::parse_trace(file.string()).header;
+}
+
+std::string argv_of(const fs::path& file) {
+  const auto h = header_of(file);
+  std::string a(h.argv, h.argv_len);
+  for (char& c : a) c = c == '\0' ? ' ' : c;
+  return a;
+}
+
 class RecorderHooks : public TracedTest {
  protected:
   std::string hooks_client() const { return (paths().build / "tests" / "hooks_client").string(); }
@@ -104,13 +115,13 @@ TEST_F(RecorderHooks, ResponseReadWhileTheRequestIsStillBeingSent) {
 }
 
 // 7.8: a socket closed by a raw system call, its number then handed out by dup(),
-// fcntl(F_DUPFD) or a UDP socket(): the file's bytes are not the socket's, and the old
-// connection is closed.
+// fcntl(F_DUPFD), a UDP socket(), inotify_init1() or SCM_RIGHTS: the file's bytes are not the
+// socket's, and the old connection is closed.
 TEST_F(RecorderHooks, NumberReusedAfterARawCloseIsNotTheOldSocket) {
   const fs::path file = dir_ / "data.txt";
   RunResult r = traced({hooks_client(), "rawclose", server_.port_str(), file.string()});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(r.out.size() > 0 && std::count(r.out.begin(), r.out.end(), '\n') == 3, true) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 5) << r.out;
 
   std::set<uint32_t> sockets, closed;
   int sends = 0;
@@ -123,8 +134,8 @@ TEST_F(RecorderHooks, NumberReusedAfterARawCloseIsNotTheOldSocket) {
       EXPECT_NE(e.get<format::DataEvent>().result, 11) << "the file's write taken for the socket's";
     }
   }
-  EXPECT_EQ(sockets.size(), 3u);
-  EXPECT_EQ(sends, 3);
+  EXPECT_EQ(sockets.size(), 5u);
+  EXPECT_EQ(sends, 5);
   EXPECT_EQ(closed, sockets) << "each raw-closed socket is closed when its number is reused";
 }
 
@@ -293,27 +304,20 @@ TEST_F(RecorderHooks, AcceptOnAUnixSocketRecordsItsPath) {
   EXPECT_EQ(captures, (std::vector<std::string>{"GET /y HTTP/1.1", "HTTP/1.0 200 OK"}));
 }
 
-format::FileHeader header_of(const fs::path& file) {
-  return httptrace::testing::parse_trace(file.string()).header;
-}
-
-std::string argv_of(const fs::path& file) {
-  const auto h = header_of(file);
-  std::string a(h.argv, h.argv_len);
-  for (char& c : a) c = c == '\0' ? ' ' : c;
-  return a;
-}
 
 // 7.14: children started with an environment of their own (execve with a custom envp,
 // posix_spawn) are traced; HTTPTRACE_FOLLOW=0 leaves them alone.
 TEST_F(RecorderHooks, ChildrenWithTheirOwnEnvironmentAreTraced) {
   RunResult r = traced({hooks_client(), "exec-env", server_.port_str()});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
+  // Each child sees exactly the environment it was given: what we added to be loaded and
+  // configured there is taken out again before its main.
   EXPECT_EQ(r.out,
-            "get: HTTP/1.1 200 OK 26, exec-fds absent\nexecve child: 0\n"
-            "get: HTTP/1.1 200 OK 26, exec-fds absent\nposix_spawn child: 0\n");
+            "get: HTTP/1.1 200 OK 26, env PATH=/usr/bin:/bin\nexecve child: 0\n"
+            "get: HTTP/1.1 200 OK 26, env FOO=bar\nposix_spawn child: 0\n"
+            "get: HTTP/1.1 200 OK 26, env A=b\nvfork child: 0\n");
   const auto files = traces(dir_.path());
-  ASSERT_EQ(files.size(), 2u) << "one per child; the parent made no network call";
+  ASSERT_EQ(files.size(), 3u) << "one per child; the parent made no network call";
   for (const auto& f : files) {
     EXPECT_EQ(argv_of(f), "hooks_client get " + server_.port_str() + " ");
     int requests = 0;
@@ -342,7 +346,7 @@ TEST_F(RecorderHooks, SocketKeptAcrossExecIsAdoptedByTheNewImage) {
             "kept: HTTP/1.1 200 OK 26\nclose-on-exec: HTTP/1.1 200 OK 26\n"
             "reuse 0: HTTP/1.1 200 OK 26\nreuse 1: HTTP/1.1 200 OK 26\n"
             "reuse 2: HTTP/1.1 200 OK 26\nreuse 3: HTTP/1.1 200 OK 26\n"
-            "reuse 4: HTTP/1.1 200 OK 26\nexec-fds absent\n");
+            "reuse 4: HTTP/1.1 200 OK 26\nenv []\n");
   const auto files = traces(dir_.path());
   ASSERT_EQ(files.size(), 2u);
   fs::path before = files[0], after = files[1];
@@ -387,6 +391,34 @@ TEST_F(RecorderHooks, SocketKeptAcrossExecIsAdoptedByTheNewImage) {
   }
   EXPECT_EQ(requests, 5);
   EXPECT_EQ(closes, 1);
+}
+
+// 7.16 and 7.18 end to end: curl with a presigned URL. The request line keeps its version
+// (target cut, flagged), the Host line is whole, and the signature is masked in the argv.
+TEST_F(RecorderHooks, PresignedUrlIsRecognisableAndItsSignatureMasked) {
+  const std::string sig(64, 'f');
+  const std::string target = "/a?X-Amz-Credential=" + std::string(400, 'c') +
+                             "&X-Amz-Signature=" + sig;
+  RunResult r = traced({"curl", "-sS", "-o", "/dev/null", "-H", "X-Secret: hunter2",
+                        "http://localhost:" + server_.port_str() + target});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const auto files = traces(dir_.path());
+  ASSERT_EQ(files.size(), 1u);
+  const std::string argv = argv_of(files[0]);
+  EXPECT_EQ(argv.find(sig), std::string::npos) << argv;
+  EXPECT_EQ(argv.find("hunter2"), std::string::npos) << argv;
+  EXPECT_NE(argv.find("X-Amz-Signature=" + std::string(64, '*')), std::string::npos) << argv;
+  int requests = 0;
+  for (const Event& e : read_events(files[0])) {
+    if (e.kind != static_cast<uint16_t>(EventKind::kData)) continue;
+    const auto d = e.get<format::DataEvent>();
+    if (d.capture_kind != static_cast<uint8_t>(format::CaptureKind::kHttpReq)) continue;
+    ++requests;
+    EXPECT_TRUE(d.flags & format::kDataCaptureCut);
+    EXPECT_EQ(e.capture(), "GET " + target.substr(0, format::kTargetMax) +
+                               " HTTP/1.1\r\nHost: localhost:" + server_.port_str());
+  }
+  EXPECT_EQ(requests, 1);
 }
 
 }  // namespace

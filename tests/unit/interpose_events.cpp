@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -231,11 +232,67 @@ TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
   EXPECT_EQ(dup.newfd, 702);
 }
 
-TEST(RecorderEvents, UdpAndUnixSocketsAreNotTracked) {
+// Unix stream sockets become connections at connect()/accept(), not at socket(): most are never
+// connected, or connected only by the C library to its own daemons.
+TEST(RecorderEvents, UdpAndUnconnectedUnixSocketsAreNotTracked) {
   on_socket(703, AF_INET, SOCK_DGRAM, 0, 1);
   on_socket(704, AF_UNIX, SOCK_STREAM, 0, 1);
   EXPECT_EQ(conn_of_fd(703), 0u);
   EXPECT_EQ(conn_of_fd(704), 0u);
+}
+
+TEST(RecorderEvents, UnixConnectAndAcceptCarryThePath) {
+  trace_path();
+  testing::TempDir dir;
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  const std::string path = dir.file("s");
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  const int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  const int cfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  const size_t before = events().size();
+  ASSERT_EQ(connect(cfd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  on_connect(cfd, reinterpret_cast<sockaddr*>(&addr), len, 100, 110, 0, 0);
+  const int afd = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(afd, 0);
+  on_accept(lfd, afd, nullptr, 0, 120, 130);
+  // glibc's nscd socket: tried by every lookup, never a connection of the program's.
+  sockaddr_un nscd = {};
+  nscd.sun_family = AF_UNIX;
+  strcpy(nscd.sun_path, "/var/run/nscd/socket");
+  const int nfd = socket(AF_UNIX, SOCK_STREAM, 0);
+  on_connect(nfd, reinterpret_cast<sockaddr*>(&nscd), sizeof(nscd), 140, 150, -1, ENOENT);
+  EXPECT_EQ(conn_of_fd(nfd), 0u);
+
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 5u);  // the client's end has no name: no local path for it
+  const auto* e = &evs[before];
+  EXPECT_EQ(as<format::SocketEvent>(e[0]).domain, AF_UNIX);
+  EXPECT_EQ(as<format::ConnectEvent>(e[1]).peer.family, AF_UNIX);
+  auto path_of = [](const std::vector<uint8_t>& ev) {
+    const auto p = as<format::AddrPathEvent>(ev);
+    return std::to_string(p.which) + " " +
+           std::string(reinterpret_cast<const char*>(ev.data()) + sizeof(p), p.path_len);
+  };
+  EXPECT_EQ(kind(e[2]), static_cast<uint16_t>(EventKind::kAddrPath));
+  EXPECT_EQ(path_of(e[2]), "0 " + path);
+  const auto a = as<format::AcceptEvent>(e[3]);
+  EXPECT_EQ(a.h.kind, static_cast<uint16_t>(EventKind::kAccept));
+  EXPECT_EQ(a.fd, afd);
+  EXPECT_EQ(a.listen_fd, lfd);
+  EXPECT_EQ(a.local.family, AF_UNIX);
+  EXPECT_EQ(a.dur_ns, 10u);
+  EXPECT_NE(a.h.conn, as<format::ConnectEvent>(e[1]).h.conn);
+  EXPECT_EQ(conn_of_fd(afd), a.h.conn);
+  EXPECT_EQ(path_of(e[4]), "1 " + path);  // the accepted end is the listening path
+  for (int fd : {cfd, afd}) record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 160);
+  close(cfd);
+  close(afd);
+  close(lfd);
+  close(nfd);
 }
 
 TEST(RecorderEvents, DnsRecordsHostAndDistinctAddresses) {
