@@ -152,6 +152,22 @@ JsonWriter& JsonWriter::value(bool b) {
   return *this;
 }
 
+JsonWriter& JsonWriter::fixed(int64_t units, unsigned decimals) {
+  static constexpr uint64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                        100000000, 1000000000};
+  decimals = std::clamp(decimals, 1u, 9u);
+  reserve(kSmall);
+  separate();
+  uint64_t mag = units < 0 ? 0 - static_cast<uint64_t>(units) : static_cast<uint64_t>(units);
+  if (units < 0) put('-');
+  const uint64_t whole = mag / kPow10[decimals], frac = mag % kPow10[decimals];
+  char* p = std::to_chars(buf_.get() + len_, buf_.get() + kBufSize, whole).ptr;
+  *p++ = '.';
+  for (unsigned i = decimals; i-- > 0;) p[i] = static_cast<char>('0' + frac / kPow10[decimals - 1 - i] % 10);
+  len_ = static_cast<size_t>(p + decimals - buf_.get());
+  return *this;
+}
+
 JsonWriter& JsonWriter::null() {
   reserve(kSmall);
   separate();

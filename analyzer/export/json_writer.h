@@ -48,6 +48,9 @@ class JsonWriter {
   JsonWriter& value(int32_t n) { return number(n); }
   JsonWriter& value(uint32_t n) { return number(n); }
   JsonWriter& value(bool b);
+  // units / 10^decimals as a decimal number with exactly `decimals` fraction digits (decimals
+  // 1..9): milliseconds or microseconds from integer ns/µs with no floating-point rounding.
+  JsonWriter& fixed(int64_t units, unsigned decimals);
   JsonWriter& null();
   template <class T> JsonWriter& value(const std::optional<T>& v) { return v ? value(*v) : null(); }
   // Copies in as one value everything another JsonWriter wrote to in (a spool file, read from its

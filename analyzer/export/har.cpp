@@ -1,0 +1,299 @@
+// `httptrace export --format har [-o FILE] TRACE...`: SPEC §7, HAR 1.2.
+//
+// One entry per HTTP request (an exchange with a request line); entries are written as the model
+// completes their connection, so they come in connection-close order (HAR readers sort by
+// startedDateTime) and memory stays bounded by the open connections.
+//
+// Timings are integer microseconds until they are written (as ms with three decimals), so `time`
+// is exactly the sum of the written non-negative phases. `ssl` is left out of that sum: HAR 1.2
+// counts it inside `connect` ("included for backward compatibility with HAR 1.1"), and adding it
+// again would make `time` longer than the request took (Chrome's own HAR export does the same).
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <string_view>
+
+#include "analyzer/analysis.h"
+#include "analyzer/commands.h"
+#include "analyzer/export/connection_pipe.h"
+#include "analyzer/export/iso_time.h"
+#include "analyzer/export/json_writer.h"
+#include "analyzer/model/addr_format.h"
+#include "analyzer/reports.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+int64_t us(uint64_t ns) { return static_cast<int64_t>((ns + 500) / 1000); }
+int64_t us_between(uint64_t from, uint64_t to) { return to > from ? us(to - from) : 0; }
+
+struct HarTimings {
+  int64_t dns = -1, connect = -1, ssl = -1, send = 0, wait = 0, receive = 0;  // µs, -1: none
+  int64_t total() const {
+    int64_t t = send + wait + receive;
+    if (dns > 0) t += dns;
+    if (connect > 0) t += connect;
+    return t;
+  }
+};
+
+// The connection's own setup belongs to its first request only: a reused request, or the first
+// one on a socket inherited across fork (set up by the parent), had none.
+bool carries_setup(const Connection& c, const Exchange& x) {
+  return !x.reused && x.index == 0 && !c.inherited;
+}
+
+HarTimings timings_of(const Connection& c, const Exchange& x, bool setup) {
+  HarTimings t;
+  if (setup) {
+    // A lookup shared by several connections was paid for by the first one.
+    if (c.dns && c.dns_first_use) t.dns = us(c.dns->duration_ns);
+    if (c.has_connect) t.connect = us(c.connect_duration_ns);
+    if (c.tls) {
+      t.ssl = us(c.tls->duration_ns);
+      t.connect = std::max<int64_t>(t.connect, 0) + t.ssl;
+    }
+  }
+  t.send = us_between(x.start_ns, x.sent_ns);
+  if (x.first_byte_ns) {
+    t.wait = us_between(x.sent_ns, *x.first_byte_ns);
+    t.receive = us_between(*x.first_byte_ns, x.end_ns);
+  } else {
+    t.wait = us_between(x.sent_ns, x.end_ns);  // no response: waited until the exchange ended
+  }
+  return t;
+}
+
+// Bytes of a request-target that may stand in a URL as they are (RFC 3986 unreserved, reserved
+// and '%'); anything else is percent-encoded so the URL is one a URI parser accepts.
+constexpr std::array<bool, 256> kUrlSafe = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~:/?#[]@!$&'()*+,;=%")) t[static_cast<uint8_t>(c)] = true;
+  return t;
+}();
+
+void append_url_part(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : s) {
+    const auto b = static_cast<uint8_t>(ch);
+    if (kUrlSafe[b]) {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+  }
+}
+
+class HarEntryWriter : public ConnectionSink {
+ public:
+  HarEntryWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
+
+  void on_connection(const Connection& c) override {
+    bool prepared = false;
+    for (const Exchange& x : c.requests) {
+      if (x.method.empty()) continue;  // not HTTP: HAR has no place for it
+      if (!prepared) prepare(c), prepared = true;
+      entry(c, x);
+    }
+  }
+
+ private:
+  // What every entry of the connection shares: server address, authority, scheme.
+  void prepare(const Connection& c) {
+    const bool ip = c.peer.family == AF_INET || c.peer.family == AF_INET6;
+    ip_len_ = ip ? format_addr_to(ip_, c.peer, false) : 0;
+    https_ = c.tls.has_value();
+    authority_.clear();
+    if (c.host) {
+      append_url_part(authority_, *c.host);
+    } else if (c.peer.family == AF_INET6) {
+      authority_ += '[';
+      authority_.append(ip_, ip_len_);
+      authority_ += ']';
+    } else {
+      authority_.append(ip_, ip_len_);
+    }
+    if (ip && c.peer.port != (https_ ? 443 : 80)) authority_ += ':' + std::to_string(c.peer.port);
+    http_version_ = c.protocol && *c.protocol == "http/1.1" ? "HTTP/1.1"
+                    : c.protocol                            ? *c.protocol
+                                                            : "";
+  }
+
+  void build_url(std::string_view target) {
+    url_.clear();
+    if (target.starts_with("http://") || target.starts_with("https://")) {
+      append_url_part(url_, target);  // absolute form (a request to a proxy)
+      return;
+    }
+    url_ += https_ ? "https://" : "http://";
+    if (!target.empty() && target[0] != '/' && target != "*") {
+      append_url_part(url_, target);  // authority form (CONNECT host:port)
+      return;
+    }
+    url_ += authority_;
+    if (target.empty() || target[0] != '/') url_ += '/';
+    else append_url_part(url_, target);
+  }
+
+  void query_string(std::string_view target) {
+    JsonWriter& w = w_;
+    w.key("queryString").begin_array();
+    const size_t q = target.find('?');
+    if (q != std::string_view::npos) {
+      std::string_view rest = target.substr(q + 1);
+      rest = rest.substr(0, rest.find('#'));
+      while (!rest.empty()) {
+        const size_t amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+        if (pair.empty()) continue;
+        const size_t eq = pair.find('=');
+        w.begin_object();
+        w.key("name").value(pair.substr(0, eq));
+        w.key("value").value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+        w.end_object();
+      }
+    }
+    w.end_array();
+  }
+
+  void ms(JsonWriter::Key k, int64_t micros) {
+    if (micros < 0) w_.key(k).value(int64_t(-1));
+    else w_.key(k).fixed(micros, 3);
+  }
+
+  void entry(const Connection& c, const Exchange& x) {
+    JsonWriter& w = w_;
+    const bool setup = carries_setup(c, x);
+    const HarTimings t = timings_of(c, x, setup);
+    // The entry starts where its first phase started: the lookup or the connect of a new
+    // connection, else the first byte of the request.
+    uint64_t start = x.start_ns;
+    if (setup) {
+      if (t.dns >= 0) start = std::min(start, c.dns->start_ns);
+      if (c.has_connect) start = std::min(start, c.connect_start_ns);
+      if (c.tls) start = std::min(start, c.tls->start_ns);
+    }
+    char when[kIsoTimeMsLen + 1];
+    format_iso_time_ms(when, tb_.t0_unix_ns + static_cast<uint64_t>(tb_.rel(start)));
+
+    w.begin_object();
+    w.key("startedDateTime").value(std::string_view(when, kIsoTimeMsLen));
+    w.key("time").fixed(t.total(), 3);
+
+    w.key("request").begin_object();
+    w.key("method").value(x.method);
+    build_url(x.target);
+    w.key("url").value(url_);
+    w.key("httpVersion").value(http_version_);
+    w.key("cookies").begin_array().end_array();
+    // Only Host: the recorder keeps no other request header (they may hold secrets).
+    w.key("headers").begin_array();
+    w.begin_object().key("name").value("Host").key("value").value(authority_).end_object();
+    w.end_array();
+    query_string(x.target);
+    w.key("headersSize").value(int64_t(-1));
+    w.key("bodySize").value(int64_t(-1));
+    w.key("_transferSize").value(x.bytes_sent);
+    w.end_object();
+
+    w.key("response").begin_object();
+    w.key("status").value(x.status);
+    w.key("statusText").value("");
+    w.key("httpVersion").value(x.status ? http_version_ : std::string_view());
+    w.key("cookies").begin_array().end_array();
+    w.key("headers").begin_array().end_array();
+    w.key("content").begin_object();
+    w.key("size").value(int64_t(-1));
+    w.key("mimeType").value("");
+    w.end_object();
+    w.key("redirectURL").value("");
+    w.key("headersSize").value(int64_t(-1));
+    w.key("bodySize").value(int64_t(-1));
+    // Bytes on the wire for the response (headers and body): what DevTools shows as "transferred".
+    w.key("_transferSize").value(x.bytes_received);
+    w.end_object();
+
+    w.key("cache").begin_object().end_object();
+    w.key("timings").begin_object();
+    w.key("blocked").value(int64_t(-1));
+    ms("dns", t.dns);
+    ms("connect", t.connect);
+    ms("ssl", t.ssl);
+    ms("send", t.send);
+    ms("wait", t.wait);
+    ms("receive", t.receive);
+    w.end_object();
+    if (ip_len_) w.key("serverIPAddress").value(std::string_view(ip_, ip_len_));
+    w.key("connection").value(c.id);
+
+    w.key("_reused").value(x.reused);
+    if (x.idle_ns) w.key("_idleMs").fixed(us(*x.idle_ns), 3);
+    else w.key("_idleMs").null();
+    // The model knows pool misses today; the other reasons (SPEC §5) come with new_reason.
+    if (c.pool_miss) w.key("_newReason").value("pool_miss");
+    else w.key("_newReason").null();
+    if (c.tls) {
+      const TlsInfo& s = *c.tls;
+      auto opt = [&](JsonWriter::Key k, const std::string& v) {
+        if (v.empty()) w.key(k).null();
+        else w.key(k).value(v);
+      };
+      w.key("_tls").begin_object();
+      opt("version", s.version);
+      opt("cipher", s.cipher);
+      w.key("resumed").value(s.resumed);
+      opt("sni", s.sni);
+      opt("alpn", s.alpn);
+      w.end_object();
+    } else {
+      w.key("_tls").null();
+    }
+    w.key("_pid").value(c.pid);
+    w.end_object();
+  }
+
+  JsonWriter& w_;
+  const TimeBase& tb_;
+  char ip_[kMaxAddrText];
+  size_t ip_len_ = 0;
+  bool https_ = false;
+  std::string authority_, url_, http_version_;
+};
+
+}  // namespace
+
+bool write_har(TraceSet& traces, std::FILE* out) {
+  const TimeBase tb = time_base(traces);
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("log").begin_object();
+  w.key("version").value("1.2");
+  w.key("creator").begin_object();
+  w.key("name").value("httptrace");
+  w.key("version").value(kProgramVersion);
+  w.end_object();
+  w.key("entries").begin_array();
+  HarEntryWriter sink(w, tb);
+  {
+    // Until close(), only the pipe's thread writes to w.
+    ConnectionPipe pipe(sink);
+    Model model(traces, pipe, /*keep_dns=*/false);
+    analyze(traces, model);
+    pipe.close();
+  }
+  w.end_array();
+  w.end_object();
+  w.end_object();
+  return w.flush();
+}
+
+}  // namespace httptrace::analyzer
