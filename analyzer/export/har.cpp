@@ -112,7 +112,11 @@ class HarEntryWriter : public ConnectionSink {
     ip_len_ = ip ? format_addr_to(ip_, c.peer, false) : 0;
     https_ = c.tls.has_value();
     authority_.clear();
-    if (c.host) {
+    if (c.host && c.host->find(':') != std::string::npos) {
+      authority_ += '[';  // an IPv6 literal from a Host header
+      append_url_part(authority_, *c.host);
+      authority_ += ']';
+    } else if (c.host) {
       append_url_part(authority_, *c.host);
     } else if (c.peer.family == AF_INET6) {
       authority_ += '[';
