@@ -20,6 +20,8 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -39,6 +41,8 @@ namespace {
 constexpr int64_t kTrackTidBase = int64_t(1) << 22;
 // Long request targets make unreadable slice labels; the full one is in the slice's args.
 constexpr size_t kMaxNameTarget = 120;
+// An event's start with its escaped name: room for the longest name (6 bytes per escaped byte).
+constexpr size_t kMaxStart = 64 + 6 * (kMaxNameTarget + 32);
 
 class ChromeEventWriter : public ConnectionSink {
  public:
@@ -50,6 +54,7 @@ class ChromeEventWriter : public ConnectionSink {
     pid_ = c.pid;
     tid_ = kTrackTidBase + static_cast<int64_t>(seq_);
     cursor_ = 0;
+    render_tails();
     track_name(c);
 
     const bool has_dns = c.dns.has_value();
@@ -136,10 +141,38 @@ class ChromeEventWriter : public ConnectionSink {
     w_.end_object();
   }
 
-  void async(char ph, std::string_view name, uint64_t ts, bool close = true) {
-    head(ph, name, "http", ts);
-    w_.key("id2").begin_object().key("local").value(seq_).end_object();
-    if (close) w_.end_object();
+  // The request events (eight per request) are most of the output: they are put together from
+  // pieces rendered once per connection (pid, tid, id) or once per request (the escaped name).
+  void render_tails() {
+    char* p = conn_tail_;
+    p = copy(p, ",\"pid\":");
+    p = std::to_chars(p, p + 12, pid_).ptr;
+    p = copy(p, ",\"tid\":");
+    p = std::to_chars(p, p + 21, tid_).ptr;
+    p = copy(p, ",\"ts\":");
+    conn_tail_len_ = static_cast<size_t>(p - conn_tail_);
+    p = id_tail_;
+    p = copy(p, ",\"id2\":{\"local\":");
+    p = std::to_chars(p, p + 21, seq_).ptr;
+    p = copy(p, "}}");
+    id_tail_len_ = static_cast<size_t>(p - id_tail_);
+  }
+
+  static char* copy(char* p, std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+  }
+
+  // {"ph":PH,"name":NAME,"cat":"http" given as start (NAME already JSON), then pid, tid, ts, id.
+  void async(std::string_view start, uint64_t ts, bool close = true) {
+    char buf[kMaxStart + 128];
+    char* p = buf;
+    p = copy(p, start.substr(0, kMaxStart));
+    p = copy(p, std::string_view(conn_tail_, conn_tail_len_));
+    p = put_fixed(p, rel(ts), 3);
+    p = copy(p, std::string_view(id_tail_, id_tail_len_ - (close ? 0 : 1)));
+    if (close) w_.raw(std::string_view(buf, static_cast<size_t>(p - buf)));
+    else w_.begin_object().raw(std::string_view(buf + 1, static_cast<size_t>(p - buf - 1)));
   }
 
   void track_name(const Connection& c) {
@@ -166,7 +199,7 @@ class ChromeEventWriter : public ConnectionSink {
     if (x.method.empty()) {
       name_ = "exchange";
     } else {
-      name_ = x.method;
+      name_.assign(x.method, 0, 24);
       name_ += ' ';
       name_.append(x.target, 0, kMaxNameTarget);
     }
@@ -177,7 +210,13 @@ class ChromeEventWriter : public ConnectionSink {
     const uint64_t first = x.first_byte_ns ? at(*x.first_byte_ns) : sent;
     const uint64_t end = at(x.end_ns);
 
-    async('b', name_, start, false);
+    for (char ph : {'b', 'e'}) {
+      std::string& h = ph == 'b' ? begin_head_ : end_head_;
+      h.assign(ph == 'b' ? "{\"ph\":\"b\",\"name\":" : "{\"ph\":\"e\",\"name\":");
+      append_json_string(h, name_);
+      h += ",\"cat\":\"http\"";
+    }
+    async(begin_head_, start, false);
     w.key("args").begin_object();
     w.key("connection").value(c.id);
     w.key("index").value(x.index);
@@ -194,15 +233,15 @@ class ChromeEventWriter : public ConnectionSink {
     w.end_object();
     w.end_object();
 
-    async('b', "send", start);
-    async('e', "send", sent);
-    async('b', "wait", sent);
-    async('e', "wait", first);
+    async(R"({"ph":"b","name":"send","cat":"http")", start);
+    async(R"({"ph":"e","name":"send","cat":"http")", sent);
+    async(R"({"ph":"b","name":"wait","cat":"http")", sent);
+    async(R"({"ph":"e","name":"wait","cat":"http")", first);
     if (x.first_byte_ns) {
-      async('b', "receive", first);
-      async('e', "receive", end);
+      async(R"({"ph":"b","name":"receive","cat":"http")", first);
+      async(R"({"ph":"e","name":"receive","cat":"http")", end);
     }
-    async('e', name_, end);
+    async(end_head_, end);
   }
 
   JsonWriter& w_;
@@ -211,7 +250,9 @@ class ChromeEventWriter : public ConnectionSink {
   int32_t pid_ = 0;
   int64_t tid_ = 0;
   uint64_t cursor_ = 0;
-  std::string name_;
+  std::string name_, begin_head_, end_head_;
+  char conn_tail_[64], id_tail_[48];
+  size_t conn_tail_len_ = 0, id_tail_len_ = 0;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <string>
 #include <string_view>
 
@@ -129,6 +130,7 @@ class HarEntryWriter : public ConnectionSink {
     http_version_ = c.protocol && *c.protocol == "http/1.1" ? "HTTP/1.1"
                     : c.protocol                            ? *c.protocol
                                                             : "";
+    render_connection_parts(c);
   }
 
   void build_url(std::string_view target) {
@@ -169,9 +171,60 @@ class HarEntryWriter : public ConnectionSink {
     w.end_array();
   }
 
-  void ms(JsonWriter::Key k, int64_t micros) {
-    if (micros < 0) w_.key(k).value(int64_t(-1));
-    else w_.key(k).fixed(micros, 3);
+  // Most of an entry is the same for every request of a connection, or constant: those parts
+  // are rendered once (escaped) and written as raw JSON; only per-request values are formatted.
+  void render_connection_parts(const Connection& c) {
+    req_const_.assign("\"httpVersion\":");
+    append_json_string(req_const_, http_version_);
+    req_const_ += ",\"cookies\":[],\"headers\":[{\"name\":\"Host\",\"value\":";
+    append_json_string(req_const_, authority_);
+    req_const_ += "}]";
+    version_json_.clear();
+    append_json_string(version_json_, http_version_);
+
+    conn_mid_.clear();
+    if (ip_len_) {
+      conn_mid_ += "\"serverIPAddress\":";
+      append_json_string(conn_mid_, std::string_view(ip_, ip_len_));
+      conn_mid_ += ',';
+    }
+    conn_mid_ += "\"connection\":";
+    append_json_string(conn_mid_, c.id);
+
+    // The model knows pool misses today; the other reasons (SPEC §5) come with new_reason.
+    conn_tail_.assign(c.pool_miss ? "\"_newReason\":\"pool_miss\"" : "\"_newReason\":null");
+    conn_tail_ += ",\"_tls\":";
+    if (c.tls) {
+      const TlsInfo& t = *c.tls;
+      auto opt = [&](std::string_view k, const std::string& v) {
+        conn_tail_ += k;
+        if (v.empty()) conn_tail_ += "null";
+        else append_json_string(conn_tail_, v);
+      };
+      opt("{\"version\":", t.version);
+      opt(",\"cipher\":", t.cipher);
+      conn_tail_ += t.resumed ? ",\"resumed\":true" : ",\"resumed\":false";
+      opt(",\"sni\":", t.sni);
+      opt(",\"alpn\":", t.alpn);
+      conn_tail_ += '}';
+    } else {
+      conn_tail_ += "null";
+    }
+    conn_tail_ += ",\"_pid\":";
+    add_int(conn_tail_, c.pid);
+  }
+
+  static void add_int(std::string& s, int64_t v) {
+    char buf[24];
+    s.append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+  }
+  static void add_ms(std::string& s, int64_t micros) {
+    if (micros < 0) {
+      s += "-1";
+      return;
+    }
+    char buf[32];
+    s.append(buf, static_cast<size_t>(put_fixed(buf, micros, 3) - buf));
   }
 
   void entry(const Connection& c, const Exchange& x) {
@@ -189,79 +242,54 @@ class HarEntryWriter : public ConnectionSink {
     char when[kIsoTimeMsLen + 1];
     format_iso_time_ms(when, tb_.t0_unix_ns + static_cast<uint64_t>(tb_.rel(start)));
 
+    std::string& b = scratch_;
     w.begin_object();
-    w.key("startedDateTime").value(std::string_view(when, kIsoTimeMsLen));
-    w.key("time").fixed(t.total(), 3);
+    b.assign("\"startedDateTime\":\"");
+    b.append(when, kIsoTimeMsLen);
+    b += "\",\"time\":";
+    add_ms(b, t.total());
+    w.raw(b);
 
     w.key("request").begin_object();
     w.key("method").value(x.method);
     build_url(x.target);
     w.key("url").value(url_);
-    w.key("httpVersion").value(http_version_);
-    w.key("cookies").begin_array().end_array();
     // Only Host: the recorder keeps no other request header (they may hold secrets).
-    w.key("headers").begin_array();
-    w.begin_object().key("name").value("Host").key("value").value(authority_).end_object();
-    w.end_array();
+    w.raw(req_const_);
     query_string(x.target);
-    w.key("headersSize").value(int64_t(-1));
-    w.key("bodySize").value(int64_t(-1));
-    w.key("_transferSize").value(x.bytes_sent);
+    b.assign("\"headersSize\":-1,\"bodySize\":-1,\"_transferSize\":");
+    add_int(b, static_cast<int64_t>(x.bytes_sent));
+    w.raw(b);
     w.end_object();
 
-    w.key("response").begin_object();
-    w.key("status").value(x.status);
-    w.key("statusText").value("");
-    w.key("httpVersion").value(x.status ? http_version_ : std::string_view());
-    w.key("cookies").begin_array().end_array();
-    w.key("headers").begin_array().end_array();
-    w.key("content").begin_object();
-    w.key("size").value(int64_t(-1));
-    w.key("mimeType").value("");
-    w.end_object();
-    w.key("redirectURL").value("");
-    w.key("headersSize").value(int64_t(-1));
-    w.key("bodySize").value(int64_t(-1));
+    b.assign("\"response\":{\"status\":");
+    add_int(b, x.status);
+    b += ",\"statusText\":\"\",\"httpVersion\":";
+    b += x.status ? std::string_view(version_json_) : std::string_view("\"\"");
+    b += ",\"cookies\":[],\"headers\":[],\"content\":{\"size\":-1,\"mimeType\":\"\"},\"redirectURL\":\"\","
+         "\"headersSize\":-1,\"bodySize\":-1,\"_transferSize\":";
     // Bytes on the wire for the response (headers and body): what DevTools shows as "transferred".
-    w.key("_transferSize").value(x.bytes_received);
-    w.end_object();
-
-    w.key("cache").begin_object().end_object();
-    w.key("timings").begin_object();
-    w.key("blocked").value(int64_t(-1));
-    ms("dns", t.dns);
-    ms("connect", t.connect);
-    ms("ssl", t.ssl);
-    ms("send", t.send);
-    ms("wait", t.wait);
-    ms("receive", t.receive);
-    w.end_object();
-    if (ip_len_) w.key("serverIPAddress").value(std::string_view(ip_, ip_len_));
-    w.key("connection").value(c.id);
-
-    w.key("_reused").value(x.reused);
-    if (x.idle_ns) w.key("_idleMs").fixed(us(*x.idle_ns), 3);
-    else w.key("_idleMs").null();
-    // The model knows pool misses today; the other reasons (SPEC §5) come with new_reason.
-    if (c.pool_miss) w.key("_newReason").value("pool_miss");
-    else w.key("_newReason").null();
-    if (c.tls) {
-      const TlsInfo& s = *c.tls;
-      auto opt = [&](JsonWriter::Key k, const std::string& v) {
-        if (v.empty()) w.key(k).null();
-        else w.key(k).value(v);
-      };
-      w.key("_tls").begin_object();
-      opt("version", s.version);
-      opt("cipher", s.cipher);
-      w.key("resumed").value(s.resumed);
-      opt("sni", s.sni);
-      opt("alpn", s.alpn);
-      w.end_object();
-    } else {
-      w.key("_tls").null();
-    }
-    w.key("_pid").value(c.pid);
+    add_int(b, static_cast<int64_t>(x.bytes_received));
+    b += "},\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":";
+    add_ms(b, t.dns);
+    b += ",\"connect\":";
+    add_ms(b, t.connect);
+    b += ",\"ssl\":";
+    add_ms(b, t.ssl);
+    b += ",\"send\":";
+    add_ms(b, t.send);
+    b += ",\"wait\":";
+    add_ms(b, t.wait);
+    b += ",\"receive\":";
+    add_ms(b, t.receive);
+    b += "},";
+    b += conn_mid_;
+    b += x.reused ? ",\"_reused\":true,\"_idleMs\":" : ",\"_reused\":false,\"_idleMs\":";
+    if (x.idle_ns) add_ms(b, us(*x.idle_ns));
+    else b += "null";
+    b += ',';
+    b += conn_tail_;
+    w.raw(b);
     w.end_object();
   }
 
@@ -271,6 +299,7 @@ class HarEntryWriter : public ConnectionSink {
   size_t ip_len_ = 0;
   bool https_ = false;
   std::string authority_, url_, http_version_;
+  std::string req_const_, version_json_, conn_mid_, conn_tail_, scratch_;
 };
 
 }  // namespace

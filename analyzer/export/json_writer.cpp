@@ -152,19 +152,35 @@ JsonWriter& JsonWriter::value(bool b) {
   return *this;
 }
 
-JsonWriter& JsonWriter::fixed(int64_t units, unsigned decimals) {
+char* put_fixed(char* p, int64_t units, unsigned decimals) {
   static constexpr uint64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
                                         100000000, 1000000000};
   decimals = std::clamp(decimals, 1u, 9u);
-  reserve(kSmall);
-  separate();
   uint64_t mag = units < 0 ? 0 - static_cast<uint64_t>(units) : static_cast<uint64_t>(units);
-  if (units < 0) put('-');
+  if (units < 0) *p++ = '-';
   const uint64_t whole = mag / kPow10[decimals], frac = mag % kPow10[decimals];
-  char* p = std::to_chars(buf_.get() + len_, buf_.get() + kBufSize, whole).ptr;
+  p = std::to_chars(p, p + 24, whole).ptr;
   *p++ = '.';
   for (unsigned i = decimals; i-- > 0;) p[i] = static_cast<char>('0' + frac / kPow10[decimals - 1 - i] % 10);
-  len_ = static_cast<size_t>(p + decimals - buf_.get());
+  return p + decimals;
+}
+
+JsonWriter& JsonWriter::fixed(int64_t units, unsigned decimals) {
+  reserve(kSmall);
+  separate();
+  len_ = static_cast<size_t>(put_fixed(buf_.get() + len_, units, decimals) - buf_.get());
+  return *this;
+}
+
+JsonWriter& JsonWriter::raw(std::string_view text) {
+  reserve(std::min(text.size(), kMaxRaw) + kSmall);
+  separate();
+  if (text.size() <= kMaxRaw) {
+    put(text);
+  } else {  // not what raw() is for, but still correct output
+    flush();
+    if (std::fwrite(text.data(), 1, text.size(), out_) != text.size()) failed_ = true;
+  }
   return *this;
 }
 
