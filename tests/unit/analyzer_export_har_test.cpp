@@ -1,7 +1,13 @@
 // HAR 1.2 export (SPEC §7) on built traces: which exchanges become entries, the timings mapping
 // (setup phases only on a connection's first request, -1 otherwise, `time` the sum), URLs,
 // addresses, custom fields, and the small writers it is built from (fixed(), ISO time).
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -179,6 +185,43 @@ TEST(ExportHar, EmptyTraceIsAValidLog) {
   json har = har_of({&b});
   EXPECT_EQ(har["log"]["entries"], json::array());
   EXPECT_EQ(har["log"]["version"], "1.2");
+}
+
+// The CLI: both formats are chosen by --format, written atomically, and a failed write (a full
+// disk) exits 1 with a message; an unknown format names the supported ones.
+TEST(ExportCli, HarAndChromeFormatsThroughTheCommand) {
+  const std::string cli = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "httptrace").string();
+  if (access(cli.c_str(), X_OK) != 0) GTEST_SKIP() << cli << " not built";
+  TempDir dir;
+  TraceBuilder b = mixed();
+  const std::string trace = dir.file("m.trace");
+  ASSERT_TRUE(TraceBuilder::write_file(trace, b.bytes()));
+  auto run = [&](const std::string& args, const std::string& stdout_to = "") {
+    const std::string to = stdout_to.empty() ? dir.file("out") : stdout_to;
+    int rc = std::system((cli + " " + args + " >" + to + " 2>" + dir.file("err")).c_str());
+    std::ifstream in(dir.file("err"));
+    std::stringstream err;
+    err << in.rdbuf();
+    return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, err.str());
+  };
+  for (const char* format : {"har", "chrome"}) {
+    SCOPED_TRACE(format);
+    const std::string out = dir.file(std::string("x.") + format);
+    auto [rc, err] = run(std::string("export --format ") + format + " -o " + out + " " + trace);
+    ASSERT_EQ(rc, 0) << err;
+    std::ifstream in(out);
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_TRUE(json::accept(text.str()));
+    if (access("/dev/full", W_OK) == 0) {
+      auto [frc, ferr] = run(std::string("export --format=") + format + " " + trace, "/dev/full");
+      EXPECT_EQ(frc, 1);
+      EXPECT_NE(ferr.find("write failed"), std::string::npos) << ferr;
+    }
+  }
+  auto [rc, err] = run("export --format yaml " + trace);
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(err.find("supported: json, har, chrome"), std::string::npos) << err;
 }
 
 TEST(JsonWriterFixed, ExactDecimals) {
