@@ -10,7 +10,7 @@
 //   slice starting before the previous one ended is clipped to start at its end): Perfetto drops
 //   slices that overlap without nesting.
 // - Requests are nestable async slices (ph b/e) with the connection's track as tid and a
-//   per-connection id (id2.local: process-scoped), each with send / wait / receive children.
+//   per-connection id (id2.local, a string: process-scoped), each with send / wait / receive children.
 //   Requests on one connection follow each other, so one id never has two overlapping requests.
 // - A flow (ph s/f) goes from a connection's lookup to its connect.
 // Times are µs since the trace's t0 with three decimals (the recorded ns, exactly).
@@ -152,9 +152,10 @@ class ChromeEventWriter : public ConnectionSink {
     p = copy(p, ",\"ts\":");
     conn_tail_len_ = static_cast<size_t>(p - conn_tail_);
     p = id_tail_;
-    p = copy(p, ",\"id2\":{\"local\":");
-    p = std::to_chars(p, p + 21, seq_).ptr;
-    p = copy(p, "}}");
+    // A string: Perfetto's importer reads id2.local only as one (a number drops the event).
+    p = copy(p, ",\"id2\":{\"local\":\"0x");
+    p = std::to_chars(p, p + 17, seq_, 16).ptr;
+    p = copy(p, "\"}}");
     id_tail_len_ = static_cast<size_t>(p - id_tail_);
   }
 
@@ -281,7 +282,6 @@ bool write_chrome(TraceSet& traces, std::FILE* out) {
     w.end_object();
   }
   w.end_array();
-  w.key("displayTimeUnit").value("ms");
   w.key("otherData").begin_object();
   w.key("exporter").value(std::string("httptrace ") + kProgramVersion);
   w.key("t0_unix_ns").value(tb.t0_unix_ns);

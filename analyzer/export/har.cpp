@@ -123,8 +123,10 @@ class HarEntryWriter : public ConnectionSink {
       authority_ += '[';
       authority_.append(ip_, ip_len_);
       authority_ += ']';
-    } else {
+    } else if (ip) {
       authority_.append(ip_, ip_len_);
+    } else {
+      authority_ += "localhost";  // a Unix socket without a Host header: a URL needs some host
     }
     if (ip && c.peer.port != (https_ ? 443 : 80)) authority_ += ':' + std::to_string(c.peer.port);
     http_version_ = c.protocol && *c.protocol == "http/1.1" ? "HTTP/1.1"

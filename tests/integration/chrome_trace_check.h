@@ -5,7 +5,8 @@
 // Returns the problems found (empty: the document is well formed):
 // - every event has a ph, pid, name; every non-metadata event a numeric ts (µs) and a tid;
 // - complete slices (X) have dur >= 0, and on one (pid, tid) track never overlap;
-// - nestable async events (b/e), grouped by (pid, cat, id2.local or id), pair up as a stack in
+// - nestable async events (b/e), grouped by (pid, cat, id2.local or id; id2.local a string, as
+//   Perfetto requires), pair up as a stack in
 //   time order (an e closes the innermost open slice of its group, with the same name), nothing
 //   stays open, and the children of a request are send / wait / receive;
 // - every flow id has one start (s) and one finish (f), not before it, each inside an X slice on
@@ -112,7 +113,14 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
       case 'b':
       case 'e': {
         std::string id;
-        if (ev.contains("id2") && ev["id2"].contains("local")) id = "local:" + ev["id2"]["local"].dump();
+        if (ev.contains("id2") && ev["id2"].contains("local")) {
+          // Perfetto's importer takes id2.local only as a string and drops the event otherwise.
+          if (!ev["id2"]["local"].is_string()) {
+            bad("id2.local is not a string", ev);
+            break;
+          }
+          id = "local:" + ev["id2"]["local"].get<std::string>();
+        }
         else if (ev.contains("id")) id = "global:" + ev["id"].dump();
         else {
           bad("async event without id", ev);

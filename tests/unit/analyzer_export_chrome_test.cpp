@@ -124,10 +124,16 @@ TEST(ChromeTraceCheck, RejectsOverlapsBadNestingAndUnnamedTracks) {
   json nesting = json::parse(R"({"traceEvents":[
     {"ph":"M","name":"process_name","pid":1,"args":{"name":"p"}},
     {"ph":"M","name":"thread_name","pid":1,"tid":2,"args":{"name":"t"}},
-    {"ph":"b","name":"GET /","cat":"http","id2":{"local":1},"pid":1,"tid":2,"ts":0},
-    {"ph":"b","name":"send","cat":"http","id2":{"local":1},"pid":1,"tid":2,"ts":1},
-    {"ph":"e","name":"GET /","cat":"http","id2":{"local":1},"pid":1,"tid":2,"ts":2}]})");
+    {"ph":"b","name":"GET /","cat":"http","id2":{"local":"0x1"},"pid":1,"tid":2,"ts":0},
+    {"ph":"b","name":"send","cat":"http","id2":{"local":"0x1"},"pid":1,"tid":2,"ts":1},
+    {"ph":"e","name":"GET /","cat":"http","id2":{"local":"0x1"},"pid":1,"tid":2,"ts":2}]})");
   EXPECT_FALSE(testcheck::check_chrome_trace(nesting).empty());
+  json numeric_id = json::parse(R"({"traceEvents":[
+    {"ph":"M","name":"process_name","pid":1,"args":{"name":"p"}},
+    {"ph":"M","name":"thread_name","pid":1,"tid":2,"args":{"name":"t"}},
+    {"ph":"b","name":"GET /","cat":"http","id2":{"local":1},"pid":1,"tid":2,"ts":0},
+    {"ph":"e","name":"GET /","cat":"http","id2":{"local":1},"pid":1,"tid":2,"ts":2}]})");
+  EXPECT_EQ(testcheck::check_chrome_trace(numeric_id).size(), 2u) << "Perfetto drops a numeric id2.local";
   json unnamed = json::parse(R"({"traceEvents":[{"ph":"X","name":"a","pid":1,"tid":2,"ts":0,"dur":1}]})");
   EXPECT_EQ(testcheck::check_chrome_trace(unnamed).size(), 2u);
 }
