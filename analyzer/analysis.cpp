@@ -65,6 +65,18 @@ bool AtomicOutput::open(const std::string& path) {
     return true;
   }
   path_ = path;
+  // A device, FIFO or socket (-o /dev/null, -o >(gzip)) is written in place: a temporary file
+  // renamed over it would replace /dev/null with a regular file.
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    f_ = std::fopen(path.c_str(), "we");
+    if (!f_) {
+      error_ = fmt::format("{}: cannot write: {}", path, std::strerror(errno));
+      return false;
+    }
+    direct_ = true;
+    return true;
+  }
   tmp_ = path + ".tmp.XXXXXX";
   int fd = mkostemp(tmp_.data(), O_CLOEXEC);
   if (fd < 0) {
@@ -91,6 +103,14 @@ bool AtomicOutput::commit() {
     return ok;
   }
   if (!f_) return false;
+  if (direct_) {
+    bool ok = std::fflush(f_) == 0 && !std::ferror(f_);
+    int err = errno;
+    ok = std::fclose(f_) == 0 && ok;
+    f_ = nullptr;
+    if (!ok) error_ = fmt::format("{}: write failed: {}", path_, std::strerror(err));
+    return ok;
+  }
   bool ok = std::fflush(f_) == 0 && !std::ferror(f_) && fsync(fileno(f_)) == 0;
   int err = errno;
   ok = (std::fclose(f_) == 0) && ok;
@@ -110,7 +130,7 @@ bool AtomicOutput::commit() {
 void AtomicOutput::abandon() {
   if (f_ && !is_stdout_) {
     std::fclose(f_);
-    unlink(tmp_.c_str());
+    if (!direct_) unlink(tmp_.c_str());
   }
   f_ = nullptr;
   tmp_.clear();

@@ -29,7 +29,8 @@ TimeBase time_base(const TraceSet& traces);  // call after traces.start()
 // "850ns", "12.3µs", "4.56ms", "1.23s", "2m03s".
 std::string human_duration(uint64_t ns);
 
-// Write-to-temp-then-rename, so a failed export leaves nothing partial behind.
+// Write-to-temp-then-rename, so a failed export leaves nothing partial behind (a path that is a
+// device or FIFO is written in place).
 class AtomicOutput {
  public:
   // path "" or "-" means stdout. False (with a message in error()) when the temp can't be made.
@@ -45,6 +46,7 @@ class AtomicOutput {
   std::string path_, tmp_, error_;
   std::FILE* f_ = nullptr;
   bool is_stdout_ = false;
+  bool direct_ = false;  // path is not a regular file: written in place
 };
 
 }  // namespace httptrace::analyzer

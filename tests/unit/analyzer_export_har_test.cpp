@@ -1,6 +1,7 @@
 // HAR 1.2 export (SPEC §7) on built traces: which exchanges become entries, the timings mapping
 // (setup phases only on a connection's first request, -1 otherwise, `time` the sum), URLs,
 // addresses, custom fields, and the small writers it is built from (fixed(), ISO time).
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -222,6 +223,30 @@ TEST(ExportCli, HarAndChromeFormatsThroughTheCommand) {
   auto [rc, err] = run("export --format yaml " + trace);
   EXPECT_EQ(rc, 2);
   EXPECT_NE(err.find("supported: json, har, chrome"), std::string::npos) << err;
+}
+
+// -o naming a FIFO (or /dev/null) writes into it: the temporary-file-and-rename that protects a
+// regular file would replace the FIFO or device with a regular file.
+TEST(ExportCli, OutputToAFifoIsWrittenInPlace) {
+  const std::string cli = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "httptrace").string();
+  if (access(cli.c_str(), X_OK) != 0) GTEST_SKIP() << cli << " not built";
+  TempDir dir;
+  TraceBuilder b = mixed();
+  const std::string trace = dir.file("m.trace"), fifo = dir.file("fifo"), got = dir.file("got");
+  ASSERT_TRUE(TraceBuilder::write_file(trace, b.bytes()));
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // The reader gives up after 10 s, so a broken export cannot hang the test.
+  const std::string cmd = "(timeout 10 cat '" + fifo + "' > '" + got + "') & " + cli + " export --format har -o '" +
+                          fifo + "' '" + trace + "'; rc=$?; wait; exit $rc";
+  int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << rc;
+  struct stat st;
+  ASSERT_EQ(stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced";
+  std::ifstream in(got);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_TRUE(json::accept(text.str())) << text.str().substr(0, 200);
 }
 
 TEST(JsonWriterFixed, ExactDecimals) {
