@@ -6,8 +6,8 @@
 //
 // Timings are integer microseconds until they are written (as ms with three decimals), so `time`
 // is exactly the sum of the written non-negative phases. `ssl` is left out of that sum: HAR 1.2
-// counts it inside `connect` ("included for backward compatibility with HAR 1.1"), and adding it
-// again would make `time` longer than the request took (Chrome's own HAR export does the same).
+// says its time "is also included in the connect field (to ensure backward compatibility with
+// HAR 1.1)", so adding it again would make `time` longer than the request took.
 #include <netinet/in.h>
 
 #include <algorithm>
