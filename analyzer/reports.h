@@ -10,6 +10,9 @@ namespace httptrace::analyzer {
 
 // SPEC §6. False if writing failed.
 bool write_json(TraceSet& traces, std::FILE* out);
+// SPEC §7 (HAR 1.2) and §8 (Chrome Trace Event JSON). False if writing failed.
+bool write_har(TraceSet& traces, std::FILE* out);
+bool write_chrome(TraceSet& traces, std::FILE* out);
 
 struct TimelineOptions {
   bool color = false;

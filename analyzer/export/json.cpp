@@ -281,9 +281,14 @@ int cmd_export(const Args& args) {
     else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("export: unknown option {}", a));
     else traces_args.push_back(a);
   }
-  if (format.empty()) return usage_error("export: --format is required (json)");
-  if (format != "json")
-    return usage_error(fmt::format("export: unknown format '{}' (supported: json)", format));
+  using Writer = bool (*)(TraceSet&, std::FILE*);
+  Writer write = format == "json" ? write_json
+                 : format == "har" ? write_har
+                 : format == "chrome" ? write_chrome
+                                      : nullptr;
+  if (format.empty()) return usage_error("export: --format is required (json, har, chrome)");
+  if (!write)
+    return usage_error(fmt::format("export: unknown format '{}' (supported: json, har, chrome)", format));
   if (traces_args.empty()) return usage_error("export: no TRACE given");
 
   TraceSet traces;
@@ -293,7 +298,7 @@ int cmd_export(const Args& args) {
     fmt::print(stderr, "httptrace: {}\n", out.error());
     return 1;
   }
-  bool ok = write_json(traces, out.file());
+  bool ok = write(traces, out.file());
   if (!ok) {
     out.abandon();
     fmt::print(stderr, "httptrace: {}: write failed\n", out_path.empty() ? "stdout" : out_path);

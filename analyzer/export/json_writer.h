@@ -48,6 +48,15 @@ class JsonWriter {
   JsonWriter& value(int32_t n) { return number(n); }
   JsonWriter& value(uint32_t n) { return number(n); }
   JsonWriter& value(bool b);
+  // units / 10^decimals as a decimal number with exactly `decimals` fraction digits (decimals
+  // 1..9): milliseconds or microseconds from integer ns/µs with no floating-point rounding.
+  JsonWriter& fixed(int64_t units, unsigned decimals);
+  // Text that is already JSON, placed like one element: one or more whole array elements, or
+  // one or more "key":value object members ("a":1,"b":[]). For the constant runs and
+  // pre-rendered pieces that make most of an exporter's output (short: up to kMaxRaw bytes go
+  // through the buffer).
+  static constexpr size_t kMaxRaw = 4096;
+  JsonWriter& raw(std::string_view json_text);
   JsonWriter& null();
   template <class T> JsonWriter& value(const std::optional<T>& v) { return v ? value(*v) : null(); }
   // Copies in as one value everything another JsonWriter wrote to in (a spool file, read from its
@@ -102,5 +111,9 @@ class JsonWriter {
 };
 
 void append_json_string(std::string& out, std::string_view s);
+
+// Writes units / 10^decimals (decimals 1..9) with exactly `decimals` fraction digits at out,
+// which has room for 32 bytes; returns the end.
+char* put_fixed(char* out, int64_t units, unsigned decimals);
 
 }  // namespace httptrace::analyzer
