@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "analyzer/model/http_sniff.h"
 #include "analyzer/read/trace_reader.h"
 
 namespace httptrace::analyzer {
@@ -208,6 +209,9 @@ class Model {
   DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
   uint64_t last_ts_ = 0;  // latest event time seen
+  // Where read_call puts what a capture says: kept, so no call pays for zeroing them.
+  HttpRequestView request_;
+  HttpResponseView response_;
 };
 
 std::string format_addr(const tf::Addr& a, bool with_port);
