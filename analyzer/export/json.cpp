@@ -1,5 +1,10 @@
 // `httptrace export --format json [-o FILE] TRACE...`: SPEC §6.
 //
+// Keys beyond SPEC §6 that are written only when known (absent means not captured / false):
+// per request `target_cut` (true: the recorder kept only the start of a long target),
+// `connection_close` (the response's Connection header said close, or not) and
+// `keep_alive_timeout_s` (its Keep-Alive timeout).
+//
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
 // happen into an unlinked spool file (a trace may hold millions) and copied in at the end; both
@@ -132,14 +137,13 @@ class JsonConnectionWriter : public ConnectionSink {
       w.key("bytes_received").value(x.bytes_received);
       str("method", x.method);
       str("target", x.target);
-      w.key("target_cut").value(x.target_cut);
+      // Only when they say something: the export of millions of requests is bound by its size.
+      if (x.target_cut) w.key("target_cut").value(true);
       if (x.status) w.key("status").value(x.status);
       else w.key("status").null();
-      str("traceparent", x.traceparent);
+      str("traceparent", x.traceparent);  // SPEC §6: required, null when none
       if (x.connection_close) w.key("connection_close").value(*x.connection_close);
-      else w.key("connection_close").null();
       if (x.keep_alive_timeout_s) w.key("keep_alive_timeout_s").value(*x.keep_alive_timeout_s);
-      else w.key("keep_alive_timeout_s").null();
       w.end_object();
     }
     w.end_array();

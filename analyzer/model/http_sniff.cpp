@@ -72,7 +72,10 @@ bool sniff_request(std::string_view bytes, HttpRequestView& out, bool target_cut
   if (target.empty()) return false;
   out.method = method;
   out.target = target;
-  out.host = out.connection = out.traceparent = {};
+  // One by one: a chained assignment reloaded a just-stored view (a store-forwarding stall).
+  out.host = {};
+  out.connection = {};
+  out.traceparent = {};
   each_header(bytes, eol, [&](std::string_view name, std::string_view value) {
     if (iequals(name, "host")) out.host = value;
     else if (iequals(name, "connection")) out.connection = value;
@@ -104,8 +107,9 @@ int sniff_status(std::string_view bytes) {
 }
 
 bool sniff_response(std::string_view bytes, HttpResponseView& out) {
-  out = {};
   out.status = sniff_status(bytes);
+  out.connection = {};
+  out.keep_alive = {};
   if (!out.status) return false;
   each_header(bytes, bytes.find("\r\n"), [&](std::string_view name, std::string_view value) {
     if (iequals(name, "connection")) out.connection = value;

@@ -484,16 +484,11 @@ void Model::on_data(const Event& ev, ConnState& c) {
     (call.is_send ? c.c.bytes_sent : c.c.bytes_received) += call.bytes;
     b = &c.wire;
     if (call.bytes == 0 && call.is_send) return;
-    const std::optional<uint64_t> app = c.wire_tls.filter(call);
-    if (!app) return;
-    if (*app != call.bytes) {  // application data behind the handshake's last records
-      call.bytes = *app;
-      call.capture = tf::CaptureKind::kNone;
-      call.cap = {};
-    }
+    if (!c.wire_tls.filter(call)) return;
   }
 
-  const CallEvidence e = read_call(call);
+  if (call.capture == tf::CaptureKind::kNone) return build_exchange(c, *b, call, CallEvidence{});
+  const CallEvidence e = read_call(call, request_, response_);
   c.protocol.note(e.protocol);
   if (e.h2_frames) count_h2_streams(c.c, call.cap, call.is_send);
   build_exchange(c, *b, call, e);
@@ -508,21 +503,22 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     Exchange* x = b.current();
     if (call.tls_close_notify && opens) c.close_notify_index = x->index;
     if (e.has_request && x->method.empty()) {
-      x->method.assign(e.request.method);
-      x->target.assign(e.request.target);
+      const HttpRequestView& r = request_;
+      x->method.assign(r.method);
+      x->target.assign(r.target);
       x->target_cut = call.flags & tf::kDataCaptureCut;
-      x->traceparent.assign(e.request.traceparent);
+      if (!r.traceparent.empty()) x->traceparent.assign(r.traceparent);
       // Only the first request's Host is used (as the host when no lookup matched).
-      if (c.first_host.empty() && !e.request.host.empty()) c.first_host = host_without_port(e.request.host);
+      if (c.first_host.empty() && !r.host.empty()) c.first_host = host_without_port(r.host);
     }
   } else if (call.bytes == 0) {
     b.eof(call.end);
   } else {
     b.recv(call.ts, call.end, call.bytes);
     Exchange* x = b.current();
-    if (e.status && (x->status == 0 || x->status < 200)) {
-      x->status = e.status;
-      const HttpResponseView& r = e.response;
+    if (e.has_response && (x->status == 0 || x->status < 200)) {
+      const HttpResponseView& r = response_;
+      x->status = r.status;
       if (r.connection.empty()) x->connection_close.reset();
       else x->connection_close = connection_says_close(r.connection);
       const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);

@@ -18,8 +18,8 @@
 //   write, or the end of the first read if that came first (a response that arrived while the
 //   request's last write was still under way: no negative wait); first_byte_ns the end of the
 //   first read that returned bytes (for a blocking read, the moment the bytes arrived); end_ns
-//   never before any of its calls returned. EAGAIN and other failed calls are not data; a 0-byte read (EOF) ends
-//   the exchange at that read. Bytes read before any write (server-first protocols) form an
+//   never before any of its calls returned. EAGAIN and other failed calls are not data; a 0-byte
+//   read (EOF) ends the exchange at that read. Bytes read before any write (server-first protocols) form an
 //   exchange whose sent_ns = start_ns.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "analyzer/model/http_sniff.h"
 #include "analyzer/read/trace_reader.h"
 
 namespace httptrace::analyzer {
@@ -116,7 +117,7 @@ struct Connection {
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
   uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
   std::vector<bool> h2_answered;  // by client stream id / 2
-  uint32_t h2_max_stream = 0;
+  uint32_t h2_max_stream = 0;   // h2: the highest client stream id opened so far
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
@@ -208,6 +209,9 @@ class Model {
   DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
   uint64_t last_ts_ = 0;  // latest event time seen
+  // Where read_call puts what a capture says: kept, so no call pays for zeroing them.
+  HttpRequestView request_;
+  HttpResponseView response_;
 };
 
 std::string format_addr(const tf::Addr& a, bool with_port);

@@ -2,7 +2,7 @@
 
 namespace httptrace::analyzer {
 
-CallEvidence read_call(const DataCall& call) {
+CallEvidence read_call(const DataCall& call, HttpRequestView& request, HttpResponseView& response) {
   CallEvidence e;
   using K = tf::CaptureKind;
   if (call.capture == K::kH2Frames) {
@@ -11,13 +11,13 @@ CallEvidence read_call(const DataCall& call) {
   } else if (call.is_send && (call.capture == K::kHttpReq || call.capture == K::kOpaque)) {
     if (sniff_h2_preface(call.cap)) {
       e.protocol = Protocol::kH2;
-    } else if (call.capture == K::kHttpReq && sniff_request(call.cap, e.request, call.flags & tf::kDataCaptureCut)) {
+    } else if (call.capture == K::kHttpReq && sniff_request(call.cap, request, call.flags & tf::kDataCaptureCut)) {
       e.has_request = true;
       e.protocol = Protocol::kHttp1;
     }
   } else if (!call.is_send && call.capture == K::kHttpResp) {
-    if (sniff_response(call.cap, e.response)) {
-      e.status = e.response.status;
+    if (sniff_response(call.cap, response)) {
+      e.has_response = true;
       e.protocol = Protocol::kHttp1;
     }
   }

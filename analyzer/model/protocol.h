@@ -16,18 +16,17 @@ namespace httptrace::analyzer {
 
 enum class Protocol : uint8_t { kUnknown, kHttp1, kH2 };
 
-// What one call's captured bytes say (pointing into the capture).
+// What one call's captured bytes say. Small on purpose: it is made for every captured call, and
+// the request / response views live in storage the caller keeps (zeroing them per call showed).
 struct CallEvidence {
   Protocol protocol = Protocol::kUnknown;
-  bool has_request = false;  // request line (and the allow-listed headers) in request
-  HttpRequestView request;
-  int status = 0;            // status line of a response
-  HttpResponseView response; // with its allow-listed headers
-  bool h2_frames = false;    // the capture holds h2 frame headers
+  bool has_request = false;   // a request line (and the allow-listed headers) filled in
+  bool has_response = false;  // a status line (and the allow-listed headers) filled in
+  bool h2_frames = false;     // the capture holds h2 frame headers
 };
 
-// The one reader of captured application bytes.
-CallEvidence read_call(const DataCall& call);
+// The one reader of captured application bytes. request / response point into the capture.
+CallEvidence read_call(const DataCall& call, HttpRequestView& request, HttpResponseView& response);
 
 class ProtocolDecision {
  public:

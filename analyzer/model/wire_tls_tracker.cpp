@@ -26,7 +26,7 @@ void WireTlsTracker::read_server_hello(const DataCall& call) {
   if (!sh.alpn.empty()) t.alpn = sh.alpn;
 }
 
-std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
+uint64_t WireTlsTracker::app_bytes(DataCall& call) {
   switch (state_) {
     case State::kUnknown:
     case State::kNone: {
@@ -43,7 +43,7 @@ std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
         info_ = std::move(t);
         state_ = State::kAwaitServer;
         last_end_ = call.end;
-        return std::nullopt;
+        return kHandshake;
       }
       state_ = State::kNone;
       return call.bytes;
@@ -59,24 +59,24 @@ std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
         read_server_hello(call);
         state_ = State::kServerFlight;
         last_end_ = call.end;
-        return std::nullopt;
+        return kHandshake;
       }
       if (state_ == State::kAwaitServer) {  // more of the client's first flight
         last_end_ = call.end;
-        return std::nullopt;
+        return kHandshake;
       }
       const uint8_t type = call.capture == tf::CaptureKind::kTls ? first_record_type(call.cap) : 0;
       if (type == kTlsHandshake && info_->version != "TLSv1.3") {
         state_ = State::kAwaitServerFinish;
         last_end_ = call.end;
-        return std::nullopt;
+        return kHandshake;
       }
       // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
       info_->duration_ns = call.end - info_->start_ns;
       state_ = State::kDone;
       uint64_t extra = call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
       if (extra == 0 && info_->version == "TLSv1.3") extra = after_cut_finished(call);
-      if (extra == 0) return std::nullopt;
+      if (extra == 0) return kHandshake;
       return extra;
     }
     case State::kAwaitServerFinish:
@@ -84,7 +84,7 @@ std::optional<uint64_t> WireTlsTracker::filter(DataCall& call) {
       if (!call.is_send && call.bytes > 0) {
         state_ = State::kServerFinish;
         last_end_ = call.end;
-        return std::nullopt;
+        return kHandshake;
       }
       if (call.is_send) {
         info_->duration_ns = last_end_ - info_->start_ns;
