@@ -66,6 +66,7 @@ struct PushConfig {
   bool json = false;
   int timeout_ms = 10000;
   size_t batch = 512;
+  RetryPolicy retry;
 };
 
 // Collects spans into batches of cfg.batch and posts each as one request. After a batch is
@@ -112,7 +113,7 @@ class PushSink : public ConnectionSink {
     if (cfg_.json) encode_json(batch_, from, to, body_);
     else encode_protobuf(batch_, from, to, body_);
     const std::string err = send_with_retries(
-        client_, cfg_.json ? "application/json" : "application/x-protobuf", body_, RetryPolicy{},
+        client_, cfg_.json ? "application/json" : "application/x-protobuf", body_, cfg_.retry,
         [](uint64_t ms) {
           timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
           while (nanosleep(&ts, &ts) != 0) {}
@@ -156,6 +157,17 @@ bool push_config(const std::string& url, bool exact, PushConfig& cfg, std::strin
       return false;
     }
     cfg.timeout_ms = static_cast<int>(std::min(ms, 3600L * 1000));
+  }
+  // No OTEL_ variable bounds the attempts; ours lets a script fail fast instead of backing off.
+  const std::string attempts = env("HTTPTRACE_OTLP_ATTEMPTS");
+  if (!attempts.empty()) {
+    char* end = nullptr;
+    const long n = std::strtol(attempts.c_str(), &end, 10);
+    if (*end || n <= 0 || n > 100) {
+      error = fmt::format("HTTPTRACE_OTLP_ATTEMPTS={}: want 1 to 100", attempts);
+      return false;
+    }
+    cfg.retry.max_attempts = static_cast<int>(n);
   }
   const std::string batch = env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
   if (!batch.empty()) {
