@@ -13,6 +13,7 @@ const char* const kUsage =
     "  httptrace timeline [--color=auto|always|never] TRACE...  per-connection waterfall: phases, requests, reuse, idle time\n"
     "  httptrace reuse TRACE...                                 connection reuse per (host, port)\n"
     "  httptrace export --format json [-o FILE] TRACE...        machine-readable export (SPEC section 6)\n"
+    "  httptrace export --format otlp [-o FILE | --endpoint URL] TRACE...  OpenTelemetry spans: OTLP/JSON, or pushed over OTLP/HTTP\n"
     "  httptrace dump TRACE...                                  raw events, one per line\n"
     "  httptrace --version                                      program and trace format versions\n"
     "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error;\n"

@@ -1,6 +1,7 @@
 #include "analyzer/export/otlp_encode.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -22,8 +23,8 @@ void json_attrs(JsonWriter& w, const std::vector<Attr>& attrs, size_t n) {
       case Attr::Type::kBool: w.key("boolValue").value(a.b); break;
       case Attr::Type::kInt: {
         char num[24];
-        const int len = std::snprintf(num, sizeof num, "%lld", static_cast<long long>(a.i));
-        w.key("intValue").value(std::string_view(num, len));  // int64 is a string in OTLP/JSON
+        const auto end = std::to_chars(num, num + sizeof num, a.i).ptr;
+        w.key("intValue").value(std::string_view(num, end - num));  // int64 is a string in OTLP/JSON
         break;
       }
     }
@@ -35,8 +36,19 @@ void json_attrs(JsonWriter& w, const std::vector<Attr>& attrs, size_t n) {
 
 void json_u64(JsonWriter& w, JsonWriter::Key k, uint64_t v) {
   char num[24];
-  const int len = std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(v));
-  w.key(k).value(std::string_view(num, len));
+  const auto end = std::to_chars(num, num + sizeof num, v).ptr;
+  w.key(k).value(std::string_view(num, end - num));
+}
+
+// Hex of an id into a stack buffer (to_hex allocates; this runs four times per span).
+template <size_t N> void json_id(JsonWriter& w, JsonWriter::Key k, const std::array<uint8_t, N>& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char hex[2 * N];
+  for (size_t i = 0; i < N; ++i) {
+    hex[2 * i] = kHex[id[i] >> 4];
+    hex[2 * i + 1] = kHex[id[i] & 15];
+  }
+  w.key(k).value(std::string_view(hex, 2 * N));
 }
 
 std::vector<Attr> resource_attrs(const ProcessResource& r) {
@@ -175,9 +187,9 @@ void json_open_resource(JsonWriter& w, const ProcessResource& r) {
 
 void json_span(JsonWriter& w, const Span& s) {
   w.begin_object();
-  w.key("traceId").value(to_hex(s.trace_id.data(), s.trace_id.size()));
-  w.key("spanId").value(to_hex(s.span_id.data(), s.span_id.size()));
-  if (s.has_parent) w.key("parentSpanId").value(to_hex(s.parent.data(), s.parent.size()));
+  json_id(w, "traceId", s.trace_id);
+  json_id(w, "spanId", s.span_id);
+  if (s.has_parent) json_id(w, "parentSpanId", s.parent);
   w.key("name").value(s.name);
   w.key("kind").value(static_cast<int32_t>(s.kind));
   json_u64(w, "startTimeUnixNano", s.start_unix_ns);
@@ -187,8 +199,8 @@ void json_span(JsonWriter& w, const Span& s) {
     w.key("links").begin_array();
     for (const Link& l : s.links) {
       w.begin_object();
-      w.key("traceId").value(to_hex(l.trace_id.data(), l.trace_id.size()));
-      w.key("spanId").value(to_hex(l.span_id.data(), l.span_id.size()));
+      json_id(w, "traceId", l.trace_id);
+      json_id(w, "spanId", l.span_id);
       w.end_object();
     }
     w.end_array();
