@@ -33,31 +33,48 @@ std::string env2(const char* specific, const char* general) {
 // is one element, and nothing is held beyond the connection being written.
 class JsonFileSink : public ConnectionSink {
  public:
-  JsonFileSink(JsonWriter& w, Resources& res, const TimeBase& tb) : w_(w), res_(res), builder_(res, tb) {}
+  JsonFileSink(std::FILE* out, Resources& res, const TimeBase& tb)
+      : out_(out), res_(res), builder_(res, tb), json_(buf_) {
+    json_.begin_request();
+  }
   void on_connection(const Connection& c) override {
     n_ = 0;
     builder_.build(c, spans_, n_);
     if (n_ == 0) return;
     const ProcessResource& r = res_.of(c.pid);
     if (&r != open_) {
-      if (open_) json_close_resource(w_);
-      json_open_resource(w_, r);
+      if (open_) json_.close_resource();
+      json_.open_resource(r);
       open_ = &r;
     }
-    for (size_t i = 0; i < n_; ++i) json_span(w_, spans_[i]);
+    for (size_t i = 0; i < n_; ++i) json_.span(spans_[i]);
+    if (buf_.size() >= kFlushAt) write_out();
   }
-  void finish() {
-    if (open_) json_close_resource(w_);
+  // Closes the document; false if writing failed (e.g. disk full).
+  bool finish() {
+    if (open_) json_.close_resource();
     open_ = nullptr;
+    json_.end_request();
+    buf_ += '\n';
+    write_out();
+    return ok_ && std::fflush(out_) == 0;
   }
 
  private:
-  JsonWriter& w_;
+  static constexpr size_t kFlushAt = 1u << 20;
+  void write_out() {
+    if (ok_ && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) ok_ = false;
+    buf_.clear();
+  }
+  std::FILE* out_;
   Resources& res_;
   SpanBuilder builder_;
+  std::string buf_;
+  OtlpJson json_;
   std::vector<Span> spans_;
   size_t n_ = 0;
   const ProcessResource* open_ = nullptr;
+  bool ok_ = true;
 };
 
 struct PushConfig {
@@ -187,10 +204,7 @@ bool push_config(const std::string& url, bool exact, PushConfig& cfg, std::strin
 bool write_otlp_json(TraceSet& traces, std::FILE* out) {
   const TimeBase tb = time_base(traces);
   Resources res(traces, env("OTEL_SERVICE_NAME"));
-  JsonWriter w(out);
-  w.begin_object();
-  w.key("resourceSpans").begin_array();
-  JsonFileSink sink(w, res, tb);
+  JsonFileSink sink(out, res, tb);
   {
     // Span building and writing run on the pipe's thread, beside reading and modelling.
     ConnectionPipe pipe(sink);
@@ -198,10 +212,7 @@ bool write_otlp_json(TraceSet& traces, std::FILE* out) {
     analyze(traces, model);
     pipe.close();
   }
-  sink.finish();
-  w.end_array();
-  w.end_object();
-  return w.flush();
+  return sink.finish();
 }
 
 int export_otlp(const std::vector<std::string>& trace_args, const std::string& out_path,

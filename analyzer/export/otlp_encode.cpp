@@ -6,50 +6,11 @@
 #include <cstring>
 
 #include "analyzer/commands.h"
+#include "analyzer/export/json_writer.h"
 
 namespace httptrace::analyzer::otlp {
 
 namespace {
-
-void json_attrs(JsonWriter& w, const std::vector<Attr>& attrs, size_t n) {
-  w.key("attributes").begin_array();
-  for (size_t i = 0; i < n; ++i) {
-    const Attr& a = attrs[i];
-    w.begin_object();
-    w.key("key").value(a.key);
-    w.key("value").begin_object();
-    switch (a.type) {
-      case Attr::Type::kString: w.key("stringValue").value(a.s); break;
-      case Attr::Type::kBool: w.key("boolValue").value(a.b); break;
-      case Attr::Type::kInt: {
-        char num[24];
-        const auto end = std::to_chars(num, num + sizeof num, a.i).ptr;
-        w.key("intValue").value(std::string_view(num, end - num));  // int64 is a string in OTLP/JSON
-        break;
-      }
-    }
-    w.end_object();
-    w.end_object();
-  }
-  w.end_array();
-}
-
-void json_u64(JsonWriter& w, JsonWriter::Key k, uint64_t v) {
-  char num[24];
-  const auto end = std::to_chars(num, num + sizeof num, v).ptr;
-  w.key(k).value(std::string_view(num, end - num));
-}
-
-// Hex of an id into a stack buffer (to_hex allocates; this runs four times per span).
-template <size_t N> void json_id(JsonWriter& w, JsonWriter::Key k, const std::array<uint8_t, N>& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char hex[2 * N];
-  for (size_t i = 0; i < N; ++i) {
-    hex[2 * i] = kHex[id[i] >> 4];
-    hex[2 * i + 1] = kHex[id[i] & 15];
-  }
-  w.key(k).value(std::string_view(hex, 2 * N));
-}
 
 std::vector<Attr> resource_attrs(const ProcessResource& r) {
   std::vector<Attr> v;
@@ -170,83 +131,142 @@ void pb_span(Pb& pb, const Span& s) {
 
 }  // namespace
 
-void json_open_resource(JsonWriter& w, const ProcessResource& r) {
-  w.begin_object();
-  w.key("resource").begin_object();
-  const std::vector<Attr> attrs = resource_attrs(r);
-  json_attrs(w, attrs, attrs.size());
-  w.end_object();
-  w.key("scopeSpans").begin_array();
-  w.begin_object();
-  w.key("scope").begin_object();
-  w.key("name").value(kScopeName);
-  w.key("version").value(kProgramVersion);
-  w.end_object();
-  w.key("spans").begin_array();
+void OtlpJson::str(std::string_view s) {
+  // Almost every value is plain ASCII: one append. Anything else goes through the JSON export's
+  // escaping (invalid UTF-8 becomes U+FFFD, as everywhere in our JSON).
+  for (unsigned char c : s)
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      append_json_string(b_, s);
+      return;
+    }
+  b_ += '"';
+  b_ += s;
+  b_ += '"';
 }
 
-void json_span(JsonWriter& w, const Span& s) {
-  w.begin_object();
-  json_id(w, "traceId", s.trace_id);
-  json_id(w, "spanId", s.span_id);
-  if (s.has_parent) json_id(w, "parentSpanId", s.parent);
-  w.key("name").value(s.name);
-  w.key("kind").value(static_cast<int32_t>(s.kind));
-  json_u64(w, "startTimeUnixNano", s.start_unix_ns);
-  json_u64(w, "endTimeUnixNano", s.end_unix_ns);
-  if (s.n_attrs) json_attrs(w, s.attrs, s.n_attrs);
-  if (!s.links.empty()) {
-    w.key("links").begin_array();
-    for (const Link& l : s.links) {
-      w.begin_object();
-      json_id(w, "traceId", l.trace_id);
-      json_id(w, "spanId", l.span_id);
-      w.end_object();
+template <size_t N> void OtlpJson::id(const std::array<uint8_t, N>& v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char hex[2 * N + 2];
+  hex[0] = hex[2 * N + 1] = '"';
+  for (size_t i = 0; i < N; ++i) {
+    hex[1 + 2 * i] = kHex[v[i] >> 4];
+    hex[2 + 2 * i] = kHex[v[i] & 15];
+  }
+  b_.append(hex, sizeof hex);
+}
+
+void OtlpJson::num(uint64_t v) {
+  char n[24];
+  b_.append(n, std::to_chars(n, n + sizeof n, v).ptr);
+}
+void OtlpJson::num(int64_t v) {
+  char n[24];
+  b_.append(n, std::to_chars(n, n + sizeof n, v).ptr);
+}
+
+void OtlpJson::attrs(const std::vector<Attr>& a, size_t n) {
+  b_ += "\"attributes\":[";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) b_ += ',';
+    b_ += "{\"key\":\"";
+    b_ += a[i].key;  // our keys are plain ASCII literals
+    switch (a[i].type) {
+      case Attr::Type::kString:
+        b_ += "\",\"value\":{\"stringValue\":";
+        str(a[i].s);
+        b_ += "}}";
+        break;
+      case Attr::Type::kInt:  // int64 is a string in OTLP/JSON
+        b_ += "\",\"value\":{\"intValue\":\"";
+        num(a[i].i);
+        b_ += "\"}}";
+        break;
+      case Attr::Type::kBool:
+        b_ += a[i].b ? "\",\"value\":{\"boolValue\":true}}" : "\",\"value\":{\"boolValue\":false}}";
+        break;
     }
-    w.end_array();
+  }
+  b_ += ']';
+}
+
+void OtlpJson::open_resource(const ProcessResource& r) {
+  if (!first_resource_) b_ += ',';
+  first_resource_ = false;
+  first_span_ = true;
+  b_ += "{\"resource\":{";
+  const std::vector<Attr> a = resource_attrs(r);
+  attrs(a, a.size());
+  b_ += "},\"scopeSpans\":[{\"scope\":{\"name\":";
+  str(kScopeName);
+  b_ += ",\"version\":";
+  str(kProgramVersion);
+  b_ += "},\"spans\":[";
+}
+
+void OtlpJson::span(const Span& s) {
+  if (!first_span_) b_ += ',';
+  first_span_ = false;
+  b_ += "{\"traceId\":";
+  id(s.trace_id);
+  b_ += ",\"spanId\":";
+  id(s.span_id);
+  if (s.has_parent) {
+    b_ += ",\"parentSpanId\":";
+    id(s.parent);
+  }
+  b_ += ",\"name\":";
+  str(s.name);
+  b_ += ",\"kind\":";
+  num(int64_t(s.kind));
+  b_ += ",\"startTimeUnixNano\":\"";
+  num(s.start_unix_ns);
+  b_ += "\",\"endTimeUnixNano\":\"";
+  num(s.end_unix_ns);
+  b_ += '"';
+  if (s.n_attrs) {
+    b_ += ',';
+    attrs(s.attrs, s.n_attrs);
+  }
+  if (!s.links.empty()) {
+    b_ += ",\"links\":[";
+    for (size_t i = 0; i < s.links.size(); ++i) {
+      if (i) b_ += ',';
+      b_ += "{\"traceId\":";
+      id(s.links[i].trace_id);
+      b_ += ",\"spanId\":";
+      id(s.links[i].span_id);
+      b_ += '}';
+    }
+    b_ += ']';
   }
   if (s.status != StatusCode::kUnset) {
-    w.key("status").begin_object();
-    if (!s.status_message.empty()) w.key("message").value(s.status_message);
-    w.key("code").value(static_cast<int32_t>(s.status));
-    w.end_object();
+    b_ += ",\"status\":{";
+    if (!s.status_message.empty()) {
+      b_ += "\"message\":";
+      str(s.status_message);
+      b_ += ',';
+    }
+    b_ += "\"code\":";
+    num(int64_t(s.status));
+    b_ += '}';
   }
-  w.end_object();
-}
-
-void json_close_resource(JsonWriter& w) {
-  w.end_array();   // spans
-  w.end_object();  // the ScopeSpans
-  w.end_array();   // scopeSpans
-  w.end_object();  // the ResourceSpans
+  b_ += '}';
 }
 
 void encode_json(const SpanBatch& b, size_t from, size_t to, std::string& out) {
   out.clear();
-  char* buf = nullptr;
-  size_t len = 0;
-  std::FILE* f = open_memstream(&buf, &len);
-  if (!f) return;
-  {
-    JsonWriter w(f);
-    w.begin_object();
-    w.key("resourceSpans").begin_array();
-    size_t begin = 0;
-    for (const SpanBatch::Group& g : b.groups) {
-      const size_t lo = std::max(begin, from), hi = std::min(g.end, to);
-      begin = g.end;
-      if (lo >= hi) continue;
-      json_open_resource(w, *g.resource);
-      for (size_t i = lo; i < hi; ++i) json_span(w, b.spans[i]);
-      json_close_resource(w);
-    }
-    w.end_array();
-    w.end_object();
-    w.flush();
+  OtlpJson j(out);
+  j.begin_request();
+  size_t begin = 0;
+  for (const SpanBatch::Group& g : b.groups) {
+    const size_t lo = std::max(begin, from), hi = std::min(g.end, to);
+    begin = g.end;
+    if (lo >= hi) continue;
+    j.open_resource(*g.resource);
+    for (size_t i = lo; i < hi; ++i) j.span(b.spans[i]);
+    j.close_resource();
   }
-  std::fclose(f);
-  out.assign(buf, len);
-  std::free(buf);
+  j.end_request();
 }
 
 void encode_protobuf(const SpanBatch& b, size_t from, size_t to, std::string& out) {

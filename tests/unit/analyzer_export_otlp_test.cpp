@@ -6,6 +6,7 @@
 #include <map>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "analyzer/export/otlp_encode.h"
 #include "analyzer/export/otlp_http.h"
@@ -273,6 +274,39 @@ TEST(OtlpEncode, GroupsSplitAcrossABatchRange) {
   encode_json(batch, 2, 4, out);
   EXPECT_EQ(out.find("\"process.pid\",\"value\":{\"intValue\":\"1\"}"), std::string::npos) << out;
   EXPECT_NE(out.find("\"process.pid\",\"value\":{\"intValue\":\"2\"}"), std::string::npos) << out;
+}
+
+// Captured bytes are arbitrary: quotes, controls and invalid UTF-8 in a value still give valid
+// JSON (invalid UTF-8 as U+FFFD), and the OTLP/JSON shapes (hex ids, int64 strings) hold.
+TEST(OtlpEncode, JsonEscapesCapturedBytes) {
+  ProcessResource r;
+  r.pid = 9;
+  r.service_name = "svc";
+  SpanBatch batch;
+  batch.start_group(r);
+  batch.spans.resize(1);
+  Span& s = batch.spans[0];
+  s.span_id.fill(1);
+  s.trace_id.fill(2);
+  s.name = "GET";
+  s.add_str("url.full", "http://h/a\"b\\c\x01\xff");
+  s.add_int("n", -5);
+  s.add_bool("t", true);
+  batch.n = 1;
+  batch.close_group();
+  std::string out;
+  encode_json(batch, 0, 1, out);
+  const nlohmann::json j = nlohmann::json::parse(out);
+  const auto& span = j["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+  std::string trace_hex;
+  for (int i = 0; i < 16; ++i) trace_hex += "02";
+  EXPECT_EQ(span["traceId"], trace_hex);
+  EXPECT_EQ(span["spanId"], "0101010101010101");
+  EXPECT_EQ(span["kind"], 1);
+  EXPECT_EQ(span["attributes"][0]["value"]["stringValue"], "http://h/a\"b\\c\x01\xef\xbf\xbd");
+  EXPECT_EQ(span["attributes"][1]["value"]["intValue"], "-5");
+  EXPECT_EQ(span["attributes"][2]["value"]["boolValue"], true);
+  EXPECT_EQ(j["resourceSpans"][0]["resource"]["attributes"][1]["value"]["intValue"], "9");
 }
 
 TEST(OtlpHttp, Endpoints) {
