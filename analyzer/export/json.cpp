@@ -22,6 +22,7 @@
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
 #include "analyzer/export/json_writer.h"
+#include "analyzer/export/otlp.h"
 #include "analyzer/reports.h"
 
 namespace httptrace::analyzer {
@@ -271,28 +272,31 @@ bool write_json(TraceSet& traces, std::FILE* out) {
 }
 
 int cmd_export(const Args& args) {
-  std::string format, out_path;
+  std::string format, out_path, endpoint;
   std::vector<std::string> traces_args;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if ((a == "--format" || a == "-f" || a == "-o" || a == "--output") && i + 1 >= args.size())
+    if ((a == "--format" || a == "-f" || a == "-o" || a == "--output" || a == "--endpoint") && i + 1 >= args.size())
       return usage_error(fmt::format("export: {} needs a value", a));
     if (a == "--format" || a == "-f") format = args[++i];
     else if (a.starts_with("--format=")) format = a.substr(9);
     else if (a == "-o" || a == "--output") out_path = args[++i];
     else if (a.starts_with("--output=")) out_path = a.substr(9);
+    else if (a == "--endpoint") endpoint = args[++i];
+    else if (a.starts_with("--endpoint=")) endpoint = a.substr(11);
     else if (a == "--") traces_args.insert(traces_args.end(), args.begin() + i + 1, args.end()), i = args.size();
     else if (a.size() > 1 && a[0] == '-') return usage_error(fmt::format("export: unknown option {}", a));
     else traces_args.push_back(a);
   }
+  if (format.empty()) return usage_error("export: --format is required (json, har, chrome, otlp)");
+  if (format == "otlp") return traces_args.empty() ? usage_error("export: no TRACE given") : export_otlp(traces_args, out_path, endpoint);
   using Writer = bool (*)(TraceSet&, std::FILE*);
   Writer write = format == "json" ? write_json
                  : format == "har" ? write_har
                  : format == "chrome" ? write_chrome
                                       : nullptr;
-  if (format.empty()) return usage_error("export: --format is required (json, har, chrome)");
   if (!write)
-    return usage_error(fmt::format("export: unknown format '{}' (supported: json, har, chrome)", format));
+    return usage_error(fmt::format("export: unknown format '{}' (supported: json, har, chrome, otlp)", format));
   if (traces_args.empty()) return usage_error("export: no TRACE given");
 
   TraceSet traces;
