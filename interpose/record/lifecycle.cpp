@@ -24,8 +24,8 @@ namespace httptrace {
 namespace {
 
 std::atomic<int> g_state{static_cast<int>(RecorderState::kUnstarted)};
-TraceWriter g_writer;
-TraceSink g_sink(g_writer);
+constinit TraceWriter g_writer;
+constinit TraceSink g_sink(g_writer);
 int g_pid = 0;
 bool g_stacks = false;
 uint64_t g_max_bytes = kDefaultMaxMb << 20;
