@@ -24,8 +24,8 @@ namespace httptrace {
 namespace {
 
 std::atomic<int> g_state{static_cast<int>(RecorderState::kUnstarted)};
-TraceWriter g_writer;
-TraceSink g_sink(g_writer);
+constinit TraceWriter g_writer;
+constinit TraceSink g_sink(g_writer);
 int g_pid = 0;
 bool g_stacks = false;
 uint64_t g_max_bytes = kDefaultMaxMb << 20;
@@ -280,8 +280,20 @@ namespace {
 bool configure() {
   if (env_flag(getenv("HTTPTRACE_DISABLE")) || getauxval(AT_SECURE) != 0) return false;
   note_stderr();
+  // Absolute, so a program that chdir()s still logs where the user asked.
   const char* log = getenv("HTTPTRACE_LOG");
-  if (log != nullptr && strlen(log) < sizeof(g_log_path)) strcpy(g_log_path, log);
+  if (log != nullptr && log[0] != '\0') {
+    size_t at = 0;
+    if (log[0] != '/' && ::syscall(SYS_getcwd, g_log_path, sizeof(g_log_path) - 1) > 0) {
+      at = strlen(g_log_path);
+      if (at + 1 < sizeof(g_log_path)) g_log_path[at++] = '/';
+    }
+    if (at + strlen(log) < sizeof(g_log_path)) {
+      memcpy(g_log_path + at, log, strlen(log) + 1);
+    } else {
+      g_log_path[0] = '\0';
+    }
+  }
   g_stacks = env_flag(getenv("HTTPTRACE_STACKS"));
   if (g_stacks && !load_unwinder()) {
     warn("HTTPTRACE_STACKS=1 but libunwind.so.8 cannot be loaded; recording without stacks");

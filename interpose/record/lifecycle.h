@@ -41,7 +41,9 @@ RecorderState recorder_state();
 // fork or exec, a TLS close) never create it.
 class TraceSink {
  public:
-  explicit TraceSink(TraceWriter& w) : w_(w) {}
+  // constexpr: the sink must be usable before any static initialiser has run (a hook called
+  // from another library's constructor, or our own constructor in hooks/process.cpp).
+  constexpr explicit TraceSink(TraceWriter& w) : w_(w) {}
   // An InheritEvent (fork or exec) before the file exists is kept for when it is created.
   bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0) {
     if (!w_.active()) {

@@ -331,6 +331,11 @@ TEST(WriterLimits, TruncatedFileStopsRecordingWithoutSigbus) {
   TempDir dir;
   const std::string path = dir.file("t");
   const int status = in_child([&] {
+    // A SIGBUS handler of the program's own (AddressSanitizer's, in the sanitizer build) is
+    // left alone by design, and then a truncation reaches it: nothing to test there.
+#if defined(__SANITIZE_ADDRESS__)
+    return 77;
+#endif
     TraceWriter w;
     WriterOptions o = options();
     o.guard_sigbus = true;
@@ -343,6 +348,7 @@ TEST(WriterLimits, TruncatedFileStopsRecordingWithoutSigbus) {
     w.close();
     return 0;
   });
+  if (status == 77) GTEST_SKIP() << "AddressSanitizer owns SIGBUS in this build";
   EXPECT_EQ(status, 0) << "128 + " << SIGBUS << " is SIGBUS";
 }
 
