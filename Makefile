@@ -116,12 +116,13 @@ $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 # Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
 # normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
 # sources built with ASan + UBSan (float casts included: gcc leaves them out of "undefined").
+# -g1 (line tables) is enough for symbolized reports and keeps these extra builds cheap.
 FUZZ_BUILD := build-fuzz
 ASAN_BUILD := build-asan
 FUZZ_CXX   ?= clang++
 FUZZ_S     ?= 60
 SAN        := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
-SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g $(SAN)
+SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g1 $(SAN)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.cpp)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 fuzzobj = $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(1))
