@@ -158,7 +158,8 @@ ASAN_DEPS := $(ASAN_BUILD)/unit_analyzer $(ASAN_BUILD)/unit_interpose
 # Pattern-rule prerequisites are intermediate files to make: keep them for the next build.
 .PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(ASAN_BUILD)/obj/%.o $(ASAN_BUILD)/pic/%.o
 fuzz-build: $(FUZZ_DEPS)
-fuzz: deps-check
+fuzz:
+	@scripts/install-deps.sh --fuzz
 	@$(MAKE) -j$(JOBS) --no-print-directory $(FUZZ_DEPS)
 	@scripts/fuzz.sh $(FUZZ_S)
 asan: deps-check $(ASAN_DEPS)
