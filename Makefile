@@ -151,12 +151,13 @@ $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 # Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
 # normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
 # sources built with ASan + UBSan (float casts included: gcc leaves them out of "undefined").
+# -g1 (line tables) is enough for symbolized reports and keeps these extra builds cheap.
 FUZZ_BUILD := build-fuzz
 ASAN_BUILD := build-asan
 FUZZ_CXX   ?= clang++
 FUZZ_S     ?= 60
 SAN        := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
-SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g $(SAN)
+SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g1 $(SAN)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.cpp)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 fuzzobj = $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(1))
@@ -192,7 +193,8 @@ ASAN_DEPS := $(ASAN_BUILD)/unit_analyzer $(ASAN_BUILD)/unit_interpose
 # Pattern-rule prerequisites are intermediate files to make: keep them for the next build.
 .PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(ASAN_BUILD)/obj/%.o $(ASAN_BUILD)/pic/%.o
 fuzz-build: $(FUZZ_DEPS)
-fuzz: deps-check
+fuzz:
+	@scripts/install-deps.sh --fuzz
 	@$(MAKE) -j$(JOBS) --no-print-directory $(FUZZ_DEPS)
 	@scripts/fuzz.sh $(FUZZ_S)
 asan: deps-check $(ASAN_DEPS)

@@ -2,6 +2,7 @@
 # Installs the Debian packages a target needs, when they are missing.
 #   --build  compile libhttptrace.so and the CLI      --test  + test tools (real clients/servers)
 #   --demo   + demo clients                           --bench + side-by-side peers
+#   --fuzz   + clang and its libFuzzer / sanitizer runtimes (make fuzz; make test runs them too)
 #   --all    everything
 # As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
@@ -11,15 +12,17 @@ test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openssl
       patchelf ruby php-cli php-curl openjdk-17-jdk-headless postgresql)
 demo=(curl python3 openssl)
 bench=(libbenchmark-dev strace ltrace bpftrace)
+fuzz=(clang libclang-rt-14-dev)
 
 want=("${build[@]}")
 case "${1:---build}" in
   --build) ;;
-  --test)  want+=("${test[@]}" libbenchmark-dev) ;;
+  --test)  want+=("${test[@]}" libbenchmark-dev "${fuzz[@]}") ;;
   --demo)  want+=("${demo[@]}") ;;
   --bench) want+=("${test[@]}" "${bench[@]}") ;;
-  --all)   want+=("${test[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 [--build|--test|--demo|--bench|--all]" >&2; exit 2 ;;
+  --fuzz)  want+=("${fuzz[@]}") ;;
+  --all)   want+=("${test[@]}" "${bench[@]}" "${fuzz[@]}") ;;
+  *) echo "usage: $0 [--build|--test|--demo|--bench|--fuzz|--all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -317,6 +317,45 @@ bool TraceSet::open_file(const std::string& path, bool in_directory, OpenError& 
   return true;
 }
 
+namespace {
+
+// A v1 file names a thread by its tid only, and the kernel reuses tids: two threads with one tid
+// show up as one tid whose thread_seq values repeat (0, 0, 1, 1, ...). Each run of a repeated
+// seq is split off into its own chain: a segment joins the chain that ended with the previous seq
+// at the latest time not after its own first event (threads with one tid never overlap in time).
+// F is index_segments' Found, sorted by (uid, tid, seq); chain numbers are assigned in place.
+template <class F> void split_reused_tids(F* found, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    bool repeats = false;
+    for (; j < n && found[j].uid == found[i].uid && found[j].tid == found[i].tid; ++j)
+      repeats |= j > i && found[j].s.thread_seq == found[j - 1].s.thread_seq;
+    if (found[i].uid == 0 && repeats) {
+      std::stable_sort(found + i, found + j, [](const F& a, const F& b) {
+        return a.s.thread_seq != b.s.thread_seq ? a.s.thread_seq < b.s.thread_seq : a.first_ts < b.first_ts;
+      });
+      struct Tail {
+        uint64_t seq, ts;
+      };
+      std::vector<Tail> chains;
+      for (size_t k = i; k < j; ++k) {
+        F& seg = found[k];
+        size_t best = chains.size();
+        for (size_t c = 0; c < chains.size(); ++c) {
+          if (chains[c].seq + 1 != seg.s.thread_seq || chains[c].ts > seg.first_ts) continue;
+          if (best == chains.size() || chains[c].ts > chains[best].ts) best = c;
+        }
+        if (best == chains.size()) chains.push_back({});
+        chains[best] = {seg.s.thread_seq, seg.first_ts};
+        seg.chain = static_cast<uint32_t>(best);
+      }
+    }
+    i = j;
+  }
+}
+
+}  // namespace
+
 void TraceSet::index_segments(uint32_t fi, int fd, const tf::FileHeader& h) {
   const TraceFile& f = files_[fi];
   const uint64_t hs = h.header_size, ss = h.segment_size;
@@ -328,13 +367,20 @@ void TraceSet::index_segments(uint32_t fi, int fd, const tf::FileHeader& h) {
   struct Found {
     uint64_t uid;
     int32_t tid;
+    uint32_t chain;     // v1: which of the threads that had this tid
+    uint64_t first_ts;  // of the segment's first event (0 if it has none)
     Segment s;
   };
   std::vector<Found> found;
-  tf::SegmentHeader sh;
+  struct {
+    tf::SegmentHeader sh;
+    tf::EventHeader first;
+  } head;
+  const tf::SegmentHeader& sh = head.sh;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t off = hs + i * ss;
-    if (off + sizeof(tf::SegmentHeader) > f.size || read_at(fd, &sh, sizeof sh, off) != sizeof sh) {
+    std::memset(&head, 0, sizeof head);
+    if (off + sizeof(tf::SegmentHeader) > f.size || read_at(fd, &head, sizeof head, off) < sizeof sh) {
       warn(fmt::format("{}: file ends at byte {} but {} segments were claimed (truncated, e.g. by a "
                        "crash); reading what is there",
                        f.path, f.size, n));
@@ -368,24 +414,32 @@ void TraceSet::index_segments(uint32_t fi, int fd, const tf::FileHeader& h) {
                        f.path, off, f.size));
       end = f.size;
     }
-    found.push_back({v2 && sh.thread_uid ? sh.thread_uid : 0, sh.tid, {off, sh.thread_seq, end}});
+    found.push_back({v2 && sh.thread_uid ? sh.thread_uid : 0, sh.tid, 0,
+                     committed >= sizeof(tf::EventHeader) ? head.first.ts_ns : 0, {off, sh.thread_seq, end}});
   }
   // One chain per thread: (uid, tid) is the thread in v2 files (a reused tid has a new uid), the
   // tid alone in v1 (uid 0).
-  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+  auto by_thread = [](const Found& a, const Found& b) {
     if (a.uid != b.uid) return a.uid < b.uid;
     if (a.tid != b.tid) return a.tid < b.tid;
+    if (a.chain != b.chain) return a.chain < b.chain;
     return a.s.thread_seq < b.s.thread_seq;
-  });
+  };
+  std::stable_sort(found.begin(), found.end(), by_thread);
+  split_reused_tids(found.data(), found.size());
+  std::stable_sort(found.begin(), found.end(), by_thread);
   for (size_t i = 0; i < found.size();) {
     size_t j = i;
     Cursor c{};
     c.file = fi;
     c.tid = found[i].tid;
-    c.uid = found[i].uid ? found[i].uid : static_cast<uint32_t>(found[i].tid);
+    c.uid = found[i].uid ? found[i].uid
+                         : static_cast<uint32_t>(found[i].tid) | (uint64_t{found[i].chain} << 32);
     c.state = State::kUnloaded;
     c.seg_begin = static_cast<uint32_t>(segments_.size());
-    for (; j < found.size() && found[j].uid == found[i].uid && found[j].tid == found[i].tid; ++j)
+    for (; j < found.size() && found[j].uid == found[i].uid && found[j].tid == found[i].tid &&
+           found[j].chain == found[i].chain;
+         ++j)
       segments_.push_back(found[j].s);
     c.seg_end = static_cast<uint32_t>(segments_.size());
     c.seg = c.seg_begin;

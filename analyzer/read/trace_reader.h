@@ -65,7 +65,8 @@ struct Event {
   uint32_t file = 0;        // index into TraceSet::files()
   int32_t pid = 0;
   int32_t tid = 0;
-  uint64_t thread_uid = 0;  // unique per thread within its file: as recorded (v2), the tid (v1)
+  uint64_t thread_uid = 0;  // unique per thread within its file: as recorded (v2); v1: the tid, plus
+                            // (k << 32) for the k-th later thread that had the same tid
   uint64_t order_ns = 0;    // when it happened (order_time(); a StackEvent: its predecessor's)
   uint64_t offset = 0;      // byte offset in the file, for messages
 

@@ -333,3 +333,28 @@ TEST(ReaderOrder, PipelinedClientGetsOneExchangePerRoundTrip) {
 
 }  // namespace
 }  // namespace httptrace::testing
+
+namespace httptrace::testing {
+namespace {
+
+TEST(ReaderV2, AReusedTidInAVersion1FileIsSplitByTime) {
+  // v1 has no thread_uid: two threads with tid 7, one after the other, over two segments each.
+  TraceBuilder b;
+  b.header().version = 1;
+  b.header().min_reader_version = 1;
+  b.set_thread(1, 7, 0);
+  b.set_thread(2, 7, 0);
+  const int per_seg = int(b.payload() / sizeof(tf::SocketEvent));
+  uint32_t conn = 0;
+  for (int i = 0; i < 2 * per_seg; ++i) b.socket(1, 1000 + uint64_t(i), ++conn, 3);
+  for (int i = 0; i < 2 * per_seg; ++i) b.socket(2, 100000 + uint64_t(i), ++conn, 3);
+  Read r(b);
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.evs.size(), size_t(4 * per_seg));
+  for (size_t i = 0; i < r.evs.size(); ++i) ASSERT_EQ(r.evs[i].head.conn, i + 1) << i;
+  EXPECT_NE(r.evs.front().thread_uid, r.evs.back().thread_uid);
+  EXPECT_EQ(r.evs.front().thread_uid, 7u);
+}
+
+}  // namespace
+}  // namespace httptrace::testing
