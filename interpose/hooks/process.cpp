@@ -105,31 +105,9 @@ HT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) 
 
 // posix_spawn runs the child's execve inside glibc (not through our hook): the environment is
 // merged here. Inherited sockets are not handed over (the child is another process).
-HT_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* acts,
-                          const posix_spawnattr_t* attr, char* const argv[],
-                          char* const envp[]) noexcept {
-  auto real = real_posix_spawn();
-  if (real == nullptr) return ENOSYS;
-  const uint64_t t0 = now_ns();
-  const size_t n = env_count(envp);
-  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 3 : 1];
-  char preload[kPreloadMax];
-  char added[kAddedMax];
-  char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload, added) : envp;
-  pid_t child = 0;
-  const int rc = real(&child, path, acts, attr, argv, env);
-  if (pid != nullptr && rc == 0) *pid = child;
-  if (rc == 0) {
-    ErrnoSaver keep;
-    on_fork_parent(child, t0, format::ForkHow::kPosixSpawn);
-  }
-  return rc;
-}
-
-HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* acts,
-                           const posix_spawnattr_t* attr, char* const argv[],
-                           char* const envp[]) noexcept {
-  auto real = real_posix_spawnp();
+template <typename Real>
+int spawn_traced(Real real, pid_t* pid, const char* file, const posix_spawn_file_actions_t* acts,
+                 const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
   if (real == nullptr) return ENOSYS;
   const uint64_t t0 = now_ns();
   const size_t n = env_count(envp);
@@ -145,6 +123,18 @@ HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
     on_fork_parent(child, t0, format::ForkHow::kPosixSpawn);
   }
   return rc;
+}
+
+HT_EXPORT int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* acts,
+                          const posix_spawnattr_t* attr, char* const argv[],
+                          char* const envp[]) noexcept {
+  return spawn_traced(real_posix_spawn(), pid, path, acts, attr, argv, envp);
+}
+
+HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* acts,
+                           const posix_spawnattr_t* attr, char* const argv[],
+                           char* const envp[]) noexcept {
+  return spawn_traced(real_posix_spawnp(), pid, file, acts, attr, argv, envp);
 }
 
 // The execl family: gather the variadic arguments into an argv on the stack (as glibc does)
