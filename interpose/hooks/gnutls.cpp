@@ -87,12 +87,6 @@ ssize_t data_call(gnutls_session_t session, const void* caller, View v, Directio
   return ret;
 }
 
-void closing(gnutls_session_t session, format::TlsCloseHow how, uint64_t ts) {
-  Session* s = session_find(session);
-  if (s == nullptr) return;
-  record_close(*s, kLib, how, ts);
-  if (how == format::TlsCloseHow::kFree) session_release(s);
-}
 
 }  // namespace
 }  // namespace httptrace::tls
@@ -160,7 +154,7 @@ HT_EXPORT int gnutls_bye(gnutls_session_t session, gnutls_close_request_t how) {
   const int ret = real(session, how);
   if (guard && v.record) {
     ErrnoSaver keep;
-    closing(session, format::TlsCloseHow::kShutdown, t0);
+    record_session_end(session, kLib, format::TlsCloseHow::kShutdown, t0);
   }
   return ret;
 }
@@ -172,7 +166,7 @@ HT_EXPORT void gnutls_deinit(gnutls_session_t session) {
   CallGuard guard(caller);
   if (guard) {
     ErrnoSaver keep;
-    closing(session, format::TlsCloseHow::kFree, now_ns());  // before: see SSL_free
+    record_session_end(session, kLib, format::TlsCloseHow::kFree, now_ns());  // before: see SSL_free
   }
   if (real != nullptr) real(session);
 }

@@ -173,13 +173,6 @@ int data_call(SSL* ssl, const void* caller, View v, Direction dir, DataCall kind
 size_t moved_by_ret(int ret, size_t) { return static_cast<size_t>(ret); }
 size_t moved_by_out(int, size_t out) { return out; }
 
-// SSL_shutdown / SSL_free: the close event, and for SSL_free the end of the session's entry.
-void closing(SSL* ssl, format::TlsCloseHow how, uint64_t ts) {
-  Session* s = session_find(ssl);
-  if (s == nullptr) return;
-  record_close(*s, kLib, how, ts);
-  if (how == format::TlsCloseHow::kFree) session_release(s);
-}
 
 }  // namespace
 }  // namespace httptrace::tls
@@ -268,7 +261,7 @@ HT_EXPORT int SSL_shutdown(SSL* ssl) {
   const int ret = real(ssl);
   if (guard && v.record) {
     ErrnoSaver keep;
-    closing(ssl, format::TlsCloseHow::kShutdown, t0);
+    record_session_end(ssl, kLib, format::TlsCloseHow::kShutdown, t0);
   }
   return ret;
 }
@@ -283,7 +276,7 @@ HT_EXPORT void SSL_free(SSL* ssl) {
     // thread, whose fresh entry must not be released. Not only for recording callers: a
     // session is released whoever frees it.
     ErrnoSaver keep;
-    closing(ssl, format::TlsCloseHow::kFree, now_ns());
+    record_session_end(ssl, kLib, format::TlsCloseHow::kFree, now_ns());
   }
   if (real != nullptr) real(ssl);
 }

@@ -81,6 +81,14 @@ void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, u
   if (s.conn != 0 && conn_of_fd(s.fd) == s.conn) record_tls_close(s.fd, lib, how, ts);
 }
 
+void record_session_end(const void* key, format::TlsLibrary lib, format::TlsCloseHow how,
+                        uint64_t ts) {
+  Session* s = session_find(key);
+  if (s == nullptr) return;
+  record_close(*s, lib, how, ts);
+  if (how == format::TlsCloseHow::kFree) session_release(s);
+}
+
 void copy_field(char* dst, size_t cap, const char* src, size_t len) {
   if (cap == 0) return;
   if (len > cap - 1) len = cap - 1;

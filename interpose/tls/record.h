@@ -79,6 +79,10 @@ void record_plaintext(Session& s, format::Direction dir, format::DataCall call, 
 
 // SSL_shutdown/SSL_free/gnutls_bye/gnutls_deinit.
 void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, uint64_t ts);
+// SSL_shutdown / SSL_free / gnutls_bye / gnutls_deinit on the session named by key (the SSL* or
+// gnutls_session_t): the close event, and for a free the end of the session's entry.
+void record_session_end(const void* key, format::TlsLibrary lib, format::TlsCloseHow how,
+                        uint64_t ts);
 
 // Copies a C string into a fixed, NUL-terminated field (truncating).
 void copy_field(char* dst, size_t cap, const char* src, size_t len);
