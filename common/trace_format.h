@@ -134,6 +134,8 @@ enum class EventKind : uint16_t {
   kExecInherit = 17,  // InheritEvent: a tracked socket survived exec; parent_conn = its id in the
                       //   previous image's file (same pid)
   kAddrPath = 18,     // AddrPathEvent: the AF_UNIX path of the connection's peer or local end
+  kModule = 19,       // ModuleEvent: a loaded object (path, base, build-id), at file creation and dlopen
+  kH2Headers = 20,    // H2HeadersEvent: allow-listed fields of one HPACK-decoded h2 header block
 };
 
 // Every event starts with this. size includes the header and is a multiple of 8, so the next

@@ -124,6 +124,19 @@ std::string dns_error_name(uint8_t call, int32_t error) {
   return fmt::format("h_errno {}", error);
 }
 
+const char* new_reason_name(NewReason r) {
+  switch (r) {
+    case NewReason::kNone: return nullptr;
+    case NewReason::kFirst: return "first";
+    case NewReason::kBusy: return "busy";
+    case NewReason::kPoolMiss: return "pool_miss";
+    case NewReason::kClosedByPeer: return "closed_by_peer";
+    case NewReason::kResetOnReuse: return "reset_on_reuse";
+    case NewReason::kClosedByClient: return "closed_by_client";
+  }
+  return nullptr;
+}
+
 std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
 
 struct Model::ConnState {

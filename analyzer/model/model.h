@@ -42,6 +42,20 @@
 
 namespace httptrace::analyzer {
 
+// Why a new connection was opened (SPEC §5). kNone: not an opened connection (inbound, a copy
+// inherited at fork, a connect that never succeeded).
+enum class NewReason : uint8_t { kNone, kFirst, kBusy, kPoolMiss, kClosedByPeer, kResetOnReuse, kClosedByClient };
+const char* new_reason_name(NewReason r);  // "first", "busy", ...; nullptr for kNone
+
+enum class ConnDirection : uint8_t { kOutbound, kInbound };  // connect()ed / accept()ed
+
+// How an outbound request made by a thread serving an inbound request was tied to it (SPEC §5).
+enum class ParentConfidence : uint8_t {
+  kNone,
+  kThread,      // thread-per-request: the serving thread made it inside the inbound window
+  kSingleOpen,  // event loop: the only inbound request open on that thread at the time
+};
+
 struct Exchange {
   uint32_t index = 0;
   bool reused = false;
@@ -57,6 +71,15 @@ struct Exchange {
   // Keep-Alive timeout (the server's idle limit), when present.
   std::optional<bool> connection_close;
   std::optional<int> keep_alive_timeout_s;
+  // The call that ended it without a response: errno (ECONNRESET, EPIPE) or 0 for EOF; unset when
+  // a response arrived or nothing says otherwise. A reuse that failed this way is a stale pool entry.
+  std::optional<int32_t> failed_errno;
+  std::optional<uint32_t> stream;  // HTTP/2 stream id; unset on HTTP/1.x and other protocols
+  // Distributed tracing (issue 11). Request ids are "<connection id>#<index>".
+  std::string parent;  // the inbound request this outbound one was made for; "" when none
+  ParentConfidence parent_confidence = ParentConfidence::kNone;
+  std::string linked;  // the same call as recorded by the other traced process; "" when none
+  std::string trace_id;  // 32 hex digits: from traceparent, inherited along parent/linked, or derived from the root
 };
 
 struct DnsLookup {
@@ -114,6 +137,11 @@ struct Connection {
   int32_t parent_pid = 0;
   std::string parent_id;
   uint32_t pool_miss = 0;  // 1: opened while another connection to the same endpoint sat idle
+  ConnDirection direction = ConnDirection::kOutbound;
+  NewReason new_reason = NewReason::kNone;
+  std::string replaced;  // id of the connection it replaced or could have used; "" when none
+  std::optional<uint64_t> replaced_idle_ns;  // how long that one had been idle when this opened
+  std::vector<uint64_t> stack;  // return addresses at connect, innermost first (HTTPTRACE_STACKS=1)
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
   uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
   std::vector<bool> h2_answered;  // by client stream id / 2
