@@ -30,6 +30,7 @@
 //   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -79,7 +80,14 @@ struct Exchange {
   std::string parent;  // the inbound request this outbound one was made for; "" when none
   ParentConfidence parent_confidence = ParentConfidence::kNone;
   std::string linked;  // the same call as recorded by the other traced process; "" when none
-  std::string trace_id;  // 32 hex digits: from traceparent, inherited along parent/linked, or derived from the root
+  // W3C trace context of the span this request is (trace_context.h): from its traceparent, else
+  // carried along parent / linked from the root request, else derived from the root's id.
+  std::array<uint8_t, 16> trace_id{};
+  uint64_t span_id = 0;
+  uint64_t parent_span_id = 0;  // 0: a root span
+  // Inbound only: how much of its time the server spent waiting for the outbound requests made
+  // for it (the union of their intervals inside its own).
+  std::optional<uint64_t> children_ns;
 };
 
 struct DnsLookup {
