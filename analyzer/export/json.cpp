@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "analyzer/model/addr_format.h"
+#include "analyzer/model/trace_context.h"
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
@@ -110,6 +111,7 @@ class JsonConnectionWriter : public ConnectionSink {
       w.key("tls").null();
     }
     w.key("protocol").value(c.protocol);
+    w.key("direction").value(c.direction == ConnDirection::kInbound ? "inbound" : "outbound");
     w.key("failed").value(c.failed());
     w.key("inherited").value(c.inherited);
     if (c.inherited) w.key("parent_id").value(c.parent_id);
@@ -143,6 +145,16 @@ class JsonConnectionWriter : public ConnectionSink {
       if (x.status) w.key("status").value(x.status);
       else w.key("status").null();
       str("traceparent", x.traceparent);  // SPEC §6: required, null when none
+      str("parent", x.parent);
+      if (!x.parent.empty())
+        w.key("parent_confidence").value(x.parent_confidence == ParentConfidence::kThread ? "thread" : "single_open");
+      str("linked", x.linked);
+      char hex[32];
+      w.key("trace_id").value(std::string_view(hex, hex_to(hex, x.trace_id.data(), 16)));
+      w.key("span_id").value(std::string_view(hex, hex64_to(hex, x.span_id)));
+      if (x.parent_span_id) w.key("parent_span_id").value(std::string_view(hex, hex64_to(hex, x.parent_span_id)));
+      else w.key("parent_span_id").null();
+      if (x.children_ns) w.key("children_ns").value(*x.children_ns);
       if (x.connection_close) w.key("connection_close").value(*x.connection_close);
       if (x.keep_alive_timeout_s) w.key("keep_alive_timeout_s").value(*x.keep_alive_timeout_s);
       w.end_object();

@@ -125,13 +125,20 @@ const ProcessResource& Resources::of(int32_t pid) {
 
 void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) {
   const ProcessResource& res = resources_.of(c.pid);
+  // The model puts each request in a distributed trace; the connection's setup goes in the trace
+  // of the first request it served (the others link to it across traces), else the process tree's.
+  // (A connection the model did not place, built by hand, has no trace ids: the tree's then.)
+  const TraceId none{};
+  const TraceId setup_trace =
+      c.requests.empty() || c.requests.front().trace_id == none ? res.trace_id : c.requests.front().trace_id;
   auto next = [&]() -> Span& {
     if (n == out.size()) out.emplace_back();
     Span& s = out[n++];
     s.reset();
-    s.trace_id = res.trace_id;
+    s.trace_id = setup_trace;
     return s;
   };
+  const bool inbound = c.direction == ConnDirection::kInbound;
 
   char addr[kMaxAddrText];
   const std::string_view peer_ip(addr, c.peer.family ? format_addr_to(addr, c.peer, false) : 0);
@@ -160,7 +167,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     if (own_dns) cover(c.dns->start_ns, c.dns->duration_ns);
     if (c.has_connect) cover(c.connect_start_ns, c.connect_duration_ns);
     if (c.tls) cover(c.tls->start_ns, c.tls->duration_ns);
-    setup_id = span_id(res.trace_id, c.id, kSetup, 0);
+    setup_id = span_id(setup_trace, c.id, kSetup, 0);
     Span& s = next();
     s.span_id = setup_id;
     s.name = "HTTP connection_setup";
@@ -168,7 +175,8 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     s.end_unix_ns = unix_ns(end);
     endpoint_attrs(s);
     s.add_str("httptrace.connection.id", c.id);
-    if (c.pool_miss) s.add_str("httptrace.new_reason", "pool_miss");
+    if (const char* why = new_reason_name(c.new_reason)) s.add_str("httptrace.new_reason", why);
+    else if (c.pool_miss) s.add_str("httptrace.new_reason", "pool_miss");
     if (c.failed()) {
       const std::string err = errno_name(c.connect_error);
       s.add_str("error.type", err);
@@ -177,7 +185,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     }
     auto child = [&](uint64_t tag, const char* name, uint64_t st, uint64_t dur) -> Span& {
       Span& k = next();
-      k.span_id = span_id(res.trace_id, c.id, tag, 0);
+      k.span_id = span_id(setup_trace, c.id, tag, 0);
       k.parent = setup_id;
       k.has_parent = true;
       k.name = name;
@@ -224,15 +232,31 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
   const bool default_port = !inet || c.peer.port == (c.tls ? 443 : 80);
   for (const Exchange& x : c.requests) {
     Span& s = next();
-    s.span_id = span_id(res.trace_id, c.id, kRequest, x.index);
-    s.kind = SpanKind::kClient;
+    if (x.span_id) {
+      s.trace_id = x.trace_id;
+      put64(s.span_id.data(), x.span_id);
+    } else {
+      s.span_id = span_id(setup_trace, c.id, kRequest, x.index);
+    }
+    if (x.parent_span_id) {
+      s.has_parent = true;
+      put64(s.parent.data(), x.parent_span_id);
+    }
+    s.kind = inbound ? SpanKind::kServer : SpanKind::kClient;
     const bool has_method = !x.method.empty();
     s.name = has_method ? x.method : http ? "HTTP" : "exchange";
     s.start_unix_ns = unix_ns(x.start_ns);
     s.end_unix_ns = unix_ns(std::max(x.end_ns, x.start_ns));
     if (has_method) {
       s.add_str("http.request.method", x.method);
-      if (!x.target.empty()) {
+      if (inbound && !x.target.empty()) {
+        // Semconv for SERVER spans: the path and query as the server saw them, not a full URL.
+        const std::string_view t(x.target);
+        const size_t q = t.find('?');
+        s.add_str("url.path", t.substr(0, q));
+        if (q != std::string_view::npos) s.add_str("url.query", t.substr(q + 1));
+        s.add_str("url.scheme", scheme);
+      } else if (!x.target.empty()) {
         Attr& u = s.add("url.full", Attr::Type::kString);
         if (x.target[0] == '/' || x.target == "*") {
           u.s.assign(scheme);
@@ -248,26 +272,41 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
         }
       }
     }
-    endpoint_attrs(s);
+    if (inbound) {
+      // A server span names the server by its own (local) address and the client as its peer.
+      char local[kMaxAddrText];
+      if (c.local.family) s.add_str("server.address", std::string_view(local, format_addr_to(local, c.local, false)));
+      if (is_inet(c.local)) s.add_int("server.port", c.local.port);
+      if (!peer_ip.empty()) s.add_str("client.address", peer_ip_s);
+      if (inet) s.add_int("client.port", c.peer.port);
+      if (!peer_ip.empty()) s.add_str("network.peer.address", peer_ip_s);
+      if (inet) s.add_int("network.peer.port", c.peer.port);
+      if (x.children_ns) s.add_int("httptrace.children_ns", static_cast<int64_t>(*x.children_ns));
+    } else {
+      endpoint_attrs(s);
+    }
     if (!version.empty()) s.add_str("network.protocol.version", version);
     if (x.status) s.add_int("http.response.status_code", x.status);
     s.add_bool("httptrace.reused", x.reused);
     if (x.idle_ns) s.add_int("httptrace.idle_ns", static_cast<int64_t>(*x.idle_ns));
-    if (c.pool_miss && !x.reused) s.add_str("httptrace.new_reason", "pool_miss");
+    if (!x.reused) {
+      if (const char* why = new_reason_name(c.new_reason)) s.add_str("httptrace.new_reason", why);
+      else if (c.pool_miss) s.add_str("httptrace.new_reason", "pool_miss");
+    }
     s.add_str("httptrace.connection.id", c.id);
     s.add_int("httptrace.request.index", x.index);
     // Bytes on the wire, headers included: not semconv's body sizes.
     s.add_int("httptrace.bytes_sent", static_cast<int64_t>(x.bytes_sent));
     s.add_int("httptrace.bytes_received", static_cast<int64_t>(x.bytes_received));
-    if (x.status >= 400) {
-      // Semconv: for a CLIENT span, a 4xx or 5xx answer is an error, named by its status code.
+    if (x.status >= (inbound ? 500 : 400)) {
+      // Semconv: a 4xx or 5xx answer is an error of a CLIENT span; only 5xx of a SERVER span.
       s.add_str("error.type", std::to_string(x.status));
       s.status = StatusCode::kError;
     } else if (has_method && !x.first_byte_ns) {
       s.add_str("error.type", "httptrace.no_response");
       s.status = StatusCode::kError;
     }
-    if (has_setup) s.links.push_back(Link{res.trace_id, setup_id});
+    if (has_setup) s.links.push_back(Link{setup_trace, setup_id});
   }
 }
 

@@ -18,6 +18,7 @@
 #include "analyzer/model/http_sniff.h"
 #include "analyzer/model/protocol.h"
 #include "analyzer/model/tls_wire.h"
+#include "analyzer/model/trace_context.h"
 #include "analyzer/model/wire_tls_tracker.h"
 
 namespace httptrace::analyzer {
@@ -158,6 +159,17 @@ struct Model::ConnState {
   // The exchange opened by what looked like the client's closing alert, while nothing followed it.
   std::optional<uint32_t> close_notify_index;
   uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
+  // The same connection in another traced process (mirrored addresses), when one is loaded.
+  uint32_t mirror_file = kNoFile, mirror_conn = 0;
+  std::string mirror_id;
+  bool in_tuple_index = false;
+  // Inbound: the thread serving the current request (its thread_uid), while it is registered.
+  uint64_t serving_thread = 0;
+  bool serving = false;
+  uint64_t children_cover_end = 0;  // the union of its children's time so far ends here
+  // Outbound: the inbound request the current exchange was made for.
+  uint32_t parent_file = kNoFile, parent_conn = 0, parent_index = 0;
+  static constexpr uint32_t kNoFile = UINT32_MAX;
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
@@ -192,13 +204,48 @@ struct Model::ProcState {
   std::vector<std::unique_ptr<ConnState>> held;
   size_t recent_head = 0, recent_n = 0;
   uint64_t max_dns_ns = 0;  // longest lookup so far
+  // Inbound connections whose current request was read by each thread (by thread_uid). A thread
+  // that ever had two open at once multiplexes them (an event loop): its children are linked
+  // only while one is open, with less confidence. Entries go when empty, unless multiplexing.
+  struct Serving {
+    std::vector<uint32_t> conns;
+    bool multiplexed = false;
+  };
+  std::unordered_map<uint64_t, Serving> serving;
   RecentDns& recent(size_t age) {  // 0 = newest
     return recent_dns[(recent_head + recent_n - 1 - age) % kDnsTieWindow];
   }
 };
 
+// Open connections by their two addresses, across every loaded file: a connection whose local
+// address is another's peer and whose peer is the other's local is the same TCP connection seen
+// from its other end (SPEC §5). IPv4-mapped addresses are compared as IPv4.
+struct Model::TupleIndex {
+  using Key = std::array<uint8_t, 2 * 19>;  // per end: family, port, 16 address bytes
+  struct Hash {
+    size_t operator()(const Key& k) const {
+      uint64_t h = 0xcbf29ce484222325ull;
+      for (uint8_t b : k) h = (h ^ b) * 0x100000001b3ull;
+      return h;
+    }
+  };
+  static void put(uint8_t* p, const tf::Addr& x) {
+    const tf::Addr a = unmapped(x);
+    p[0] = static_cast<uint8_t>(a.family);
+    std::memcpy(p + 1, &a.port, 2);
+    std::memcpy(p + 3, a.ip, 16);
+  }
+  static Key key(const tf::Addr& local, const tf::Addr& peer) {
+    Key k{};
+    put(k.data(), local);
+    put(k.data() + 19, peer);
+    return k;
+  }
+  std::unordered_map<Key, std::pair<uint32_t, uint32_t>, Hash> open;  // -> (file, conn)
+};
+
 Model::Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns)
-    : traces_(traces), sink_(sink), keep_dns_(keep_dns) {
+    : traces_(traces), sink_(sink), keep_dns_(keep_dns), tuples_(std::make_unique<TupleIndex>()) {
   const auto& files = traces.files();
   for (size_t i = 0; i < files.size(); ++i) {
     auto p = std::make_unique<ProcState>();
@@ -273,6 +320,7 @@ void Model::on_event(const Event& ev) {
       c->c.connect_duration_ns = ev.h->ts_ns > c->c.connect_start_ns ? ev.h->ts_ns - c->c.connect_start_ns : 0;
       c->c.connect_error = d.error;
       if (d.local.family) c->c.local = d.local;
+      if (d.error == 0) index_addresses(*c);
       return;
     }
     case K::kData: return on_data(ev, *get_or_create(ev));
@@ -298,9 +346,11 @@ void Model::on_event(const Event& ev) {
       const auto& d = ev.as<tf::AcceptEvent>();
       ConnState* c = get_or_create(ev);
       c->accepted = true;
+      c->c.direction = ConnDirection::kInbound;
       c->c.fd = d.fd;
       c->c.peer = d.peer;
       c->c.local = d.local;
+      index_addresses(*c);
       return;
     }
     case K::kTlsHandshake: return on_tls_handshake(ev, *get_or_create(ev));
@@ -411,6 +461,7 @@ void Model::on_connect(const Event& ev, ConnState& c) {
   }
   if (!p.held.empty()) claim_attempts(p, c);
   mark_pool_miss(p, c);
+  if (k.connect_error == 0) index_addresses(c);
 }
 
 void Model::on_inherit(const Event& ev, ConnState& c) {
@@ -451,10 +502,11 @@ void Model::on_exec_inherit(const Event& ev) {
     std::unique_ptr<ConnState> st = procs_[f]->conns.take(d.parent_conn);
     if (!st) return;
     if (!st->miss_waiters.empty()) resolve_miss_waiters(*st, false);
+    unindex(*st);
     st->file = ev.file;
     st->c.conn = ev.h->conn;  // the table key in its new file; the id names where it began
     st->c.fd = d.fd;
-    procs_[ev.file]->conns.insert(ev.h->conn, std::move(st));
+    index_addresses(*procs_[ev.file]->conns.insert(ev.h->conn, std::move(st)));
     return;
   }
 }
@@ -500,21 +552,44 @@ void Model::on_data(const Event& ev, ConnState& c) {
     if (!c.wire_tls.filter(call)) return;
   }
 
-  if (call.capture == tf::CaptureKind::kNone) return build_exchange(c, *b, call, CallEvidence{});
-  const CallEvidence e = read_call(call, request_, response_);
+  if (call.capture == tf::CaptureKind::kNone) return build_exchange(c, *b, call, CallEvidence{}, ev.thread_uid);
+  const CallEvidence e = read_call(call, c.c.direction == ConnDirection::kInbound, request_, response_);
   c.protocol.note(e.protocol);
   if (e.h2_frames) count_h2_streams(c.c, call.cap, call.is_send);
-  build_exchange(c, *b, call, e);
+  build_exchange(c, *b, call, e, ev.thread_uid);
 }
 
-void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e) {
+void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
+                           uint64_t thread) {
   if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
   c.close_notify_index.reset();
-  if (call.is_send) {
-    const bool opens = !b.sending();
-    b.send(call.ts, call.end, call.bytes);
-    Exchange* x = b.current();
-    if (call.tls_close_notify && opens) c.close_notify_index = x->index;
+  // An inbound connection's exchanges run the other way: a request read, then a response written.
+  const bool inbound = c.c.direction == ConnDirection::kInbound;
+  if (!call.is_send && call.bytes == 0) {
+    // The client hung up. On our side that ends a response read to EOF; on a server's, it is the
+    // client being done, not part of the response (which may even still be coming, after a
+    // half-close).
+    if (!inbound) b.eof(call.end);
+    else if (!b.sending()) b.finish_current();
+    return;
+  }
+  const bool request_side = call.is_send != inbound;
+  bool opens;
+  if (request_side) {
+    opens = !b.sending();
+    // A request read counts from when its bytes arrived (the read's end), not from when the
+    // server began waiting for them.
+    b.send(inbound ? call.end : call.ts, call.end, call.bytes);
+  } else {
+    opens = b.current() == nullptr;
+    const bool first = opens || !b.current()->first_byte_ns;
+    b.recv(call.ts, call.end, call.bytes);
+    // The server's response began when it started writing it.
+    if (inbound && first) b.current()->first_byte_ns = std::max(call.ts, b.current()->sent_ns);
+  }
+  Exchange* x = b.current();
+  if (request_side) {
+    if (call.tls_close_notify && opens && !inbound) c.close_notify_index = x->index;
     if (e.has_request && x->method.empty()) {
       const HttpRequestView& r = request_;
       x->method.assign(r.method);
@@ -524,21 +599,152 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       // Only the first request's Host is used (as the host when no lookup matched).
       if (c.first_host.empty() && !r.host.empty()) c.first_host = host_without_port(r.host);
     }
-  } else if (call.bytes == 0) {
-    b.eof(call.end);
+  } else if (e.has_response && (x->status == 0 || x->status < 200)) {
+    const HttpResponseView& r = response_;
+    x->status = r.status;
+    if (r.connection.empty()) x->connection_close.reset();
+    else x->connection_close = connection_says_close(r.connection);
+    const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
+    if (timeout >= 0) x->keep_alive_timeout_s = timeout;
+    else x->keep_alive_timeout_s.reset();
+  }
+  if (&b != &c.active()) return;
+  if (opens && request_side) open_exchange(c, *x, thread);
+  else if (c.parent_file != ConnState::kNoFile) account_child(c, *x);
+}
+
+// Where a request sits in a distributed trace, decided when it opens (its request's first call,
+// which carries its traceparent): an inbound request joins the trace of the call that sent it
+// (its traceparent, else the same call recorded by the client's process); an outbound one, the
+// trace of the inbound request its thread is serving. Anything else starts a trace of its own.
+void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
+  const uint64_t anchor = traces_.files()[c.file].real_anchor_ns;
+  const std::optional<TraceParent> tp = parse_traceparent(x.traceparent);
+  const Exchange* from = nullptr;  // whose trace it joins
+  if (c.c.direction == ConnDirection::kInbound) {
+    serve(c, thread);
+    x.children_ns = 0;
+    c.children_cover_end = 0;
+    if (Exchange* m = exchange_of(c.mirror_file, c.mirror_conn, x.index)) {
+      x.linked = fmt::format("{}#{}", c.mirror_id, x.index);
+      m->linked = fmt::format("{}#{}", c.c.id, x.index);
+      from = m;
+    }
+    x.span_id = derive_span_id(anchor, c.c.id, x.index);
+    x.parent_span_id = tp ? tp->parent_span_id : from ? from->span_id : 0;
   } else {
-    b.recv(call.ts, call.end, call.bytes);
-    Exchange* x = b.current();
-    if (e.has_response && (x->status == 0 || x->status < 200)) {
-      const HttpResponseView& r = response_;
-      x->status = r.status;
-      if (r.connection.empty()) x->connection_close.reset();
-      else x->connection_close = connection_says_close(r.connection);
-      const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
-      if (timeout >= 0) x->keep_alive_timeout_s = timeout;
-      else x->keep_alive_timeout_s.reset();
+    c.parent_file = ConnState::kNoFile;
+    ProcState& p = *procs_[c.file];
+    auto it = p.serving.find(thread);
+    ConnState* parent = nullptr;
+    if (it != p.serving.end()) {
+      for (uint32_t id : it->second.conns) {
+        ConnState* in = find(c.file, id);
+        if (!in || !in->serving) continue;
+        if (parent) {  // two open on this thread: it is not known which one this was for
+          parent = nullptr;
+          break;
+        }
+        parent = in;
+      }
+    }
+    const Exchange* px = parent ? parent->active().current() : nullptr;
+    if (px) {
+      x.parent = fmt::format("{}#{}", parent->c.id, px->index);
+      x.parent_confidence = it->second.multiplexed ? ParentConfidence::kSingleOpen : ParentConfidence::kThread;
+      c.parent_file = c.file;
+      c.parent_conn = parent->c.conn;
+      c.parent_index = px->index;
+      from = px;
+      account_child(c, x);
+    }
+    x.span_id = tp ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
+    x.parent_span_id = from ? from->span_id : 0;
+  }
+  x.trace_id = tp ? tp->trace_id : from ? from->trace_id : derive_trace_id(anchor, c.c.id, x.index);
+}
+
+// The exchange with that index on a connection still open, in the builder its exchanges come from.
+Exchange* Model::exchange_of(uint32_t file, uint32_t conn, uint32_t index) {
+  if (file == ConnState::kNoFile) return nullptr;
+  ConnState* o = find(file, conn);
+  if (!o) return nullptr;
+  auto& done = o->active().done();
+  if (done.empty() || index < done.front().index) return nullptr;
+  const size_t k = index - done.front().index;
+  return k < done.size() ? &done[k] : nullptr;
+}
+
+// An inbound request is open from its first read until the next one or its connection's close;
+// the thread that read it is the one serving it.
+void Model::serve(ConnState& c, uint64_t thread) {
+  ProcState& p = *procs_[c.file];
+  if (c.serving && c.serving_thread != thread) stop_serving(c);
+  ProcState::Serving& s = p.serving[thread];
+  if (!c.serving) s.conns.push_back(c.c.conn);
+  c.serving = true;
+  c.serving_thread = thread;
+  // Drop connections closed since, then see whether this thread now serves two at once.
+  std::erase_if(s.conns, [&](uint32_t id) {
+    const ConnState* o = find(c.file, id);
+    return !o || !o->serving || o->serving_thread != thread;
+  });
+  if (s.conns.size() > 1) s.multiplexed = true;
+}
+
+void Model::stop_serving(ConnState& c) {
+  if (!c.serving) return;
+  c.serving = false;
+  ProcState& p = *procs_[c.file];
+  auto it = p.serving.find(c.serving_thread);
+  if (it == p.serving.end()) return;
+  std::erase(it->second.conns, c.c.conn);
+  if (it->second.conns.empty() && !it->second.multiplexed) p.serving.erase(it);
+}
+
+// The parent's time waiting for its children is the union of their intervals: concurrent
+// children count once. x has just grown; its interval is merged into what is covered so far.
+void Model::account_child(const ConnState& c, const Exchange& x) {
+  ConnState* in = find(c.parent_file, c.parent_conn);
+  if (!in) return;
+  Exchange* px = in->active().current();
+  if (!px || px->index != c.parent_index || !px->children_ns) return;
+  uint64_t& cover = in->children_cover_end;
+  const uint64_t end = std::max(x.end_ns, x.start_ns);
+  if (x.start_ns >= cover) *px->children_ns += end - x.start_ns;
+  else if (end > cover) *px->children_ns += end - cover;
+  cover = std::max(cover, end);
+}
+
+// Called when both addresses of a connection are known: pairs it with its other end if that
+// end's process is loaded too.
+void Model::index_addresses(ConnState& c) {
+  if (c.in_tuple_index || !c.c.local.family || !c.c.peer.family) return;
+  if (c.c.local.family != AF_INET && c.c.local.family != AF_INET6) return;
+  auto& open = tuples_->open;
+  auto it = open.find(TupleIndex::key(c.c.peer, c.c.local));
+  if (it != open.end()) {
+    ConnState* o = find(it->second.first, it->second.second);
+    if (o && o->c.direction != c.c.direction && o->mirror_file == ConnState::kNoFile) {
+      o->mirror_file = c.file;
+      o->mirror_conn = c.c.conn;
+      o->mirror_id = c.c.id;
+      c.mirror_file = it->second.first;
+      c.mirror_conn = it->second.second;
+      c.mirror_id = o->c.id;
     }
   }
+  open[TupleIndex::key(c.c.local, c.c.peer)] = {c.file, c.c.conn};
+  c.in_tuple_index = true;
+}
+
+void Model::unindex(ConnState& c) {
+  stop_serving(c);
+  if (!c.in_tuple_index) return;
+  c.in_tuple_index = false;
+  auto& open = tuples_->open;
+  auto it = open.find(TupleIndex::key(c.c.local, c.c.peer));
+  if (it != open.end() && it->second == std::pair(c.file, c.c.conn)) open.erase(it);
 }
 
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
@@ -546,6 +752,7 @@ void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns
   ConnState* open = p.conns.find(conn);
   if (!open) return;
   if (!open->miss_waiters.empty()) resolve_miss_waiters(*open, true);
+  unindex(*open);
   std::unique_ptr<ConnState> st = p.conns.take(conn);
   st->c.close_ns = close_ns;
   settle(file, std::move(st));
@@ -721,7 +928,14 @@ void Model::emit(ConnState& s) {
   n_connections_ += !c.inherited;  // the same connection on the wire as its parent's copy
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
-  for (const auto& x : c.requests) n_reused_ += x.reused;
+  const uint64_t anchor = traces_.files()[s.file].real_anchor_ns;
+  for (auto& x : c.requests) {
+    n_reused_ += x.reused;
+    if (x.span_id) continue;
+    // Not opened by a request of its own (a server-first exchange, an h2 stream): its own root.
+    x.span_id = derive_span_id(anchor, c.id, x.index);
+    x.trace_id = derive_trace_id(anchor, c.id, x.index);
+  }
   sink_.on_connection(std::move(c));
 }
 

@@ -220,7 +220,17 @@ class Model {
   void on_dns(const Event& ev);
   void on_connect(const Event& ev, ConnState& c);
   void on_data(const Event& ev, ConnState& c);
-  void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e);
+  void build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
+                      uint64_t thread);
+  // Distributed tracing (SPEC §5): mirrored connections, inbound -> outbound parents, trace ids.
+  struct TupleIndex;
+  void index_addresses(ConnState& c);
+  void unindex(ConnState& c);
+  void open_exchange(ConnState& c, Exchange& x, uint64_t thread);
+  void serve(ConnState& c, uint64_t thread);
+  void stop_serving(ConnState& c);
+  void account_child(const ConnState& c, const Exchange& x);
+  Exchange* exchange_of(uint32_t file, uint32_t conn, uint32_t index);
   void on_inherit(const Event& ev, ConnState& c);
   void on_exec_inherit(const Event& ev);
   void on_tls_handshake(const Event& ev, ConnState& c);
@@ -245,6 +255,7 @@ class Model {
   DnsSink* dns_sink_ = nullptr;
   uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
   uint64_t last_ts_ = 0;  // latest event time seen
+  std::unique_ptr<TupleIndex> tuples_;  // open connections by (local, peer), across files
   // Where read_call puts what a capture says: kept, so no call pays for zeroing them.
   HttpRequestView request_;
   HttpResponseView response_;

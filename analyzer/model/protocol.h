@@ -26,7 +26,8 @@ struct CallEvidence {
 };
 
 // The one reader of captured application bytes. request / response point into the capture.
-CallEvidence read_call(const DataCall& call, HttpRequestView& request, HttpResponseView& response);
+// inbound: the connection was accepted, so requests are read and responses written.
+CallEvidence read_call(const DataCall& call, bool inbound, HttpRequestView& request, HttpResponseView& response);
 
 class ProtocolDecision {
  public:

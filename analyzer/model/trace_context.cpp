@@ -1,0 +1,70 @@
+#include "analyzer/model/trace_context.h"
+
+namespace httptrace::analyzer {
+
+namespace {
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // W3C: lowercase only
+}
+
+bool read_hex(std::string_view s, uint8_t* out) {
+  for (size_t i = 0; 2 * i + 1 < s.size(); ++i) {
+    const int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64's finaliser: every input bit reaches every output bit
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t hash(uint64_t anchor_ns, std::string_view conn_id, uint32_t index, uint64_t salt) {
+  uint64_t h = 0xcbf29ce484222325ull ^ mix(anchor_ns ^ salt);
+  for (unsigned char c : conn_id) h = (h ^ c) * 0x100000001b3ull;
+  return mix(h ^ mix(uint64_t{index} << 8 ^ salt));
+}
+
+}  // namespace
+
+std::optional<TraceParent> parse_traceparent(std::string_view v) {
+  // version "-" trace-id "-" parent-id "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 characters.
+  if (v.size() < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-') return std::nullopt;
+  uint8_t version, flags;
+  TraceParent tp;
+  uint8_t span[8];
+  if (!read_hex(v.substr(0, 2), &version) || version == 0xff) return std::nullopt;
+  if (!read_hex(v.substr(3, 32), tp.trace_id.data()) || !read_hex(v.substr(36, 16), span) ||
+      !read_hex(v.substr(53, 2), &flags))
+    return std::nullopt;
+  if (version == 0 ? v.size() != 55 : (v.size() > 55 && v[55] != '-')) return std::nullopt;
+  bool zero = true;
+  for (uint8_t b : tp.trace_id) zero &= b == 0;
+  for (uint8_t b : span) tp.parent_span_id = tp.parent_span_id << 8 | b;
+  if (zero || tp.parent_span_id == 0) return std::nullopt;
+  return tp;
+}
+
+uint64_t derive_span_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index) {
+  const uint64_t v = hash(anchor_ns, conn_id, index, 0x7370616eull);  // "span"
+  return v ? v : 1;  // an all-zero span id is invalid
+}
+
+std::array<uint8_t, 16> derive_trace_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index) {
+  std::array<uint8_t, 16> id{};
+  const uint64_t hi = hash(anchor_ns, conn_id, index, 0x74726163ull), lo = mix(hi ^ 0x65ull) | 1;
+  for (int i = 0; i < 8; ++i) {
+    id[i] = static_cast<uint8_t>(hi >> (56 - 8 * i));
+    id[8 + i] = static_cast<uint8_t>(lo >> (56 - 8 * i));
+  }
+  return id;
+}
+
+}  // namespace httptrace::analyzer
