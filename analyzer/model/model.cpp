@@ -163,7 +163,7 @@ struct Model::ConnState {
   uint32_t mirror_file = kNoFile, mirror_conn = 0;
   std::string mirror_id;
   bool in_tuple_index = false;
-  // Inbound: the thread serving the current request (its thread_uid), while it is registered.
+  // Inbound: the thread that read its last request (its thread_uid), while it is registered.
   uint64_t serving_thread = 0;
   bool serving = false;
   uint64_t children_cover_end = 0;  // the union of its children's time so far ends here
@@ -204,9 +204,10 @@ struct Model::ProcState {
   std::vector<std::unique_ptr<ConnState>> held;
   size_t recent_head = 0, recent_n = 0;
   uint64_t max_dns_ns = 0;  // longest lookup so far
-  // Inbound connections whose current request was read by each thread (by thread_uid). A thread
-  // that ever had two open at once multiplexes them (an event loop): its children are linked
-  // only while one is open, with less confidence. Entries go when empty, unless multiplexing.
+  // The open inbound connections whose last request each thread read (by thread_uid). A thread
+  // that ever had two at once multiplexes them (an event loop): its outbound requests are tied to
+  // an inbound one only while exactly one is unanswered, and with less confidence than those of
+  // a thread that serves one connection at a time. Entries go when empty, unless multiplexing.
   struct Serving {
     std::vector<uint32_t> conns;
     bool multiplexed = false;
@@ -639,8 +640,9 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     ConnState* parent = nullptr;
     if (it != p.serving.end()) {
       for (uint32_t id : it->second.conns) {
+        // A request read and not yet answered: what a server calls out for before it replies.
         ConnState* in = find(c.file, id);
-        if (!in || !in->serving) continue;
+        if (!in || !in->serving || !in->active().sending()) continue;
         if (parent) {  // two open on this thread: it is not known which one this was for
           parent = nullptr;
           break;

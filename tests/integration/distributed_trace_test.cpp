@@ -1,0 +1,217 @@
+// Distributed tracing with no code change (issue 11): three traced processes -- curl sending a
+// traceparent, a Python frontend service (ThreadingHTTPServer) that calls a Python backend
+// service -- make one trace in the OTLP export, with the traceparent's ids, parents along the
+// chain curl CLIENT -> frontend SERVER -> frontend CLIENT -> backend SERVER, in causal order.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/integration/export_util.h"
+#include "tests/integration/harness.h"
+
+namespace httptrace::itest {
+namespace {
+
+constexpr char kTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr char kSpanId[] = "00f067aa0ba902b7";
+
+// tests/servers/chain_service.py, traced, on port 0; it exits when we close its stdin.
+class Service {
+ public:
+  Service(const fs::path& trace_dir, std::optional<int> backend) {
+    std::vector<std::string> argv = {paths().python.string(), (paths().root / "tests/servers/chain_service.py").string()};
+    if (backend) {
+      argv.push_back("--backend");
+      argv.push_back(std::to_string(*backend));
+    }
+    RunOptions o;
+    o.preload = true;
+    o.env = trace_env(trace_dir);
+    if (!child_.start(argv, o, true, &error_)) return;
+    std::string line;
+    if (!child_.read_line(&line, milliseconds{10000}) || line.rfind("PORT ", 0) != 0) {
+      error_ = "service did not print its port: " + line;
+      return;
+    }
+    port_ = std::atoi(line.c_str() + 5);
+  }
+  ~Service() { stop(); }
+  // Ends the service and waits for it, so its trace file is complete.
+  RunResult stop() {
+    if (stopped_) return {};
+    stopped_ = true;
+    child_.close_stdin();
+    return child_.wait(milliseconds{10000});
+  }
+  int port() const { return port_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  Child child_;
+  int port_ = 0;
+  bool stopped_ = false;
+  std::string error_;
+};
+
+struct SpanView {
+  std::string trace_id, span_id, parent;
+  int kind = 0;
+  int64_t pid = 0;
+  uint64_t start = 0, end = 0;
+  std::map<std::string, std::string> attrs;  // string and int values as text
+};
+
+std::vector<SpanView> request_spans(const nlohmann::json& doc) {
+  std::vector<SpanView> out;
+  for (const auto& rs : doc["resourceSpans"]) {
+    int64_t pid = 0;
+    for (const auto& a : rs["resource"]["attributes"])
+      if (a["key"] == "process.pid") pid = std::stoll(a["value"]["intValue"].get<std::string>());
+    for (const auto& ss : rs["scopeSpans"])
+      for (const auto& s : ss["spans"]) {
+        SpanView v;
+        v.kind = s["kind"].get<int>();
+        if (v.kind != 2 && v.kind != 3) continue;  // SERVER, CLIENT
+        v.trace_id = s["traceId"];
+        v.span_id = s["spanId"];
+        v.parent = s.value("parentSpanId", "");
+        v.pid = pid;
+        v.start = std::stoull(s["startTimeUnixNano"].get<std::string>());
+        v.end = std::stoull(s["endTimeUnixNano"].get<std::string>());
+        for (const auto& a : s["attributes"]) {
+          const auto& val = a["value"];
+          v.attrs[a["key"]] = val.contains("stringValue") ? val["stringValue"].get<std::string>()
+                              : val.contains("intValue") ? val["intValue"].get<std::string>()
+                                                         : val.dump();
+        }
+        out.push_back(std::move(v));
+      }
+  }
+  return out;
+}
+
+const SpanView* find_span(const std::vector<SpanView>& spans, int kind, const std::string& key,
+                          const std::string& suffix) {
+  const SpanView* found = nullptr;
+  for (const SpanView& s : spans) {
+    auto it = s.attrs.find(key);
+    // url.path is compared whole, url.full by its end (the scheme and host are not the point).
+    if (s.kind != kind || it == s.attrs.end()) continue;
+    if (key == "url.path" ? it->second != suffix : !it->second.ends_with(suffix)) continue;
+    if (found) return nullptr;  // must be unique
+    found = &s;
+  }
+  return found;
+}
+
+TEST(DistributedTrace, CurlFrontendBackendIsOneTrace) {
+  TempDir traces, out;
+  Service backend(traces.path(), std::nullopt);
+  ASSERT_GT(backend.port(), 0) << backend.error();
+  Service frontend(traces.path(), backend.port());
+  ASSERT_GT(frontend.port(), 0) << frontend.error();
+
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(traces.path());
+  const std::string tp = std::string("00-") + kTraceId + "-" + kSpanId + "-01";
+  RunResult curl = run({"curl", "-sS", "-H", "traceparent: " + tp,
+                        "http://127.0.0.1:" + std::to_string(frontend.port()) + "/hello"}, o);
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  ASSERT_EQ(curl.out, "leaf\n");
+  frontend.stop();
+  backend.stop();
+
+  Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
+  ASSERT_TRUE(otlp.ok) << otlp.error;
+  const std::vector<SpanView> spans = request_spans(otlp.doc);
+  const SpanView* curl_client = find_span(spans, 3, "url.full", ":" + std::to_string(frontend.port()) + "/hello");
+  const SpanView* fe_server = find_span(spans, 2, "url.path", "/hello");
+  const SpanView* fe_client = find_span(spans, 3, "url.full", "/backend/hello");
+  const SpanView* be_server = find_span(spans, 2, "url.path", "/backend/hello");
+  ASSERT_TRUE(curl_client && fe_server && fe_client && be_server) << otlp.doc.dump(1).substr(0, 6000);
+
+  // One trace, the one the traceparent named; the curl span is the span it named.
+  for (const SpanView* s : {curl_client, fe_server, fe_client, be_server}) EXPECT_EQ(s->trace_id, kTraceId);
+  EXPECT_EQ(curl_client->span_id, kSpanId);
+  EXPECT_EQ(curl_client->parent, "");
+  EXPECT_EQ(fe_server->parent, curl_client->span_id);
+  EXPECT_EQ(fe_client->parent, fe_server->span_id);
+  EXPECT_EQ(be_server->parent, fe_client->span_id);
+  // Three processes: the frontend's two spans share a pid, nothing else does.
+  EXPECT_EQ(fe_server->pid, fe_client->pid);
+  EXPECT_NE(curl_client->pid, fe_server->pid);
+  EXPECT_NE(be_server->pid, fe_server->pid);
+
+  // Causal order: each call starts after its caller, and within the frontend the call it made
+  // ends before the answer it was needed for.
+  EXPECT_LE(curl_client->start, fe_server->start);
+  EXPECT_LE(fe_server->start, fe_client->start);
+  EXPECT_LE(fe_client->start, be_server->start);
+  EXPECT_LE(fe_client->end, fe_server->end);
+  EXPECT_GT(std::stoll(fe_server->attrs.at("httptrace.children_ns")), 0);
+
+  // The same links in the JSON export.
+  Export json = export_json(traces.path());
+  ASSERT_TRUE(json.ok) << json.error;
+  std::map<std::string, const nlohmann::json*> by_id;
+  for (const auto& c : json.doc["connections"]) by_id[c["id"].get<std::string>()] = &c;
+  int inbound = 0, children = 0;
+  for (const auto& c : json.doc["connections"]) {
+    if (c["direction"] == "inbound") {
+      ++inbound;
+      ASSERT_EQ(c["requests"].size(), 1u);
+      const auto& linked = c["requests"][0]["linked"];
+      ASSERT_TRUE(linked.is_string()) << c.dump();
+      const std::string client_conn = linked.get<std::string>().substr(0, linked.get<std::string>().find('#'));
+      ASSERT_TRUE(by_id.count(client_conn)) << linked;
+      EXPECT_EQ((*by_id[client_conn])["direction"], "outbound");
+      EXPECT_EQ((*by_id[client_conn])["requests"][0]["linked"], c["id"].get<std::string>() + "#0");
+    }
+    for (const auto& r : c["requests"]) {
+      if (!r["parent"].is_string()) continue;
+      ++children;
+      EXPECT_EQ(r["parent_confidence"], "thread");
+      const std::string parent_conn = r["parent"].get<std::string>().substr(0, r["parent"].get<std::string>().find('#'));
+      ASSERT_TRUE(by_id.count(parent_conn));
+      EXPECT_EQ((*by_id[parent_conn])["direction"], "inbound");
+      EXPECT_EQ((*by_id[parent_conn])["pid"], c["pid"]);
+    }
+  }
+  EXPECT_EQ(inbound, 2);   // the frontend's and the backend's
+  EXPECT_EQ(children, 1);  // the frontend's call to the backend
+}
+
+// Without a traceparent the trace is still one, named by its root (curl's request), and every
+// span below it is that trace's.
+TEST(DistributedTrace, WithoutTraceparentTheRootNamesTheTrace) {
+  TempDir traces, out;
+  Service backend(traces.path(), std::nullopt);
+  ASSERT_GT(backend.port(), 0) << backend.error();
+  Service frontend(traces.path(), backend.port());
+  ASSERT_GT(frontend.port(), 0) << frontend.error();
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(traces.path());
+  RunResult curl = run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(frontend.port()) + "/a"}, o);
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  frontend.stop();
+  backend.stop();
+  Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
+  ASSERT_TRUE(otlp.ok) << otlp.error;
+  const std::vector<SpanView> spans = request_spans(otlp.doc);
+  ASSERT_EQ(spans.size(), 4u);
+  int roots = 0;
+  for (const SpanView& s : spans) {
+    EXPECT_EQ(s.trace_id, spans[0].trace_id);
+    roots += s.parent.empty();
+  }
+  EXPECT_EQ(roots, 1);
+}
+
+}  // namespace
+}  // namespace httptrace::itest
