@@ -631,8 +631,11 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
       m->linked = fmt::format("{}#{}", c.c.id, x.index);
       from = m;
     }
+    // The traced client's span is its parent: the traceparent may name a span further up (a
+    // proxy passes its inbound one on unchanged), and it says the same trace.
     x.span_id = derive_span_id(anchor, c.c.id, x.index);
-    x.parent_span_id = tp ? tp->parent_span_id : from ? from->span_id : 0;
+    x.parent_span_id = from ? from->span_id : tp ? tp->parent_span_id : 0;
+    x.trace_id = from ? from->trace_id : tp ? tp->trace_id : derive_trace_id(anchor, c.c.id, x.index);
   } else {
     c.parent_file = ConnState::kNoFile;
     ProcState& p = *procs_[c.file];
@@ -660,10 +663,17 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
       from = px;
       account_child(c, x);
     }
-    x.span_id = tp ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
-    x.parent_span_id = from ? from->span_id : 0;
+    // A header sent only because a proxy passed on its inbound request's one, or one an earlier
+    // request on this connection already carried (one -H for several URLs), does not name this
+    // request's span: this request is a child of the span it names.
+    const auto& done = c.active().done();
+    const Exchange* prev = done.size() > 1 ? &done[done.size() - 2] : nullptr;
+    const bool names_it = tp && !(px && px->traceparent == x.traceparent) &&
+                          !(prev && prev->traceparent == x.traceparent);
+    x.span_id = names_it ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
+    x.parent_span_id = from ? from->span_id : tp && !names_it ? tp->parent_span_id : 0;
+    x.trace_id = tp ? tp->trace_id : from ? from->trace_id : derive_trace_id(anchor, c.c.id, x.index);
   }
-  x.trace_id = tp ? tp->trace_id : from ? from->trace_id : derive_trace_id(anchor, c.c.id, x.index);
 }
 
 // The exchange with that index on a connection still open, in the builder its exchanges come from.

@@ -4,7 +4,11 @@
 // chain curl CLIENT -> frontend SERVER -> frontend CLIENT -> backend SERVER, in causal order.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -211,6 +215,142 @@ TEST(DistributedTrace, WithoutTraceparentTheRootNamesTheTrace) {
     roots += s.parent.empty();
   }
   EXPECT_EQ(roots, 1);
+}
+
+// Debian's nginx as the middle tier, traced: a reverse proxy (master + worker, epoll loop) with a
+// keep-alive upstream pool in front of the backend service.
+class NginxProxy {
+ public:
+  NginxProxy(const fs::path& dir, const fs::path& trace_dir, int backend_port, int port) : port_(port) {
+    const std::string d = dir.string();
+    std::ofstream conf(dir / "nginx.conf");
+    conf << "daemon off;\n"
+         // The readiness signal: the master logs starting its worker once it listens.
+         << "error_log /dev/stdout notice;\n"
+         << "pid " << d << "/nginx.pid;\n"
+         // As root the workers would drop to nobody and could not create their trace files.
+         << (geteuid() == 0 ? "user root;\n" : "")
+         << "worker_processes 1;\nevents { worker_connections 64; }\n"
+         << "http {\n  access_log off;\n"
+         << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
+         << "  fastcgi_temp_path " << d << "/fcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
+         << "  scgi_temp_path " << d << "/scgi;\n"
+         << "  upstream backend { server 127.0.0.1:" << backend_port << "; keepalive 4; }\n"
+         << "  server {\n    listen 127.0.0.1:" << port << ";\n"
+         << "    location / { proxy_pass http://backend; proxy_http_version 1.1;\n"
+         << "                 proxy_set_header Connection \"\"; }\n  }\n}\n";
+    conf.close();
+    RunOptions o;
+    o.preload = true;
+    o.env = trace_env(trace_dir);
+    if (!child_.start({"nginx", "-e", "/dev/stdout", "-p", d, "-c", (dir / "nginx.conf").string()}, o, false, &error_)) return;
+    std::string line;
+    for (int i = 0; i < 50; ++i) {  // bounded: a handful of notice lines come first
+      if (!child_.read_line(&line, milliseconds{10000})) break;
+      if (line.find("start worker process") != std::string::npos) return;
+    }
+    error_ = "nginx did not start its worker: " + line + child_.wait(milliseconds{3000}).describe();
+  }
+  ~NginxProxy() { stop(); }
+  RunResult stop() {  // graceful: the master exits after its worker did
+    if (stopped_) return {};
+    stopped_ = true;
+    child_.signal(SIGQUIT);
+    return child_.wait(milliseconds{10000});
+  }
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  Child child_;
+  int port_;
+  bool stopped_ = false;
+  std::string error_;
+};
+
+TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
+  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
+  TempDir traces, out, nginx_dir;
+  Service backend(traces.path(), std::nullopt);
+  ASSERT_GT(backend.port(), 0) << backend.error();
+  int port = 0;
+  {
+    ClosedPort free;  // a port the kernel just gave out; nginx binds it once this lets go
+    port = free.port();
+  }
+  NginxProxy nginx(nginx_dir.path(), traces.path(), backend.port(), port);
+  ASSERT_TRUE(nginx.ok()) << nginx.error();
+
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(traces.path());
+  const std::string tp = std::string("00-") + kTraceId + "-" + kSpanId + "-01";
+  RunResult first = run({"curl", "-sS", "-H", "traceparent: " + tp, nginx.url("/a")}, o);
+  ASSERT_EQ(first.exit_code, 0) << first.describe();
+  RunResult more = run({"curl", "-sS", nginx.url("/b"), nginx.url("/c")}, o);
+  ASSERT_EQ(more.exit_code, 0) << more.describe();
+  ASSERT_EQ(more.out, "leaf\nleaf\n");
+  RunResult stopped = nginx.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
+  backend.stop();
+
+  // The worker's upstream pool: one connection to the backend carried all three requests.
+  Export json = export_json(traces.path());
+  ASSERT_TRUE(json.ok) << json.error;
+  const nlohmann::json* upstream = nullptr;
+  int nginx_inbound = 0;
+  for (const auto& c : json.doc["connections"]) {
+    const bool to_backend = c["peer"] == "127.0.0.1:" + std::to_string(backend.port());
+    if (to_backend && c["direction"] == "outbound") {
+      EXPECT_EQ(upstream, nullptr) << "a second upstream connection: " << c.dump();
+      upstream = &c;
+    }
+    if (c["local"] == "127.0.0.1:" + std::to_string(port) && c["direction"] == "inbound") ++nginx_inbound;
+  }
+  ASSERT_NE(upstream, nullptr) << json.doc.dump(1).substr(0, 4000);
+  EXPECT_EQ(nginx_inbound, 2);  // one per curl
+  ASSERT_EQ((*upstream)["requests"].size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const auto& r = (*upstream)["requests"][i];
+    EXPECT_EQ(r["reused"], i > 0);
+    ASSERT_TRUE(r["parent"].is_string()) << r.dump();  // the inbound request it was made for
+    ASSERT_TRUE(r["linked"].is_string()) << r.dump();  // the backend's side of the call
+  }
+
+  // Every curl request is one trace through the proxy: CLIENT -> SERVER -> CLIENT -> SERVER.
+  Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
+  ASSERT_TRUE(otlp.ok) << otlp.error;
+  const std::vector<SpanView> spans = request_spans(otlp.doc);
+  for (const std::string path : {"/a", "/b", "/c"}) {
+    SCOPED_TRACE(path);
+    // Followed down from curl's span by parent ids: the path is the same at every tier.
+    auto child_of = [&](const SpanView* parent, int kind) -> const SpanView* {
+      const SpanView* found = nullptr;
+      for (const SpanView& s : spans)
+        if (parent && s.kind == kind && s.parent == parent->span_id) found = found ? nullptr : &s;
+      return found;
+    };
+    const SpanView* curl_client = find_span(spans, 3, "url.full", std::to_string(port) + path);
+    const SpanView* proxy_server = child_of(curl_client, 2);
+    const SpanView* proxy_client = child_of(proxy_server, 3);
+    const SpanView* be_server = child_of(proxy_client, 2);
+    ASSERT_TRUE(curl_client && proxy_server && proxy_client && be_server) << otlp.doc.dump(1).substr(0, 6000);
+    EXPECT_EQ(proxy_server->attrs.at("url.path"), path);
+    EXPECT_TRUE(proxy_client->attrs.at("url.full").ends_with(std::to_string(backend.port()) + path));
+    EXPECT_EQ(proxy_server->pid, proxy_client->pid);  // the worker
+    EXPECT_NE(proxy_server->pid, be_server->pid);
+    EXPECT_EQ(be_server->attrs.at("url.path"), path);
+    for (const SpanView* s : {proxy_server, proxy_client, be_server}) EXPECT_EQ(s->trace_id, curl_client->trace_id);
+    // nginx passes the traceparent on unchanged: it names curl's span, not the proxy's call.
+    if (path == "/a") {
+      EXPECT_EQ(curl_client->trace_id, kTraceId);
+      EXPECT_EQ(curl_client->span_id, kSpanId);
+    }
+    EXPECT_LE(curl_client->start, proxy_server->start);
+    EXPECT_LE(proxy_server->start, proxy_client->start);
+    EXPECT_LE(proxy_client->start, be_server->start);
+  }
 }
 
 }  // namespace

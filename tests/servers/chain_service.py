@@ -11,6 +11,7 @@ own: the point is that an unmodified service is traced.
 import argparse
 import http.client
 import http.server
+import socket
 import sys
 import threading
 
@@ -21,6 +22,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body are two writes: without NODELAY, Nagle and the caller's delayed ACK
+        # add ~40 ms to every call, which is not what these tests are about.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):
         body = b"leaf\n"
