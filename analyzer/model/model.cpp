@@ -941,8 +941,11 @@ void Model::emit(ConnState& s) {
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
   const uint64_t anchor = traces_.files()[s.file].real_anchor_ns;
+  const bool inbound = c.direction == ConnDirection::kInbound;
   for (auto& x : c.requests) {
     n_reused_ += x.reused;
+    // Built with the request as the side that opens an exchange; on the wire a server received it.
+    if (inbound) std::swap(x.bytes_sent, x.bytes_received);
     if (x.span_id) continue;
     // Not opened by a request of its own (a server-first exchange, an h2 stream): its own root.
     x.span_id = derive_span_id(anchor, c.id, x.index);

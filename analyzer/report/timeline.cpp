@@ -214,6 +214,7 @@ class RowBuilder {
       head_ += '\n';
       text(head_);
     }
+    inbound_ = c.direction == ConnDirection::kInbound;
     for (const auto& x : c.requests) request(x);
     text("\n");
   }
@@ -268,6 +269,7 @@ class RowBuilder {
         head_.append(" FAILED(").append(t.error_text.empty() ? std::to_string(t.error) : printable(t.error_text)).append(")");
     }
     if (c.protocol) head_.append("  ").append(printable(*c.protocol));
+    if (c.direction == ConnDirection::kInbound) head_.append("  inbound (accepted)");
     if (c.inherited) head_.append("  inherited from ").append(c.parent_id);
     if (!c.close_ns) head_.append("  (still open at the end)");
     std::string out;
@@ -328,18 +330,28 @@ class RowBuilder {
       line_.put_duration(*x.idle_ns);
       line_.lit(" idle");
     }
-    line_.lit("  send ");
+    // A server's exchange: it read the request, worked on it, wrote the response.
+    if (inbound_) line_.lit("  read ");
+    else line_.lit("  send ");
     line_.put_duration(span(x.start_ns, x.sent_ns));
     if (x.first_byte_ns) {
-      line_.lit(" + wait ");
+      if (inbound_) line_.lit(" + work ");
+      else line_.lit(" + wait ");
       line_.put_duration(span(x.sent_ns, fb));
+      if (x.children_ns && *x.children_ns) {
+        line_.lit(" (");
+        line_.put_duration(*x.children_ns);
+        line_.lit(" in calls it made)");
+      }
       // A response that came in one read has no measurable receive time: the read returned
       // everything at once. "0ns" would read as an instant (or a failure).
       if (x.end_ns > fb) {
-        line_.lit(" + receive ");
+        if (inbound_) line_.lit(" + write ");
+        else line_.lit(" + receive ");
         line_.put_duration(span(fb, x.end_ns));
       } else {
-        line_.lit(" + receive in 1 read");
+        if (inbound_) line_.lit(" + write in 1 call");
+        else line_.lit(" + receive in 1 read");
       }
     } else {
       line_.lit(", no response");
@@ -348,7 +360,17 @@ class RowBuilder {
     line_.put_uint(x.bytes_sent);
     line_.lit("B out, ");
     line_.put_uint(x.bytes_received);
-    line_.lit("B in\n");
+    line_.lit("B in");
+    if (!x.parent.empty()) {
+      line_.lit("  for ");
+      line_.put(x.parent);
+    }
+    if (!x.linked.empty()) {
+      if (inbound_) line_.lit("  from ");
+      else line_.lit("  served as ");
+      line_.put(x.linked);
+    }
+    line_.put('\n');
     row_->append(line_.view());
   }
 
@@ -357,6 +379,7 @@ class RowBuilder {
   std::string* row_ = nullptr;
   Line line_;
   std::string head_, label_, target_, status_;
+  bool inbound_ = false;
 };
 
 // A tick every 1, 2 or 5 x 10^k ns, at least 10 columns apart, labelled in the unit of the step.
