@@ -98,6 +98,8 @@ class HarEntryWriter : public ConnectionSink {
   HarEntryWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
 
   void on_connection(const Connection& c) override {
+    // A HAR is what a client sent and got back; a server's side of the same calls is not that.
+    if (c.direction == ConnDirection::kInbound) return;
     bool prepared = false;
     for (const Exchange& x : c.requests) {
       if (x.method.empty()) continue;  // not HTTP: HAR has no place for it
