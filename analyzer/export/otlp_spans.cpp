@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "analyzer/model/addr_format.h"
+#include "analyzer/model/trace_context.h"
 
 namespace httptrace::analyzer::otlp {
 
@@ -106,8 +107,7 @@ Resources::Resources(const TraceSet& traces, std::string_view service_name)
     r.exe = f->exe;
     r.service_name = service_name_.empty() ? basename_of(f->exe) : service_name_;
     if (r.service_name.empty()) r.service_name = "unknown_service";
-    put64(r.trace_id.data(), mix(uint64_t(uint32_t(root->pid)) ^ mix(root->real_anchor_ns)));
-    put64(r.trace_id.data() + 8, mix(root->real_anchor_ns ^ 0x68747470ull) ^ uint32_t(root->pid));
+    r.trace_id = tree_trace_id(root->pid, root->real_anchor_ns);  // the model's, for its requests
   }
 }
 

@@ -192,6 +192,7 @@ struct Model::ConnState {
 
 struct Model::ProcState {
   std::string id_prefix;  // "pid" or "pid.gen" when an exec'd image reuses the pid
+  std::array<uint8_t, 16> tree_trace{};  // the trace of its process tree's own requests
   ConnTable<ConnState> conns;  // owns the open connections
   // The last kDnsTieWindow lookups, for tying connects: a ring whose slots are overwritten in
   // place, so their strings and vectors keep their buffers and a lookup costs no allocation.
@@ -253,6 +254,19 @@ Model::Model(const TraceSet& traces, ConnectionSink& sink, bool keep_dns)
     int gen = 0;
     for (size_t j = 0; j < i; ++j) gen += files[j].pid == files[i].pid;
     p->id_prefix = gen == 0 ? fmt::format("{}", files[i].pid) : fmt::format("{}.{}", files[i].pid, gen);
+    // The tree's root: the oldest loaded ancestor (the first file of each pid names it).
+    const TraceFile* root = &files[i];
+    for (size_t hops = 0; hops < files.size(); ++hops) {  // bounded: a pid cycle cannot loop
+      const TraceFile* up = nullptr;
+      for (const TraceFile& f : files)
+        if (f.pid == root->ppid) {
+          up = &f;
+          break;
+        }
+      if (!up || up == root) break;
+      root = up;
+    }
+    p->tree_trace = tree_trace_id(root->pid, root->real_anchor_ns);
     procs_.push_back(std::move(p));
   }
 }
@@ -672,7 +686,7 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
                           !(prev && prev->traceparent == x.traceparent);
     x.span_id = names_it ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
     x.parent_span_id = from ? from->span_id : tp && !names_it ? tp->parent_span_id : 0;
-    x.trace_id = tp ? tp->trace_id : from ? from->trace_id : derive_trace_id(anchor, c.c.id, x.index);
+    x.trace_id = tp ? tp->trace_id : from ? from->trace_id : procs_[c.file]->tree_trace;
   }
 }
 
@@ -947,9 +961,9 @@ void Model::emit(ConnState& s) {
     // Built with the request as the side that opens an exchange; on the wire a server received it.
     if (inbound) std::swap(x.bytes_sent, x.bytes_received);
     if (x.span_id) continue;
-    // Not opened by a request of its own (a server-first exchange, an h2 stream): its own root.
+    // Not opened by a request of its own (a server-first exchange, an h2 stream): a root.
     x.span_id = derive_span_id(anchor, c.id, x.index);
-    x.trace_id = derive_trace_id(anchor, c.id, x.index);
+    x.trace_id = inbound ? derive_trace_id(anchor, c.id, x.index) : procs_[s.file]->tree_trace;
   }
   sink_.on_connection(std::move(c));
 }

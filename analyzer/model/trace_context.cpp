@@ -52,6 +52,17 @@ std::optional<TraceParent> parse_traceparent(std::string_view v) {
   return tp;
 }
 
+std::array<uint8_t, 16> tree_trace_id(int32_t root_pid, uint64_t root_anchor_ns) {
+  const uint64_t pid = uint32_t(root_pid);
+  const uint64_t hi = mix(pid ^ mix(root_anchor_ns)), lo = mix(root_anchor_ns ^ 0x68747470ull) ^ pid;
+  std::array<uint8_t, 16> id{};
+  for (int i = 0; i < 8; ++i) {
+    id[i] = static_cast<uint8_t>(hi >> (56 - 8 * i));
+    id[8 + i] = static_cast<uint8_t>(lo >> (56 - 8 * i));
+  }
+  return id;
+}
+
 uint64_t derive_span_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index) {
   const uint64_t v = hash(anchor_ns, conn_id, index, 0x7370616eull);  // "span"
   return v ? v : 1;  // an all-zero span id is invalid

@@ -23,7 +23,12 @@ struct TraceParent {
 // (version not ff, ids not all zero; a future version may append fields after a '-').
 std::optional<TraceParent> parse_traceparent(std::string_view v);
 
-// Ids for a request that no traceparent names: the root of its own trace.
+// The trace of a process tree's own outbound requests (SPEC §9: a CLI run is one trace), from
+// the tree's root process: its pid and its trace file's wall-clock anchor.
+std::array<uint8_t, 16> tree_trace_id(int32_t root_pid, uint64_t root_anchor_ns);
+
+// Ids for a request that no traceparent names; an inbound one with no traced caller is the root
+// of its own trace (a service's requests are separate traces, not one per process).
 uint64_t derive_span_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index);
 std::array<uint8_t, 16> derive_trace_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index);
 
