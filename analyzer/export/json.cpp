@@ -3,7 +3,8 @@
 // Keys beyond SPEC §6 that are written only when known (absent means not captured / false):
 // per request `target_cut` (true: the recorder kept only the start of a long target),
 // `connection_close` (the response's Connection header said close, or not) and
-// `keep_alive_timeout_s` (its Keep-Alive timeout).
+// `keep_alive_timeout_s` (its Keep-Alive timeout); per connection `events_lost` (its process lost
+// events while it was open, so its numbers may be incomplete).
 //
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
@@ -112,6 +113,7 @@ class JsonConnectionWriter : public ConnectionSink {
     }
     w.key("protocol").value(c.protocol);
     w.key("direction").value(c.direction == ConnDirection::kInbound ? "inbound" : "outbound");
+    if (c.events_lost) w.key("events_lost").value(true);
     w.key("failed").value(c.failed());
     w.key("inherited").value(c.inherited);
     if (c.inherited) w.key("parent_id").value(c.parent_id);
@@ -277,6 +279,20 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("requests").value(model.requests());
   w.key("reused_requests").value(model.reused_requests());
   w.key("dropped_events").value(model.dropped_events());
+  // Keys are the names drop_cause_name() gives (a compile-time key each).
+  auto dropped = [&](tf::DropCause cause) {
+    uint64_t n = 0;
+    for (const TraceFile& f : traces.files()) n += f.dropped_by_cause[size_t(cause)];
+    return n;
+  };
+  w.key("dropped_by_cause").begin_object();
+  w.key("size_cap").value(dropped(tf::DropCause::kSizeCap));
+  w.key("disk_full").value(dropped(tf::DropCause::kDiskFull));
+  w.key("file_size_limit").value(dropped(tf::DropCause::kFileSizeLimit));
+  w.key("too_large").value(dropped(tf::DropCause::kTooLarge));
+  w.key("nested").value(dropped(tf::DropCause::kNested));
+  w.key("truncated").value(dropped(tf::DropCause::kTruncated));
+  w.end_object();
   w.key("warnings").value(uint64_t(traces.warnings().size()));
   w.end_object();
   w.end_object();

@@ -317,6 +317,11 @@ void Model::on_event(const Event& ev) {
   last_ts_ = std::max(last_ts_, ev.h->ts_ns);
   if (!procs_[ev.file]->held.empty()) expire_attempts(ev.file, ev.h->ts_ns, false);
   if (kind == K::kDns) return on_dns(ev);
+  if (kind == K::kLost) {
+    // Which connection lost what is not known; every one open in the process may miss events.
+    procs_[ev.file]->conns.for_each([](uint32_t, ConnState& s) { s.c.events_lost = true; });
+    return;
+  }
   const uint32_t conn = ev.h->conn;
   if (conn == 0) return;  // fork, exec, stacks: not tied to a connection
   switch (kind) {

@@ -150,6 +150,8 @@ struct Connection {
   std::string replaced;  // id of the connection it replaced or could have used; "" when none
   std::optional<uint64_t> replaced_idle_ns;  // how long that one had been idle when this opened
   std::vector<uint64_t> stack;  // return addresses at connect, innermost first (HTTPTRACE_STACKS=1)
+  // Its process lost events (LostEvent) while it was open: its numbers may be incomplete.
+  bool events_lost = false;
   uint32_t h2_streams = 0;      // h2: client streams opened (HEADERS sent on a new stream id)
   uint32_t h2_responses = 0;    // h2: streams the server answered (its first HEADERS on each)
   std::vector<bool> h2_answered;  // by client stream id / 2

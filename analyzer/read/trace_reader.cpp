@@ -106,6 +106,19 @@ constexpr uint32_t kNoForce = std::numeric_limits<uint32_t>::max();
 }  // namespace
 
 size_t event_min_size(uint16_t kind) { return kind_info(kind).min_size; }
+const char* drop_cause_name(size_t cause) {
+  switch (static_cast<tf::DropCause>(cause)) {
+    case tf::DropCause::kSizeCap: return "size_cap";
+    case tf::DropCause::kDiskFull: return "disk_full";
+    case tf::DropCause::kFileSizeLimit: return "file_size_limit";
+    case tf::DropCause::kTooLarge: return "too_large";
+    case tf::DropCause::kNested: return "nested";
+    case tf::DropCause::kTruncated: return "truncated";
+  }
+  return nullptr;
+}
+
+
 std::string_view event_kind_name(uint16_t kind) { return kind_info(kind).name; }
 
 uint64_t order_time(const tf::EventHeader* h) {

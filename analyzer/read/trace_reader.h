@@ -192,5 +192,7 @@ uint64_t order_time(const tf::EventHeader* h);
 // Minimum size of each event kind's fixed part; 0 for a kind this reader does not know.
 size_t event_min_size(uint16_t kind);
 std::string_view event_kind_name(uint16_t kind);
+// A DropCause's name ("size_cap", ...), nullptr for a slot no cause uses yet.
+const char* drop_cause_name(size_t cause);
 
 }  // namespace httptrace::analyzer

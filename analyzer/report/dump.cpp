@@ -40,18 +40,6 @@ std::string error_text(int32_t e) {
   return std::to_string(e);
 }
 
-const char* drop_cause_name(size_t cause) {
-  switch (static_cast<tf::DropCause>(cause)) {
-    case tf::DropCause::kSizeCap: return "size_cap";
-    case tf::DropCause::kDiskFull: return "disk_full";
-    case tf::DropCause::kFileSizeLimit: return "file_size_limit";
-    case tf::DropCause::kTooLarge: return "too_large";
-    case tf::DropCause::kNested: return "nested";
-    case tf::DropCause::kTruncated: return "truncated";
-  }
-  return nullptr;
-}
-
 std::string drop_cause_text(size_t cause) {
   const char* n = drop_cause_name(cause);
   return n ? n : fmt::format("cause{}", cause);

@@ -272,6 +272,7 @@ class RowBuilder {
     if (c.direction == ConnDirection::kInbound) head_.append("  inbound (accepted)");
     if (c.inherited) head_.append("  inherited from ").append(c.parent_id);
     if (!c.close_ns) head_.append("  (still open at the end)");
+    if (c.events_lost) head_.append("  (events lost while open: may be incomplete)");
     std::string out;
     st_.wrap(out, head_, kBold);
     if (c.pool_miss) {

@@ -74,8 +74,8 @@ TEST_F(RecorderLimits, FirstNetworkCallWithThreadsDoesNotGrowTheDescriptorTable)
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out.substr(0, 5), "same ") << r.out;
   ASSERT_EQ(files_in(dir_.path()).size(), 1u) << "the lookup was recorded";
-  // Generous: the stall was >= 9 ms; a loaded 2-CPU machine may add a few ms of its own.
-  EXPECT_LT(std::stol(r.out.substr(5)), 8000) << r.out;
+  // The table not growing is what removes the stall; its time is measured in bench/ (a timed
+  // assertion here failed on a loaded machine without any stall).
 }
 
 // ulimit -f: exit 153 (SIGXFSZ) at the first network event before; now the same as untraced.

@@ -824,3 +824,26 @@ TEST(Model, SocketSurvivingExecIsTheSameConnection) {
 
 }  // namespace
 }  // namespace httptrace::testing
+
+namespace httptrace::testing {
+namespace {
+
+TEST(Model, ConnectionsOpenWhenEventsWereLostSaySo) {
+  TraceBuilder b(500);
+  b.socket(1, 100 * us, 1, 3);
+  b.connect(1, 110 * us, 1, 3, kPeer, 10 * us);
+  b.lost(2, 200 * us, 4, tf::DropCause::kDiskFull);  // another thread of the process lost four
+  b.send(1, 300 * us, 1, 80, 5 * us, "GET /a HTTP/1.1");
+  b.recv(1, 310 * us, 1, 100, 5 * us, "HTTP/1.1 200 OK");
+  b.close(1, 400 * us, 1, 3);
+  b.socket(1, 500 * us, 2, 3);  // opened after: nothing of it can have been lost before
+  b.connect(1, 510 * us, 2, 3, kPeer, 10 * us);
+  b.close(1, 600 * us, 2, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 2u);
+  EXPECT_TRUE(out.by_conn(1)->events_lost);
+  EXPECT_FALSE(out.by_conn(2)->events_lost);
+}
+
+}  // namespace
+}  // namespace httptrace::testing
