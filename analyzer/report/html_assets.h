@@ -121,9 +121,21 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
   var tip = document.getElementById('tip');
   var sel = document.getElementById('sel');
   var body = document.getElementById('wfbody');
-  var T = Math.max(meta.end, 1);
-  var view = { a: 0, b: T };
   conns.sort(function (x, y) { return x.start - y.start || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0); });
+  function lastSeen(c) {
+    var t = c.start;
+    if (c.dns) t = Math.max(t, c.dns[0] + c.dns[1]);
+    if (c.connect) t = Math.max(t, c.connect[0] + c.connect[1]);
+    if (c.tls) t = Math.max(t, c.tls.start + c.tls.dur);
+    c.reqs.forEach(function (r) { t = Math.max(t, r.end); });
+    return t;
+  }
+  // The axis covers what is drawn: the whole trace when every connection is, else up to the
+  // last drawn one (the first N to complete of a long trace would be a sliver of its span).
+  var T = 1;
+  if (meta.drawn === meta.connections) T = Math.max(meta.end, 1);
+  else conns.forEach(function (c) { T = Math.max(T, c.end !== undefined ? c.end : lastSeen(c)); });
+  var view = { a: 0, b: T };
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -144,7 +156,7 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
     lane.appendChild(e);
   }
   function label(r) { return r.method ? r.method + ' ' + (r.target || '') + (r.cut ? '\u2026' : '') : 'request ' + r.i; }
-  function connEnd(c) { return c.end !== undefined ? c.end : T; }
+  function connEnd(c) { return c.end !== undefined ? c.end : Math.max(meta.end, lastSeen(c)); }
 
   function draw() {
     var frag = document.createDocumentFragment();
@@ -158,6 +170,7 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
       lbl.appendChild(el('span', 'reason' + (c.poolMiss ? ' miss' : ''), why));
       var names = c.reqs.slice(0, 20).map(label);
       if (c.reqs.length > 20 || c.reqsLeftOut) names.push('\u2026');
+      if (c.h2Streams) names.push('h2: ' + c.h2Streams + ' streams');
       lbl.appendChild(el('span', 'targets', names.join(' \u00b7 ')));
       lbl.title = c.id + ' ' + c.ep;
       var trk = el('div', 'trk');
@@ -195,11 +208,14 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
     view = { a: a, b: a + span };
     rows.style.setProperty('--z', String(T / span));
     rows.style.setProperty('--o', String(a / T));
+    rows.dataset.view = Math.round(view.a) + '-' + Math.round(view.b);
     ticks.textContent = '';
     var step = niceStep(span), digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(step / 1e6))));
     for (var t = Math.ceil(a / step) * step; t <= view.b; t += step) {
+      var x = (t - a) / span * 100;
+      if (x > 93) break;  // a label there would be cut by the edge
       var s = el('span', null, (t / 1e6).toFixed(digits) + ' ms');
-      s.style.left = ((t - a) / span * 100) + '%';
+      s.style.left = x + '%';
       ticks.appendChild(s);
     }
     document.getElementById('range').textContent =
@@ -265,6 +281,7 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
       line(tip, 'open for', ms(connEnd(c) - c.start));
       line(tip, 'pid', c.pid);
       line(tip, 'protocol', c.proto);
+      line(tip, 'http/2 streams opened', c.h2Streams);
       line(tip, 'new because', c.reason || '\u2014');
       if (c.poolMiss) line(tip, 'pool miss', 'opened while another connection to this endpoint sat idle');
       line(tip, 'replaced', c.replaced);
@@ -331,6 +348,20 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
   setView(0, T);
   rows.dataset.drawn = String(conns.length);
   rows.dataset.renderMs = (performance.now() - began).toFixed(1);
+
+  // For the tests, which drive a headless browser without an input device: hover the first
+  // request's send bar, then drag across the middle half of the chart (file:///...#selftest).
+  if (location.hash === '#selftest') {
+    var s = rows.querySelector('.seg.send'), t = trackBox();
+    if (s && t) {
+      var b = s.getBoundingClientRect(), y = t.top + t.height / 2;
+      s.dispatchEvent(new MouseEvent('mousemove', { bubbles: true, clientX: b.left, clientY: b.top }));
+      var track = rows.querySelector('.trk');
+      track.dispatchEvent(new MouseEvent('mousedown', { bubbles: true, button: 0, clientX: t.left + t.width / 4, clientY: y }));
+      window.dispatchEvent(new MouseEvent('mousemove', { clientX: t.left + t.width * 3 / 4, clientY: y }));
+      window.dispatchEvent(new MouseEvent('mouseup', { clientX: t.left + t.width * 3 / 4, clientY: y }));
+    }
+  }
 })();
 </script>
 )JS";

@@ -39,13 +39,14 @@ struct Rendered {
 };
 
 // The page after its script ran, in a browser profile of its own (so parallel runs don't share one).
-Rendered render(const fs::path& page, const fs::path& work, const std::vector<std::string>& extra = {}) {
+Rendered render(const fs::path& page, const fs::path& work, const std::vector<std::string>& extra = {},
+                const std::string& fragment = "") {
   std::vector<std::string> argv = {chromium_path(), "--headless", "--no-sandbox", "--disable-gpu",
                                    "--user-data-dir=" + (work / "chromium-profile").string(),
                                    "--enable-logging=stderr", "--v=0"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   if (extra.empty()) argv.push_back("--dump-dom");
-  argv.push_back("file://" + page.string());
+  argv.push_back("file://" + page.string() + fragment);
   RunOptions o;
   o.timeout = milliseconds(90000);
   Rendered r;
@@ -138,7 +139,7 @@ class HtmlReport : public TracedTest {
         << m.str();
     EXPECT_NE(html.find("default-src 'none'"), std::string::npos);
 
-    Rendered r = render(page, work_);
+    Rendered r = render(page, work_.path());
     EXPECT_EQ(r.run.exit_code, 0) << r.run.describe();
     EXPECT_TRUE(r.console.empty()) << "console messages from the page:\n" << ::testing::PrintToString(r.console);
     const std::string rows = drawn_rows(r.dom);
@@ -191,9 +192,37 @@ TEST_F(HtmlReport, CurlKeepAliveAndANewConnection) {
   ASSERT_EQ(procs.size(), 1u);
   EXPECT_NE(procs[0][2].find("curl"), std::string::npos);
 
+  // Hovering the first request's send bar shows its exact phases; dragging across the middle
+  // half of the chart zooms to it (the page's #selftest drives both, there being no mouse).
+  Rendered driven = render(page, work_.path(), {"--dump-dom"}, "#selftest");
+  EXPECT_TRUE(driven.console.empty()) << ::testing::PrintToString(driven.console);
+  const size_t tip_at = driven.dom.find("<div id=\"tip\"");
+  ASSERT_NE(tip_at, std::string::npos);
+  const std::string tip = driven.dom.substr(tip_at, driven.dom.find("</div>", tip_at) - tip_at);
+  EXPECT_EQ(tip.find(" hidden"), std::string::npos) << tip;
+  const json* first = nullptr;
+  for (const json& c : doc["connections"])
+    if (!first || c["start_ns"].get<uint64_t>() < (*first)["start_ns"].get<uint64_t>()) first = &c;
+  ASSERT_TRUE(first && !(*first)["requests"].empty());
+  const json& q = (*first)["requests"][0];
+  char want[96];
+  std::snprintf(want, sizeof want, "send: %.3f ms  (at %.3f", (q["sent_ns"].get<double>() - q["start_ns"].get<double>()) / 1e6,
+                q["start_ns"].get<double>() / 1e6);
+  EXPECT_NE(tip.find(want), std::string::npos) << want << " not in " << tip;
+  EXPECT_NE(tip.find("<b>" + (*first)["id"].get<std::string>() + " "), std::string::npos) << tip;
+  std::smatch view;
+  ASSERT_TRUE(std::regex_search(driven.dom, view, std::regex("data-view=\"([0-9]+)-([0-9]+)\"")));
+  const double a = std::stod(view[1]), b = std::stod(view[2]);
+  std::smatch whole;
+  const std::string html = read_file(page);
+  ASSERT_TRUE(std::regex_search(html, whole, std::regex("id=\"ht-meta\">\\{\"end\":([0-9]+)")));
+  const double span = std::stod(whole[1]);
+  EXPECT_NEAR(a, span / 4, span / 20);
+  EXPECT_NEAR(b, span * 3 / 4, span / 20);
+
   // At 1280x800 the browser makes a picture of it.
   const fs::path png = work_ / "report.png";
-  Rendered shot = render(page, work_, {"--window-size=1280,800", "--screenshot=" + png.string()});
+  Rendered shot = render(page, work_.path(), {"--window-size=1280,800", "--screenshot=" + png.string()});
   EXPECT_EQ(shot.run.exit_code, 0) << shot.run.describe();
   EXPECT_TRUE(shot.console.empty()) << ::testing::PrintToString(shot.console);
   const std::string img = read_file(png);
@@ -254,7 +283,7 @@ TEST_F(HtmlReport, TenThousandConnectionsDrawCapped) {
   ASSERT_EQ(rep.exit_code, 0) << rep.describe();
   const std::string html = read_file(page);
   EXPECT_NE(html.find("draws the first 5000 connections to complete; 5000 more are left out"), std::string::npos);
-  Rendered r = render(page, work_);
+  Rendered r = render(page, work_.path());
   EXPECT_TRUE(r.console.empty()) << ::testing::PrintToString(r.console);
   EXPECT_EQ(count(drawn_rows(r.dom), "class=\"row\""), 5000u);
   std::smatch m;
