@@ -230,6 +230,13 @@ TEST_F(HtmlReport, CurlKeepAliveAndANewConnection) {
   EXPECT_EQ(img.substr(0, 8), "\x89PNG\r\n\x1a\n");
   EXPECT_EQ(be32(img, 16), 1280u);
   EXPECT_EQ(be32(img, 20), 800u);
+
+  // And prints (@media print): the browser's own print path makes a PDF of it.
+  const fs::path pdf = work_ / "report.pdf";
+  Rendered printed = render(page, work_.path(), {"--no-pdf-header-footer", "--print-to-pdf=" + pdf.string()});
+  EXPECT_EQ(printed.run.exit_code, 0) << printed.run.describe();
+  EXPECT_TRUE(printed.console.empty()) << ::testing::PrintToString(printed.console);
+  EXPECT_EQ(read_file(pdf).substr(0, 5), "%PDF-") << "no PDF at " << pdf;
 }
 
 // `run --export json -o F --report F.html`: the traced command's output and status are its own,
