@@ -146,23 +146,56 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
   function ms(ns) { return (ns / 1e6).toFixed(3) + ' ms'; }
   function at(ns) { return (ns / 1e6).toFixed(3); }
   function pct(ns) { return (ns / T * 100) + '%'; }
+  // One style string per bar (one CSS parse) and the bar's identity as plain properties, not
+  // data-* attributes: a page of 5,000 connections has some 60,000 bars.
   function seg(lane, kind, start, dur, ci, ri, extra) {
-    var e = el('div', 'seg ' + kind + (extra ? ' ' + extra : ''));
-    e.style.left = pct(start);
-    e.style.width = pct(Math.max(dur, 0));
-    e.dataset.c = ci;
-    e.dataset.k = kind;
-    if (ri !== undefined) e.dataset.r = ri;
+    var e = document.createElement('div');
+    e.className = 'seg ' + kind + (extra ? ' ' + extra : '');
+    e.style.cssText = 'left:' + pct(start) + ';width:' + pct(Math.max(dur, 0));
+    e.htC = ci;
+    e.htK = kind;
+    e.htR = ri;
     lane.appendChild(e);
   }
   function label(r) { return r.method ? r.method + ' ' + (r.target || '') + (r.cut ? '\u2026' : '') : 'request ' + r.i; }
   function connEnd(c) { return c.end !== undefined ? c.end : Math.max(meta.end, lastSeen(c)); }
 
+  // A row's bars are made when it comes near the screen (or the page is printed); the first
+  // rows at once, so the first screen is whole as soon as the script has run.
+  var kEager = 150, lanes = [];
+  function fill(ci) {
+    var lane = lanes[ci];
+    if (!lane || lane.filled) return;
+    lane.filled = true;
+    var c = conns[ci];
+    seg(lane, 'life', c.start, connEnd(c) - c.start, ci);
+    if (c.dns) seg(lane, 'dns', c.dns[0], c.dns[1], ci);
+    if (c.connect) seg(lane, 'connect', c.connect[0], c.connect[1], ci, undefined, c.connErr ? 'fail' : '');
+    if (c.tls) seg(lane, 'tls', c.tls.start, c.tls.dur, ci, undefined, c.tls.err ? 'fail' : '');
+    c.reqs.forEach(function (r, ri) {
+      if (r.idle !== undefined && r.reused) seg(lane, 'idle', r.start - r.idle, r.idle, ci, ri);
+      var fb = r.fb !== undefined ? r.fb : r.end;
+      var bad = r.failed !== undefined ? 'fail' : '';
+      seg(lane, 'send', r.start, r.sent - r.start, ci, ri, bad);
+      seg(lane, 'wait', r.sent, fb - r.sent, ci, ri, bad);
+      if (r.fb !== undefined) seg(lane, 'receive', r.fb, r.end - r.fb, ci, ri, bad);
+    });
+  }
+  function fillAll() { for (var i = 0; i < lanes.length; ++i) fill(i); }
+  var watch = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (en) {
+      if (!en.isIntersecting) return;
+      fill(en.target.htC);
+      watch.unobserve(en.target);
+    });
+  }, { rootMargin: '800px 0px' }) : null;
+  window.addEventListener('beforeprint', fillAll);
+
   function draw() {
     var frag = document.createDocumentFragment();
     conns.forEach(function (c, ci) {
       var row = el('div', 'row');
-      row.dataset.c = ci;
+      row.htC = ci;
       var lbl = el('div', 'lbl');
       lbl.appendChild(el('span', 'cid', c.id));
       lbl.appendChild(el('span', 'cep', c.ep));
@@ -172,25 +205,16 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
       if (c.reqs.length > 20 || c.reqsLeftOut) names.push('\u2026');
       if (c.h2Streams) names.push('h2: ' + c.h2Streams + ' streams');
       lbl.appendChild(el('span', 'targets', names.join(' \u00b7 ')));
-      lbl.title = c.id + ' ' + c.ep;
+      lbl.title = c.id + '  ' + c.ep + '  ' + names.join(' \u00b7 ');
       var trk = el('div', 'trk');
       var lane = el('div', 'lane');
-      seg(lane, 'life', c.start, connEnd(c) - c.start, ci);
-      if (c.dns) seg(lane, 'dns', c.dns[0], c.dns[1], ci);
-      if (c.connect) seg(lane, 'connect', c.connect[0], c.connect[1], ci, undefined, c.connErr ? 'fail' : '');
-      if (c.tls) seg(lane, 'tls', c.tls.start, c.tls.dur, ci, undefined, c.tls.err ? 'fail' : '');
-      c.reqs.forEach(function (r, ri) {
-        if (r.idle !== undefined && r.reused) seg(lane, 'idle', r.start - r.idle, r.idle, ci, ri);
-        var fb = r.fb !== undefined ? r.fb : r.end;
-        var bad = r.failed !== undefined ? 'fail' : '';
-        seg(lane, 'send', r.start, r.sent - r.start, ci, ri, bad);
-        seg(lane, 'wait', r.sent, fb - r.sent, ci, ri, bad);
-        if (r.fb !== undefined) seg(lane, 'receive', r.fb, r.end - r.fb, ci, ri, bad);
-      });
+      lanes.push(lane);
       trk.appendChild(lane);
       row.appendChild(lbl);
       row.appendChild(trk);
       frag.appendChild(row);
+      if (ci < kEager || !watch) fill(ci);
+      else watch.observe(row);
     });
     if (!conns.length) frag.appendChild(el('p', 'empty', 'no connections in the trace'));
     rows.appendChild(frag);
@@ -239,8 +263,8 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
     line(parent, name, ms(dur) + '  (at ' + at(start) + ' \u2013 ' + at(start + dur) + ' ms)');
   }
   function details(e) {
-    var c = conns[+e.dataset.c], k = e.dataset.k;
-    var r = e.dataset.r !== undefined ? c.reqs[+e.dataset.r] : null;
+    var c = conns[e.htC], k = e.htK;
+    var r = e.htR !== undefined ? c.reqs[e.htR] : null;
     tip.textContent = '';
     tip.appendChild(el('b', null, c.id + '  ' + c.ep + (c.host && c.peer ? '  (' + c.peer + ')' : '')));
     if (k === 'dns') {
@@ -303,13 +327,14 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
   rows.addEventListener('mousemove', function (ev) {
     var e = ev.target.closest ? ev.target.closest('.seg') : null;
     if (!e || drag) { tip.hidden = true; return; }
-    if (tip.dataset.for !== e.dataset.c + '/' + e.dataset.k + '/' + e.dataset.r) {
+    if (shown !== e) {
       details(e);
-      tip.dataset.for = e.dataset.c + '/' + e.dataset.k + '/' + e.dataset.r;
+      shown = e;
     }
     tip.hidden = false;
     place(ev);
   });
+  var shown = null;
   rows.addEventListener('mouseleave', function () { tip.hidden = true; });
 
   var drag = null;
