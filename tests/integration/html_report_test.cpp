@@ -144,12 +144,13 @@ class HtmlReport : public TracedTest {
     EXPECT_TRUE(r.console.empty()) << "console messages from the page:\n" << ::testing::PrintToString(r.console);
     const std::string rows = drawn_rows(r.dom);
     EXPECT_EQ(count(rows, "class=\"row\""), doc["connections"].size()) << rows;
+    EXPECT_EQ(count(rows, "<b>"), 0u) << "a target became markup";
     for (const json& c : doc["connections"])
-      for (const json& q : c["requests"])
-        if (q["target"].is_string())
-          EXPECT_NE(rows.find(as_dom_text(q["method"].get<std::string>() + " " + q["target"].get<std::string>())),
-                    std::string::npos)
-              << q["target"] << " not drawn";
+      for (const json& q : c["requests"]) {
+        if (!q["target"].is_string()) continue;
+        const std::string text = q["method"].get<std::string>() + " " + q["target"].get<std::string>();
+        EXPECT_NE(rows.find(as_dom_text(text)), std::string::npos) << text << " not drawn";
+      }
 
     auto table = table_rows(r.dom, "reuse-table");
     auto expected = reuse_report(trace);
