@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -68,6 +71,24 @@ std::string endpoint_of(const Connection& c) {
   return fmt::format("{}:{}", key, c.peer.port);
 }
 
+// How long a pooled connection sat idle before reuse found it dead: the server's keep-alive
+// timeout shows as the bucket where failures begin.
+constexpr std::array<std::pair<uint64_t, const char*>, 6> kIdleBuckets = {{
+    {1'000'000'000, "under 1 s"},
+    {5'000'000'000, "1–5 s"},
+    {15'000'000'000, "5–15 s"},
+    {60'000'000'000, "15–60 s"},
+    {300'000'000'000, "1–5 min"},
+    {UINT64_MAX, "5 min or more"},
+}};
+
+size_t idle_bucket(std::optional<uint64_t> idle_ns) {
+  if (!idle_ns) return kIdleBuckets.size();
+  size_t i = 0;
+  while (i + 1 < kIdleBuckets.size() && *idle_ns >= kIdleBuckets[i].first) ++i;
+  return i;
+}
+
 struct ReplacedRow {
   std::string id, endpoint, reason, replaced;
   std::optional<uint64_t> replaced_idle_ns;
@@ -95,6 +116,7 @@ class ReportSink : public ConnectionSink {
       end_ns = std::max(end_ns, rel(x.end_ns));
       if (x.reused && x.failed_errno) {
         ++stale_failures;
+        ++stale_by_idle[idle_bucket(x.idle_ns)];
         if (stale.size() < opt_.max_listed)
           stale.push_back({c.id, endpoint_of(c), x.method.empty() ? std::string() : x.method + " " + x.target, x.index,
                            x.idle_ns, *x.failed_errno});
@@ -184,6 +206,7 @@ class ReportSink : public ConnectionSink {
   ReuseCollector reuse;
   uint64_t connections = 0, requests = 0, drawn = 0, drawn_exchanges = 0, exchanges_left_out = 0;
   uint64_t stale_failures = 0, replaced_total = 0, pool_misses = 0;
+  std::array<uint64_t, kIdleBuckets.size() + 1> stale_by_idle{};  // the last: idle time unknown
   int64_t end_ns = 0;
   // Connections by NewReason (kNone first, rendered as a dash until the model knows the reason).
   // Room for reasons the model may add after these; one past the room would go uncounted.
@@ -323,6 +346,15 @@ void write_stale(std::FILE* out, const ReportSink& s) {
                      td("n", r.idle_ns ? ms(*r.idle_ns) : "\u2014"), td("err", html(failure_name(r.error))));
   if (s.stale_failures == 0) h += "<tr><td colspan=\"6\">none</td></tr>\n";
   h += "</tbody></table>\n";
+  if (s.stale_failures) {
+    h += "<table class=\"data narrow\" id=\"stale-idle-table\"><thead><tr><th>idle before the request</th>"
+         "<th>failures</th></tr></thead><tbody>\n";
+    for (size_t i = 0; i < s.stale_by_idle.size(); ++i)
+      if (s.stale_by_idle[i])
+        h += fmt::format("<tr>{}{}</tr>\n", td("idle", i < kIdleBuckets.size() ? kIdleBuckets[i].second : "unknown"),
+                         td("n", std::to_string(s.stale_by_idle[i])));
+    h += "</tbody></table>\n";
+  }
   if (s.stale_failures > s.stale.size())
     h += fmt::format("<p class=\"note\">{} more are counted but not listed.</p>\n", s.stale_failures - s.stale.size());
   h += "</section>\n";
