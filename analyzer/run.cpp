@@ -1,6 +1,10 @@
-// `httptrace run [-o DIR] [--stacks] [--] CMD [ARGS...]`: trace CMD and its children, then print
-// the timeline and the reuse report after the program's own output, and exit with its status.
-// Like a shell: 127 when CMD is not found, 126 when it was found but could not be executed.
+// `httptrace run [-o DIR] [--stacks] [--export FORMAT -o FILE]... [--report FILE.html] [--] CMD
+// [ARGS...]`: trace CMD and its children, then print the timeline and the reuse report after the
+// program's own output, write the exports and the HTML report asked for, and exit with CMD's
+// status. Like a shell: 127 when CMD is not found, 126 when it was found but could not be executed.
+//
+// `-o` names the trace directory, except right after `--export FORMAT`, where it names that
+// export's file (and `--endpoint URL` there pushes an otlp export instead).
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,11 +15,15 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/export/otlp.h"
+#include "analyzer/report/html_report.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 
@@ -91,6 +99,32 @@ bool read_all(int fd, void* buf, size_t n) {
   return true;
 }
 
+struct ExportRequest {
+  std::string format, out, endpoint;
+};
+
+// One export of the run's traces; false (with a message on stderr) when it failed.
+bool write_export(TraceSet& traces, const std::string& dir, const ExportRequest& e) {
+  if (e.format == "otlp") return export_otlp({dir}, e.out, e.endpoint) == 0;
+  bool (*write)(TraceSet&, std::FILE*) = e.format == "json" ? write_json : e.format == "har" ? write_har : write_chrome;
+  AtomicOutput out;
+  if (!out.open(e.out)) {
+    fmt::print(stderr, "httptrace: {}\n", out.error());
+    return false;
+  }
+  traces.start();
+  if (!write(traces, out.file())) {
+    out.abandon();
+    fmt::print(stderr, "httptrace: {}: write failed\n", printable(e.out));
+    return false;
+  }
+  if (!out.commit()) {
+    fmt::print(stderr, "httptrace: {}\n", out.error());
+    return false;
+  }
+  return true;
+}
+
 int exit_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -100,8 +134,9 @@ int exit_status(int status) {
 }  // namespace
 
 int cmd_run(const Args& args) {
-  std::string dir;
+  std::string dir, report_path;
   bool stacks = false;
+  std::vector<ExportRequest> exports;
   size_t i = 0;
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -109,7 +144,38 @@ int cmd_run(const Args& args) {
       ++i;
       break;
     }
-    if (a == "-o" || a == "--output") {
+    if (a == "--export" || a.starts_with("--export=")) {
+      ExportRequest e;
+      if (a == "--export") {
+        if (i + 1 >= args.size()) return usage_error("run: --export needs a FORMAT");
+        e.format = args[++i];
+      } else {
+        e.format = a.substr(9);
+      }
+      if (e.format != "json" && e.format != "har" && e.format != "chrome" && e.format != "otlp")
+        return usage_error(
+            fmt::format("run: unknown export format '{}' (supported: json, har, chrome, otlp)", printable(e.format)));
+      for (bool more = true; more && i + 1 < args.size();) {
+        const std::string& b = args[i + 1];
+        more = false;
+        if ((b == "-o" || b == "--output" || b == "--endpoint") && i + 2 >= args.size())
+          return usage_error(fmt::format("run: {} needs a value", b));
+        if (b == "-o" || b == "--output") e.out = args[i + 2], i += 2, more = true;
+        else if (b.starts_with("--output=")) e.out = b.substr(9), i += 1, more = true;
+        else if (b == "--endpoint" && e.format == "otlp") e.endpoint = args[i + 2], i += 2, more = true;
+        else if (b.starts_with("--endpoint=") && e.format == "otlp") e.endpoint = b.substr(11), i += 1, more = true;
+      }
+      // stdout carries the program's output and the reports: an export needs a place of its own.
+      if (e.out.empty() && e.endpoint.empty())
+        return usage_error(fmt::format("run: --export {} needs -o FILE right after it{}", e.format,
+                                       e.format == "otlp" ? " (or --endpoint URL)" : ""));
+      exports.push_back(std::move(e));
+    } else if (a == "--report") {
+      if (i + 1 >= args.size()) return usage_error("run: --report needs a file");
+      report_path = args[++i];
+    } else if (a.starts_with("--report=")) {
+      report_path = a.substr(9);
+    } else if (a == "-o" || a == "--output") {
       if (i + 1 >= args.size()) return usage_error("run: -o needs a directory");
       dir = args[++i];
     } else if (a.starts_with("--output=")) {
@@ -214,6 +280,15 @@ int cmd_run(const Args& args) {
   traces.start();
   write_reuse(traces, stdout);
   if (std::fflush(stdout) != 0 || !wrote) fmt::print(stderr, "httptrace: writing the report failed\n");
+  // Failures here are reported but do not replace CMD's status: that is what run returns.
+  for (const ExportRequest& e : exports)
+    if (write_export(traces, dir, e) && !e.out.empty())
+      fmt::print(stderr, "httptrace: wrote the {} export to {}\n", e.format, printable(e.out));
+  if (!report_path.empty()) {
+    traces.start();
+    if (write_report_file(traces, report_path))
+      fmt::print(stderr, "httptrace: wrote the report to {}\n", printable(report_path));
+  }
   return rc;
 }
 

@@ -9,7 +9,6 @@
 // Endpoint names come from the trace (a host name can hold anything): printed through
 // printable(), and an IPv6 address, which is what a name with ':' is, in brackets before its port.
 #include <algorithm>
-#include <map>
 
 #include <fmt/format.h>
 
@@ -17,54 +16,55 @@
 #include "analyzer/commands.h"
 #include "analyzer/report/duration_text.h"
 #include "analyzer/report/printable.h"
+#include "analyzer/report/reuse_stats.h"
 #include "analyzer/reports.h"
 
 namespace httptrace::analyzer {
 
-namespace {
-
-struct EndpointStats {
-  uint64_t connections = 0, failed = 0, requests = 0, reused = 0;
-  uint64_t connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
-  uint64_t pool_misses = 0;
-  // One lookup often serves several connections; its time counts once per endpoint (and once in
-  // the total, even when it served several ports). The model flags each lookup's first use.
-  uint64_t lookups = 0, dns_ns = 0;
-};
-
-class ReuseCollector : public ConnectionSink {
- public:
-  void on_connection(const Connection& c) override {
-    std::string key = printable(c.endpoint_host());
-    if (key.find(':') != std::string::npos) key = "[" + key + "]";
-    auto& s = by_endpoint[{key, c.peer.port}];
-    ++s.connections;
-    s.failed += c.failed();
-    s.requests += c.requests.size();
-    uint64_t reused = 0;
-    for (const auto& x : c.requests) reused += x.reused;
-    s.reused += reused;
-    if (c.dns && c.dns_first_for_port) {
-      ++s.lookups;
-      s.dns_ns += c.dns->duration_ns;
-    }
-    if (c.dns && c.dns_first_use) {
-      ++total_lookups;
-      total_dns_ns += c.dns->duration_ns;
-    }
-    if (c.has_connect) s.connect_ns += c.connect_duration_ns;
-    if (c.tls) {
-      s.tls_ns += c.tls->duration_ns;
-      ++s.tls_connections;
-      s.handshakes_avoided += reused;
-    }
-    s.pool_misses += c.pool_miss;
+void ReuseCollector::on_connection(const Connection& c) {
+  std::string key = printable(c.endpoint_host());
+  if (key.find(':') != std::string::npos) key = "[" + key + "]";
+  auto& s = by_endpoint[{key, c.peer.port}];
+  ++s.connections;
+  s.failed += c.failed();
+  s.requests += c.requests.size();
+  uint64_t reused = 0;
+  for (const auto& x : c.requests) reused += x.reused;
+  s.reused += reused;
+  if (c.dns && c.dns_first_for_port) {
+    ++s.lookups;
+    s.dns_ns += c.dns->duration_ns;
   }
-  std::map<std::pair<std::string, uint16_t>, EndpointStats> by_endpoint;
-  uint64_t total_lookups = 0, total_dns_ns = 0;
-};
+  if (c.dns && c.dns_first_use) {
+    ++total_lookups;
+    total_dns_ns += c.dns->duration_ns;
+  }
+  if (c.has_connect) s.connect_ns += c.connect_duration_ns;
+  if (c.tls) {
+    s.tls_ns += c.tls->duration_ns;
+    ++s.tls_connections;
+    s.handshakes_avoided += reused;
+  }
+  s.pool_misses += c.pool_miss;
+}
 
-}  // namespace
+EndpointStats ReuseCollector::total() const {
+  EndpointStats t;
+  for (const auto& [k, s] : by_endpoint) {
+    t.connections += s.connections;
+    t.failed += s.failed;
+    t.requests += s.requests;
+    t.reused += s.reused;
+    t.connect_ns += s.connect_ns;
+    t.tls_ns += s.tls_ns;
+    t.tls_connections += s.tls_connections;
+    t.handshakes_avoided += s.handshakes_avoided;
+    t.pool_misses += s.pool_misses;
+  }
+  t.lookups = total_lookups;
+  t.dns_ns = total_dns_ns;
+  return t;
+}
 
 void write_reuse(TraceSet& traces, std::FILE* out) {
   ReuseCollector col;
@@ -82,7 +82,6 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
   }
   fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", "endpoint", w, "conns",
              "failed", "reqs", "reused", "ratio", "dns", "connect", "tls", "tls-saved", "misses");
-  EndpointStats total;
   size_t i = 0;
   auto row = [&](const std::string& name, const EndpointStats& s) {
     std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
@@ -90,21 +89,8 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
                s.failed, s.requests, s.reused, ratio, s.lookups == 0 ? "-" : duration_text(s.dns_ns), duration_text(s.connect_ns),
                s.tls_connections ? duration_text(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
-  for (const auto& [k, s] : col.by_endpoint) {
-    row(names[i++], s);
-    total.connections += s.connections;
-    total.failed += s.failed;
-    total.requests += s.requests;
-    total.reused += s.reused;
-    total.connect_ns += s.connect_ns;
-    total.tls_ns += s.tls_ns;
-    total.tls_connections += s.tls_connections;
-    total.handshakes_avoided += s.handshakes_avoided;
-    total.pool_misses += s.pool_misses;
-  }
-  total.lookups = col.total_lookups;
-  total.dns_ns = col.total_dns_ns;
-  if (col.by_endpoint.size() > 1) row("total", total);
+  for (const auto& [k, s] : col.by_endpoint) row(names[i++], s);
+  if (col.by_endpoint.size() > 1) row("total", col.total());
   fmt::print(out,
              "\nreused = requests sent on an already-used connection; tls-saved = TLS handshakes avoided by "
              "reuse;\nmisses = new connections opened while another connection to the same endpoint (same "
