@@ -174,6 +174,56 @@ TEST_F(ZeroCopy, MmsgOverATcpPairUnchangedAndCounted) {
   EXPECT_EQ(failed, 1u) << "the EAGAIN recvmmsg is recorded with its errno";
 }
 
+// Both directions of splice in one process, over a loopback TCP pair: pipe -> the connecting
+// end, the accepted end -> another pipe. Prints what went through and whether it arrived intact.
+constexpr char kSplicer[] =
+    "import os, socket\n"
+    "ls = socket.create_server(('127.0.0.1', 0))\n"
+    "c = socket.create_connection(ls.getsockname())\n"
+    "s, _ = ls.accept()\n"
+    "r1, w1 = os.pipe()\n"
+    "r2, w2 = os.pipe()\n"
+    "data = bytes(range(256)) * 200\n"
+    "sent, out = 0, b''\n"
+    "while sent < len(data):\n"
+    "    chunk = data[sent:sent + 16384]\n"
+    "    os.write(w1, chunk)\n"
+    "    n = 0\n"
+    "    while n < len(chunk):\n"
+    "        n += os.splice(r1, c.fileno(), len(chunk) - n)\n"
+    "    sent += n\n"
+    "    m = 0\n"
+    "    while m < n:\n"
+    "        k = os.splice(s.fileno(), w2, n - m)\n"
+    "        m += k\n"
+    "        out += os.read(r2, k)\n"
+    "print('port', ls.getsockname()[1])\n"
+    "print('spliced', sent, len(out), out == data)\n";
+
+TEST_F(ZeroCopy, SpliceBothWaysIsCountedOnTheRightConnection) {
+  const RunResult plain = untraced({paths().python.string(), "-c", kSplicer});
+  ASSERT_EQ(plain.exit_code, 0) << plain.describe();
+  const RunResult r = traced({paths().python.string(), "-c", kSplicer});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  auto body = [](const std::string& s) { return s.substr(s.find('\n') + 1); };
+  EXPECT_EQ(body(r.out), body(plain.out));
+  EXPECT_EQ(body(r.out), "spliced 51200 51200 True\n");
+  const int port = std::stoi(r.out.substr(5, r.out.find('\n') - 5));
+
+  HT_EXPORT(doc, dir_.path());
+  auto out = connections_to(doc, port);
+  ASSERT_EQ(out.size(), 1u) << doc.dump(1);
+  EXPECT_EQ(out[0]["bytes_sent"].get<uint64_t>(), 51200u) << out[0].dump(1);
+  const std::string local = "127.0.0.1:" + std::to_string(port);
+  const auto all = doc["connections"];
+  auto in = std::find_if(all.begin(), all.end(), [&](const json& c) { return c["local"] == local; });
+  ASSERT_NE(in, all.end()) << doc.dump(1);
+  EXPECT_EQ((*in)["bytes_received"].get<uint64_t>(), 51200u) << in->dump(1);
+  const auto calls = data_calls(dir_.path());
+  EXPECT_EQ(sum_of(calls, format::DataCall::kSpliceOut), 51200);
+  EXPECT_EQ(sum_of(calls, format::DataCall::kSpliceIn), 51200);
+}
+
 // nginx in the foreground (daemon off), its error log on our pipe: the master's "start worker
 // processes" line comes after its listening socket is bound, so it is the readiness signal.
 class Nginx {
