@@ -12,6 +12,9 @@
 # all nginx processes must read without a warning. A failed check makes the exit status 1.
 #
 #   bench/server_overhead.sh [--smoke]      (scripts/bench.sh server; --smoke from bench.sh --smoke)
+#   bench/server_overhead.sh --instr        user-space instructions per request of the nginx
+#                                           process, untraced vs traced (callgrind, ab -k -c1: the
+#                                           difference between 1,000 and 4,000 requests)
 #
 # Environment: SERVER_RUNS (rounds, default 5), SERVER_SECONDS (wrk duration, default 3),
 # SERVER_CONNS (wrk connections, default 8), LIB, CLI (default build/libhttptrace.so,
@@ -26,6 +29,9 @@ RUNS=${SERVER_RUNS:-5}
 SECS=${SERVER_SECONDS:-3}
 CONNS=${SERVER_CONNS:-8}
 FILES=(small.txt big.bin)
+INSTR=0
+# --instr: instructions per request instead (valgrind; steady under load, user space only).
+if [ "${1:-}" = --instr ]; then INSTR=1; fi
 # For the test runner: one round on the sendfile path, about 5 s; the checks still apply.
 if [ "${1:-}" = --smoke ]; then RUNS=1 SECS=1 CONNS=2 FILES=(big.bin); fi
 
@@ -105,6 +111,11 @@ stop_nginx() {
   MASTER=""
 }
 
+# The worker's user+system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15):
+# steadier than throughput when other work shares the CPUs.
+HZ=$(getconf CLK_TCK)
+worker_cpu() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
 FAIL=0
 # check_trace DIR FILE-SIZE WRK-LINE: the traced run's files against wrk's counts.
 check_trace() {
@@ -132,6 +143,61 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+# instr_per_request HOW FILE: callgrind on a single-process nginx (master_process off).
+instr_per_request() {
+  local how=$1 file=$2 n total=()
+  for n in 1000 4000; do
+    local d=$TMP/instr.$how.$file.$n
+    mkdir -p "$d/traces" && chmod 1777 "$d/traces"
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$d/nginx.conf" <<EOF
+master_process off;
+daemon off;
+error_log $d/error.log notice;
+pid $d/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $TMP/tmp; proxy_temp_path $TMP/tmp; fastcgi_temp_path $TMP/tmp;
+  uwsgi_temp_path $TMP/tmp; scgi_temp_path $TMP/tmp;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$PORT; root $TMP/www; }
+}
+EOF
+    local env=()
+    [ "$how" = traced ] && env=(LD_PRELOAD="$LIB" HTTPTRACE_OUTPUT="$d/traces/%p.trace")
+    env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
+      nginx -p "$d" -c "$d/nginx.conf" >/dev/null 2>&1 &
+    local vg=$! i
+    # Under valgrind nginx takes a while to listen: bounded polling, then the measured load.
+    for i in $(seq 150); do
+      curl -s -o /dev/null "http://127.0.0.1:$PORT/$file" && break
+      sleep 0.2
+    done
+    ab -k -q -n "$n" -c 1 "http://127.0.0.1:$PORT/$file" >/dev/null 2>&1
+    kill -QUIT "$vg" 2>/dev/null
+    wait "$vg"
+    total+=("$(callgrind_annotate "$d/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')")
+  done
+  awk -v a="${total[0]:-0}" -v b="${total[1]:-0}" 'BEGIN { printf "%.0f\n", (b - a) / 3000 }'
+}
+
+if [ "$INSTR" = 1 ]; then
+  for t in valgrind ab curl; do
+    command -v "$t" >/dev/null || { say "SKIP server instructions: $t not installed"; exit 0; }
+  done
+  say "instructions per request, nginx single process (callgrind; ab -k -c1; (4000 - 1000 requests) / 3000)"
+  say "| file | untraced | traced | added | traced/untraced |"
+  say "|---|---|---|---|---|"
+  for file in "${FILES[@]}"; do
+    u=$(instr_per_request untraced "$file")
+    t=$(instr_per_request traced "$file")
+    awk -v f="$file" -v u="$u" -v t="$t" 'BEGIN { printf "| %s | %d | %d | %+d | x%.3f |\n", f, u, t, t - u, u ? t / u : 0 }'
+  done
+  exit 0
+fi
+
 TSV=$OUT/server.tsv
 : >"$TSV"
 say "nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker; wrk -t1 -c$CONNS -d${SECS}s keep-alive; $RUNS rounds"
@@ -145,13 +211,18 @@ for file in "${FILES[@]}"; do
       d=$TMP/run.$file.$r.$how
       mkdir -p "$d"
       start_nginx "$d" "$how" || { FAIL=1; continue; }
+      worker=$(pgrep -P "$MASTER" | head -n 1)
+      cpu0=$(worker_cpu "$worker")
       line=$(wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$TMP/count.lua" "http://127.0.0.1:$PORT/$file" |
              grep '^wrk_requests=')
+      cpu1=$(worker_cpu "$worker")
       stop_nginx
       if [ -z "$line" ]; then say "  run $r $how: wrk gave no result"; FAIL=1; continue; fi
-      rps=$(awk '{ split($1, a, "="); split($3, b, "="); printf "%.0f", a[2] / (b[2] / 1e6) }' <<<"$line")
-      say "  run $r $how: $rps requests/s ($line)"
-      printf '%s\t%s\t%s\t%s\n' "$file" "$how" "$r" "$rps" >>"$TSV"
+      read -r rps us < <(awk -v c="$((cpu1 - cpu0))" -v hz="$HZ" '{
+        split($1, a, "="); split($3, b, "=");
+        printf "%.0f %.2f\n", a[2] / (b[2] / 1e6), a[2] ? c / hz * 1e6 / a[2] : 0 }' <<<"$line")
+      say "  run $r $how: $rps requests/s, worker CPU $us us/request ($line)"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$file" "$how" "$r" "$rps" "$us" >>"$TSV"
       if grep -q -E '\[(alert|crit|emerg|error)\]' "$d/error.log"; then
         say "    nginx error log: $(grep -E '\[(alert|crit|emerg|error)\]' "$d/error.log" | head -n 3)"
         FAIL=1
@@ -165,16 +236,22 @@ python3 - "$TSV" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 by = {}
-for f, how, r, rps in rows:
-    by.setdefault(f, {}).setdefault(r, {})[how] = float(rps)
-print("\n| file | untraced req/s | traced req/s | untraced/traced (per round: median, min..max) |")
-print("|---|---|---|---|")
+for f, how, r, rps, us in rows:
+    by.setdefault(f, {}).setdefault(r, {})[how] = (float(rps), float(us))
+def cell(rounds, col, ratio):
+    rs = sorted(ratio(v["untraced"][col], v["traced"][col]) for v in rounds.values()
+                if len(v) == 2 and min(v["untraced"][col], v["traced"][col]) > 0)
+    return f"x{statistics.median(rs):.3f} ({rs[0]:.3f}..{rs[-1]:.3f})" if rs else "-"
+print("\n| file | untraced req/s | traced req/s | throughput loss untraced/traced | "
+      "worker CPU us/req untraced | traced | CPU traced/untraced |")
+print("|---|---|---|---|---|---|---|")
 for f, rounds in by.items():
-    u = [v["untraced"] for v in rounds.values() if "untraced" in v]
-    t = [v["traced"] for v in rounds.values() if "traced" in v]
-    ratios = sorted(v["untraced"] / v["traced"] for v in rounds.values() if len(v) == 2)
-    if u and t and ratios:
-        print(f"| {f} | {statistics.median(u):.0f} | {statistics.median(t):.0f} | "
-              f"x{statistics.median(ratios):.3f} ({ratios[0]:.3f}..{ratios[-1]:.3f}) |")
+    med = lambda how, col: statistics.median(v[how][col] for v in rounds.values() if how in v)
+    if not all(how in v for v in rounds.values() for how in ("untraced", "traced")):
+        continue
+    print(f"| {f} | {med('untraced', 0):.0f} | {med('traced', 0):.0f} | "
+          f"{cell(rounds, 0, lambda u, t: u / t)} | {med('untraced', 1):.2f} | "
+          f"{med('traced', 1):.2f} | {cell(rounds, 1, lambda u, t: t / u)} |")
+print("(ratios: median over rounds of the ratio within each round, min..max)")
 EOF
 exit $FAIL
