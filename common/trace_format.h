@@ -202,7 +202,9 @@ enum class Direction : uint8_t { kSend = 0, kRecv = 1 };
 
 enum class DataCall : uint8_t {
   kSend = 1, kSendto, kSendmsg, kWrite, kWritev,
+  kSendfile = 6, kSpliceOut, kSendmmsg,  // v2, additive (docs/trace-format.md, Data calls)
   kRecv = 16, kRecvfrom, kRecvmsg, kRead, kReadv,
+  kSpliceIn = 21, kRecvmmsg,             // v2, additive
   kSslWrite = 32, kSslWriteEx, kSslRead, kSslReadEx,
   kGnutlsSend = 48, kGnutlsRecv,
 };

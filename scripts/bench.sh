@@ -3,7 +3,8 @@
 # comparison against strace/ltrace/bpftrace, resident memory, and the analyzer on 10M events.
 # bench/RESULTS.md explains the numbers and records one sitting.
 #
-#   scripts/bench.sh [PART...]     PART: micro hooks instr fixed side memory analyzer (default: all)
+#   scripts/bench.sh [PART...]     PART: micro hooks instr fixed side server memory analyzer
+#                                  (default: all)
 #   scripts/bench.sh --smoke       every bench binary once, minimal time; for the test runner
 #
 # Environment:
@@ -583,6 +584,17 @@ fixed() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# server: nginx traced vs untraced under wrk (bench/server_overhead.sh; SERVER_* tune it).
+server() {
+  section "server side: nginx under wrk, untraced vs traced (bench/server_overhead.sh)"
+  local rc
+  BENCH_OUT=$OUT "$ROOT/bench/server_overhead.sh" "$@" | tee "$OUT/server.txt"
+  rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || say "FAIL server overhead: a run or a trace check failed (exit $rc)"
+  return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
 # smoke: proves every bench binary still runs; seconds, not minutes.
 smoke() {
   local fail=0 b
@@ -626,6 +638,12 @@ smoke() {
     say "FAIL gen_trace"; fail=1
   fi
   if "$B/mem_probe" threads 20 >/dev/null; then say "ok   mem_probe"; else say "FAIL mem_probe"; fail=1; fi
+  local srv
+  if srv=$(BENCH_OUT=$TMP "$ROOT/bench/server_overhead.sh" --smoke 2>&1); then
+    say "ok   server_overhead --smoke$(grep -q '^SKIP' <<<"$srv" && printf ' (%s)' "$(grep -m1 '^SKIP' <<<"$srv")")"
+  else
+    say "FAIL server_overhead --smoke: $(grep -E 'FAILED|error|did not' <<<"$srv" | head -c 300)"; fail=1
+  fi
   if "$B/fixed_cost" --rounds 1 "$LIB" >/dev/null; then say "ok   fixed_cost"; else say "FAIL fixed_cost"; fail=1; fi
   if "$B/hook_cost" 100 >/dev/null && "$B/hook_cost" --time 100 >/dev/null; then
     say "ok   hook_cost"
@@ -641,13 +659,13 @@ if [ "${1:-}" = --smoke ]; then
   exit $?
 fi
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(micro hooks instr fixed side memory analyzer)
+[ ${#parts[@]} -eq 0 ] && parts=(micro hooks instr fixed side server memory analyzer)
 machine
 start=$SECONDS
 for p in "${parts[@]}"; do
   case $p in
-    micro | hooks | instr | fixed | side | memory | analyzer) "$p" ;;
-    *) echo "usage: $0 [--smoke] [micro|hooks|instr|fixed|side|memory|analyzer]..." >&2; exit 2 ;;
+    micro | hooks | instr | fixed | side | server | memory | analyzer) "$p" ;;
+    *) echo "usage: $0 [--smoke] [micro|hooks|instr|fixed|side|server|memory|analyzer]..." >&2; exit 2 ;;
   esac
 done
 say ""

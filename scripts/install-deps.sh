@@ -11,7 +11,7 @@ build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev)
 test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openssl nodejs nginx-light
       patchelf ruby php-cli php-curl openjdk-17-jdk-headless postgresql chromium)
 demo=(curl python3 openssl)
-bench=(libbenchmark-dev strace ltrace bpftrace)
+bench=(libbenchmark-dev strace ltrace bpftrace wrk apache2-utils valgrind)
 fuzz=(clang libclang-rt-14-dev)
 
 want=("${build[@]}")

@@ -78,12 +78,13 @@ ssize_t data_call(gnutls_session_t session, const void* caller, View v, Directio
   CallGuard guard(caller);
   Session* s = v.record && guard && recording() ? session_get(session) : nullptr;
   if (s == nullptr) return real();
+  const DataStart start = begin_plaintext(*s, dir);
   const uint64_t t0 = now_ns();
   const ssize_t ret = real();
   const uint64_t t1 = now_ns();
   ErrnoSaver keep;
   if (bind_socket(*s, library_fd(*v.api, *s, session)))
-    record_plaintext(*s, dir, kind, t0, t1, data_result(ret), buf);
+    record_plaintext(start, *s, dir, kind, t0, t1, data_result(ret), buf);
   return ret;
 }
 

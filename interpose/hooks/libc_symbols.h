@@ -6,9 +6,11 @@
 
 #include "interpose/hooks/export.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -33,6 +35,11 @@
   X(recvmsg, ssize_t, (int, msghdr*, int), true)                                                \
   X(read, ssize_t, (int, void*, size_t), true)                                                  \
   X(readv, ssize_t, (int, const iovec*, int), true)                                             \
+  X(sendmmsg, int, (int, mmsghdr*, unsigned, int), true)                                        \
+  X(recvmmsg, int, (int, mmsghdr*, unsigned, int, timespec*), true)                             \
+  X(sendfile, ssize_t, (int, int, off_t*, size_t), true)                                        \
+  X(sendfile64, ssize_t, (int, int, off64_t*, size_t), false)                                   \
+  X(splice, ssize_t, (int, loff_t*, int, loff_t*, size_t, unsigned), true)                      \
   X(__read_chk, ssize_t, (int, void*, size_t, size_t), false)                                   \
   X(__recv_chk, ssize_t, (int, void*, size_t, size_t, int), false)                              \
   X(__recvfrom_chk, ssize_t, (int, void*, size_t, size_t, int, sockaddr*, socklen_t*), false)   \

@@ -263,6 +263,84 @@ HT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int
       sym___recvfrom_chk, peek(flags), fd, buf, n, buflen, flags, from, fromlen);
 }
 
+// ---- several messages in one call ----------------------------------------------------------
+
+namespace {
+// One DataEvent per call, as for writev: the call is what we time, and its result is what it
+// moved, the sum of the messages' msg_len. The capture looks at the first message only, cut to
+// its msg_len, so a receive never shows bytes the kernel did not fill.
+constexpr size_t kMmsgCaptureIovs = 8;
+
+struct FirstMessage {
+  iovec v[kMmsgCaptureIovs];
+  size_t n = 0;
+};
+
+void first_message(const mmsghdr* vec, int moved, FirstMessage& out) {
+  if (vec == nullptr || moved <= 0 || vec[0].msg_hdr.msg_iov == nullptr) return;
+  size_t left = vec[0].msg_len;
+  const msghdr& m = vec[0].msg_hdr;
+  for (size_t i = 0; i < m.msg_iovlen && out.n < kMmsgCaptureIovs && left > 0; ++i) {
+    const size_t len = m.msg_iov[i].iov_len < left ? m.msg_iov[i].iov_len : left;
+    out.v[out.n++] = iovec{m.msg_iov[i].iov_base, len};
+    left -= len;
+  }
+}
+
+int64_t mmsg_bytes(const mmsghdr* vec, int moved) {
+  int64_t sum = 0;
+  for (int i = 0; i < moved; ++i) sum += vec[i].msg_len;
+  return sum;
+}
+
+template <typename Call>
+int traced_mmsg(int fd, Direction dir, DataCall call, mmsghdr* vec, Call&& real_call) {
+  const DataStart start = begin_data(fd, dir, false);
+  const uint64_t t0 = now_ns();
+  const int r = real_call();
+  const uint64_t t1 = now_ns();
+  ErrnoSaver keep;
+  FirstMessage first;
+  first_message(vec, r, first);
+  record_data(start, fd, dir, call, 0, t0, t1,
+              r >= 0 ? mmsg_bytes(vec, r) : -static_cast<int64_t>(keep.saved()), first.v,
+              first.n);
+  return r;
+}
+
+__attribute__((noinline)) int sendmmsg_slow(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+  const auto real = real_sendmmsg();
+  if (real == nullptr) return no_such_function<int>();
+  if (conn_of_fd(fd) == 0) return real(fd, vec, vlen, flags);
+  return traced_mmsg(fd, Direction::kSend, DataCall::kSendmmsg, vec,
+                     [=] { return real(fd, vec, vlen, flags); });
+}
+}  // namespace
+
+HT_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+  const auto real = loaded_sendmmsg();
+  if (pass_through(real, fd)) return real(fd, vec, vlen, flags);
+  return sendmmsg_slow(fd, vec, vlen, flags);
+}
+
+// Not on the path of any TCP program we know, so one shape for all: descriptors passed in any of
+// the messages are refreshed as recvmsg does.
+HT_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+  const auto real = real_recvmmsg();
+  if (real == nullptr) return no_such_function<int>();
+  int r;
+  if (peek(flags) || conn_of_fd(fd) == 0) {
+    r = real(fd, vec, vlen, flags, timeout);
+  } else {
+    r = traced_mmsg(fd, Direction::kRecv, DataCall::kRecvmmsg, vec,
+                    [=] { return real(fd, vec, vlen, flags, timeout); });
+  }
+  for (int i = 0; i < r; ++i) {
+    if (vec[i].msg_hdr.msg_controllen != 0) refresh_passed_fds(&vec[i].msg_hdr);
+  }
+  return r;
+}
+
 // ---- descriptor life-cycle ----------------------------------------------------------------
 
 HT_EXPORT int close(int fd) {

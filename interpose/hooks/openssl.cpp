@@ -144,6 +144,7 @@ int data_call(SSL* ssl, const void* caller, View v, Direction dir, DataCall kind
     if (api->SSL_is_init_finished(ssl) == 1) s->hs = HandshakeState::kDone;
     else handshake_call(*s, t0);
   }
+  const DataStart start = begin_plaintext(*s, dir);
   size_t out = 0;
   const int ret = real_call(&out);
   const uint64_t t1 = now_ns();
@@ -166,7 +167,7 @@ int data_call(SSL* ssl, const void* caller, View v, Direction dir, DataCall kind
   } else {
     result = -(err == SSL_ERROR_SYSCALL && keep.saved() != 0 ? keep.saved() : EIO);
   }
-  record_plaintext(*s, dir, kind, data_t0, t1, result, buf);
+  record_plaintext(start, *s, dir, kind, data_t0, t1, result, buf);
   return ret;
 }
 

@@ -41,8 +41,9 @@ namespace {
 // record_data's twin for h2 sessions: every call carries the headers of the frames starting in
 // it (format::CaptureKind::kH2Frames) instead of a capture at direction changes only, because
 // HTTP/2 has no request line to catch; the frame walk must see every byte to stay in step.
-void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_t t0, uint64_t t1,
-               int64_t result, const void* buf) {
+void record_h2(const DataStart& start, Session& s, format::Direction dir, format::DataCall call,
+               uint64_t t0, uint64_t t1, int64_t result, const void* buf) {
+  if (start.took_turn && result <= 0) g_fd_table.undo_begin(s.fd, s.conn, dir, true);
   uint8_t headers[format::kH2CaptureMaxFrames * kH2FrameHeader];
   size_t n = 0;
   if (result > 0) {
@@ -70,11 +71,16 @@ void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_
 
 }  // namespace
 
-void record_plaintext(Session& s, format::Direction dir, format::DataCall call, uint64_t t0,
-                      uint64_t t1, int64_t result, const void* buf) {
-  if (s.h2) return record_h2(s, dir, call, t0, t1, result, buf);
+void record_plaintext(const DataStart& start, Session& s, format::Direction dir,
+                      format::DataCall call, uint64_t t0, uint64_t t1, int64_t result,
+                      const void* buf) {
+  // A session bound (or bound again) during the call had no begin: its slot is read now.
+  const DataStart at = FdTable::conn_of(start.word) == s.conn
+                           ? start
+                           : DataStart{g_fd_table.load(s.fd), false};
+  if (s.h2) return record_h2(at, s, dir, call, t0, t1, result, buf);
   iovec iov = {const_cast<void*>(buf), result > 0 ? static_cast<size_t>(result) : 0};
-  record_data(s.fd, dir, call, format::kDataTlsPlaintext, t0, t1, result, &iov, 1);
+  record_data(at, s.fd, dir, call, format::kDataTlsPlaintext, t0, t1, result, &iov, 1);
 }
 
 void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, uint64_t ts) {

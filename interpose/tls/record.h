@@ -73,9 +73,20 @@ inline void handshake_call(Session& s, uint64_t t0) {
 // records. ev's metadata fields are the caller's. Later calls on s are data only.
 void finish_handshake(Session& s, format::TlsHandshakeEvent& ev, format::TlsLibrary lib, uint64_t t1);
 
+// Before the real call of a plaintext read or write on a session already bound to its socket:
+// tells the other direction this one has begun (recorder.h begin_data, the plaintext turn bits),
+// so a response read by one thread while another is still inside SSL_write of the request is a
+// turn and keeps its capture. Nothing for a session not bound yet (its first call).
+inline DataStart begin_plaintext(const Session& s, format::Direction dir) {
+  if (s.conn == 0 || conn_of_fd(s.fd) != s.conn) return {};
+  return begin_data(s.fd, dir, true);
+}
+
 // One plaintext read or write; result is bytes (>= 0) or -errno. buf holds the bytes moved.
-void record_plaintext(Session& s, format::Direction dir, format::DataCall call, uint64_t t0,
-                      uint64_t t1, int64_t result, const void* buf);
+// start: what begin_plaintext() returned before the call.
+void record_plaintext(const DataStart& start, Session& s, format::Direction dir,
+                      format::DataCall call, uint64_t t0, uint64_t t1, int64_t result,
+                      const void* buf);
 
 // SSL_shutdown/SSL_free/gnutls_bye/gnutls_deinit.
 void record_close(Session& s, format::TlsLibrary lib, format::TlsCloseHow how, uint64_t ts);
