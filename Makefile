@@ -82,8 +82,9 @@ $(BUILD)/obj/%.o: %.cpp
 # The preload library links neither libssl nor gnutls: TLS functions are found at run time in
 # whatever the program loaded. libstdc++ is linked statically-free: we use no allocating std APIs.
 # Nor libunwind: interpose/record/stacks.cpp dlopen()s it only when HTTPTRACE_STACKS=1.
-$(LIB): $(call pic,$(INTERPOSE_SRC))
-	$(CXX) -shared -o $@ $^ -Wl,--version-script=interpose/hooks/exports.map -Wl,-z,now \
+# The version script decides what the library exports: a change to it must relink.
+$(LIB): $(call pic,$(INTERPOSE_SRC)) interpose/hooks/exports.map
+	$(CXX) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=interpose/hooks/exports.map -Wl,-z,now \
 	    -ldl -lpthread
 
 $(CORE_A): $(call pic,$(INTERPOSE_CORE))
