@@ -143,6 +143,8 @@ class JsonConnectionWriter : public ConnectionSink {
       if (x.status) w.key("status").value(x.status);
       else w.key("status").null();
       str("traceparent", x.traceparent);  // SPEC §6: required, null when none
+      if (x.stream) w.key("protocol_stream").value(*x.stream);  // the h2 stream id
+      else w.key("protocol_stream").null();
       if (x.connection_close) w.key("connection_close").value(*x.connection_close);
       if (x.keep_alive_timeout_s) w.key("keep_alive_timeout_s").value(*x.keep_alive_timeout_s);
       w.end_object();
