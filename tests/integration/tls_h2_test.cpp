@@ -19,6 +19,8 @@
 #include <map>
 
 #include "common/trace_format.h"
+#include "tests/integration/chrome_trace_check.h"
+#include "tests/integration/export_util.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -283,6 +285,24 @@ void h2load_case(const fs::path& dir, int port, const std::string& url,
   }
   EXPECT_GE(overlapping, 2u * 9) << "-m 10: at least the first batch of each connection overlaps";
   expect_no_secrets(dir);
+
+  // Overlapping streams in the other exports: Perfetto's rules (no two open slices of one async
+  // id out of order) hold, and HAR names the protocol as browsers do.
+  TempDir out;
+  Export chrome = export_as("chrome", dir, out.path() / "trace.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  testcheck::ChromeStats st;
+  const auto problems = testcheck::check_chrome_trace(chrome.doc, &st);
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+  EXPECT_EQ(st.requests, 60u);
+  Export har = export_as("har", dir, out.path() / "trace.har");
+  ASSERT_TRUE(har.ok) << har.error;
+  const json& entries = har.doc["log"]["entries"];
+  ASSERT_EQ(entries.size(), 60u);
+  for (const json& e : entries) {
+    EXPECT_EQ(e["request"]["httpVersion"], "HTTP/2.0");
+    EXPECT_EQ(e["response"]["status"], 200);
+  }
 }
 
 TEST_F(TlsH2, H2loadConcurrentStreamsOverTls) {
