@@ -51,14 +51,18 @@ void record_h2(Session& s, format::Direction dir, format::DataCall call, uint64_
     s.h2_conn = h2::claim(s.conn, false);
   }
   h2::Conn* hc = s.h2_conn;
-  if (hc != nullptr && hc->owner.load(std::memory_order_relaxed) != s.conn) hc = nullptr;
+  if (hc != nullptr && hc->owner.load(std::memory_order_relaxed) != s.conn) {
+    // Renumbered (a fork child) or released: the fallback cursor never saw the earlier bytes.
+    hc = s.h2_conn = nullptr;
+    s.h2_lost = true;
+  }
   if (result > 0) {
     const auto* p = static_cast<const uint8_t*>(buf);
     const size_t len = static_cast<size_t>(result);
     if (hc != nullptr) {
       // A read's blocks happened when its bytes were there; a write's when it began (SPEC §5).
       h2::walk(*hc, dir, p, len, out, s.conn, dir == format::Direction::kRecv ? t1 : t0);
-    } else {
+    } else if (!s.h2_lost) {
       out.n = s.h2_dir[static_cast<int>(dir)].feed(p, len, headers, format::kH2CaptureMaxFrames);
     }
   }

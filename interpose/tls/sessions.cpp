@@ -27,6 +27,7 @@ void reset_fields(Session* s) {
   std::memset(s->h2_dir, 0, sizeof s->h2_dir);
   s->h2_conn = nullptr;
   s->h2_claimed = false;
+  s->h2_lost = false;
 }
 
 bool valid(uintptr_t key) { return key != kEmptyKey && key != kDeletedKey; }

@@ -33,6 +33,7 @@ struct Session {
   H2Cursor h2_dir[2];          // indexed by format::Direction; used when h2_conn is null
   h2::Conn* h2_conn;           // decoding state (record/h2_conn.h), claimed at the first h2 call
   bool h2_claimed;             // a claim was tried (the pool may have been full)
+  bool h2_lost;                // h2_conn went away mid-connection: no frame walk is in step now
 };
 
 inline constexpr uintptr_t kEmptyKey = 0;
