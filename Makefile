@@ -83,9 +83,13 @@ $(BUILD)/obj/%.o: %.cpp
 # whatever the program loaded. libstdc++ is linked statically-free: we use no allocating std APIs.
 # Nor libunwind: interpose/record/stacks.cpp dlopen()s it only when HTTPTRACE_STACKS=1.
 # The version script decides what the library exports: a change to it must relink.
+# libnghttp2 (its HPACK inflater, interpose/record/hpack.h) is linked in statically with its
+# symbols hidden: a program that loads its own libnghttp2 keeps its own copy, and no traced
+# process gets a new DT_NEEDED.
+NGHTTP2_STATIC := -l:libnghttp2.a -Wl,--exclude-libs,libnghttp2.a
 $(LIB): $(call pic,$(INTERPOSE_SRC)) interpose/hooks/exports.map
 	$(CXX) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=interpose/hooks/exports.map -Wl,-z,now \
-	    -ldl -lpthread
+	    $(NGHTTP2_STATIC) -ldl -lpthread
 
 $(CORE_A): $(call pic,$(INTERPOSE_CORE))
 	@mkdir -p $(dir $@)
@@ -137,7 +141,7 @@ $(TESTLIB_DIR)/libhttps_ht%.so: tests/libs/https_get.cpp $(TESTLIB_DIR)/libssl-h
 	    -Wl,-rpath,'$$ORIGIN'
 
 $(BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(CORE_A)
-	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind
+	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a
 
 $(BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(ANALYZER_A)
 	$(CXX) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
@@ -147,7 +151,7 @@ $(BUILD)/integration_tests: $(call obj,$(INTEG_SRC))
 
 $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind
+	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind -l:libnghttp2.a
 
 # Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
 # normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
@@ -187,7 +191,7 @@ $(ASAN_BUILD)/unit_analyzer: $(call asanobj,$(UNIT_A_SRC) $(ANALYZER_SRC))
 	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
 
 $(ASAN_BUILD)/unit_interpose: $(call asanobj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
-	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind
+	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a
 
 FUZZ_DEPS := $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds $(BUILD)/bench/gen_trace
 ASAN_DEPS := $(ASAN_BUILD)/unit_analyzer $(ASAN_BUILD)/unit_interpose

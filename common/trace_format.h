@@ -215,6 +215,9 @@ inline constexpr uint8_t kDataDirChange = 1u << 1;     // first call after the o
                                                        //   v2: a call the other way that began, even
                                                        //   if it has not returned, counts as "after"
 inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's request target was cut
+inline constexpr uint8_t kDataH2FramesCut = 1u << 3;   // kH2Frames: more frames started in the call than
+                                                       //   fit; DATA (without END_STREAM) and control
+                                                       //   frame headers were left out first
 
 // Capture: at a direction change the writer keeps a sanitised prefix of the bytes, never a body
 // or a header value other than Host. Its content depends on capture_kind:
@@ -235,6 +238,10 @@ inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's requ
 //                     direction change: the 9-byte headers (length, type, flags, stream id) of
 //                     the frames that start in this call, up to kH2CaptureMaxFrames, never any
 //                     payload. HEADERS frames (type 1) sent/received count requests/responses.
+//                     When the call started more frames, the headers of HEADERS, PUSH_PROMISE,
+//                     RST_STREAM, GOAWAY and END_STREAM frames are kept over the others and the
+//                     event has kDataH2FramesCut. The same capture is used for h2c (a plain
+//                     socket whose first bytes sent or received were the client preface).
 //   kTlsBody          the body of a TLS handshake record whose 5-byte header was all the previous
 //                     read on this socket returned (OpenSSL's socket BIO reads a record's header
 //                     and body in two calls); up to kTlsCaptureMax bytes: a ServerHello is public
@@ -243,7 +250,7 @@ enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls 
 inline constexpr size_t kHttpCaptureMax = 768;   // v1: 256
 inline constexpr size_t kTargetMax = 256;
 inline constexpr size_t kTlsCaptureMax = 2048;
-inline constexpr size_t kH2CaptureMaxFrames = 28;  // 252 bytes: within kHttpCaptureMax
+inline constexpr size_t kH2CaptureMaxFrames = 112;  // 1008 bytes (28 before H2HeadersEvent)
 
 struct DataEvent {           // followed by cap_len captured bytes, then padding to 8
   EventHeader h;
@@ -357,6 +364,31 @@ struct StackEvent {          // followed by depth return addresses (uint64_t)
   uint32_t pad;
 };
 
+// An HTTP/2 header block (HEADERS + CONTINUATION, or PUSH_PROMISE), HPACK-decoded inside the
+// traced process; only the allow-listed fields below are kept, never another header's value.
+// Written when the call that completed the block returns, just before that call's DataEvent;
+// ts_ns is when that call happened (a read's completion, a write's start), so it sorts with it.
+// Followed by the present fields' bytes in kH2Field order (len[i] bytes each, absent ones 0),
+// then padding to 8. :path is cut at kTargetMax (kH2PathCut); the others are kept whole or left
+// out when longer than their bound (method 24, authority 255, status 3, traceparent 128).
+struct H2HeadersEvent {
+  EventHeader h;
+  uint32_t stream;           // stream id of the block (for PUSH_PROMISE: the promised stream)
+  uint8_t dir;               // Direction: sent or received by the traced program
+  uint8_t flags;             // kH2*
+  uint8_t fields;            // 1 << kH2Field* of the fields present
+  uint8_t pad;
+  uint16_t len[5];           // byte length of each field, indexed by kH2Field*
+  uint8_t pad2[6];
+};
+inline constexpr uint8_t kH2EndStream = 1u << 0;    // the HEADERS frame carried END_STREAM
+inline constexpr uint8_t kH2PathCut = 1u << 1;      // :path was longer than kTargetMax
+inline constexpr uint8_t kH2PushPromise = 1u << 2;  // the block came in a PUSH_PROMISE
+inline constexpr int kH2FieldMethod = 0, kH2FieldPath = 1, kH2FieldAuthority = 2,
+                     kH2FieldStatus = 3, kH2FieldTraceparent = 4, kH2Fields = 5;
+// Longest H2HeadersEvent: header + 24 + 256 + 255 + 3 + 128 bytes of fields, padded.
+inline constexpr size_t kH2HeadersMax = 40 + 672;
+
 inline constexpr size_t padded(size_t n) { return (n + 7) & ~size_t{7}; }
 
 static_assert(sizeof(FileHeader) <= kHeaderSize);
@@ -382,6 +414,7 @@ static_assert(sizeof(AcceptEvent) == 80);
 static_assert(sizeof(LostEvent) == 32);
 static_assert(sizeof(ThreadEvent) == 40);
 static_assert(sizeof(AddrPathEvent) == 24);
+static_assert(sizeof(H2HeadersEvent) == 40);
 static_assert(offsetof(FileHeader, exe) == 160 && offsetof(FileHeader, dropped_by_cause) == 3744);
 static_assert(kSegmentSize % 4096 == 0 && kHeaderSize % 4096 == 0);
 

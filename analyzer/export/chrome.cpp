@@ -11,7 +11,8 @@
 //   slices that overlap without nesting.
 // - Requests are nestable async slices (ph b/e) with the connection's track as tid and a
 //   per-connection id (id2.local, a string: process-scoped), each with send / wait / receive children.
-//   Requests on one connection follow each other, so one id never has two overlapping requests.
+//   HTTP/1 requests on one connection follow each other, so one id never has two overlapping
+//   requests; HTTP/2 streams overlap and each has an id of its own (render_id).
 // - A flow (ph s/f) goes from a connection's lookup to its connect.
 // Times are µs since the trace's t0 with three decimals (the recorded ns, exactly).
 //
@@ -151,10 +152,20 @@ class ChromeEventWriter : public ConnectionSink {
     p = std::to_chars(p, p + 21, tid_).ptr;
     p = copy(p, ",\"ts\":");
     conn_tail_len_ = static_cast<size_t>(p - conn_tail_);
-    p = id_tail_;
+    render_id(0);
+  }
+
+  // An HTTP/2 stream gets an id of its own ("0x<connection>.<stream>"): streams overlap, and
+  // Perfetto gives each async id its own track, where slices must not overlap.
+  void render_id(uint32_t stream) {
+    char* p = id_tail_;
     // A string: Perfetto's importer reads id2.local only as one (a number drops the event).
     p = copy(p, ",\"id2\":{\"local\":\"0x");
     p = std::to_chars(p, p + 17, seq_, 16).ptr;
+    if (stream != 0) {
+      *p++ = '.';
+      p = std::to_chars(p, p + 11, stream).ptr;
+    }
     p = copy(p, "\"}}");
     id_tail_len_ = static_cast<size_t>(p - id_tail_);
   }
@@ -217,10 +228,12 @@ class ChromeEventWriter : public ConnectionSink {
       append_json_string(h, name_);
       h += ",\"cat\":\"http\"";
     }
+    if (x.stream) render_id(*x.stream);
     async(begin_head_, start, false);
     w.key("args").begin_object();
     w.key("connection").value(c.id);
     w.key("index").value(x.index);
+    if (x.stream) w.key("stream").value(*x.stream);
     if (!x.method.empty()) {
       w.key("method").value(x.method);
       w.key("target").value(x.target);
@@ -243,6 +256,7 @@ class ChromeEventWriter : public ConnectionSink {
       async(R"({"ph":"e","name":"receive","cat":"http")", end);
     }
     async(end_head_, end);
+    if (x.stream) render_id(0);
   }
 
   JsonWriter& w_;
@@ -252,7 +266,7 @@ class ChromeEventWriter : public ConnectionSink {
   int64_t tid_ = 0;
   uint64_t cursor_ = 0;
   std::string name_, begin_head_, end_head_;
-  char conn_tail_[64], id_tail_[48];
+  char conn_tail_[64], id_tail_[64];
   size_t conn_tail_len_ = 0, id_tail_len_ = 0;
 };
 

@@ -132,6 +132,7 @@ class HarEntryWriter : public ConnectionSink {
     }
     if (ip && c.peer.port != (https_ ? 443 : 80)) authority_ += ':' + std::to_string(c.peer.port);
     http_version_ = c.protocol && *c.protocol == "http/1.1" ? "HTTP/1.1"
+                    : c.protocol && *c.protocol == "h2"     ? "HTTP/2.0"  // as browsers write it
                     : c.protocol                            ? *c.protocol
                                                             : "";
     render_connection_parts(c);

@@ -147,6 +147,8 @@ class JsonConnectionWriter : public ConnectionSink {
       if (x.status) w.key("status").value(x.status);
       else w.key("status").null();
       str("traceparent", x.traceparent);  // SPEC §6: required, null when none
+      if (x.stream) w.key("protocol_stream").value(*x.stream);  // the h2 stream id
+      else w.key("protocol_stream").null();
       str("parent", x.parent);
       if (!x.parent.empty())
         w.key("parent_confidence").value(x.parent_confidence == ParentConfidence::kThread ? "thread" : "single_open");

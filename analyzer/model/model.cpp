@@ -15,6 +15,7 @@
 #include "analyzer/model/addr_format.h"
 #include "analyzer/model/conn_table.h"
 #include "analyzer/model/exchange_builder.h"
+#include "analyzer/model/h2_streams.h"
 #include "analyzer/model/http_sniff.h"
 #include "analyzer/model/protocol.h"
 #include "analyzer/model/tls_wire.h"
@@ -170,6 +171,7 @@ struct Model::ConnState {
   // Outbound: the inbound request the current exchange was made for.
   uint32_t parent_file = kNoFile, parent_conn = 0, parent_index = 0;
   static constexpr uint32_t kNoFile = UINT32_MAX;
+  H2Streams h2;  // h2: the streams, which become the requests (h2_streams.h)
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
@@ -374,6 +376,16 @@ void Model::on_event(const Event& ev) {
       return;
     }
     case K::kTlsHandshake: return on_tls_handshake(ev, *get_or_create(ev));
+    case K::kH2Headers: {
+      if (ev.h->size < sizeof(tf::H2HeadersEvent)) return;
+      const auto& d = ev.as<tf::H2HeadersEvent>();
+      ConnState& c = *get_or_create(ev);
+      const bool is_send = d.dir == uint8_t(tf::Direction::kSend);
+      c.h2.on_headers(d, std::string_view(reinterpret_cast<const char*>(ev.tail<tf::H2HeadersEvent>()),
+                                          ev.h->size - sizeof d),
+                      is_send != c.accepted, ev.h->ts_ns);
+      return;
+    }
     default: return;
   }
 }
@@ -575,7 +587,11 @@ void Model::on_data(const Event& ev, ConnState& c) {
   if (call.capture == tf::CaptureKind::kNone) return build_exchange(c, *b, call, CallEvidence{}, ev.thread_uid);
   const CallEvidence e = read_call(call, c.c.direction == ConnDirection::kInbound, request_, response_);
   c.protocol.note(e.protocol);
-  if (e.h2_frames) count_h2_streams(c.c, call.cap, call.is_send);
+  if (e.h2_frames) {
+    count_h2_streams(c.c, call.cap, call.is_send);
+    c.h2.on_frames(call.cap, call.is_send != c.accepted, call.is_send, call.ts, call.end,
+                   call.flags & tf::kDataH2FramesCut);
+  }
   build_exchange(c, *b, call, e, ev.thread_uid);
 }
 
@@ -951,7 +967,10 @@ void Model::emit(ConnState& s) {
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
   if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
-  if (s.protocol.h2()) c.requests.clear();
+  if (s.protocol.h2()) {
+    s.h2.take(c.requests);
+    if (s.first_host.empty()) s.first_host = host_without_port(s.h2.first_authority());
+  }
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);
   if (!c.host && c.tls && !c.tls->sni.empty()) c.host = c.tls->sni;
   std::sort(c.attempts.begin(), c.attempts.end(),

@@ -26,8 +26,9 @@
 // - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.
 // - A data call goes through four stages in turn: byte accounting (wire totals), the wire TLS
 //   filter, the protocol decision (protocol.h: what the captured bytes say), the exchange builder.
-// - protocol "h2" (ALPN h2 or the HTTP/2 preface): no exchanges are invented; requests is empty.
-//   When the recorder captured h2 frame headers (kH2Frames), h2_streams counts the requests.
+// - protocol "h2" (ALPN h2 or the HTTP/2 preface): every stream is a request (h2_streams.h), from
+//   the frame headers (kH2Frames) and HPACK-decoded fields (H2HeadersEvent); none without them.
+//   h2_streams / h2_responses count the streams opened and answered.
 #pragma once
 
 #include <array>

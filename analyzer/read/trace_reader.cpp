@@ -44,12 +44,14 @@ KindInfo kind_info_slow(uint16_t kind) {
     case K::kThread: return {"thread", sizeof(tf::ThreadEvent)};
     case K::kExecInherit: return {"exec_inherit", sizeof(tf::InheritEvent)};
     case K::kAddrPath: return {"addr_path", sizeof(tf::AddrPathEvent)};
+    case K::kH2Headers: return {"h2_headers", sizeof(tf::H2HeadersEvent)};
+    default: break;
   }
   return {"?", 0};
 }
 
 // The switch above as a table: it is consulted for every event.
-constexpr uint16_t kKindsKnown = 19;
+constexpr uint16_t kKindsKnown = 21;
 struct KindTable {
   KindInfo info[kKindsKnown];
   KindTable() {
@@ -68,8 +70,24 @@ size_t tail_size(const tf::EventHeader* h) {
     case tf::EventKind::kExec: return reinterpret_cast<const tf::ExecEvent*>(h)->path_len;
     case tf::EventKind::kStack: return size_t{reinterpret_cast<const tf::StackEvent*>(h)->depth} * 8;
     case tf::EventKind::kAddrPath: return reinterpret_cast<const tf::AddrPathEvent*>(h)->path_len;
+    case tf::EventKind::kH2Headers: {
+      const auto* e = reinterpret_cast<const tf::H2HeadersEvent*>(h);
+      size_t n = 0;
+      for (uint16_t len : e->len) n += len;
+      return n;
+    }
     default: return 0;
   }
+}
+
+// Each field of an H2HeadersEvent within the recorder's bound, and only present fields non-empty.
+bool h2_headers_valid(const tf::EventHeader* h) {
+  static constexpr uint16_t kMax[tf::kH2Fields] = {24, static_cast<uint16_t>(tf::kTargetMax), 255, 3, 128};
+  const auto* e = reinterpret_cast<const tf::H2HeadersEvent*>(h);
+  for (int f = 0; f < tf::kH2Fields; ++f) {
+    if (e->len[f] > kMax[f] || (e->len[f] != 0 && !(e->fields & (1u << f)))) return false;
+  }
+  return true;
 }
 
 bool has_trace_name(const char* name) { return std::strstr(name, ".trace") != nullptr; }
@@ -599,6 +617,8 @@ bool TraceSet::parse_one(Cursor& c) {
         if (ki.min_size + tail_size(h) > size) why = "string or capture length runs past the event";
         else if (kind == uint16_t(tf::EventKind::kDns) && reinterpret_cast<const tf::DnsEvent*>(h)->naddr > 8)
           why = "dns address count above 8";
+        else if (kind == uint16_t(tf::EventKind::kH2Headers) && !h2_headers_valid(h))
+          why = "h2 header field longer than its bound";
       }
       if (!why) {
         if (kind == uint16_t(tf::EventKind::kThread)) {

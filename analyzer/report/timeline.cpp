@@ -34,6 +34,22 @@ namespace httptrace::analyzer {
 
 namespace {
 
+// The most HTTP/2 streams open at one moment (a stream is open from start_ns to end_ns).
+size_t max_concurrent(const std::vector<Exchange>& xs) {
+  std::vector<std::pair<uint64_t, int>> edges;
+  edges.reserve(xs.size() * 2);
+  for (const Exchange& x : xs) edges.emplace_back(x.start_ns, 1), edges.emplace_back(x.end_ns, -1);
+  std::sort(edges.begin(), edges.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second < b.second;  // an end before a start
+  });
+  size_t open = 0, most = 0;
+  for (const auto& [t, d] : edges) {
+    open = d > 0 ? open + 1 : (open > 0 ? open - 1 : 0);
+    most = std::max(most, open);
+  }
+  return most;
+}
+
 constexpr size_t kLabelWidth = 34;     // two spaces of indent, then the label
 constexpr size_t kDurationWidth = 10;  // the duration, right-aligned, and a space
 constexpr size_t kPrefixWidth = kLabelWidth + kDurationWidth;
@@ -207,7 +223,9 @@ class RowBuilder {
     if (c.protocol && *c.protocol == "h2") {
       head_.assign("  ");
       st_.wrap(head_,
-               c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)",
+               !c.requests.empty() ? fmt::format("HTTP/2: {} streams, up to {} at once", c.requests.size(),
+                                                 max_concurrent(c.requests))
+               : c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)",
                                           c.h2_streams, c.h2_responses)
                             : std::string("HTTP/2: requests are multiplexed and not split out"),
                kDim);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "interpose/record/exec_env.h"
+#include "interpose/record/h2_conn.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/recorder.h"
 #include "interpose/record/stacks.h"
@@ -282,6 +283,7 @@ void emit_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t t
 }  // namespace
 
 void record_close(int fd, uint32_t conn, int err, format::CloseHow how, uint64_t ts) {
+  if (how == format::CloseHow::kClose) h2::release_conn(conn);  // an h2c connection's pool slot
   if (conn == 0 || !recording()) return;
   ReentryGuard guard;
   if (!guard) return;

@@ -18,6 +18,8 @@
 //                below them each see their own direction changes)
 //   bit  37      the last read returned only a TLS handshake record header: capture the next
 //                read too (the record's body: a ServerHello tells the TLS version on the wire)
+//   bit  38      h2c: the connection began with the HTTP/2 preface; bits 40..47 hold its slot in
+//                the h2 pool (record/h2_conn.h). Set on the descriptor that carried the preface.
 // Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
 // and reused by another thread in between is never modified on behalf of the old connection.
 #pragma once
@@ -44,6 +46,10 @@ class FdTable {
     return dir == format::Direction::kSend ? format::Direction::kRecv : format::Direction::kSend;
   }
   static constexpr uint64_t kTlsHeaderBit = 1ull << 37;
+  static constexpr uint64_t kH2cBit = 1ull << 38;
+  static constexpr int kH2cSlotShift = 40;
+  static uint64_t h2c_bits(size_t slot) { return kH2cBit | (uint64_t{slot & 0xff} << kH2cSlotShift); }
+  static size_t h2c_slot(uint64_t word) { return static_cast<size_t>((word >> kH2cSlotShift) & 0xff); }
 
   static uint32_t conn_of(uint64_t word) { return static_cast<uint32_t>(word); }
   static bool pending(uint64_t word) { return (word & kPendingBit) != 0; }

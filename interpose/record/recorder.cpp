@@ -2,8 +2,11 @@
 
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include "interpose/record/capture.h"
 #include "interpose/record/events.h"
+#include "interpose/record/h2_conn.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/sys.h"
 
@@ -76,6 +79,41 @@ bool bare_handshake_header(const capture::Result& c) {
   return c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16;
 }
 
+// The client preface opens h2c (prior knowledge): sent by a client, received by a server.
+bool h2c_preface(const iovec* iov, size_t iovcnt, int64_t result) {
+  if (iovcnt == 0 || result < 16 || iov[0].iov_base == nullptr || iov[0].iov_len < 16) return false;
+  const auto* p = static_cast<const uint8_t*>(iov[0].iov_base);
+  return p[0] == 'P' && memcmp(p, "PRI * HTTP/2.0\r\n", 16) == 0;
+}
+
+// tls/record.cpp's record_h2 for h2c: every call is walked (its frame headers captured, its
+// header blocks decoded), not only direction changes. The call that carried only the preface
+// keeps the usual kOpaque capture.
+void emit_h2c(h2::Conn& hc, format::DataEvent& ev, const iovec* iov, size_t iovcnt, int64_t result,
+              uint64_t t1, bool preface) {
+  uint8_t headers[format::kH2CaptureMaxFrames * h2::kFrameHeader];
+  h2::FrameOut out{headers, format::kH2CaptureMaxFrames};
+  const auto dir = static_cast<Direction>(ev.dir);
+  const uint64_t ts = dir == Direction::kRecv ? t1 : ev.h.ts_ns;
+  size_t left = result > 0 ? static_cast<size_t>(result) : 0;
+  for (size_t i = 0; i < iovcnt && left > 0; ++i) {
+    size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+    if (n == 0 || iov[i].iov_base == nullptr) continue;
+    h2::walk(hc, dir, static_cast<const uint8_t*>(iov[i].iov_base), n, out, ev.h.conn, ts);
+    left -= n;
+  }
+  if (out.n == 0 && preface) {
+    emit_with_capture(ev, iov, iovcnt, result);
+    return;
+  }
+  if (out.cut) ev.flags |= format::kDataH2FramesCut;
+  if (out.n > 0) {
+    ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kH2Frames);
+    ev.cap_len = static_cast<uint16_t>(out.n * h2::kFrameHeader);
+  }
+  trace_writer().emit(&ev, sizeof(ev), headers, ev.cap_len);
+}
+
 }  // namespace
 
 void record_data(const DataStart& start, int fd, Direction dir, format::DataCall call,
@@ -101,9 +139,22 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
   ev.dir = static_cast<uint8_t>(dir);
   ev.call = static_cast<uint8_t>(call);
   ev.flags = flags;
+  if (!plaintext && (word & FdTable::kH2cBit)) {
+    h2::Conn* hc = h2::slot(FdTable::h2c_slot(word));
+    if (hc != nullptr && hc->owner.load(std::memory_order_relaxed) == conn) {
+      if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) ev.flags |= format::kDataDirChange;
+      return emit_h2c(*hc, ev, iov, iovcnt, result, t1, false);
+    }
+  }
   // Only a transfer that moved bytes turns the conversation around: EAGAIN and EOF do not.
   if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) {
     ev.flags |= format::kDataDirChange;
+    if (!plaintext && h2c_preface(iov, iovcnt, result)) {
+      if (h2::Conn* hc = h2::claim(conn, true)) {
+        g_fd_table.set_flag(fd, conn, FdTable::h2c_bits(h2::index_of(hc)));
+        return emit_h2c(*hc, ev, iov, iovcnt, result, t1, true);
+      }
+    }
     const capture::Result c = emit_with_capture(ev, iov, iovcnt, result);
     if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
       g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);

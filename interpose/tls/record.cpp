@@ -45,22 +45,40 @@ void record_h2(const DataStart& start, Session& s, format::Direction dir, format
                uint64_t t0, uint64_t t1, int64_t result, const void* buf) {
   if (start.took_turn && result <= 0) g_fd_table.undo_begin(s.fd, s.conn, dir, true);
   uint8_t headers[format::kH2CaptureMaxFrames * kH2FrameHeader];
-  size_t n = 0;
-  if (result > 0) {
-    n = s.h2_dir[static_cast<int>(dir)].feed(static_cast<const uint8_t*>(buf),
-                                             static_cast<size_t>(result), headers,
-                                             format::kH2CaptureMaxFrames);
+  h2::FrameOut out{headers, format::kH2CaptureMaxFrames};
+  if (!s.h2_claimed) {
+    // The connection's first h2 call: its decoding state comes from the pool now, not mid-stream.
+    s.h2_claimed = true;
+    s.h2_conn = h2::claim(s.conn, false);
   }
+  h2::Conn* hc = s.h2_conn;
+  if (hc != nullptr && hc->owner.load(std::memory_order_relaxed) != s.conn) {
+    // Renumbered (a fork child) or released: the fallback cursor never saw the earlier bytes.
+    hc = s.h2_conn = nullptr;
+    s.h2_lost = true;
+  }
+  if (result > 0) {
+    const auto* p = static_cast<const uint8_t*>(buf);
+    const size_t len = static_cast<size_t>(result);
+    if (hc != nullptr) {
+      // A read's blocks happened when its bytes were there; a write's when it began (SPEC §5).
+      h2::walk(*hc, dir, p, len, out, s.conn, dir == format::Direction::kRecv ? t1 : t0);
+    } else if (!s.h2_lost) {
+      out.n = s.h2_dir[static_cast<int>(dir)].feed(p, len, headers, format::kH2CaptureMaxFrames);
+    }
+  }
+  const size_t n = out.n;
   if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
   auto ev = new_event<format::DataEvent>(format::EventKind::kData, s.conn, t0);
-    ev.result = result;
+  ev.result = result;
   ev.dur_ns = t1 - t0;
   ev.fd = s.fd;
   ev.dir = static_cast<uint8_t>(dir);
   ev.call = static_cast<uint8_t>(call);
   ev.flags = format::kDataTlsPlaintext;
+  if (out.cut) ev.flags |= format::kDataH2FramesCut;
   if (result > 0 && g_fd_table.note_direction(s.fd, s.conn, dir, true)) ev.flags |= format::kDataDirChange;
   if (n > 0) {
     ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kH2Frames);
@@ -92,7 +110,14 @@ void record_session_end(const void* key, format::TlsLibrary lib, format::TlsClos
   Session* s = session_find(key);
   if (s == nullptr) return;
   record_close(*s, lib, how, ts);
-  if (how == format::TlsCloseHow::kFree) session_release(s);
+  if (how == format::TlsCloseHow::kFree) {
+    if (s->h2_conn != nullptr && s->h2_conn->owner.load(std::memory_order_relaxed) == s->conn &&
+        !s->h2_conn->h2c) {
+      h2::release(s->h2_conn);
+    }
+    s->h2_conn = nullptr;
+    session_release(s);
+  }
 }
 
 void copy_field(char* dst, size_t cap, const char* src, size_t len) {

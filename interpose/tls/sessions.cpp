@@ -25,6 +25,9 @@ void reset_fields(Session* s) {
   s->last_dir = kNoDir;
   s->h2 = false;
   std::memset(s->h2_dir, 0, sizeof s->h2_dir);
+  s->h2_conn = nullptr;
+  s->h2_claimed = false;
+  s->h2_lost = false;
 }
 
 bool valid(uintptr_t key) { return key != kEmptyKey && key != kDeletedKey; }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "interpose/record/h2_conn.h"
 #include "interpose/tls/h2.h"
 
 namespace httptrace::tls {
@@ -29,7 +30,10 @@ struct Session {
   HandshakeState hs;
   uint8_t last_dir;            // format::Direction of the previous plaintext call, kNoDir at first
   bool h2;                     // ALPN chose h2: plaintext is framed, see tls/h2.h
-  H2Cursor h2_dir[2];          // indexed by format::Direction
+  H2Cursor h2_dir[2];          // indexed by format::Direction; used when h2_conn is null
+  h2::Conn* h2_conn;           // decoding state (record/h2_conn.h), claimed at the first h2 call
+  bool h2_claimed;             // a claim was tried (the pool may have been full)
+  bool h2_lost;                // h2_conn went away mid-connection: no frame walk is in step now
 };
 
 inline constexpr uintptr_t kEmptyKey = 0;

@@ -1,7 +1,9 @@
-// HTTP/2 over TLS: curl --http2 against nginx (Debian's nginx-light has http_v2 and ssl), started
-// in the test with its own prefix and configuration in a temp dir.
+// HTTP/2 over TLS and h2c (prior knowledge): curl and h2load against nginx (Debian's nginx-light
+// has http_v2 and ssl), started in the test with its own prefix and configuration in a temp dir.
 //
-// The export reports protocol "h2"; how many requests went over the connection is read here
+// Every stream is a request with method, target and status decoded from HPACK inside the traced
+// process; the header values that are not allow-listed (a cookie, an authorization header) must
+// never be in the trace file's bytes. How many requests went over the connection is also read
 // straight from the trace file's h2 frame-header captures (CaptureKind::kH2Frames), with the
 // format header alone, independently of the analyzer.
 #include <netinet/in.h>
@@ -9,12 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <map>
 
 #include "common/trace_format.h"
+#include "tests/integration/chrome_trace_check.h"
+#include "tests/integration/export_util.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -28,6 +34,7 @@ class Nginx {
  public:
   Nginx(const fs::path& dir, const TlsFiles& tls) : dir_(dir) {
     port_ = free_port();
+    h2c_port_ = free_port();
     const fs::path conf = dir / "nginx.conf";
     const std::string d = dir.string();
     std::ofstream(conf) << "pid " << d << "/nginx.pid;\n"
@@ -43,7 +50,9 @@ class Nginx {
                         << "  server {\n    listen 127.0.0.1:" << port_ << " ssl http2;\n"
                         << "    ssl_certificate " << tls.cert.string() << ";\n"
                         << "    ssl_certificate_key " << tls.key.string() << ";\n"
-                        << "    location / { return 200 \"h2 ok\\n\"; }\n  }\n}\n";
+                        << "    location / { return 200 \"h2 ok\\n\"; }\n  }\n"
+                        << "  server {\n    listen 127.0.0.1:" << h2c_port_ << " http2;\n"
+                        << "    location / { return 200 \"h2c ok\\n\"; }\n  }\n}\n";
     RunResult r = run({"nginx", "-e", (dir / "error.log").string(), "-p", d, "-c", conf.string()});
     if (r.exit_code != 0) {
       error_ = "nginx did not start: " + r.describe() + read_file(dir / "error.log");
@@ -56,6 +65,10 @@ class Nginx {
     if (in >> pid && pid > 1) kill(static_cast<pid_t>(pid), SIGTERM);
   }
   int port() const { return port_; }
+  int h2c_port() const { return h2c_port_; }
+  std::string h2c_url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(h2c_port_) + path;
+  }
   const std::string& error() const { return error_; }
   std::string url(const std::string& path) const {
     return "https://localhost:" + std::to_string(port_) + path;
@@ -83,7 +96,7 @@ class Nginx {
   }
 
   fs::path dir_;
-  int port_ = 0;
+  int port_ = 0, h2c_port_ = 0;
   std::string error_;
 };
 
@@ -129,6 +142,35 @@ H2Headers h2_headers_in(const std::string& file) {
   return out;
 }
 
+// Secret header values a client sends: never to be found in any trace file.
+constexpr const char* kCookie = "Cookie: session=h2-secret-cookie-7a3f";
+constexpr const char* kAuth = "Authorization: Bearer h2-secret-token-91c2";
+
+void expect_no_secrets(const fs::path& dir) {
+  for (const auto& f : files_in(dir)) {
+    const std::string bytes = Nginx::read_file(f);
+    EXPECT_EQ(bytes.find("h2-secret-cookie"), std::string::npos) << f;
+    EXPECT_EQ(bytes.find("h2-secret-token"), std::string::npos) << f;
+    EXPECT_EQ(bytes.find("session="), std::string::npos) << f;
+  }
+}
+
+// Per-stream times in order, and the request's fields as decoded.
+void expect_stream_request(const json& r, const std::string& target) {
+  SCOPED_TRACE(r.dump());
+  EXPECT_EQ(r["method"], "GET");
+  EXPECT_EQ(r["target"], target);
+  EXPECT_EQ(r["status"], 200);
+  ASSERT_TRUE(r["protocol_stream"].is_number());
+  EXPECT_EQ(r["protocol_stream"].get<int>() % 2, 1) << "client streams are odd";
+  ASSERT_TRUE(r["first_byte_ns"].is_number());
+  EXPECT_LE(r["start_ns"].get<int64_t>(), r["sent_ns"].get<int64_t>());
+  EXPECT_LE(r["sent_ns"].get<int64_t>(), r["first_byte_ns"].get<int64_t>());
+  EXPECT_LE(r["first_byte_ns"].get<int64_t>(), r["end_ns"].get<int64_t>());
+  EXPECT_GT(r["bytes_sent"].get<int64_t>(), 9) << "at least one frame";
+  EXPECT_GT(r["bytes_received"].get<int64_t>(), 9);
+}
+
 using TlsH2 = TlsTest;
 
 TEST_F(TlsH2, CurlHttp2AgainstNginx) {
@@ -137,13 +179,16 @@ TEST_F(TlsH2, CurlHttp2AgainstNginx) {
   Nginx nginx(nginx_dir.path(), tls_);
   ASSERT_GT(nginx.port(), 0) << nginx.error();
 
-  RunResult r = traced({"curl", "-s", "--http2", "--cacert", tls_.cert.string(), "-w",
-                        "%{http_version}\\n", "-o", "/dev/null", "-o", "/dev/null",
-                        nginx.url("/one"), nginx.url("/two")});
+  const std::string long_path = "/long/" + std::string(300, 'x');
+  RunResult r = traced({"curl", "-s", "--http2", "--cacert", tls_.cert.string(), "-H", kCookie, "-H", kAuth,
+                        "-w", "%{http_version}\\n", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                        nginx.url("/one"), nginx.url("/two?q=1"), nginx.url(long_path)});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  ASSERT_EQ(r.out, "2\n2\n");
+  ASSERT_EQ(r.out, "2\n2\n2\n");
 
   HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["summary"]["requests"], 3);
+  EXPECT_EQ(doc["summary"]["reused_requests"], 2);
   auto conns = connections_to(doc, nginx.port());
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   const json& c = conns[0];
@@ -153,18 +198,131 @@ TEST_F(TlsH2, CurlHttp2AgainstNginx) {
   EXPECT_EQ(c["tls"]["alpn"], "h2");
   EXPECT_EQ(c["tls"]["sni"], "localhost");
   EXPECT_EQ(c["protocol"], "h2");
-  EXPECT_EQ(c.value("h2_streams", -1), 2) << "the analyzer's count of requests (HEADERS sent)";
-  EXPECT_EQ(c.value("h2_responses", -1), 2) << "streams the server answered (its HEADERS)";
+  EXPECT_EQ(c["host"], "localhost");
+  EXPECT_EQ(c.value("h2_streams", -1), 3) << "the analyzer's count of requests (HEADERS sent)";
+  EXPECT_EQ(c.value("h2_responses", -1), 3) << "streams the server answered (its HEADERS)";
+  const json& rq = c["requests"];
+  ASSERT_EQ(rq.size(), 3u);
+  expect_stream_request(rq[0], "/one");
+  expect_stream_request(rq[1], "/two?q=1");
+  expect_stream_request(rq[2], long_path.substr(0, 256));
+  EXPECT_EQ(rq[2].value("target_cut", false), true);
+  EXPECT_EQ(rq[0]["protocol_stream"], 1);
+  EXPECT_EQ(rq[1]["protocol_stream"], 3);
+  EXPECT_EQ(rq[0]["reused"], false);
+  EXPECT_EQ(rq[1]["reused"], true);
+  // curl runs the transfers one after another: each stream starts after the previous ended.
+  ASSERT_TRUE(rq[1]["idle_ns"].is_number());
+  EXPECT_GE(rq[1]["start_ns"].get<int64_t>(), rq[0]["end_ns"].get<int64_t>());
 
-  // Two requests on one connection: a HEADERS frame each way per stream, on streams 1 and 3.
+  // A HEADERS frame each way per stream, on streams 1, 3 and 5.
   H2Headers all;
   for (const auto& f : files_in(dir_.path())) {
     H2Headers h = h2_headers_in(Nginx::read_file(f));
     all.sent.insert(all.sent.end(), h.sent.begin(), h.sent.end());
     all.received.insert(all.received.end(), h.received.begin(), h.received.end());
   }
-  EXPECT_EQ(all.sent, (std::vector<uint32_t>{1, 3}));
-  EXPECT_EQ(all.received, (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(all.sent, (std::vector<uint32_t>{1, 3, 5}));
+  EXPECT_EQ(all.received, (std::vector<uint32_t>{1, 3, 5}));
+  expect_no_secrets(dir_.path());
+}
+
+TEST_F(TlsH2, CurlH2cPriorKnowledgeAgainstNginx) {
+  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
+  TempDir nginx_dir;
+  Nginx nginx(nginx_dir.path(), tls_);
+  ASSERT_GT(nginx.port(), 0) << nginx.error();
+  // One URL: curl 7.88 fails (exit 16) a second transfer reusing an h2c connection.
+  RunResult r = traced({"curl", "-s", "--http2-prior-knowledge", "-H", kCookie, "-H", kAuth, "-w",
+                        "%{http_version}\\n", "-o", "/dev/null", nginx.h2c_url("/plain/h2c")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_EQ(r.out, "2\n");
+
+  HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["summary"]["requests"], 1);
+  auto conns = connections_to(doc, nginx.h2c_port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(c.dump(1));
+  EXPECT_TRUE(c["tls"].is_null());
+  EXPECT_EQ(c["protocol"], "h2");
+  EXPECT_EQ(c.value("h2_streams", -1), 1);
+  ASSERT_EQ(c["requests"].size(), 1u);
+  expect_stream_request(c["requests"][0], "/plain/h2c");
+  EXPECT_EQ(c["requests"][0]["protocol_stream"], 1);
+  expect_no_secrets(dir_.path());
+}
+
+// h2load: 60 requests over 2 connections, 10 streams in flight on each.
+void h2load_case(const fs::path& dir, int port, const std::string& url,
+                 const std::function<RunResult(const std::vector<std::string>&)>& traced) {
+  RunResult r = traced({"h2load", "-n", "60", "-c", "2", "-m", "10", "-H", kCookie, url});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_NE(r.out.find("60 succeeded"), std::string::npos) << r.out;
+
+  const Export doc_export = export_json(dir);
+  ASSERT_TRUE(doc_export.ok) << doc_export.error;
+  const json& doc = doc_export.doc;
+  EXPECT_EQ(doc["summary"]["requests"], 60);
+  auto conns = connections_to(doc, port);
+  ASSERT_EQ(conns.size(), 2u) << doc.dump(1);
+  size_t overlapping = 0;
+  for (const json& c : conns) {
+    SCOPED_TRACE(c["id"].dump());
+    EXPECT_EQ(c["protocol"], "h2");
+    const json& rq = c["requests"];
+    ASSERT_EQ(rq.size(), 30u);
+    int64_t open_until = 0;
+    for (size_t i = 0; i < rq.size(); ++i) {
+      expect_stream_request(rq[i], "/load");
+      EXPECT_EQ(rq[i]["protocol_stream"], 1 + 2 * static_cast<int>(i));
+      if (i > 0 && rq[i]["start_ns"].get<int64_t>() < open_until) {
+        ++overlapping;
+        EXPECT_TRUE(rq[i]["idle_ns"].is_null()) << "no idle time while another stream is open";
+      }
+      open_until = std::max(open_until, rq[i]["end_ns"].get<int64_t>());
+    }
+  }
+  EXPECT_GE(overlapping, 2u * 9) << "-m 10: at least the first batch of each connection overlaps";
+  expect_no_secrets(dir);
+
+  // Overlapping streams in the other exports: Perfetto's rules (no two open slices of one async
+  // id out of order) hold, and HAR names the protocol as browsers do.
+  TempDir out;
+  Export chrome = export_as("chrome", dir, out.path() / "trace.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  testcheck::ChromeStats st;
+  const auto problems = testcheck::check_chrome_trace(chrome.doc, &st);
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+  EXPECT_EQ(st.requests, 60u);
+  Export har = export_as("har", dir, out.path() / "trace.har");
+  ASSERT_TRUE(har.ok) << har.error;
+  const json& entries = har.doc["log"]["entries"];
+  ASSERT_EQ(entries.size(), 60u);
+  for (const json& e : entries) {
+    EXPECT_EQ(e["request"]["httpVersion"], "HTTP/2.0");
+    EXPECT_EQ(e["response"]["status"], 200);
+  }
+}
+
+TEST_F(TlsH2, H2loadConcurrentStreamsOverTls) {
+  if (run({"sh", "-c", "command -v nginx && command -v h2load"}).exit_code != 0)
+    GTEST_SKIP() << "nginx or h2load (nghttp2-client) not installed";
+  TempDir nginx_dir;
+  Nginx nginx(nginx_dir.path(), tls_);
+  ASSERT_GT(nginx.port(), 0) << nginx.error();
+  h2load_case(dir_.path(), nginx.port(), nginx.url("/load"),
+              [this](const std::vector<std::string>& a) { return traced(a); });
+}
+
+TEST_F(TlsH2, H2loadConcurrentStreamsOverH2c) {
+  if (run({"sh", "-c", "command -v nginx && command -v h2load"}).exit_code != 0)
+    GTEST_SKIP() << "nginx or h2load (nghttp2-client) not installed";
+  TempDir nginx_dir;
+  Nginx nginx(nginx_dir.path(), tls_);
+  ASSERT_GT(nginx.port(), 0) << nginx.error();
+  h2load_case(dir_.path(), nginx.h2c_port(), nginx.h2c_url("/load"),
+              [this](const std::vector<std::string>& a) { return traced(a); });
 }
 
 }  // namespace

@@ -392,7 +392,17 @@ TEST(Model, H2FrameHeadersCountStreams) {
   ASSERT_EQ(out.conns.size(), 1u);
   EXPECT_EQ(out.conns[0].protocol, "h2");
   EXPECT_EQ(out.conns[0].h2_streams, 3u);
-  EXPECT_TRUE(out.conns[0].requests.empty());
+  // Without decoded headers (no H2HeadersEvent) each stream is still a request, its method,
+  // target and status unknown; stream 5 got no response HEADERS.
+  const auto& rq = out.conns[0].requests;
+  ASSERT_EQ(rq.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rq[i].stream, 1 + 2 * i);
+    EXPECT_EQ(rq[i].method, "");
+    EXPECT_EQ(rq[i].status, 0);
+  }
+  EXPECT_TRUE(rq[0].first_byte_ns && rq[1].first_byte_ns);
+  EXPECT_FALSE(rq[2].first_byte_ns);
 }
 
 TEST(Model, PoolMissWhenAnIdleConnectionToTheSameEndpointExists) {

@@ -1,0 +1,61 @@
+// HTTP/2: one Exchange per stream (SPEC §5), from two kinds of evidence on a connection:
+// - the frame headers of every call (CaptureKind::kH2Frames, with the call's times): which stream
+//   opened, when END_STREAM went each way, RST_STREAM, and how many bytes each stream's frames held;
+// - the HPACK-decoded header blocks (H2HeadersEvent): method, path, authority, status, traceparent.
+// Either may be missing (an older trace, the recorder's pool full, a frame capture cut short):
+// what it would have said stays unknown (empty method, status 0, first_byte_ns null).
+//
+// Times, for a client (outbound) connection: start_ns the start of the write that sent the
+// request's HEADERS; sent_ns the end of the write that sent its END_STREAM; first_byte_ns the end of
+// the read that brought the response's first HEADERS (a 1xx included); end_ns the end of the call
+// that carried the response's END_STREAM or a RST_STREAM either way (else the stream's last call).
+// On a server (inbound) connection the roles swap: the request's frames are read, the response's
+// written, and a read counts at its end, a write at its start, as for HTTP/1.
+//
+// Streams overlap, so the HTTP/1 notion of idle time between requests only holds when they do not:
+// idle_ns is the gap since every earlier stream ended, and null when an earlier one was still
+// open when this one started. reused: not the connection's first stream.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "analyzer/model/model.h"
+
+namespace httptrace::analyzer {
+
+class H2Streams {
+ public:
+  // A data call's frame headers. from_client: the bytes went from the client to the server;
+  // is_send: the traced program wrote them. frames_cut: the recorder left some frames out
+  // (format::kDataH2FramesCut), so per-stream byte counts are no longer whole.
+  void on_frames(std::string_view frames, bool from_client, bool is_send, uint64_t ts, uint64_t end,
+                 bool frames_cut);
+  // An H2HeadersEvent whose size the reader validated; fields are its tail bytes.
+  void on_headers(const format::H2HeadersEvent& e, std::string_view fields, bool from_client, uint64_t when);
+
+  bool empty() const { return streams_.empty(); }
+  // The first request's :authority, "" when none was seen (the connection's host as a last resort).
+  const std::string& first_authority() const { return first_authority_; }
+  // The streams as exchanges, in the order they opened; leaves this empty.
+  void take(std::vector<Exchange>& out);
+
+ private:
+  struct Stream {
+    Exchange x;
+    bool started = false, sent = false, ended = false, final_status = false;
+    uint64_t last = 0;  // the latest call on this stream
+  };
+  Stream& stream(uint32_t id, uint64_t when);
+
+  std::vector<Stream> streams_;
+  std::unordered_map<uint32_t, size_t> index_;
+  std::string first_authority_;
+  bool bytes_cut_ = false;
+};
+
+}  // namespace httptrace::analyzer
