@@ -211,16 +211,34 @@ const std::vector<Frame>& Symbolizer::resolve(Object& o, uint64_t offset) {
   // A return address is the instruction after the call: look up the call itself.
   const Dwarf_Addr a = offset > 0 ? offset - 1 : 0;
   Frame f = base;
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(o.mod, a, &bias);
+  // Sources compiled by a relative name are named from the compilation's directory.
+  std::string comp_dir;
+  Dwarf_Attribute attr;
+  if (cu != nullptr)
+    if (const char* d = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr))) comp_dir = d;
+  auto absolute = [&](Frame& fr) {
+    if (!fr.file.empty() && fr.file[0] != '/' && !comp_dir.empty()) fr.file = comp_dir + "/" + fr.file;
+  };
   if (Dwfl_Line* line = dwfl_module_getsrc(o.mod, a)) {
     int lineno = 0, col = 0;
     if (const char* src = dwfl_lineinfo(line, nullptr, &lineno, &col, nullptr, nullptr)) f.file = src;
     f.line = lineno > 0 ? static_cast<uint32_t>(lineno) : 0;
     f.column = col > 0 ? static_cast<uint32_t>(col) : 0;
+    absolute(f);
   }
-  Dwarf_Addr bias = 0;
-  if (Dwarf_Die* cu = dwfl_module_addrdie(o.mod, a, &bias)) {
+  if (cu != nullptr) {
     Dwarf_Die* scopes = nullptr;
-    const int n = dwarf_getscopes(cu, a - bias, &scopes);
+    int n = dwarf_getscopes(cu, a - bias, &scopes);
+    // That chain continues, past an inlined instance, in its abstract origin's scopes; the DIEs
+    // that physically contain the innermost one are the callers it was inlined into.
+    if (n > 0) {
+      Dwarf_Die inner = scopes[0];
+      std::free(scopes);
+      scopes = nullptr;
+      n = dwarf_getscopes_die(&inner, &scopes);
+    }
     // Innermost first: each inlined call is a frame whose caller's position is its call site.
     for (int i = 0; i < n; ++i) {
       const int tag = dwarf_tag(&scopes[i]);
@@ -231,6 +249,7 @@ const std::vector<Frame>& Symbolizer::resolve(Object& o, uint64_t offset) {
       if (!f.inlined) break;
       f = base;
       call_position(cu, &scopes[i], f);
+      absolute(f);
     }
     std::free(scopes);
   }
@@ -253,8 +272,11 @@ std::vector<Frame> Symbolizer::frames(int32_t pid, const std::vector<uint64_t>& 
   std::vector<Frame> out;
   if (pcs.empty()) return out;
   const uint32_t file = pick_file(pid, pcs, ts);
+  bool top = true;  // the recorder's own frames (record_stack, the connect wrapper) are left out
   for (size_t i = 0; i < pcs.size() && i < kMaxFrames; ++i) {
     const Module* m = file != UINT32_MAX ? find_module(file, pcs[i], ts) : nullptr;
+    if (top && m != nullptr && base_name(m->path).starts_with("libhttptrace")) continue;
+    top = false;
     if (m == nullptr) {
       Frame f;
       f.address = pcs[i];

@@ -48,7 +48,8 @@ class Symbolizer {
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
 
-  // c.stack resolved, innermost first; empty when it has none. Uses the modules the stream has
+  // c.stack resolved, innermost first, without the recorder's own frames on top (libhttptrace:
+  // the unwinder, the connect wrapper); empty when it has none. Uses the modules the stream has
   // reached (TraceSet::modules), so call it once the connection is complete.
   std::vector<Frame> frames(const Connection& c);
   // pcs recorded by process pid at (about) time ts.
