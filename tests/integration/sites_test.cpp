@@ -4,9 +4,11 @@
 // source lines marked in the sources (found by grepping the markers, so an edit of the client
 // cannot silently move them), through the recorded module map (ASLR: the program is a PIE).
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "tests/integration/fixture.h"
+#include "tests/unit/interpose_test_trace.h"
 
 namespace httptrace::itest {
 namespace {
@@ -199,6 +201,63 @@ TEST_F(SitesTest, RebuiltProgramIsNotMisnamed) {
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out.find("fetch_primary"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("build-id differs"), std::string::npos) << r.out;
+}
+
+// The raw events (the unit tests' reader, not the analyzer's): the module map is the file's first
+// events, each object once, the dlopen()ed module written after the program's own stacks and just
+// before the stack that needs it; with stacks off, nothing of it at all.
+std::vector<std::vector<uint8_t>> raw_events(const fs::path& dir) {
+  std::vector<std::vector<uint8_t>> out;
+  for (const auto& f : files_in(dir))
+    for (const auto& seg : httptrace::testing::parse_trace(f.string()).segments)
+      out.insert(out.end(), seg.events.begin(), seg.events.end());
+  return out;
+}
+
+TEST_F(SitesTest, ModuleMapIsWrittenOnceBeforeTheStacksThatNeedIt) {
+  run_client(sites_client(), true);
+  const auto evs = raw_events(dir_.path());
+  ASSERT_FALSE(evs.empty());
+  using httptrace::testing::as;
+  auto kind = [&](size_t i) { return static_cast<format::EventKind>(as<format::EventHeader>(evs[i]).kind); };
+  ASSERT_EQ(kind(0), format::EventKind::kModule);
+  std::map<std::string, int> seen;
+  size_t module_at = 0, stacks_before = 0, main_modules = 0;
+  for (size_t i = 0; i < evs.size(); ++i) {
+    if (kind(i) == format::EventKind::kStack) ++stacks_before;
+    if (kind(i) != format::EventKind::kModule) continue;
+    const auto m = as<format::ModuleEvent>(evs[i]);
+    ASSERT_LE(sizeof m + m.path_len, evs[i].size());
+    const std::string path(reinterpret_cast<const char*>(evs[i].data()) + sizeof m, m.path_len);
+    ++seen[path];
+    EXPECT_LT(m.text_start, m.text_end) << path;
+    EXPECT_LE(m.build_id_len, format::kModuleBuildIdMax);
+    if (m.flags & format::kModuleMain) {
+      ++main_modules;
+      EXPECT_EQ(m.build_id_len, 20) << "the test program is linked with a GNU build-id (sha1)";
+    }
+    if (path == http_module().string()) {
+      module_at = i;
+      EXPECT_EQ(stacks_before, 4u) << "written when needed: after the program's 4 stacks";
+      ASSERT_LT(i + 1, evs.size());
+      EXPECT_EQ(kind(i + 1), format::EventKind::kStack);
+    }
+  }
+  EXPECT_EQ(main_modules, 1u);
+  EXPECT_GT(module_at, 0u);
+  for (const auto& [path, n] : seen) EXPECT_EQ(n, 1) << path << " written " << n << " times";
+  EXPECT_GE(seen.size(), 4u);  // the program, libc, the loader, us, the module...
+}
+
+TEST_F(SitesTest, StacksOffWritesNoModuleMap) {
+  run_client(sites_client(), false);
+  const auto evs = raw_events(dir_.path());
+  ASSERT_FALSE(evs.empty());
+  for (const auto& e : evs) {
+    const auto k = static_cast<format::EventKind>(httptrace::testing::as<format::EventHeader>(e).kind);
+    EXPECT_NE(k, format::EventKind::kModule);
+    EXPECT_NE(k, format::EventKind::kStack);
+  }
 }
 
 }  // namespace
