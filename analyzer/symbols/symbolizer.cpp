@@ -81,7 +81,10 @@ struct Symbolizer::FileIndex {
 };
 
 Symbolizer::Symbolizer(const TraceSet& traces) : traces_(traces) {
-  for (size_t i = 0; i < traces.files().size(); ++i) index_.push_back(std::make_unique<FileIndex>());
+  for (uint32_t i = 0; i < traces.files().size(); ++i) {
+    index_.push_back(std::make_unique<FileIndex>());
+    files_of_pid_[traces.files()[i].pid].push_back(i);
+  }
 }
 
 Symbolizer::~Symbolizer() = default;
@@ -114,11 +117,12 @@ const Module* Symbolizer::find_module(uint32_t file, uint64_t pc, uint64_t ts) {
 
 // A pid may have several files (each exec starts one): the one whose objects hold the stack.
 uint32_t Symbolizer::pick_file(int32_t pid, const std::vector<uint64_t>& pcs, uint64_t ts) {
-  const auto& files = traces_.files();
+  const auto it = files_of_pid_.find(pid);
+  if (it == files_of_pid_.end()) return UINT32_MAX;
+  if (it->second.size() == 1) return it->second[0];
   uint32_t best = UINT32_MAX;
   size_t best_hits = 0;
-  for (uint32_t f = 0; f < files.size(); ++f) {
-    if (files[f].pid != pid) continue;
+  for (uint32_t f : it->second) {
     size_t hits = 0;
     for (size_t i = 0; i < pcs.size() && i < kMaxFrames; ++i) hits += find_module(f, pcs[i], ts) != nullptr;
     if (best == UINT32_MAX || hits > best_hits) best = f, best_hits = hits;

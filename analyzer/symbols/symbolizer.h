@@ -65,6 +65,7 @@ class Symbolizer {
 
   const TraceSet& traces_;
   std::vector<std::unique_ptr<FileIndex>> index_;  // per file
+  std::unordered_map<int32_t, std::vector<uint32_t>> files_of_pid_;
   std::unordered_map<std::string, std::unique_ptr<Object>> objects_;  // by path + build-id
   uint64_t lookups_ = 0;
 };
