@@ -47,6 +47,9 @@ CLIENT_SRC     := $(wildcard tests/clients/*.cpp)
 BENCH_SRC      := $(wildcard bench/*_bench.cpp)
 BENCH_TOOL_SRC := $(filter-out $(BENCH_SRC),$(wildcard bench/*.cpp))
 
+# The analyzer's libraries: fmt for output, elfutils (libdw, libelf) for analyzer/symbols/.
+ANALYZER_LIBS := -lfmt -ldw -lelf
+
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 pic = $(patsubst %.cpp,$(BUILD)/pic/%.o,$(1))
 
@@ -100,7 +103,7 @@ $(ANALYZER_A): $(call obj,$(ANALYZER_SRC))
 	rm -f $@ && ar rcs $@ $^
 
 $(CLI): $(BUILD)/obj/analyzer/main.o $(ANALYZER_A)
-	$(CXX) -o $@ $^ -lfmt
+	$(CXX) -o $@ $^ $(ANALYZER_LIBS)
 
 $(BUILD)/tests/%: tests/clients/%.cpp
 	@mkdir -p $(dir $@)
@@ -144,14 +147,14 @@ $(BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(CORE_A)
 	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a
 
 $(BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(ANALYZER_A)
-	$(CXX) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
+	$(CXX) -o $@ $^ -lgtest -lgtest_main $(ANALYZER_LIBS) -lpthread
 
 $(BUILD)/integration_tests: $(call obj,$(INTEG_SRC))
 	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread
 
 $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark -lfmt -lpthread -ldl -lunwind -l:libnghttp2.a
+	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark $(ANALYZER_LIBS) -lpthread -ldl -lunwind -l:libnghttp2.a
 
 # Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
 # normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
@@ -173,7 +176,7 @@ $(FUZZ_BUILD)/obj/%.o: %.cpp
 	$(FUZZ_CXX) $(SAN_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(call fuzzobj,$(ANALYZER_SRC))
-	$(FUZZ_CXX) $(SAN) -fsanitize=fuzzer -o $@ $^ -lfmt -lpthread
+	$(FUZZ_CXX) $(SAN) -fsanitize=fuzzer -o $@ $^ $(ANALYZER_LIBS) -lpthread
 
 $(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.cpp
 	@mkdir -p $(dir $@)
@@ -188,7 +191,7 @@ $(ASAN_BUILD)/pic/%.o: %.cpp
 	$(CXX) $(SAN_FLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
 
 $(ASAN_BUILD)/unit_analyzer: $(call asanobj,$(UNIT_A_SRC) $(ANALYZER_SRC))
-	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lfmt -lpthread
+	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main $(ANALYZER_LIBS) -lpthread
 
 $(ASAN_BUILD)/unit_interpose: $(call asanobj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
 	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a

@@ -26,5 +26,6 @@ int main(int argc, char** argv) {
   if (cmd == "export") return cmd_export(args);
   if (cmd == "dump") return cmd_dump(args);
   if (cmd == "report") return cmd_report(args);
+  if (cmd == "sites") return cmd_sites(args);
   return usage_error(fmt::format("unknown command '{}'", printable(cmd)));
 }

@@ -31,6 +31,9 @@ void write_reuse(TraceSet& traces, std::FILE* out);
 
 void write_dump(TraceSet& traces, std::FILE* out);
 
+// `httptrace sites`: call sites that opened connections (HTTPTRACE_STACKS=1 traces).
+void write_sites(TraceSet& traces, std::FILE* out);
+
 }  // namespace httptrace::analyzer
 
 namespace httptrace::analyzer {

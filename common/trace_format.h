@@ -134,7 +134,8 @@ enum class EventKind : uint16_t {
   kExecInherit = 17,  // InheritEvent: a tracked socket survived exec; parent_conn = its id in the
                       //   previous image's file (same pid)
   kAddrPath = 18,     // AddrPathEvent: the AF_UNIX path of the connection's peer or local end
-  kModule = 19,       // ModuleEvent: a loaded object (path, base, build-id), at file creation and dlopen
+  kModule = 19,       // ModuleEvent: a loaded object (path, base, build-id), at file creation and
+                      //   before a stack that needs objects loaded since (HTTPTRACE_STACKS=1)
   kH2Headers = 20,    // H2HeadersEvent: allow-listed fields of one HPACK-decoded h2 header block
 };
 
@@ -388,6 +389,27 @@ inline constexpr int kH2FieldMethod = 0, kH2FieldPath = 1, kH2FieldAuthority = 2
                      kH2FieldStatus = 3, kH2FieldTraceparent = 4, kH2Fields = 5;
 // Longest H2HeadersEvent: header + 24 + 256 + 255 + 3 + 128 bytes of fields, padded.
 inline constexpr size_t kH2HeadersMax = 40 + 672;
+// A loaded object of the process (HTTPTRACE_STACKS=1 only): what the analyzer needs to map a
+// recorded return address to a file and an offset in it, despite ASLR, after the process is gone.
+// Written for every object loaded when the file is created, then, before a StackEvent, for the
+// objects loaded since the last ones were written (dlopen, dlmopen, a library's own loads) -- so
+// every address of a stack lies in an object recorded before it. An object unloaded and another
+// loaded at its addresses: both are in the file, the later one with the later ts_ns.
+struct ModuleEvent {         // followed by path_len bytes of path, then padding; conn 0
+  EventHeader h;             // ts_ns: when the object was found loaded (at most the stack's ts)
+  uint64_t bias;             // dlpi_addr: process address = file vaddr + bias (0: non-PIE program)
+  uint64_t text_start;       // process addresses [text_start, text_end) span the object's
+  uint64_t text_end;         //   executable PT_LOAD segments
+  uint16_t path_len;         // 0 for the main program (its path is FileHeader::exe)
+  uint8_t build_id_len;      // bytes of the GNU build-id (NT_GNU_BUILD_ID) in build_id; 0: none
+  uint8_t flags;             // kModule*
+  uint32_t pad;
+  uint8_t build_id[32];      // the first build_id_len bytes (kModuleBuildIdCut: it was longer)
+};
+inline constexpr uint8_t kModuleMain = 1u << 0;        // the program itself
+inline constexpr uint8_t kModuleVdso = 1u << 1;        // the kernel's vDSO: no file on disk
+inline constexpr uint8_t kModuleBuildIdCut = 1u << 2;  // the build-id is longer than 32 bytes
+inline constexpr size_t kModuleBuildIdMax = 32;
 
 inline constexpr size_t padded(size_t n) { return (n + 7) & ~size_t{7}; }
 
@@ -415,6 +437,8 @@ static_assert(sizeof(LostEvent) == 32);
 static_assert(sizeof(ThreadEvent) == 40);
 static_assert(sizeof(AddrPathEvent) == 24);
 static_assert(sizeof(H2HeadersEvent) == 40);
+static_assert(sizeof(ModuleEvent) == 80);
+static_assert(offsetof(ModuleEvent, path_len) == 40 && offsetof(ModuleEvent, build_id) == 48);
 static_assert(offsetof(FileHeader, exe) == 160 && offsetof(FileHeader, dropped_by_cause) == 3744);
 static_assert(kSegmentSize % 4096 == 0 && kHeaderSize % 4096 == 0);
 

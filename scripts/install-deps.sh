@@ -7,7 +7,7 @@
 # As root it runs apt-get; otherwise it prints the exact apt-get line and fails.
 set -euo pipefail
 
-build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev libnghttp2-dev)
+build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev libnghttp2-dev libdw-dev libelf-dev)
 test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openssl nodejs nginx-light
       nghttp2-client
       patchelf ruby php-cli php-curl openjdk-17-jdk-headless postgresql chromium)

@@ -23,6 +23,7 @@
 #include "analyzer/export/json_writer.h"
 #include "analyzer/model/addr_format.h"
 #include "analyzer/reports.h"
+#include "analyzer/symbols/symbolizer.h"
 
 namespace httptrace::analyzer {
 
@@ -95,7 +96,7 @@ void append_url_part(std::string& out, std::string_view s) {
 
 class HarEntryWriter : public ConnectionSink {
  public:
-  HarEntryWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
+  HarEntryWriter(JsonWriter& w, const TimeBase& tb, Symbolizer& sym) : w_(w), tb_(tb), sym_(sym) {}
 
   void on_connection(const Connection& c) override {
     // A HAR is what a client sent and got back; a server's side of the same calls is not that.
@@ -217,6 +218,32 @@ class HarEntryWriter : public ConnectionSink {
     }
     conn_tail_ += ",\"_pid\":";
     add_int(conn_tail_, c.pid);
+    render_initiator(c);
+  }
+
+  // `_initiator` as Chrome DevTools writes it: the stack that opened the connection belongs to
+  // the request that opened it (the one that carried its setup); a later request on it was sent
+  // by code we did not see, "other". Line and column numbers are 0-based there; -1: unknown.
+  void render_initiator(const Connection& c) {
+    initiator_.assign(",\"_initiator\":{\"type\":\"other\"}");
+    setup_initiator_ = initiator_;
+    if (c.stack.empty()) return;
+    std::string& s = setup_initiator_;
+    s.assign(",\"_initiator\":{\"type\":\"script\",\"stack\":{\"callFrames\":[");
+    bool first = true;
+    for (const Frame& f : sym_.frames(c)) {
+      s += first ? "{\"functionName\":" : ",{\"functionName\":";
+      first = false;
+      append_json_string(s, f.function);
+      s += ",\"url\":";
+      append_json_string(s, !f.file.empty() ? std::string_view(f.file) : std::string_view(f.object));
+      s += ",\"lineNumber\":";
+      add_int(s, f.line ? static_cast<int64_t>(f.line) - 1 : -1);
+      s += ",\"columnNumber\":";
+      add_int(s, f.column ? static_cast<int64_t>(f.column) - 1 : -1);
+      s += '}';
+    }
+    s += "]}}";
   }
 
   static void add_int(std::string& s, int64_t v) {
@@ -294,12 +321,15 @@ class HarEntryWriter : public ConnectionSink {
     else b += "null";
     b += ',';
     b += conn_tail_;
+    b += setup ? setup_initiator_ : initiator_;
     w.raw(b);
     w.end_object();
   }
 
   JsonWriter& w_;
   const TimeBase& tb_;
+  Symbolizer& sym_;
+  std::string initiator_, setup_initiator_;
   char ip_[kMaxAddrText];
   size_t ip_len_ = 0;
   bool https_ = false;
@@ -320,7 +350,8 @@ bool write_har(TraceSet& traces, std::FILE* out) {
   w.key("version").value(kProgramVersion);
   w.end_object();
   w.key("entries").begin_array();
-  HarEntryWriter sink(w, tb);
+  Symbolizer sym(traces);  // used on the pipe's thread only
+  HarEntryWriter sink(w, tb, sym);
   {
     // Until close(), only the pipe's thread writes to w.
     ConnectionPipe pipe(sink);

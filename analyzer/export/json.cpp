@@ -26,6 +26,7 @@
 #include "analyzer/export/json_writer.h"
 #include "analyzer/export/otlp.h"
 #include "analyzer/reports.h"
+#include "analyzer/symbols/symbolizer.h"
 
 namespace httptrace::analyzer {
 
@@ -33,7 +34,7 @@ namespace {
 
 class JsonConnectionWriter : public ConnectionSink {
  public:
-  JsonConnectionWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
+  JsonConnectionWriter(JsonWriter& w, const TimeBase& tb, Symbolizer& sym) : w_(w), tb_(tb), sym_(sym) {}
 
   void on_connection(const Connection& c) override {
     JsonWriter& w = w_;
@@ -122,6 +123,7 @@ class JsonConnectionWriter : public ConnectionSink {
       w.key("h2_streams").value(c.h2_streams);
       w.key("h2_responses").value(c.h2_responses);
     }
+    write_stack(c);
     w.key("requests").begin_array();
     for (const Exchange& x : c.requests) {
       auto str = [&](JsonWriter::Key k, const std::string& v) {
@@ -168,8 +170,39 @@ class JsonConnectionWriter : public ConnectionSink {
   }
 
  private:
+  // SPEC §6 `stack`: the connect's call stack, innermost first (inlined calls are frames of their
+  // own, "inlined": true); null without HTTPTRACE_STACKS=1. "offset" is the address in the
+  // object (as addr2line takes it); "problem" says why a frame has no name, when known.
+  void write_stack(const Connection& c) {
+    JsonWriter& w = w_;
+    w.key("stack");
+    if (c.stack.empty()) {
+      w.null();
+      return;
+    }
+    auto opt = [&](JsonWriter::Key k, const std::string& v) {
+      if (v.empty()) w.key(k).null();
+      else w.key(k).value(v);
+    };
+    w.begin_array();
+    for (const Frame& f : sym_.frames(c)) {
+      w.begin_object();
+      opt("function", f.function);
+      opt("file", f.file);
+      if (f.line) w.key("line").value(f.line);
+      else w.key("line").null();
+      opt("object", f.object);
+      w.key("offset").value(fmt::format("0x{:x}", f.object.empty() ? f.address : f.offset));
+      if (f.inlined) w.key("inlined").value(true);
+      if (!f.problem.empty()) w.key("problem").value(f.problem);
+      w.end_object();
+    }
+    w.end_array();
+  }
+
   JsonWriter& w_;
   const TimeBase& tb_;
+  Symbolizer& sym_;
 };
 
 void write_dns(JsonWriter& w, const TimeBase& tb, const DnsLookup& d) {
@@ -240,7 +273,8 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("version").value(1);
   w.key("t0_unix_ns").value(tb.t0_unix_ns);
   w.key("connections").begin_array();
-  JsonConnectionWriter sink(w, tb);
+  Symbolizer sym(traces);  // used on the pipe's thread only
+  JsonConnectionWriter sink(w, tb, sym);
   DnsSpool dns(tb);
   // From here until close(), only the pipe's thread writes to w and to the DNS spool.
   ConnectionPipe pipe(sink, dns.ok() ? &dns : nullptr);

@@ -386,6 +386,14 @@ void Model::on_event(const Event& ev) {
                       is_send != c.accepted, ev.h->ts_ns);
       return;
     }
+    case K::kStack: {  // the connect's stack (recorded right after it, naming its connection)
+      ConnState* c = find(ev.file, conn);
+      if (!c) return;
+      const uint32_t depth = std::min<uint32_t>(ev.as<tf::StackEvent>().depth, 256);
+      c->c.stack.resize(depth);
+      std::memcpy(c->c.stack.data(), ev.tail<tf::StackEvent>(), depth * sizeof(uint64_t));
+      return;
+    }
     default: return;
   }
 }

@@ -45,6 +45,7 @@ KindInfo kind_info_slow(uint16_t kind) {
     case K::kExecInherit: return {"exec_inherit", sizeof(tf::InheritEvent)};
     case K::kAddrPath: return {"addr_path", sizeof(tf::AddrPathEvent)};
     case K::kH2Headers: return {"h2_headers", sizeof(tf::H2HeadersEvent)};
+    case K::kModule: return {"module", sizeof(tf::ModuleEvent)};
     default: break;
   }
   return {"?", 0};
@@ -76,6 +77,7 @@ size_t tail_size(const tf::EventHeader* h) {
       for (uint16_t len : e->len) n += len;
       return n;
     }
+    case tf::EventKind::kModule: return reinterpret_cast<const tf::ModuleEvent*>(h)->path_len;
     default: return 0;
   }
 }
@@ -88,6 +90,13 @@ bool h2_headers_valid(const tf::EventHeader* h) {
     if (e->len[f] > kMax[f] || (e->len[f] != 0 && !(e->fields & (1u << f)))) return false;
   }
   return true;
+}
+
+// What makes a ModuleEvent unusable, or nullptr.
+const char* module_problem(const tf::ModuleEvent& e) {
+  if (e.build_id_len > tf::kModuleBuildIdMax) return "module build-id longer than 32 bytes";
+  if (e.text_start > e.text_end) return "module code range ends before it starts";
+  return nullptr;
 }
 
 bool has_trace_name(const char* name) { return std::strstr(name, ".trace") != nullptr; }
@@ -336,6 +345,8 @@ bool TraceSet::open_file(const std::string& path, bool in_directory, OpenError& 
   io.dev = st.st_dev;
   io.ino = st.st_ino;
   io_.push_back(io);
+  modules_.push_back(std::make_unique<ModuleList>());
+  modules_full_warned_.push_back(false);
   const uint32_t fi = static_cast<uint32_t>(files_.size() - 1);
   index_segments(fi, fd, h);
   // Keep the descriptor for the reads to come while there is room; otherwise reopen later.
@@ -619,6 +630,8 @@ bool TraceSet::parse_one(Cursor& c) {
           why = "dns address count above 8";
         else if (kind == uint16_t(tf::EventKind::kH2Headers) && !h2_headers_valid(h))
           why = "h2 header field longer than its bound";
+        else if (kind == uint16_t(tf::EventKind::kModule))
+          why = module_problem(*reinterpret_cast<const tf::ModuleEvent*>(h));
       }
       if (!why) {
         if (kind == uint16_t(tf::EventKind::kThread)) {
@@ -626,7 +639,11 @@ bool TraceSet::parse_one(Cursor& c) {
           l.tid = t->tid;
           l.uid = t->thread_uid ? t->thread_uid : static_cast<uint32_t>(t->tid);
         }
-        const uint64_t order = kind == uint16_t(tf::EventKind::kStack) ? l.last_order : order_time(h);
+        // A module is written right before the stack that needed it (or at file creation, a
+        // thread's first event): in its predecessor's place too, so the stack stays next to it.
+        const bool placed = kind == uint16_t(tf::EventKind::kStack) ||
+                            (kind == uint16_t(tf::EventKind::kModule) && l.last_order != 0);
+        const uint64_t order = placed ? l.last_order : order_time(h);
         l.last_order = order;
         // Insert after every waiting event with an order <= this one: in-order input appends.
         const Pending p{order, l.parse_off, l.uid, l.parse, l.tid};
@@ -702,6 +719,7 @@ void TraceSet::sift_down(size_t i) {
 }
 
 void TraceSet::start() {
+  for (auto& m : modules_) m->clear();
   mute_ = started_;
   started_ = true;
   consumed_ = 0;
@@ -728,6 +746,36 @@ void TraceSet::start() {
     heap_.push_back({c.first_key, i, i});
   }
   for (size_t i = heap_.size(); i-- > 0;) sift_down(i);
+}
+
+bool ModuleList::add(Module m) {
+  const size_t n = n_.load(std::memory_order_relaxed);
+  if (n >= kMax) return false;
+  auto& chunk = chunks_[n / kChunk];
+  if (!chunk) chunk = std::make_unique<std::array<Module, kChunk>>();
+  (*chunk)[n % kChunk] = std::move(m);
+  n_.store(n + 1, std::memory_order_release);
+  return true;
+}
+
+void TraceSet::add_module(uint32_t file, const tf::EventHeader& h) {
+  const auto& e = reinterpret_cast<const tf::ModuleEvent&>(h);
+  Module m;
+  const auto* tail = reinterpret_cast<const char*>(&e + 1);
+  if (e.path_len) m.path.assign(tail, e.path_len);
+  else if (e.flags & tf::kModuleMain) m.path = files_[file].exe;
+  m.bias = e.bias;
+  m.text_start = e.text_start;
+  m.text_end = e.text_end;
+  m.ts_ns = e.h.ts_ns;
+  m.build_id.assign(reinterpret_cast<const char*>(e.build_id), e.build_id_len);
+  m.flags = e.flags;
+  if (!modules_[file]->add(std::move(m)) && !modules_full_warned_[file]) {
+    modules_full_warned_[file] = true;
+    warn(fmt::format("{}: more than {} loaded objects recorded; the rest are ignored (their stack "
+                     "frames stay unresolved)",
+                     files_[file].path, ModuleList::kMax));
+  }
 }
 
 bool TraceSet::earliest(uint64_t& mono_ns, uint32_t& file) const {
@@ -798,6 +846,7 @@ bool TraceSet::next(Event& ev) {
     --l.tail;
   }
   ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
+  if (ev.h->kind == uint16_t(tf::EventKind::kModule)) add_module(c.file, *ev.h);
   ev.file = c.file;
   ev.pid = files_[c.file].pid;
   ev.tid = p.tid;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -57,6 +58,38 @@ struct TraceFile {
   std::vector<std::string> argv;
 
   uint64_t to_unix_ns(uint64_t mono_ns) const { return real_anchor_ns + (mono_ns - mono_anchor_ns); }
+};
+
+// A loaded object of a traced process (ModuleEvent): where its code was, for mapping a stack's
+// return addresses back to the file (analyzer/symbols/).
+struct Module {
+  std::string path;       // as recorded; the main program's is its file's exe
+  uint64_t bias = 0;      // process address = file vaddr + bias
+  uint64_t text_start = 0, text_end = 0;
+  uint64_t ts_ns = 0;     // when the recorder found it loaded
+  std::string build_id;   // raw bytes; empty when it had none
+  uint8_t flags = 0;      // tf::kModule*
+  bool contains(uint64_t pc) const { return pc >= text_start && pc < text_end; }
+};
+
+// The modules of one file that the stream has reached so far, in stream order. Append-only and
+// bounded (kMax per file, a hostile trace cannot make it grow further): the reading thread adds,
+// and any thread may read the first size() entries meanwhile (an exporter formats connections
+// on its own thread), because entries never move once published.
+class ModuleList {
+ public:
+  static constexpr size_t kMax = 4096;
+  size_t size() const { return n_.load(std::memory_order_acquire); }
+  const Module& operator[](size_t i) const { return (*chunks_[i / kChunk])[i % kChunk]; }
+  // The reading thread only. False when the list is full.
+  bool add(Module m);
+  // Only while no other thread reads (a restarted stream).
+  void clear() { n_.store(0, std::memory_order_release); }
+
+ private:
+  static constexpr size_t kChunk = 64;
+  std::array<std::unique_ptr<std::array<Module, kChunk>>, kMax / kChunk> chunks_;
+  std::atomic<size_t> n_{0};
 };
 
 // A validated event, pointing into a cursor's buffer: valid until the next call to next().
@@ -108,6 +141,10 @@ class TraceSet {
   bool next(Event& ev);
   // Bytes of event data consumed so far (for a progress bar).
   uint64_t consumed_bytes() const { return consumed_; }
+
+  // The loaded objects of file (ModuleEvents, HTTPTRACE_STACKS=1) the stream has handed out so
+  // far; restarted by start(). Safe to read from another thread while next() runs.
+  const ModuleList& modules(uint32_t file) const { return *modules_[file]; }
 
   // The earliest event start (ts_ns) of the traces (valid after start(); false if none).
   bool earliest(uint64_t& mono_ns, uint32_t& file) const;
@@ -163,10 +200,13 @@ class TraceSet {
   uint64_t key(const Cursor& c) const;
   void refresh_top();                         // the cursor at the heap top gave an event: refill it
   void warn(std::string msg, bool even_muted = false);
+  void add_module(uint32_t file, const tf::EventHeader& h);  // a kModule event handed out
   void sift_down(size_t i);
 
   std::vector<TraceFile> files_;
   std::vector<FileIo> io_;
+  std::vector<std::unique_ptr<ModuleList>> modules_;  // per file
+  std::vector<bool> modules_full_warned_;
   std::vector<Segment> segments_;
   std::vector<Cursor> cursors_;
   std::vector<HeapEntry> heap_;  // min-heap by (key, rank)

@@ -15,6 +15,10 @@
 //
 // dlmopen is not hooked: objects in another namespace never see our preloaded wrappers, and
 // binding them to us would mix two C libraries' state (see tls/deepbind.h).
+//
+// Nor is the module map (HTTPTRACE_STACKS=1) written here: the stub never sees a plain dlopen
+// return, and dlmopen and glibc's own loads (NSS, iconv) pass no hook at all. record/modules.h
+// notices new objects by dl_iterate_phdr's load counter before each stack instead.
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>

@@ -15,6 +15,7 @@
 
 #include "interpose/record/argv_redact.h"
 #include "interpose/record/config.h"
+#include "interpose/record/modules.h"
 #include "interpose/record/recorder.h"
 #include "interpose/record/stacks.h"
 #include "interpose/record/sys.h"
@@ -220,6 +221,7 @@ bool open_trace_file() {
     ErrnoSaver keep;
     const bool ok = open_trace(g_pid, g_ppid, g_is_child);
     if (ok) announce_inherited();
+    if (ok) record_new_modules(now_ns());  // HTTPTRACE_STACKS=1: the objects loaded so far
     g_file.store(ok ? kFileOpen : kFileFailed, std::memory_order_release);
     return ok;
   }
@@ -340,6 +342,7 @@ void on_fork_child() {
   g_ppid = parent;
   g_is_child = true;
   g_npending = 0;
+  reset_modules();
   g_file.store(kFileNone, std::memory_order_release);
   reserve_fd_slot();  // a child's table is only as big as the descriptors it inherited
   // Inherited sockets are the child's too; new ids keep per-process numbering dense, and

@@ -6,6 +6,7 @@
 
 #include "common/trace_format.h"
 #include "interpose/record/lifecycle.h"
+#include "interpose/record/modules.h"
 #include "interpose/record/recorder.h"
 
 namespace httptrace {
@@ -35,8 +36,10 @@ void record_stack(uint64_t ts, uint32_t conn) {
   if (depth <= 0) return;
   uint64_t addrs[kMaxDepth];
   for (int i = 0; i < depth; ++i) addrs[i] = reinterpret_cast<uintptr_t>(ips[i]);
+  // After the unwind, so every object an address lies in is loaded, and written before the stack.
+  record_new_modules(ts);
   auto ev = new_event<format::StackEvent>(format::EventKind::kStack, conn, ts);
-    ev.depth = static_cast<uint32_t>(depth);
+  ev.depth = static_cast<uint32_t>(depth);
   trace_writer().emit(&ev, sizeof(ev), addrs, sizeof(uint64_t) * static_cast<size_t>(depth));
 }
 
