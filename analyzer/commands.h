@@ -14,6 +14,7 @@ int cmd_timeline(const Args& args);
 int cmd_reuse(const Args& args);
 int cmd_export(const Args& args);
 int cmd_dump(const Args& args);
+int cmd_why(const Args& args);
 
 extern const char* const kUsage;
 extern const char* const kProgramVersion;

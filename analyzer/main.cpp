@@ -25,5 +25,6 @@ int main(int argc, char** argv) {
   if (cmd == "reuse") return cmd_reuse(args);
   if (cmd == "export") return cmd_export(args);
   if (cmd == "dump") return cmd_dump(args);
+  if (cmd == "why") return cmd_why(args);
   return usage_error(fmt::format("unknown command '{}'", printable(cmd)));
 }

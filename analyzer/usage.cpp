@@ -15,6 +15,7 @@ const char* const kUsage =
     "  httptrace export --format FORMAT [-o FILE] TRACE...      json (our own), har (HAR 1.2: DevTools),\n"
     "                                                           chrome (Trace Event JSON: Perfetto, chrome://tracing)\n"
     "  httptrace export --format otlp [-o FILE | --endpoint URL] TRACE...  OpenTelemetry spans: OTLP/JSON, or pushed over OTLP/HTTP\n"
+    "  httptrace why TRACE...                                   why each new connection was opened, stale reuse, churn, percentiles\n"
     "  httptrace dump TRACE...                                  raw events, one per line\n"
     "  httptrace --version                                      program and trace format versions\n"
     "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error;\n"

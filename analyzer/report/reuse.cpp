@@ -15,7 +15,9 @@
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/model/percentiles.h"
 #include "analyzer/report/duration_text.h"
+#include "analyzer/report/percentiles_table.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/reports.h"
 
@@ -30,6 +32,7 @@ struct EndpointStats {
   // One lookup often serves several connections; its time counts once per endpoint (and once in
   // the total, even when it served several ports). The model flags each lookup's first use.
   uint64_t lookups = 0, dns_ns = 0;
+  PhaseHistograms phases;
 };
 
 class ReuseCollector : public ConnectionSink {
@@ -59,6 +62,7 @@ class ReuseCollector : public ConnectionSink {
       s.handshakes_avoided += reused;
     }
     s.pool_misses += c.pool_miss;
+    s.phases.add(c);
   }
   std::map<std::pair<std::string, uint16_t>, EndpointStats> by_endpoint;
   uint64_t total_lookups = 0, total_dns_ns = 0;
@@ -110,6 +114,15 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
              "reuse;\nmisses = new connections opened while another connection to the same endpoint (same "
              "process) sat idle\nand could have been reused. Connections opened while every other one was busy "
              "(concurrency) are not misses.\n");
+  i = 0;
+  for (const auto& [k, s] : col.by_endpoint) {
+    const std::string& name = names[i++];
+    bool any = false;
+    for (Phase p : kPhases) any |= s.phases[p].count() > 0;
+    if (!any) continue;
+    fmt::print(out, "\n{}\n", name);
+    print_phase_percentiles(out, s.phases, "  ");
+  }
   if (model.dropped_events())
     fmt::print(out, "warning: {} events were dropped while recording; counts may be low\n", model.dropped_events());
 }
