@@ -414,11 +414,15 @@ void Model::settle_new_reason(ConnState& s) {
 
 // A read that ended the stream (EOF) or a call that failed with the peer gone: the server ended
 // the connection, and an exchange still waiting for its response failed.
-void Model::note_peer_end(ConnState& c, int64_t result, bool is_send) {
+void Model::note_peer_end(ConnState& c, int64_t result, bool is_send, uint64_t ts, uint64_t end) {
   if (result == 0 && is_send) return;
   if (result < 0 && result != -ECONNRESET && result != -EPIPE) return;  // EAGAIN, EINTR: nothing ended
   c.peer_ended = true;
-  Exchange* x = c.active().current();
+  ExchangeBuilder& b = c.active();
+  // A request whose first write failed moved no bytes, yet it is the reuse that failed: it
+  // opens an exchange (0 bytes sent) so that the failure is seen where it happened.
+  if (is_send && result < 0 && b.any() && !b.sending()) b.send(ts, end, 0);
+  Exchange* x = b.current();
   if (x && !x->first_byte_ns && !x->failed_errno) x->failed_errno = static_cast<int32_t>(-result);
 }
 
@@ -560,7 +564,7 @@ void Model::on_tls_handshake(const Event& ev, ConnState& c) {
 // bytes say (protocol decision), and the exchange builder.
 void Model::on_data(const Event& ev, ConnState& c) {
   const auto& d = ev.as<tf::DataEvent>();
-  if (d.result <= 0) note_peer_end(c, d.result, d.dir == uint8_t(tf::Direction::kSend));
+  if (d.result <= 0) note_peer_end(c, d.result, d.dir == uint8_t(tf::Direction::kSend), ev.h->ts_ns, ev.h->ts_ns + d.dur_ns);
   if (d.result < 0) return;  // EAGAIN, EINTR, ...: no bytes moved
   DataCall call;
   call.is_send = d.dir == uint8_t(tf::Direction::kSend);

@@ -229,7 +229,7 @@ class Model {
   void resolve_miss_waiters(ConnState& o, bool was_idle);
   // new_reason (new_reason.h)
   void settle_new_reason(ConnState& s);
-  void note_peer_end(ConnState& c, int64_t result, bool is_send);
+  void note_peer_end(ConnState& c, int64_t result, bool is_send, uint64_t ts, uint64_t end);
   void remember_close(ProcState& p, ConnState& s, uint64_t close_ns);
 
   const TraceSet& traces_;

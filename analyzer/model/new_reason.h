@@ -21,6 +21,9 @@
 // is replaced once: the first connect after its close takes it (a later connect sees it only when
 // nothing else explains that connect), so a burst of reconnects is not all blamed on one close.
 //
+// A write that fails with EPIPE/ECONNRESET on an idle connection opens an exchange of 0 bytes (the
+// request that failed), so a stale reuse shows where it happened even when nothing was sent.
+//
 // Only outbound connections that connected get a reason; accepted ones, copies inherited at fork
 // and failed connects keep kNone. `pool_miss` (the uint flag) is 1 exactly when the reason is
 // kPoolMiss.
