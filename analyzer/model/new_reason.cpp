@@ -26,9 +26,11 @@ NewReason ending_of(const Exchange* last, bool peer_ended, uint64_t close_ns) {
   if (last && last->connection_close.value_or(false)) return NewReason::kClosedByPeer;
   // Past the server's announced idle limit the server had (or was about to) drop it: a client
   // that polls its idle sockets (urllib3) closes it on seeing it readable, without a read we see.
-  if (last && last->keep_alive_timeout_s && close_ns >= last->end_ns &&
-      close_ns - last->end_ns >= uint64_t(*last->keep_alive_timeout_s) * 1'000'000'000)
-    return NewReason::kClosedByPeer;
+  // The server's clock starts at its last write, before our last read ended: 5% of slack.
+  if (last && last->keep_alive_timeout_s && close_ns >= last->end_ns) {
+    const uint64_t limit = uint64_t(*last->keep_alive_timeout_s) * 1'000'000'000;
+    if (close_ns - last->end_ns >= limit - limit / 20) return NewReason::kClosedByPeer;
+  }
   return NewReason::kClosedByClient;
 }
 

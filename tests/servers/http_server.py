@@ -16,6 +16,7 @@ Routes (any method; a request body announced by Content-Length is read and disca
   /idle-close/<ms> "Keep-Alive: timeout=<ms rounded up to seconds>", then the server closes the
                   connection if no next request arrives within <ms> (a server's idle timeout): the
                   client sees the close itself (its socket turns readable: EOF), no sleep needed
+  /idle-drop/<ms> the same without announcing it (no Keep-Alive header), as many proxies do
   /status/<code>  that status, small body
   /bytes/<n>      n bytes of body
   anything else   200, small body
@@ -101,11 +102,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply_chunked(n)
         if head == "close":
             return self.reply(200, b"closing\n", close=True)
-        if head == "idle-close":
+        if head in ("idle-close", "idle-drop"):
             ms = number(arg, MAX_DELAY_MS)
             if ms is None or ms == 0:
                 return self.reply(400, b"bad idle timeout\n")
-            self.reply(200, b"idle timeout %d ms\n" % ms, keep_alive_s=(ms + 999) // 1000)
+            announce = (ms + 999) // 1000 if head == "idle-close" else None
+            self.reply(200, b"idle timeout %d ms\n" % ms, keep_alive_s=announce)
             # The base class's handle_one_request treats a timed-out read of the next request
             # line as the end of the connection, and closes it.
             self.connection.settimeout(ms / 1000.0)
