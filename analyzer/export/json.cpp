@@ -3,7 +3,11 @@
 // Keys beyond SPEC §6 that are written only when known (absent means not captured / false):
 // per request `target_cut` (true: the recorder kept only the start of a long target),
 // `connection_close` (the response's Connection header said close, or not) and
-// `keep_alive_timeout_s` (its Keep-Alive timeout).
+// `keep_alive_timeout_s` (its Keep-Alive timeout), `error` ("EOF", "ECONNRESET", "EPIPE": it ended
+// without a response, a stale reuse when `reused`). Always written: per connection `new_reason`,
+// `replaced`, `replaced_idle_ns` (null when none; analyzer/model/new_reason.h), and
+// `summary.endpoints`: [{host, port, phases: {dns|connect|tls|wait|receive: {count, p50_ns, p90_ns,
+// p99_ns, max_ns}}}] (analyzer/model/percentiles.h; 0 when count is 0).
 //
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
