@@ -16,6 +16,7 @@ int cmd_export(const Args& args);
 int cmd_dump(const Args& args);
 int cmd_report(const Args& args);
 int cmd_sites(const Args& args);
+int cmd_why(const Args& args);
 
 extern const char* const kUsage;
 extern const char* const kProgramVersion;

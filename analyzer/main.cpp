@@ -27,5 +27,6 @@ int main(int argc, char** argv) {
   if (cmd == "dump") return cmd_dump(args);
   if (cmd == "report") return cmd_report(args);
   if (cmd == "sites") return cmd_sites(args);
+  if (cmd == "why") return cmd_why(args);
   return usage_error(fmt::format("unknown command '{}'", printable(cmd)));
 }

@@ -28,6 +28,8 @@ struct TimelineOptions {
 bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt);
 
 void write_reuse(TraceSet& traces, std::FILE* out);
+// SPEC §4 `why`: new connections by reason, stale reuse, churn, percentiles, races, DNS habits.
+void write_why(TraceSet& traces, std::FILE* out);
 
 void write_dump(TraceSet& traces, std::FILE* out);
 

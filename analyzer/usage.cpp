@@ -20,6 +20,7 @@ const char* const kUsage =
     "  httptrace report [-o FILE.html] TRACE...                 one self-contained HTML page (default httptrace-report.html,\n"
     "                                                           - for stdout): waterfall, reuse, why-new, stale reuse, processes\n"
     "  httptrace sites TRACE...                                 call sites that opened connections (HTTPTRACE_STACKS=1 traces)\n"
+    "  httptrace why TRACE...                                   why each new connection was opened, stale reuse, churn, percentiles\n"
     "  httptrace dump TRACE...                                  raw events, one per line\n"
     "  httptrace --version                                      program and trace format versions\n"
     "TRACE is a trace file or a directory of them. Exit status: 0 ok, 1 unreadable trace, 2 usage error;\n"

@@ -197,8 +197,9 @@ class HarEntryWriter : public ConnectionSink {
     conn_mid_ += "\"connection\":";
     append_json_string(conn_mid_, c.id);
 
-    // The model knows pool misses today; the other reasons (SPEC §5) come with new_reason.
-    conn_tail_.assign(c.pool_miss ? "\"_newReason\":\"pool_miss\"" : "\"_newReason\":null");
+    conn_tail_.assign("\"_newReason\":");
+    if (const char* reason = new_reason_name(c.new_reason)) append_json_string(conn_tail_, reason);
+    else conn_tail_ += "null";
     conn_tail_ += ",\"_tls\":";
     if (c.tls) {
       const TlsInfo& t = *c.tls;

@@ -3,8 +3,12 @@
 // Keys beyond SPEC §6 that are written only when known (absent means not captured / false):
 // per request `target_cut` (true: the recorder kept only the start of a long target),
 // `connection_close` (the response's Connection header said close, or not) and
-// `keep_alive_timeout_s` (its Keep-Alive timeout); per connection `events_lost` (its process lost
-// events while it was open, so its numbers may be incomplete).
+// `keep_alive_timeout_s` (its Keep-Alive timeout), `error` ("EOF", "ECONNRESET", "EPIPE": it ended
+// without a response, a stale reuse when `reused`). Always written: per connection `new_reason`,
+// `replaced`, `replaced_idle_ns` (null when none; analyzer/model/new_reason.h), and
+// `summary.endpoints`: [{host, port, phases: {dns|connect|tls|wait|receive: {count, p50_ns, p90_ns,
+// p99_ns, max_ns}}}] (analyzer/model/percentiles.h; 0 when count is 0); per connection `events_lost` (its process
+// lost events while it was open, so its numbers may be incomplete).
 //
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
@@ -20,6 +24,7 @@
 
 #include "analyzer/model/addr_format.h"
 #include "analyzer/model/trace_context.h"
+#include "analyzer/model/percentiles.h"
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
@@ -37,6 +42,7 @@ class JsonConnectionWriter : public ConnectionSink {
   JsonConnectionWriter(JsonWriter& w, const TimeBase& tb, Symbolizer& sym) : w_(w), tb_(tb), sym_(sym) {}
 
   void on_connection(const Connection& c) override {
+    phases.add(c);
     JsonWriter& w = w_;
     auto t = [&](uint64_t ns) { return tb_.rel(ns); };
     w.begin_object();
@@ -119,6 +125,12 @@ class JsonConnectionWriter : public ConnectionSink {
     w.key("inherited").value(c.inherited);
     if (c.inherited) w.key("parent_id").value(c.parent_id);
     w.key("pool_miss").value(c.pool_miss != 0);
+    if (const char* reason = new_reason_name(c.new_reason)) w.key("new_reason").value(reason);
+    else w.key("new_reason").null();
+    if (c.replaced.empty()) w.key("replaced").null();
+    else w.key("replaced").value(c.replaced);
+    if (c.replaced_idle_ns) w.key("replaced_idle_ns").value(*c.replaced_idle_ns);
+    else w.key("replaced_idle_ns").null();
     if (c.protocol && *c.protocol == "h2") {
       w.key("h2_streams").value(c.h2_streams);
       w.key("h2_responses").value(c.h2_responses);
@@ -163,11 +175,15 @@ class JsonConnectionWriter : public ConnectionSink {
       if (x.children_ns) w.key("children_ns").value(*x.children_ns);
       if (x.connection_close) w.key("connection_close").value(*x.connection_close);
       if (x.keep_alive_timeout_s) w.key("keep_alive_timeout_s").value(*x.keep_alive_timeout_s);
+      // How it ended without a response (a stale reuse): "EOF", "ECONNRESET", "EPIPE".
+      if (x.failed_errno) w.key("error").value(*x.failed_errno ? errno_name(*x.failed_errno) : std::string("EOF"));
       w.end_object();
     }
     w.end_array();
     w.end_object();
   }
+
+  EndpointPhases phases;  // for summary.endpoints; read after the pipe is closed
 
  private:
   // SPEC §6 `stack`: the connect's call stack, innermost first (inlined calls are frames of their
@@ -204,6 +220,35 @@ class JsonConnectionWriter : public ConnectionSink {
   const TimeBase& tb_;
   Symbolizer& sym_;
 };
+
+// summary.endpoints: [{host, port, phases: {dns: {count, p50_ns, p90_ns, p99_ns, max_ns}, ...}}]
+void write_endpoint_phases(JsonWriter& w, const EndpointPhases& phases) {
+  w.key("endpoints").begin_array();
+  for (const auto& [key, h] : phases.endpoints()) {
+    w.begin_object();
+    w.key("host").value(key.first);
+    w.key("port").value(uint32_t{key.second});
+    w.key("phases").begin_object();
+    static constexpr struct {
+      JsonWriter::Key key;
+      Phase phase;
+    } kKeys[] = {{"dns", Phase::kDns}, {"connect", Phase::kConnect}, {"tls", Phase::kTls}, {"wait", Phase::kWait},
+                 {"receive", Phase::kReceive}};
+    for (const auto& [k, ph] : kKeys) {
+      const LogHistogram& x = h[ph];
+      w.key(k).begin_object();
+      w.key("count").value(x.count());
+      w.key("p50_ns").value(x.percentile(0.50));
+      w.key("p90_ns").value(x.percentile(0.90));
+      w.key("p99_ns").value(x.percentile(0.99));
+      w.key("max_ns").value(x.max());
+      w.end_object();
+    }
+    w.end_object();
+    w.end_object();
+  }
+  w.end_array();
+}
 
 void write_dns(JsonWriter& w, const TimeBase& tb, const DnsLookup& d) {
   w.begin_object();
@@ -330,6 +375,7 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("truncated").value(dropped(tf::DropCause::kTruncated));
   w.end_object();
   w.key("warnings").value(uint64_t(traces.warnings().size()));
+  write_endpoint_phases(w, sink.phases);
   w.end_object();
   w.end_object();
   return w.flush();

@@ -175,8 +175,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     s.end_unix_ns = unix_ns(end);
     endpoint_attrs(s);
     s.add_str("httptrace.connection.id", c.id);
-    if (const char* why = new_reason_name(c.new_reason)) s.add_str("httptrace.new_reason", why);
-    else if (c.pool_miss) s.add_str("httptrace.new_reason", "pool_miss");
+    if (const char* reason = new_reason_name(c.new_reason)) s.add_str("httptrace.new_reason", reason);
     if (c.failed()) {
       const std::string err = errno_name(c.connect_error);
       s.add_str("error.type", err);
@@ -289,10 +288,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     if (x.status) s.add_int("http.response.status_code", x.status);
     s.add_bool("httptrace.reused", x.reused);
     if (x.idle_ns) s.add_int("httptrace.idle_ns", static_cast<int64_t>(*x.idle_ns));
-    if (!x.reused) {
-      if (const char* why = new_reason_name(c.new_reason)) s.add_str("httptrace.new_reason", why);
-      else if (c.pool_miss) s.add_str("httptrace.new_reason", "pool_miss");
-    }
+    if (const char* reason = new_reason_name(c.new_reason); reason && !x.reused) s.add_str("httptrace.new_reason", reason);
     s.add_str("httptrace.connection.id", c.id);
     s.add_int("httptrace.request.index", x.index);
     // Bytes on the wire, headers included: not semconv's body sizes.

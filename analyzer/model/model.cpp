@@ -17,6 +17,7 @@
 #include "analyzer/model/exchange_builder.h"
 #include "analyzer/model/h2_streams.h"
 #include "analyzer/model/http_sniff.h"
+#include "analyzer/model/new_reason.h"
 #include "analyzer/model/protocol.h"
 #include "analyzer/model/tls_wire.h"
 #include "analyzer/model/trace_context.h"
@@ -172,6 +173,11 @@ struct Model::ConnState {
   uint32_t parent_file = kNoFile, parent_conn = 0, parent_index = 0;
   static constexpr uint32_t kNoFile = UINT32_MAX;
   H2Streams h2;  // h2: the streams, which become the requests (h2_streams.h)
+  // new_reason (new_reason.h): the server ended it (EOF/RST seen) before our close; a later
+  // connect already named it as replaced; the idle one it could have used, and for how long.
+  bool peer_ended = false, replaced_by_later = false;
+  std::string miss_id;
+  uint64_t miss_idle_ns = 0;
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
@@ -196,6 +202,7 @@ struct Model::ProcState {
   std::string id_prefix;  // "pid" or "pid.gen" when an exec'd image reuses the pid
   std::array<uint8_t, 16> tree_trace{};  // the trace of its process tree's own requests
   ConnTable<ConnState> conns;  // owns the open connections
+  EndpointHistory endpoints;   // how recent connections ended, for new_reason
   // The last kDnsTieWindow lookups, for tying connects: a ring whose slots are overwritten in
   // place, so their strings and vectors keep their buffers and a lookup costs no allocation.
   struct RecentDns {
@@ -419,21 +426,97 @@ void Model::on_dns(const Event& ev) {
   if (keep_dns_) dns_.push_back(l);
 }
 
+namespace {
+
+// Where o's idle time starts: the end of its exchange in progress or of its last one.
+uint64_t last_end_of(ExchangeBuilder& b, uint64_t otherwise) {
+  if (Exchange* x = b.current()) return x->end_ns;
+  return b.done().empty() ? otherwise : b.done().back().end_ns;
+}
+
+}  // namespace
+
+// Scans the open connections to c's endpoint when c connects: an idle one makes c a pool miss now;
+// one still reading a response decides later (resolve_miss_waiters). Then the reason (new_reason.h).
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
   using A = ExchangeBuilder::Availability;
+  OpenScan scan;
+  const uint64_t now = c.c.connect_start_ns;
   p.conns.for_each([&](uint32_t, ConnState& other) {
-    if (c.c.pool_miss || &other == &c || !other.c.has_connect || other.c.connect_pending || other.c.connect_error) return;
+    if (&other == &c || !other.c.has_connect || other.c.connect_error || other.accepted) return;
     const auto& o = other.c;
     if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
+    if (other.peer_ended) {
+      ExchangeBuilder& b = other.active();
+      const NewReason ending = ending_of(b.done().empty() ? nullptr : &b.done().back(), true, now);
+      if (new_reason_rank(ending) > new_reason_rank(scan.ended)) {
+        scan.ended = ending;
+        scan.ended_id = o.id;
+        scan.ended_idle_ns = now - std::min(now, idle_since(b.done(), o.start_ns));
+        other.replaced_by_later = true;
+      }
+      return;
+    }
+    ++scan.open;
+    if (scan.idle || other.c.connect_pending) return;
     switch (other.active().availability()) {
-      case A::kIdle: c.c.pool_miss = 1; break;
+      case A::kIdle:
+        scan.idle = true;
+        scan.idle_id = o.id;
+        scan.idle_ns = now - std::min(now, last_end_of(other.active(), now));
+        break;
       case A::kAnswered:
         other.miss_waiters.push_back(c.c.conn);
         ++c.miss_pending;
+        if (c.miss_id.empty()) {  // tentative: used if this one turns out idle, or never tells
+          c.miss_id = o.id;
+          c.miss_idle_ns = now - std::min(now, last_end_of(other.active(), now));
+        }
         break;
       case A::kBusy: break;
     }
   });
+  if (scan.idle) c.c.pool_miss = 1;
+  ReasonVerdict v = p.endpoints.decide(c.c.peer, now, scan);
+  c.c.new_reason = v.reason;
+  c.c.replaced = std::move(v.replaced);
+  c.c.replaced_idle_ns = v.idle_ns;
+}
+
+// The reason is final when c is reported: a pool miss found after its connect (a candidate's next
+// call said it had been idle) replaces a weaker reason; pool_miss mirrors the reason.
+void Model::settle_new_reason(ConnState& s) {
+  Connection& c = s.c;
+  if (c.inherited || s.accepted || !c.has_connect || c.connect_error != 0) {
+    c.new_reason = NewReason::kNone;
+    c.replaced.clear();
+    c.replaced_idle_ns.reset();
+    c.pool_miss = 0;
+    return;
+  }
+  if (c.pool_miss && new_reason_rank(c.new_reason) < new_reason_rank(NewReason::kPoolMiss)) {
+    c.new_reason = NewReason::kPoolMiss;
+    c.replaced = s.miss_id;
+    c.replaced_idle_ns = s.miss_idle_ns;
+  }
+  c.pool_miss = c.new_reason == NewReason::kPoolMiss;
+}
+
+// A read that ended the stream (EOF) or a call that failed with the peer gone: the server ended
+// the connection, and an exchange still waiting for its response failed.
+void Model::note_peer_end(ConnState& c, int64_t result, bool is_send, uint64_t ts, uint64_t end) {
+  if (result == 0 && is_send) return;
+  if (result < 0 && result != -ECONNRESET && result != -EPIPE) return;  // EAGAIN, EINTR: nothing ended
+  // A server's client hanging up is the client being done (see build_exchange), not a reuse gone
+  // stale; and a failed write there is a response, which must not open a request.
+  if (c.c.direction == ConnDirection::kInbound) return;
+  c.peer_ended = true;
+  ExchangeBuilder& b = c.active();
+  // A request whose first write failed moved no bytes, yet it is the reuse that failed: it
+  // opens an exchange (0 bytes sent) so that the failure is seen where it happened.
+  if (is_send && result < 0 && b.any() && !b.sending()) b.send(ts, end, 0);
+  Exchange* x = b.current();
+  if (x && !x->first_byte_ns && !x->failed_errno) x->failed_errno = static_cast<int32_t>(-result);
 }
 
 // o's next call after connections were opened beside it: a read means its response was still
@@ -443,7 +526,11 @@ void Model::resolve_miss_waiters(ConnState& o, bool was_idle) {
     ConnState* w = find(o.file, id);
     if (!w) continue;  // already reported (see emit)
     if (w->miss_pending) --w->miss_pending;
-    if (was_idle) w->c.pool_miss = 1;
+    if (was_idle && !w->c.pool_miss) {
+      w->c.pool_miss = 1;
+      w->miss_id = o.c.id;
+      w->miss_idle_ns = w->c.connect_start_ns - std::min(w->c.connect_start_ns, last_end_of(o.active(), 0));
+    }
   }
   o.miss_waiters.clear();
 }
@@ -572,6 +659,7 @@ void Model::on_tls_handshake(const Event& ev, ConnState& c) {
 // bytes say (protocol decision), and the exchange builder.
 void Model::on_data(const Event& ev, ConnState& c) {
   const auto& d = ev.as<tf::DataEvent>();
+  if (d.result <= 0) note_peer_end(c, d.result, d.dir == uint8_t(tf::Direction::kSend), ev.h->ts_ns, ev.h->ts_ns + d.dur_ns);
   if (d.result < 0) return;  // EAGAIN, EINTR, ...: no bytes moved
   DataCall call;
   call.is_send = d.dir == uint8_t(tf::Direction::kSend);
@@ -802,11 +890,22 @@ void Model::unindex(ConnState& c) {
   if (it != open.end() && it->second == std::pair(c.file, c.c.conn)) open.erase(it);
 }
 
+// A connected outbound connection's end, for the reasons of the connects after it.
+void Model::remember_close(ProcState& p, ConnState& s, uint64_t close_ns) {
+  const Connection& c = s.c;
+  if (s.accepted || c.inherited || !c.has_connect || c.connect_pending || c.connect_error) return;
+  const auto& done = s.active().done();
+  const Exchange* last = done.empty() ? nullptr : &done.back();
+  p.endpoints.on_close(c.peer, c.id, close_ns, idle_since(done, c.start_ns), ending_of(last, s.peer_ended, close_ns),
+                       s.replaced_by_later);
+}
+
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {
   ProcState& p = *procs_[file];
   ConnState* open = p.conns.find(conn);
   if (!open) return;
   if (!open->miss_waiters.empty()) resolve_miss_waiters(*open, true);
+  if (close_ns) remember_close(p, *open, *close_ns);
   unindex(*open);
   std::unique_ptr<ConnState> st = p.conns.take(conn);
   st->c.close_ns = close_ns;
@@ -848,6 +947,12 @@ void absorb(Model::ConnState& winner, const Model::ConnState& loser) {
   auto& into = winner.c.attempts;
   into.insert(into.end(), loser.c.attempts.begin(), loser.c.attempts.end());
   into.push_back(loser.as_attempt());
+  // The race's first connect may have taken the close it replaces: the stronger reason stands.
+  if (new_reason_rank(loser.c.new_reason) > new_reason_rank(winner.c.new_reason)) {
+    winner.c.new_reason = loser.c.new_reason;
+    winner.c.replaced = loser.c.replaced;
+    winner.c.replaced_idle_ns = loser.c.replaced_idle_ns;
+  }
   const auto& wd = winner.c.dns;
   const auto& ld = loser.c.dns;
   if (wd && ld && wd->start_ns == ld->start_ns) {
@@ -953,6 +1058,7 @@ void Model::emit(ConnState& s) {
   Connection& c = s.c;
   // A candidate that stayed silent for this connection's whole life was most likely idle.
   if (s.miss_pending) c.pool_miss = 1;
+  settle_new_reason(s);
   s.wire.finish_current();
   s.plain.finish_current();
   if (s.lib_tls) {

@@ -45,7 +45,9 @@
 namespace httptrace::analyzer {
 
 // Why a new connection was opened (SPEC §5). kNone: not an opened connection (inbound, a copy
-// inherited at fork, a connect that never succeeded).
+// inherited at fork, a connect that never succeeded). When several hold, the strongest wins:
+// reset_on_reuse > closed_by_peer > pool_miss > busy > closed_by_client > first (the rules and
+// why: analyzer/model/new_reason.h).
 enum class NewReason : uint8_t { kNone, kFirst, kBusy, kPoolMiss, kClosedByPeer, kResetOnReuse, kClosedByClient };
 const char* new_reason_name(NewReason r);  // "first", "busy", ...; nullptr for kNone
 
@@ -246,6 +248,10 @@ class Model {
   void recycle(std::unique_ptr<ConnState> st);
   void mark_pool_miss(ProcState& p, ConnState& c);
   void resolve_miss_waiters(ConnState& o, bool was_idle);
+  // new_reason (new_reason.h)
+  void settle_new_reason(ConnState& s);
+  void note_peer_end(ConnState& c, int64_t result, bool is_send, uint64_t ts, uint64_t end);
+  void remember_close(ProcState& p, ConnState& s, uint64_t close_ns);
 
   const TraceSet& traces_;
   ConnectionSink& sink_;

@@ -6,6 +6,9 @@
 // being written). A connection opened while every other one was busy is concurrency, which a
 // client may well want; it is not counted, and the note under the table says so.
 //
+// Under the table, per endpoint, count / p50 / p90 / p99 / max of each phase (dns, connect, tls,
+// wait, receive), from streaming histograms (analyzer/model/percentiles.h).
+//
 // Endpoint names come from the trace (a host name can hold anything): printed through
 // printable(), and an IPv6 address, which is what a name with ':' is, in brackets before its port.
 #include <algorithm>
@@ -14,7 +17,9 @@
 
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
+#include "analyzer/model/percentiles.h"
 #include "analyzer/report/duration_text.h"
+#include "analyzer/report/percentiles_table.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/report/reuse_stats.h"
 #include "analyzer/reports.h"
@@ -46,6 +51,7 @@ void ReuseCollector::on_connection(const Connection& c) {
     s.handshakes_avoided += reused;
   }
   s.pool_misses += c.pool_miss;
+  s.phases.add(c);
 }
 
 EndpointStats ReuseCollector::total() const {
@@ -96,6 +102,15 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
              "reuse;\nmisses = new connections opened while another connection to the same endpoint (same "
              "process) sat idle\nand could have been reused. Connections opened while every other one was busy "
              "(concurrency) are not misses.\n");
+  i = 0;
+  for (const auto& [k, s] : col.by_endpoint) {
+    const std::string& name = names[i++];
+    bool any = false;
+    for (Phase p : kPhases) any |= s.phases[p].count() > 0;
+    if (!any) continue;
+    fmt::print(out, "\n{}\n", name);
+    print_phase_percentiles(out, s.phases, "  ");
+  }
   if (model.dropped_events())
     fmt::print(out, "warning: {} events were dropped while recording; counts may be low\n", model.dropped_events());
 }

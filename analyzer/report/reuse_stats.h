@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "analyzer/model/model.h"
+#include "analyzer/model/percentiles.h"
 
 namespace httptrace::analyzer {
 
@@ -22,6 +23,7 @@ struct EndpointStats {
   // One lookup often serves several connections; its time counts once per endpoint (and once in
   // the total, even when it served several ports). The model flags each lookup's first use.
   uint64_t lookups = 0, dns_ns = 0;
+  PhaseHistograms phases;  // per phase, for the percentile rows (not summed in total())
 };
 
 class ReuseCollector : public ConnectionSink {

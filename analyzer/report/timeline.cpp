@@ -293,12 +293,25 @@ class RowBuilder {
     if (c.events_lost) head_.append("  (events lost while open: may be incomplete)");
     std::string out;
     st_.wrap(out, head_, kBold);
-    if (c.pool_miss) {
+    // Why it was opened, when that says something a reader can act on (first and busy do not).
+    if (const std::string why = reason_note(c); !why.empty()) {
       out += "  ";
-      st_.wrap(out, "opened while another connection to it was idle", kYellow);
+      st_.wrap(out, why, kYellow);
     }
     out += '\n';
     text(out);
+  }
+
+  static std::string reason_note(const Connection& c) {
+    const std::string was = c.replaced.empty() ? std::string() : " " + c.replaced;
+    const std::string idle = c.replaced_idle_ns ? " idle " + duration_text(*c.replaced_idle_ns) : std::string();
+    switch (c.new_reason) {
+      case NewReason::kPoolMiss: return "pool miss: opened while" + (was.empty() ? " another connection" : was) + " to it was" + (idle.empty() ? " idle" : idle);
+      case NewReason::kResetOnReuse: return "reset on reuse: reconnected after" + was + " failed a reuse" + (idle.empty() ? "" : " (" + idle.substr(1) + ")");
+      case NewReason::kClosedByPeer: return "closed by peer: the server had closed" + was;
+      case NewReason::kClosedByClient: return "closed by client: replaces" + was;
+      default: return "";
+    }
   }
 
   void setup_line(std::string_view label, uint64_t start, uint64_t dur, Color color, bool failed) {

@@ -56,7 +56,8 @@ void expect_har_matches(const json& har, const json& doc) {
       EXPECT_EQ(t["ssl"].get<double>() >= 0, c["tls"].is_object());
       EXPECT_EQ(t["dns"].get<double>() >= 0, c["dns"].is_object());
     }
-    EXPECT_EQ(e["_newReason"].is_null(), !c["pool_miss"].get<bool>());
+    EXPECT_EQ(e["_newReason"], c["new_reason"]);
+    EXPECT_EQ(c["new_reason"] == "pool_miss", c["pool_miss"].get<bool>());
     EXPECT_EQ(e["_pid"], c["pid"]);
     const std::string peer = c["peer"];
     EXPECT_EQ(e["serverIPAddress"], peer.substr(0, peer.rfind(':')));

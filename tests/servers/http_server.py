@@ -13,6 +13,10 @@ Routes (any method; a request body announced by Content-Length is read and disca
   /delay/<ms>     waits <ms> before sending anything, so time-to-first-byte is about <ms>
   /chunked/<n>    Transfer-Encoding: chunked, n chunks
   /close          "Connection: close", then the server closes the connection
+  /idle-close/<ms> "Keep-Alive: timeout=<ms rounded up to seconds>", then the server closes the
+                  connection if no next request arrives within <ms> (a server's idle timeout): the
+                  client sees the close itself (its socket turns readable: EOF), no sleep needed
+  /idle-drop/<ms> the same without announcing it (no Keep-Alive header), as many proxies do
   /status/<code>  that status, small body
   /bytes/<n>      n bytes of body
   anything else   200, small body
@@ -80,6 +84,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def route(self):
         self.discard_request_body()
+        self.connection.settimeout(None)  # an earlier /idle-close armed it for the idle gap only
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         head = parts[0]
         arg = parts[1] if len(parts) > 1 else ""
@@ -97,6 +102,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply_chunked(n)
         if head == "close":
             return self.reply(200, b"closing\n", close=True)
+        if head in ("idle-close", "idle-drop"):
+            ms = number(arg, MAX_DELAY_MS)
+            if ms is None or ms == 0:
+                return self.reply(400, b"bad idle timeout\n")
+            announce = (ms + 999) // 1000 if head == "idle-close" else None
+            self.reply(200, b"idle timeout %d ms\n" % ms, keep_alive_s=announce)
+            # The base class's handle_one_request treats a timed-out read of the next request
+            # line as the end of the connection, and closes it.
+            self.connection.settimeout(ms / 1000.0)
+            return None
         if head == "status":
             code = number(arg, 999)
             if code is None or code < 200:
@@ -117,7 +132,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         lines += ["%s: %s" % kv for kv in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def reply(self, code, body, close=False):
+    def reply(self, code, body, close=False, keep_alive_s=None):
         no_body = self.command == "HEAD" or code in (204, 304)
         headers = [("Content-Type", "text/plain")]
         if code not in (204, 304):
@@ -127,6 +142,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif self.close_connection:
             headers.append(("Connection", "close"))
+        elif keep_alive_s is not None:
+            headers.append(("Keep-Alive", "timeout=%d" % keep_alive_s))
         # One send for headers and body: a deterministic write pattern for the traced client.
         payload = self.status_and_headers(code, headers)
         if not no_body:

@@ -176,7 +176,7 @@ TEST(ExportHar, PoolMissIsTheNewReason) {
   const json* first = entry_for(har, "http://10.0.0.1/1");
   const json* second = entry_for(har, "http://10.0.0.1/2");
   ASSERT_TRUE(first && second) << har.dump(1);
-  EXPECT_EQ((*first)["_newReason"], nullptr);
+  EXPECT_EQ((*first)["_newReason"], "first");
   EXPECT_EQ((*second)["_newReason"], "pool_miss");
   EXPECT_EQ((*second)["request"]["headers"][0]["value"], "10.0.0.1");
 }

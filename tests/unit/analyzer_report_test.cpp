@@ -164,7 +164,7 @@ TEST(Timeline, ShowsPhasesRequestsReuseAndIdle) {
   std::string out = capture_output([&](std::FILE* f) { write_timeline(l.ts, f, {false, 100}); });
   for (const char* want : {"localhost (127.0.0.1:8080)", "dns", "connect ECONNREFUSED", "tls", "TLS TLSv1.3 via openssl",
                            "#0 GET /index.html 200", "#1 GET /delay/150 200", "reused after", "send ", "wait ",
-                           "receive ", "opened while another connection to it was idle"})
+                           "receive ", "pool miss: opened while 4321:1 to it was idle"})
     EXPECT_NE(out.find(want), std::string::npos) << want << "\n" << out;
   EXPECT_EQ(out.find("\x1b["), std::string::npos);  // no colour unless asked
   std::istringstream lines(out);

@@ -215,7 +215,8 @@ TEST(Model, LookupFirstUseFlagsPerPort) {
   // 500ns once for each endpoint row and once (not twice) in the total.
   EXPECT_NE(report.find("api.example:80 "), std::string::npos) << report;
   size_t rows = 0;
-  for (size_t at = 0; (at = report.find("500ns", at)) != std::string::npos; ++at) ++rows;
+  const std::string table = report.substr(0, report.find("\n\n"));  // not the percentiles below
+  for (size_t at = 0; (at = table.find("500ns", at)) != std::string::npos; ++at) ++rows;
   EXPECT_EQ(rows, 3u) << report;
 }
 

@@ -1,0 +1,73 @@
+// Streaming percentiles in bounded memory: a log-linear histogram in the manner of HdrHistogram
+// (Gil Tene). Debian packages HdrHistogram for Java and Go only, and t-digest for Java and
+// PostgreSQL: nothing for C++, so this is our own, small on purpose.
+//
+// Values (ns) below 2^(kSubBits+1) are counted exactly; above, each power of two is split into
+// 2^kSubBits equal buckets, and a percentile is reported as the middle of its bucket, so it is
+// within 1/2^(kSubBits+1) (under 0.8%) of the true sample at that rank. Counts grow only up to
+// the largest bucket used (a second's worth of ns needs about 1,500 buckets, 6 KB); values past
+// 2^kMaxBits share the last bucket. Min, max, count and sum are exact. Percentiles are
+// nearest-rank: the sample at rank ceil(q * n).
+//
+// Kept in model/ so that reports and exports (which must not call into report/) share it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "analyzer/model/model.h"
+
+namespace httptrace::analyzer {
+
+class LogHistogram {
+ public:
+  static constexpr int kSubBits = 6;
+  static constexpr int kMaxBits = 44;  // ~4.9 hours in ns
+
+  void add(uint64_t v);
+  void merge(const LogHistogram& o);
+  uint64_t count() const { return count_; }
+  uint64_t min() const { return count_ ? min_ : 0; }
+  uint64_t max() const { return max_; }
+  uint64_t sum() const { return sum_; }
+  // q in [0, 1]; 0 when empty.
+  uint64_t percentile(double q) const;
+  size_t buckets() const { return counts_.size(); }  // memory in use, for tests
+
+  static size_t index_of(uint64_t v);
+  static uint64_t lowest_of(size_t index);  // smallest value counted in bucket index
+  static uint64_t highest_of(size_t index);
+
+ private:
+  std::vector<uint32_t> counts_;
+  uint64_t count_ = 0, min_ = UINT64_MAX, max_ = 0, sum_ = 0;
+};
+
+// The phases of SPEC §5 per endpoint: dns, connect, tls per connection; wait (first byte - sent)
+// and receive (end - first byte) per request.
+enum class Phase : uint8_t { kDns, kConnect, kTls, kWait, kReceive };
+inline constexpr Phase kPhases[] = {Phase::kDns, Phase::kConnect, Phase::kTls, Phase::kWait, Phase::kReceive};
+const char* phase_name(Phase p);
+
+struct PhaseHistograms {
+  LogHistogram by_phase[5];
+  LogHistogram& operator[](Phase p) { return by_phase[size_t(p)]; }
+  const LogHistogram& operator[](Phase p) const { return by_phase[size_t(p)]; }
+  // Adds what c spent in each phase. A lookup counts once per endpoint (dns_first_for_port).
+  void add(const Connection& c);
+};
+
+// Per (endpoint host, port), in key order. The host as the trace has it (callers escape it).
+class EndpointPhases {
+ public:
+  void add(const Connection& c) { by_endpoint_[{c.endpoint_host(), c.peer.port}].add(c); }
+  const std::map<std::pair<std::string, uint16_t>, PhaseHistograms>& endpoints() const { return by_endpoint_; }
+
+ private:
+  std::map<std::pair<std::string, uint16_t>, PhaseHistograms> by_endpoint_;
+};
+
+}  // namespace httptrace::analyzer
