@@ -144,6 +144,25 @@ std::string fields(const Event& ev) {
       return fmt::format("fd={} {} path={}", d.fd, d.which == 0 ? "peer" : d.which == 1 ? "local" : "which?",
                          quoted({reinterpret_cast<const char*>(ev.tail<tf::AddrPathEvent>()), d.path_len}));
     }
+    case K::kModule: {
+      const auto& d = ev.as<tf::ModuleEvent>();
+      return fmt::format("bias={:#x} text={:#x}-{:#x} build_id_len={} flags={:#x} path={}", d.bias, d.text_start,
+                         d.text_end, d.build_id_len, d.flags,
+                         quoted({reinterpret_cast<const char*>(ev.tail<tf::ModuleEvent>()), d.path_len}));
+    }
+    case K::kH2Headers: {
+      // The fields are the allow-listed ones (method, path, authority, status, traceparent).
+      const auto& d = ev.as<tf::H2HeadersEvent>();
+      std::string s = fmt::format("stream={} {} flags={:#x}", d.stream, d.dir == 0 ? "send" : "recv", d.flags);
+      static constexpr const char* kNames[tf::kH2Fields] = {":method", ":path", ":authority", ":status", "traceparent"};
+      const char* p = reinterpret_cast<const char*>(ev.tail<tf::H2HeadersEvent>());
+      for (int f = 0; f < tf::kH2Fields; ++f) {
+        if (!(d.fields & (1u << f))) continue;
+        s += fmt::format(" {}={}", kNames[f], quoted({p, d.len[f]}));
+        p += d.len[f];
+      }
+      return s;
+    }
   }
   return "";
 }

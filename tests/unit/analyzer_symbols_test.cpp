@@ -33,7 +33,7 @@ tf::ModuleEvent module_event(uint64_t ts, uint64_t bias, uint64_t lo, uint64_t h
   e.text_end = hi;
   e.flags = flags;
   e.build_id_len = static_cast<uint8_t>(build_id.size());
-  std::memcpy(e.build_id, build_id.data(), std::min(build_id.size(), sizeof e.build_id));
+  if (!build_id.empty()) std::memcpy(e.build_id, build_id.data(), std::min(build_id.size(), sizeof e.build_id));
   return e;
 }
 

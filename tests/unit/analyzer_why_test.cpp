@@ -321,7 +321,9 @@ TEST(Percentiles, MatchExactSortedValuesWithinTheBucketError) {
     EXPECT_EQ(h.min(), *std::min_element(v.begin(), v.end()));
     for (double q : {0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0}) {
       const uint64_t want = exact_rank(v, q), got = h.percentile(q);
-      if (dist == 1) EXPECT_EQ(got, want) << q;  // small values are counted exactly
+      if (dist == 1) {
+        EXPECT_EQ(got, want) << q;  // small values are counted exactly
+      }
       EXPECT_LE(std::fabs(double(got) - double(want)), double(want) / 128.0 + 1) << "q=" << q << " want " << want;
     }
     EXPECT_LT(h.buckets(), 2500u);  // bounded by the range, not the number of samples
