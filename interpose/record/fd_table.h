@@ -80,7 +80,10 @@ class FdTable {
     if ((word & bit) == 0) return false;
     return take_flag(fd, conn_of(word), bit);
   }
+  // A call whose begin_data() took a turn moved nothing: as if it had not happened. (A write
+  // took its own direction's turn; a read cleared the write's.)
   void undo_begin(int fd, uint32_t conn, format::Direction dir, bool plaintext) {
+    if (dir == format::Direction::kSend) take_flag(fd, conn, turn_bit(dir, plaintext));
     set_flag(fd, conn, turn_bit(other(dir), plaintext));
   }
 

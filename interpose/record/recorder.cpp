@@ -142,12 +142,12 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
   if (!plaintext && (word & FdTable::kH2cBit)) {
     h2::Conn* hc = h2::slot(FdTable::h2c_slot(word));
     if (hc != nullptr && hc->owner.load(std::memory_order_relaxed) == conn) {
-      if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) ev.flags |= format::kDataDirChange;
+      if (data_turn(start, fd, conn, dir, plaintext, result)) ev.flags |= format::kDataDirChange;
       return emit_h2c(*hc, ev, iov, iovcnt, result, t1, false);
     }
   }
   // Only a transfer that moved bytes turns the conversation around: EAGAIN and EOF do not.
-  if (result > 0 && g_fd_table.note_direction(fd, conn, dir, plaintext)) {
+  if (data_turn(start, fd, conn, dir, plaintext, result)) {
     ev.flags |= format::kDataDirChange;
     if (!plaintext && h2c_preface(iov, iovcnt, result)) {
       if (h2::Conn* hc = h2::claim(conn, true)) {

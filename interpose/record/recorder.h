@@ -105,16 +105,36 @@ inline uint32_t conn_of_fd(int fd) { return FdTable::conn_of(g_fd_table.load(fd)
 struct DataStart {
   uint64_t word = 0;       // fd's slot before the call: the connection the call is really on,
                            // even if another thread closes the number and it is reused meanwhile
-  bool took_turn = false;  // begin_transfer() cleared the other direction's turn bit
+  bool begun = false;      // begin_data() ran before the call
+  // A write: it is the conversation's turn (decided as it began). A read: begin_transfer()
+  // cleared the write direction's turn bit. Either is given back if the call moves nothing.
+  bool took_turn = false;
 };
 
-// Before the real call of a read or write on fd: tells the other direction that this one has
-// begun (fd_table.h, the turn bits), so a response read while the request is still being sent
-// is captured. For an untracked fd, one load.
+// Before the real call of a read or write on fd. A write's turn is decided now, as it begins
+// (writes are placed at their start, SPEC §5): decided when a long write returns, it would undo
+// the turn of a response read by another thread meanwhile, and the next request would not be
+// seen as one (Java's HttpClient: a selector thread reads while the caller's write returns). A
+// read tells the other direction it has begun (fd_table.h, the turn bits), so a response read
+// while the request is still being sent is captured; its own turn is decided when it returns.
+// For an untracked fd, one load.
 inline DataStart begin_data(int fd, format::Direction dir, bool plaintext) {
-  DataStart s{g_fd_table.load(fd), false};
-  if (s.word != 0) s.took_turn = g_fd_table.begin_transfer(fd, s.word, dir, plaintext);
+  DataStart s{g_fd_table.load(fd), true, false};
+  if (s.word == 0) return s;
+  if (dir == format::Direction::kSend) {
+    s.took_turn = g_fd_table.note_direction(fd, FdTable::conn_of(s.word), dir, plaintext);
+  } else {
+    s.took_turn = g_fd_table.begin_transfer(fd, s.word, dir, plaintext);
+  }
   return s;
+}
+
+// Whether a transfer that returned result is the turn of the conversation (the capture point).
+inline bool data_turn(const DataStart& start, int fd, uint32_t conn, format::Direction dir,
+                      bool plaintext, int64_t result) {
+  if (result <= 0) return false;  // EAGAIN and EOF do not turn the conversation around
+  if (dir == format::Direction::kSend && start.begun) return start.took_turn;
+  return g_fd_table.note_direction(fd, conn, dir, plaintext);
 }
 
 // One read or write on a tracked descriptor. result is the byte count or -errno. The bytes are
@@ -131,7 +151,7 @@ void record_data(const DataStart& start, int fd, format::Direction dir, format::
 inline void record_data(int fd, format::Direction dir, format::DataCall call, uint8_t flags,
                         uint64_t t0, uint64_t t1, int64_t result, const iovec* iov,
                         size_t iovcnt) {
-  record_data(DataStart{g_fd_table.load(fd), false}, fd, dir, call, flags, t0, t1, result, iov,
+  record_data(DataStart{g_fd_table.load(fd), false, false}, fd, dir, call, flags, t0, t1, result, iov,
               iovcnt);
 }
 

@@ -79,7 +79,7 @@ void record_h2(const DataStart& start, Session& s, format::Direction dir, format
   ev.call = static_cast<uint8_t>(call);
   ev.flags = format::kDataTlsPlaintext;
   if (out.cut) ev.flags |= format::kDataH2FramesCut;
-  if (result > 0 && g_fd_table.note_direction(s.fd, s.conn, dir, true)) ev.flags |= format::kDataDirChange;
+  if (data_turn(start, s.fd, s.conn, dir, true, result)) ev.flags |= format::kDataDirChange;
   if (n > 0) {
     ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kH2Frames);
     ev.cap_len = static_cast<uint16_t>(n * kH2FrameHeader);
@@ -95,7 +95,7 @@ void record_plaintext(const DataStart& start, Session& s, format::Direction dir,
   // A session bound (or bound again) during the call had no begin: its slot is read now.
   const DataStart at = FdTable::conn_of(start.word) == s.conn
                            ? start
-                           : DataStart{g_fd_table.load(s.fd), false};
+                           : DataStart{g_fd_table.load(s.fd), false, false};
   if (s.h2) return record_h2(at, s, dir, call, t0, t1, result, buf);
   iovec iov = {const_cast<void*>(buf), result > 0 ? static_cast<size_t>(result) : 0};
   record_data(at, s.fd, dir, call, format::kDataTlsPlaintext, t0, t1, result, &iov, 1);

@@ -23,6 +23,14 @@ namespace {
 constexpr char kTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
 constexpr char kSpanId[] = "00f067aa0ba902b7";
 
+// Traced runs write into one directory, as a user running every service under LD_PRELOAD does.
+RunOptions traced_into(const fs::path& dir) {
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir);
+  return o;
+}
+
 // tests/servers/chain_service.py, traced, on port 0; it exits when we close its stdin.
 class Service {
  public:
@@ -32,10 +40,7 @@ class Service {
       argv.push_back("--backend");
       argv.push_back(std::to_string(*backend));
     }
-    RunOptions o;
-    o.preload = true;
-    o.env = trace_env(trace_dir);
-    if (!child_.start(argv, o, true, &error_)) return;
+    if (!child_.start(argv, traced_into(trace_dir), true, &error_)) return;
     std::string line;
     if (!child_.read_line(&line, milliseconds{10000}) || line.rfind("PORT ", 0) != 0) {
       error_ = "service did not print its port: " + line;
@@ -119,9 +124,7 @@ TEST(DistributedTrace, CurlFrontendBackendIsOneTrace) {
   Service frontend(traces.path(), backend.port());
   ASSERT_GT(frontend.port(), 0) << frontend.error();
 
-  RunOptions o;
-  o.preload = true;
-  o.env = trace_env(traces.path());
+  const RunOptions o = traced_into(traces.path());
   const std::string tp = std::string("00-") + kTraceId + "-" + kSpanId + "-01";
   RunResult curl = run({"curl", "-sS", "-H", "traceparent: " + tp,
                         "http://127.0.0.1:" + std::to_string(frontend.port()) + "/hello"}, o);
@@ -198,9 +201,7 @@ TEST(DistributedTrace, WithoutTraceparentTheRootNamesTheTrace) {
   ASSERT_GT(backend.port(), 0) << backend.error();
   Service frontend(traces.path(), backend.port());
   ASSERT_GT(frontend.port(), 0) << frontend.error();
-  RunOptions o;
-  o.preload = true;
-  o.env = trace_env(traces.path());
+  const RunOptions o = traced_into(traces.path());
   RunResult curl = run({"curl", "-sS", "http://127.0.0.1:" + std::to_string(frontend.port()) + "/a"}, o);
   ASSERT_EQ(curl.exit_code, 0) << curl.describe();
   frontend.stop();
@@ -240,9 +241,7 @@ class NginxProxy {
          << "    location / { proxy_pass http://backend; proxy_http_version 1.1;\n"
          << "                 proxy_set_header Connection \"\"; }\n  }\n}\n";
     conf.close();
-    RunOptions o;
-    o.preload = true;
-    o.env = trace_env(trace_dir);
+    const RunOptions o = traced_into(trace_dir);
     if (!child_.start({"nginx", "-e", "/dev/stdout", "-p", d, "-c", (dir / "nginx.conf").string()}, o, false, &error_)) return;
     std::string line;
     for (int i = 0; i < 50; ++i) {  // bounded: a handful of notice lines come first
@@ -282,9 +281,7 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
   NginxProxy nginx(nginx_dir.path(), traces.path(), backend.port(), port);
   ASSERT_TRUE(nginx.ok()) << nginx.error();
 
-  RunOptions o;
-  o.preload = true;
-  o.env = trace_env(traces.path());
+  const RunOptions o = traced_into(traces.path());
   const std::string tp = std::string("00-") + kTraceId + "-" + kSpanId + "-01";
   RunResult first = run({"curl", "-sS", "-H", "traceparent: " + tp, nginx.url("/a")}, o);
   ASSERT_EQ(first.exit_code, 0) << first.describe();

@@ -27,6 +27,24 @@ std::string hex(const std::array<uint8_t, 16>& id) {
   return std::string(s, analyzer::hex_to(s, id.data(), 16));
 }
 
+// One call from a client process (pid 100) to a server process (pid 200) over mirrored
+// addresses; request is what both sides see of it. Returns {client's, server's} connection.
+std::pair<Connection, Connection> one_call(const std::string& request) {
+  TraceBuilder client(100), server(200);
+  client.socket(1, 100 * us, 1, 3);
+  client.connect(1, 110 * us, 1, 3, kServer, 10 * us);
+  server.accept(1, 115 * us, 1, 5, 4, kClient, 5 * us);
+  client.send(1, 200 * us, 1, 80, 5 * us, request);
+  read_request(server, 1, 150 * us, 1, request, 60 * us);
+  write_response(server, 1, 300 * us, 1, 5 * us);
+  client.recv(1, 210 * us, 1, 200, 100 * us, "HTTP/1.1 200 OK");
+  auto out = model_of({&client, &server});
+  EXPECT_EQ(out.conns.size(), 2u);
+  if (out.conns.size() != 2) return {};
+  const bool first_is_client = out.conns[0].pid == 100;
+  return {out.conns[first_is_client ? 0 : 1], out.conns[first_is_client ? 1 : 0]};
+}
+
 TEST(Inbound, ExchangeRunsFromRequestReadToResponseWritten) {
   TraceBuilder b(200);
   b.accept(1, 100 * us, 1, 5, 4, kClient, 10 * us);
@@ -107,18 +125,7 @@ TEST(Inbound, EventLoopLinksOnlyWhileOneRequestIsUnanswered) {
 }
 
 TEST(Inbound, MirroredConnectionsOfTwoProcessesAreOneCall) {
-  TraceBuilder client(100), server(200);
-  client.socket(1, 100 * us, 1, 3);
-  client.connect(1, 110 * us, 1, 3, kServer, 10 * us);
-  server.accept(1, 115 * us, 1, 5, 4, kClient, 5 * us);
-  client.send(1, 200 * us, 1, 80, 5 * us, std::string("GET /a HTTP/1.1\r\ntraceparent: ") + kTp);
-  read_request(server, 1, 150 * us, 1, std::string("GET /a HTTP/1.1\r\ntraceparent: ") + kTp, 60 * us);
-  write_response(server, 1, 300 * us, 1, 5 * us);
-  client.recv(1, 210 * us, 1, 200, 100 * us, "HTTP/1.1 200 OK");
-  auto out = model_of({&client, &server});
-  ASSERT_EQ(out.conns.size(), 2u);
-  const Connection& a = out.conns[0].pid == 100 ? out.conns[0] : out.conns[1];
-  const Connection& s = out.conns[0].pid == 100 ? out.conns[1] : out.conns[0];
+  const auto [a, s] = one_call(std::string("GET /a HTTP/1.1\r\ntraceparent: ") + kTp);
   ASSERT_EQ(a.requests.size(), 1u);
   ASSERT_EQ(s.requests.size(), 1u);
   EXPECT_EQ(a.requests[0].linked, "200:1#0");
@@ -132,18 +139,7 @@ TEST(Inbound, MirroredConnectionsOfTwoProcessesAreOneCall) {
 }
 
 TEST(Inbound, WithoutTraceparentTheServerJoinsTheClientsTrace) {
-  TraceBuilder client(100), server(200);
-  client.socket(1, 100 * us, 1, 3);
-  client.connect(1, 110 * us, 1, 3, kServer, 10 * us);
-  server.accept(1, 115 * us, 1, 5, 4, kClient, 5 * us);
-  client.send(1, 200 * us, 1, 80, 5 * us, "GET /a HTTP/1.1");
-  read_request(server, 1, 150 * us, 1, "GET /a HTTP/1.1", 60 * us);
-  write_response(server, 1, 300 * us, 1, 5 * us);
-  client.recv(1, 210 * us, 1, 200, 100 * us, "HTTP/1.1 200 OK");
-  auto out = model_of({&client, &server});
-  ASSERT_EQ(out.conns.size(), 2u);
-  const Connection& a = out.conns[0].pid == 100 ? out.conns[0] : out.conns[1];
-  const Connection& s = out.conns[0].pid == 100 ? out.conns[1] : out.conns[0];
+  const auto [a, s] = one_call("GET /a HTTP/1.1");
   EXPECT_EQ(a.requests.at(0).parent_span_id, 0u);
   EXPECT_EQ(s.requests.at(0).trace_id, a.requests.at(0).trace_id);
   EXPECT_EQ(s.requests.at(0).parent_span_id, a.requests.at(0).span_id);

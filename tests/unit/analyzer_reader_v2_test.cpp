@@ -261,7 +261,9 @@ TEST(ReaderOrder, AWildDurationDoesNotHoldTheRestOfItsThreadInMemory) {
   EXPECT_GT(at, 1000u);
   EXPECT_LT(at, 10000u);
   for (size_t i = 1; i < r.evs.size(); ++i)
-    if (i != at && i != at + 1) ASSERT_LE(r.evs[i - 1].order_ns, r.evs[i].order_ns) << i;
+    if (i != at && i != at + 1) {
+      ASSERT_LE(r.evs[i - 1].order_ns, r.evs[i].order_ns) << i;
+    }
 }
 
 TEST(ReaderOrder, EarliestIsTheFirstStartNotTheFirstCompletion) {

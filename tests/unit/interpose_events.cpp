@@ -213,6 +213,33 @@ TEST(RecorderEvents, DataIsRecordedOnTheConnectionTheCallBeganOn) {
   EXPECT_EQ(as<format::DataEvent>(evs[before + 3]).h.conn, old_conn);
 }
 
+// Java's HttpClient: the caller's write of a request returns only after the selector thread has
+// read the whole response. That late return must not take the turn back from the response, or
+// the next request's write is not a turn and goes uncaptured (its target lost).
+TEST(RecorderEvents, AWriteReturningAfterTheResponseWasReadLeavesTheNextRequestATurn) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 707;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  std::string req = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n", resp = "HTTP/1.1 200 OK\r\n\r\n";
+  std::string req2 = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  iovec q{req.data(), req.size()}, r{resp.data(), resp.size()}, q2{req2.data(), req2.size()};
+  using format::Direction;
+  const DataStart write = begin_data(fd, Direction::kSend, false);
+  const DataStart read = begin_data(fd, Direction::kRecv, false);
+  record_data(read, fd, Direction::kRecv, format::DataCall::kRecv, 0, 110, 120, int64_t(resp.size()), &r, 1);
+  record_data(write, fd, Direction::kSend, format::DataCall::kSend, 0, 105, 130, int64_t(req.size()), &q, 1);
+  const DataStart next = begin_data(fd, Direction::kSend, false);
+  record_data(next, fd, Direction::kSend, format::DataCall::kSend, 0, 140, 141, int64_t(req2.size()), &q2, 1);
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 4u);  // socket, read, write, write
+  for (size_t i = before + 1; i < evs.size(); ++i) {
+    const auto& d = as<format::DataEvent>(evs[i]);
+    EXPECT_TRUE(d.flags & format::kDataDirChange) << i - before;
+    EXPECT_NE(d.capture_kind, uint8_t(format::CaptureKind::kNone)) << i - before;
+  }
+}
+
 TEST(RecorderEvents, DupAndCloseKeepTheConnection) {
   trace_path();
   const size_t before = events().size();
