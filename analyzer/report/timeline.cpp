@@ -420,7 +420,10 @@ struct Ticks {
   const char* suffix = "ns";
 };
 Ticks ticks_for(const Axis& axis) {
-  const uint64_t want = static_cast<uint64_t>(static_cast<unsigned __int128>(axis.span) * 10 / axis.width) + 1;
+  // In 128 bits and clamped: a span near 2^64 on a narrow axis wrapped this to 0, a step of 1 ns
+  // and 2^64 ticks (the fuzzer's hang).
+  const unsigned __int128 wide = static_cast<unsigned __int128>(axis.span) * 10 / axis.width + 1;
+  const uint64_t want = wide > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(wide);
   Ticks t;
   t.step = UINT64_MAX;
   for (uint64_t mag = 1; t.step == UINT64_MAX; mag *= 10) {
@@ -445,7 +448,7 @@ void append_axis(std::string& out, const Axis& axis) {
   std::string cells(axis.width, '-');
   size_t cur = kPrefixWidth;  // columns of labels so far
   const size_t total = kPrefixWidth + 1 + axis.width + 1;
-  for (uint64_t v = 0;; v += t.step) {
+  for (uint64_t v = 0, n = 0; n <= axis.width; v += t.step, ++n) {  // at most a tick per column
     const size_t c = axis.col(axis.begin + v);
     cells[c] = '+';
     std::string text = v == 0 ? std::string("0") : std::to_string(v / t.unit) + t.suffix;

@@ -88,6 +88,22 @@ TEST(TimelineSafety, HugeDurations) {
   }
 }
 
+// A trace spanning all of 2^64 ns on the narrowest axis: the tick step once wrapped to 1 ns and
+// the axis took 2^64 ticks (a hang the fuzzer found; tests/fuzz/reproducers/timeline-axis-hang).
+TEST(TimelineSafety, WholeRangeOnANarrowAxisEnds) {
+  for (int width : {20, 100}) {
+    TraceBuilder b;
+    b.dns(1, 0, "example.com", ~uint64_t{0}, {ipv4("10.0.0.1")});
+    b.socket(1, 0, 1, 3);
+    b.connect(1, 0, 1, 3, ipv4("10.0.0.1", 80), ~uint64_t{0});
+    TempDir dir;
+    TraceSet ts;
+    ASSERT_TRUE(open_built(ts, dir, {&b}));
+    std::string out = capture_output([&](std::FILE* f) { write_timeline(ts, f, {false, width}); });
+    EXPECT_NE(out.find("connect"), std::string::npos) << out;
+  }
+}
+
 // Output a terminal will show: with colour, only our own SGR sequences (ESC [ digits m) and
 // newlines; without colour, no control byte but the newline at all.
 void expect_terminal_safe(const std::string& out, bool color) {
