@@ -27,6 +27,9 @@
 namespace httptrace::analyzer {
 
 void ReuseCollector::on_connection(const Connection& c) {
+  // Reuse is a client's question: a server's accepted connections are keyed by the client's
+  // ephemeral port and would fill the table with one-connection "endpoints".
+  if (c.direction == ConnDirection::kInbound) return;
   std::string key = printable(c.endpoint_host());
   if (key.find(':') != std::string::npos) key = "[" + key + "]";
   auto& s = by_endpoint[{key, c.peer.port}];

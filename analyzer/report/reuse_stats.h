@@ -1,5 +1,5 @@
 // Connection reuse per (host, port), as `httptrace reuse` prints it and the HTML report tabulates
-// it: one collector, so the two can never disagree.
+// it: one collector, so the two can never disagree. Outbound connections only.
 //
 // "pool_misses" counts connections opened while another connection of the same process to the
 // same endpoint was open and idle (the model's pool_miss). Endpoint names are made printable

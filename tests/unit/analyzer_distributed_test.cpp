@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "analyzer/model/trace_context.h"
+#include "analyzer/reports.h"
 #include "tests/unit/analyzer_test_util.h"
 
 namespace httptrace::testing {
@@ -143,6 +144,20 @@ TEST(Inbound, WithoutTraceparentTheServerJoinsTheClientsTrace) {
   EXPECT_EQ(a.requests.at(0).parent_span_id, 0u);
   EXPECT_EQ(s.requests.at(0).trace_id, a.requests.at(0).trace_id);
   EXPECT_EQ(s.requests.at(0).parent_span_id, a.requests.at(0).span_id);
+}
+
+TEST(Inbound, ReuseCountsOnlyOutboundConnections) {
+  TraceBuilder b(200);
+  b.accept(1, 100 * us, 1, 5, 4, kClient, 10 * us);
+  read_request(b, 1, 110 * us, 1, "GET /a HTTP/1.1", 10 * us);
+  write_response(b, 1, 500 * us, 1, 20 * us);
+  b.close(1, 600 * us, 1, 5);
+  TempDir dir;
+  TraceSet ts;
+  ASSERT_TRUE(open_built(ts, dir, {&b}));
+  const std::string out = capture_output([&](std::FILE* f) { write_reuse(ts, f); });
+  EXPECT_EQ(out.find("40001"), std::string::npos) << out;  // the client's ephemeral port
+  EXPECT_NE(out.find("no connections"), std::string::npos) << out;
 }
 
 TEST(TraceParent, ParsesOnlyValidHeaders) {
