@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <cerrno>
+
 #include "interpose/hooks/real_symbols.h"
 
 #define HTTPTRACE_LIBC_SYMBOLS(X)                                                              \
@@ -97,6 +99,14 @@ inline void resolve_all() {
 #define HTTPTRACE_RESOLVE_SYMBOL(name, ret, params, req) resolve_symbol(sym_##name);
   HTTPTRACE_LIBC_SYMBOLS(HTTPTRACE_RESOLVE_SYMBOL)
 #undef HTTPTRACE_RESOLVE_SYMBOL
+}
+
+// What a wrapper returns when libc has no such function (a static or stripped-down libc): the
+// call fails as libc itself would for an unimplemented call.
+template <typename T>
+T no_such_function() {
+  errno = ENOSYS;
+  return static_cast<T>(-1);
 }
 
 }  // namespace httptrace::libc

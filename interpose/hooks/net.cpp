@@ -20,12 +20,6 @@ using format::Direction;
 
 namespace {
 
-template <typename T>
-T no_such_function() {
-  errno = ENOSYS;
-  return static_cast<T>(-1);
-}
-
 // The whole cost of a call on a descriptor we do not track (every file, pipe and UDP socket):
 // the resolved pointer loaded once, one table load, one well-predicted branch, then a tail call
 // into libc. Everything else, resolving the symbol included, is out of line (traced_*), so that

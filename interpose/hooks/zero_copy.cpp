@@ -18,12 +18,6 @@ using format::Direction;
 
 namespace {
 
-template <typename T>
-T no_such_function() {
-  errno = ENOSYS;
-  return static_cast<T>(-1);
-}
-
 template <typename Call>
 ssize_t traced_no_buffer(int fd, Direction dir, DataCall call, Call&& real_call) {
   const DataStart start = begin_data(fd, dir, false);
