@@ -64,9 +64,11 @@ BENCH_TOOLS := $(patsubst bench/%.cpp,$(BUILD)/bench/%,$(BENCH_TOOL_SRC))
 .PHONY: all deps demo test unit integration bench install clean fuzz fuzz-build asan
 .DEFAULT_GOAL := all
 
-all: deps-check $(LIB) $(CLI)
+all: $(LIB) $(CLI)
 
 # Fails early with the exact apt-get line (or installs, when root) instead of a wall of errors.
+# Every compile waits for it (order-only): a parallel build on a new machine never starts
+# compiling before the packages' headers are there.
 .PHONY: deps-check
 deps-check:
 	@scripts/install-deps.sh --build
@@ -74,11 +76,11 @@ deps-check:
 deps:
 	@scripts/install-deps.sh --all
 
-$(BUILD)/pic/%.o: %.cpp
+$(BUILD)/pic/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cpp
+$(BUILD)/obj/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
@@ -182,11 +184,11 @@ $(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 -O1 -I. -o $@ $<
 
-$(ASAN_BUILD)/obj/%.o: %.cpp
+$(ASAN_BUILD)/obj/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_FLAGS) -c $< -o $@
 
-$(ASAN_BUILD)/pic/%.o: %.cpp
+$(ASAN_BUILD)/pic/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_FLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
 
