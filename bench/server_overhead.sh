@@ -237,8 +237,14 @@ python3 - "$TSV" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 by = {}
+failed = 0
 for f, how, r, rps, us in rows:
+    if not rps or not us:  # a run that measured nothing (its own lines say why): not a ratio
+        failed += 1
+        continue
     by.setdefault(f, {}).setdefault(r, {})[how] = (float(rps), float(us))
+if failed:
+    print(f"({failed} run(s) measured nothing and are left out of the ratios)")
 def cell(rounds, col, ratio):
     rs = sorted(ratio(v["untraced"][col], v["traced"][col]) for v in rounds.values()
                 if len(v) == 2 and min(v["untraced"][col], v["traced"][col]) > 0)
