@@ -27,6 +27,8 @@ done
 if [ -x build-fuzz/fuzz_reader ]; then
   run fuzz-smoke scripts/fuzz.sh --smoke
 fi
+# CPython's own HTTP suites, untraced and traced: the same outcome for every case (issue 7).
+run differential-quick scripts/differential.sh --quick
 if [ -x scripts/bench.sh ]; then
   run bench-smoke scripts/bench.sh --smoke
 fi
