@@ -12,6 +12,7 @@
 #include "interpose/hooks/libc_symbols.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/recorder.h"
+#include "interpose/record/sigbus_guard.h"
 
 using namespace httptrace;
 using namespace httptrace::libc;
@@ -45,6 +46,7 @@ int exec_traced(const char* path, char* const* envp, Exec&& exec) {
     fds = on_exec(path, now_ns(), h);
   }
   const size_t n = env_count(envp);
+  sigbus_before_exec();
   int rc;
   if (n > kMergedEnvMax) {
     rc = exec(envp);
@@ -55,6 +57,7 @@ int exec_traced(const char* path, char* const* envp, Exec&& exec) {
     rc = exec(merge_env(envp, fds, merged, preload, added));
   }
   ErrnoSaver keep;
+  sigbus_after_failed_exec();
   on_exec_failed(h);
   return rc;
 }
@@ -101,6 +104,31 @@ HT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) 
   auto real = real_execvpe();
   if (real == nullptr) return no_such_function();
   return exec_traced(file, envp, [&](char* const* env) { return real(file, argv, env); });
+}
+
+// fexecve and execveat reach the kernel from inside glibc (no execve call we could see): their
+// environment is merged here too. fexecve's image has no path; the event names its descriptor.
+HT_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
+  auto real = real_fexecve();
+  if (real == nullptr) return no_such_function();
+  char path[32] = "/proc/self/fd/";
+  size_t at = sizeof("/proc/self/fd/") - 1;
+  char rev[12];
+  size_t digits = 0;
+  for (unsigned v = static_cast<unsigned>(fd); digits == 0 || v > 0; v /= 10) {
+    rev[digits++] = static_cast<char>('0' + v % 10);
+  }
+  while (digits > 0) path[at++] = rev[--digits];
+  path[at] = '\0';
+  return exec_traced(path, envp, [&](char* const* env) { return real(fd, argv, env); });
+}
+
+HT_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[],
+                       int flags) noexcept {
+  auto real = real_execveat();
+  if (real == nullptr) return no_such_function();
+  return exec_traced(path, envp,
+                     [&](char* const* env) { return real(dirfd, path, argv, env, flags); });
 }
 
 // posix_spawn runs the child's execve inside glibc (not through our hook): the environment is

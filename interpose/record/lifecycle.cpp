@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/single_threaded.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include "interpose/record/config.h"
 #include "interpose/record/modules.h"
 #include "interpose/record/recorder.h"
+#include "interpose/record/sigbus_guard.h"
 #include "interpose/record/stacks.h"
 #include "interpose/record/sys.h"
 
@@ -136,6 +138,8 @@ void reserve_fd_slot() {
   g_fd_slot = want;
 }
 
+void note_child_untraced(int err);
+
 bool open_trace(int pid, int ppid, bool child) {
   char path[4096];
   if (!expand_output_path(g_template, pid, child, path, sizeof(path))) {
@@ -153,12 +157,41 @@ bool open_trace(int pid, int ppid, bool child) {
   o.argv_len = g_argv_len;
   o.argc = g_argc;
   o.fd_floor = g_fd_slot;
-  o.guard_sigbus = true;
+  // Our own guard (sigbus_guard.h), not the writer's: it stays invisible to the program.
+  o.guard_sigbus = false;
   if (!g_writer.open(path, o)) {
+    const int err = errno;
     warn("cannot create trace file ", path, ": not tracing this process");
+    if (child) note_child_untraced(err);
     return false;
   }
+  install_sigbus_guard(&g_writer);
   return true;
+}
+
+// A fork child's view of its parent's file header, kept past the unmapping of the parent's file
+// (on_fork_child) so that a child that cannot create its own file (a server's worker after
+// setuid() to a user who cannot write the directory) says so in the parent's trace, where the
+// user looks, rather than on a stderr that is by then the server's error log, or nowhere. The
+// header page only: the child never touches the parent's segments. Shared with the parent
+// (MAP_SHARED, a second view of the same page), so the counter is an atomic add.
+format::FileHeader* g_parent_header = nullptr;
+
+void keep_parent_header() {
+  if (g_parent_header != nullptr) munmap(g_parent_header, format::kHeaderSize);  // a grandparent's
+  g_parent_header = nullptr;
+  format::FileHeader* h = g_writer.header();
+  if (h == nullptr) return;
+  void* view = mremap(h, 0, format::kHeaderSize, MREMAP_MAYMOVE);
+  if (view != MAP_FAILED) g_parent_header = static_cast<format::FileHeader*>(view);
+}
+
+void note_child_untraced(int err) {
+  format::FileHeader* h = g_parent_header;
+  if (h == nullptr) return;
+  std::atomic_ref<int32_t>(h->child_untraced_pid).store(g_pid, std::memory_order_relaxed);
+  std::atomic_ref<int32_t>(h->child_untraced_errno).store(err, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(h->children_untraced).fetch_add(1, std::memory_order_release);
 }
 
 void on_fork_child();
@@ -336,6 +369,7 @@ void on_fork_child() {
   ErrnoSaver keep;
   const int parent = g_pid;
   g_pid = sys::getpid();
+  keep_parent_header();
   g_writer.close();  // the parent's mapping and descriptor: the child must never write there
   g_next_conn.store(1, std::memory_order_relaxed);
   g_next_lookup.store(1, std::memory_order_relaxed);
