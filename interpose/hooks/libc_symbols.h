@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "interpose/hooks/real_symbols.h"
 
@@ -81,6 +82,8 @@
   X(execvpe, int, (const char*, char* const*, char* const*), false)                             \
   X(fexecve, int, (int, char* const*, char* const*), false)                                      \
   X(execveat, int, (int, const char*, char* const*, char* const*, int), false)                   \
+  X(system, int, (const char*), true)                                                            \
+  X(popen, FILE*, (const char*, const char*), true)                                              \
   X(sigaction, int, (int, const struct sigaction*, struct sigaction*), true)                     \
   X(__sigaction, int, (int, const struct sigaction*, struct sigaction*), false)                  \
   X(signal, sighandler_t, (int, sighandler_t), true)                                             \

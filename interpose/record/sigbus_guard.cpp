@@ -55,13 +55,17 @@ struct sigaction kernel_action(const struct sigaction& app) {
 // The kernel's view of an action: what a query returns untraced. glibc adds its restorer
 // (learnt from our own action, installed through the same sigaction); the kernel drops
 // SIGKILL/SIGSTOP from the mask.
-void *g_restorer = nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+constexpr int kSaRestorer = 0x04000000;  // the kernel's SA_RESTORER, which glibc always sets here
+#define HTTPTRACE_HAS_RESTORER 1
+#endif
+void* g_restorer = nullptr;
 int g_restorer_flag = 0;
 
 struct sigaction as_kernel_keeps(const struct sigaction& a) {
   struct sigaction k = a;
   k.sa_flags |= g_restorer_flag;
-#ifdef SA_RESTORER
+#ifdef HTTPTRACE_HAS_RESTORER
   if (g_restorer_flag != 0) k.sa_restorer = reinterpret_cast<void (*)()>(g_restorer);
 #endif
   sigdelset(&k.sa_mask, SIGKILL);
@@ -72,8 +76,8 @@ struct sigaction as_kernel_keeps(const struct sigaction& a) {
 void learn_restorer() {
   struct sigaction k;
   if (g_real(SIGBUS, nullptr, &k) != 0) return;
-#ifdef SA_RESTORER
-  g_restorer_flag = k.sa_flags & SA_RESTORER;
+#ifdef HTTPTRACE_HAS_RESTORER
+  g_restorer_flag = k.sa_flags & kSaRestorer;
   g_restorer = reinterpret_cast<void*>(k.sa_restorer);
 #endif
 }
@@ -153,7 +157,7 @@ int sigbus_program_action(const struct sigaction* act, struct sigaction* old) {
     // As glibc fills it from the kernel: the mask's first kernel-sized word only.
     old->sa_handler = before.sa_handler;
     old->sa_flags = before.sa_flags;
-#ifdef SA_RESTORER
+#ifdef HTTPTRACE_HAS_RESTORER
     old->sa_restorer = before.sa_restorer;
 #endif
     memcpy(&old->sa_mask, &before.sa_mask, kKernelSigsetBytes);

@@ -28,7 +28,9 @@ TEST_F(RecorderWorkers, WorkerThatCannotWriteTheDirectoryIsReportedInTheParentsT
   EXPECT_NE(r.out.find(" 200 OK\nworker: HTTP/1.1 200 OK\nworker exit: 0\n"), std::string::npos)
       << r.out;
   EXPECT_EQ(r.out, untraced(argv).out);
-  EXPECT_EQ(r.err, "") << "never on the program's stderr";
+  // The worker's stderr is still the one the tree started with: the recorder may say it there
+  // too (a server's workers have their error log there, and then it does not).
+  EXPECT_EQ(r.err.rfind("httptrace: cannot create trace file ", 0), 0u) << r.err;
   std::vector<fs::path> files;
   for (const auto& f : files_in(dir_.path())) {
     if (f.filename().string().find(".trace") != std::string::npos) files.push_back(f);
