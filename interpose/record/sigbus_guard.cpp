@@ -140,10 +140,7 @@ void install_sigbus_guard(TraceWriter* w) {
     g_app[0] = now;
     g_app_at.store(0, std::memory_order_release);
     const struct sigaction k = kernel_action(now);
-    if (g_real(SIGBUS, &k, nullptr) == 0) {
-      learn_restorer();
-      g_installed.store(true, std::memory_order_release);
-    }
+    if (g_real(SIGBUS, &k, nullptr) == 0) g_installed.store(true, std::memory_order_release);
   }
   errno = saved_errno;
 }
@@ -151,6 +148,10 @@ void install_sigbus_guard(TraceWriter* w) {
 bool sigbus_guard_installed() { return g_installed.load(std::memory_order_acquire); }
 
 int sigbus_program_action(const struct sigaction* act, struct sigaction* old) {
+  // Learnt at the program's first SIGBUS call, not at install (a system call every traced
+  // process would pay); calls are rare and serialised enough for a plain flag.
+  static std::atomic<bool> learnt{false};
+  if (!learnt.exchange(true)) learn_restorer();
   const struct sigaction before = app_action();
   if (act != nullptr) set_app_action(*act);
   if (old != nullptr) {

@@ -89,7 +89,9 @@ const char* describe(const struct sigaction& a) {
 void query(const char* when) {
   struct sigaction now;
   if (sigaction(SIGBUS, nullptr, &now) != 0) die("sigaction");
+  // The flags as the kernel keeps them (glibc adds its SA_RESTORER): compared traced/untraced.
   std::printf("%s: %s\n", when, describe(now));
+  std::printf("  flags %#x\n", static_cast<unsigned>(now.sa_flags));
 }
 
 // A write past the end of a mapped file that was truncated: SIGBUS (BUS_ADRERR).

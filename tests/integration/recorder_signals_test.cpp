@@ -22,14 +22,12 @@ TEST_F(RecorderSignals, ProgramSeesAndGetsOnlyItsOwnSigbusAction) {
   const std::vector<std::string> argv = {signals_client(), "own", server_.port_str()};
   RunResult r = traced(argv);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  const std::string expected =
-      "before: default\nsignal() returned: default\nold: default\ninstalled: own\n"
-      "own fault: calls 1, at its address yes\n";
-  EXPECT_EQ(r.out.substr(r.out.find("before:"), expected.size()), expected) << r.out;
-  EXPECT_NE(r.out.find("after the trace was truncated: calls 1\nrestored: default\n"
-                       "child: signal 7\n"),
-            std::string::npos)
-      << r.out;
+  for (const char* line : {"before: default\n", "signal() returned: default\n", "old: default\n",
+                           "installed: own\n", "own fault: calls 1, at its address yes\n",
+                           "after the trace was truncated: calls 1\n", "restored: default\n",
+                           "child: signal 7\n"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << " in\n" << r.out;
+  }
   EXPECT_EQ(r.out, untraced(argv).out);
   EXPECT_EQ(r.err, "");
 }
@@ -38,7 +36,8 @@ TEST_F(RecorderSignals, IgnoredSigbusStaysIgnoredAcrossExec) {
   const std::vector<std::string> argv = {signals_client(), "exec-ign", server_.port_str()};
   RunResult r = traced(argv);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_NE(r.out.find("ignored: ignore\nshow: ignore\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ignored: ignore\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("show: ignore\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out, untraced(argv).out);
 }
 
