@@ -202,7 +202,7 @@ bool open_trace(int pid, int ppid, bool child) {
   return true;
 }
 
-// A fork child's view of its parent's file header, kept past the unmapping of the parent's file
+// A fork child's view of its parent's (or nearest traced ancestor's) file header, kept past the unmapping of the parent's file
 // (on_fork_child) so that a child that cannot create its own file (a server's worker after
 // setuid() to a user who cannot write the directory) says so in the parent's trace, where the
 // user looks, rather than on a stderr that is by then the server's error log, or nowhere. The
@@ -210,11 +210,14 @@ bool open_trace(int pid, int ppid, bool child) {
 // (MAP_SHARED, a second view of the same page), so the counter is an atomic add.
 format::FileHeader* g_parent_header = nullptr;
 
+// A parent without a file of its own passes on the view it inherited: the nearest ancestor
+// with a trace is told (nginx's master is a fork of the process that opened the listening
+// sockets, and may itself never make a network call).
 void keep_parent_header() {
-  if (g_parent_header != nullptr) munmap(g_parent_header, format::kHeaderSize);  // a grandparent's
-  g_parent_header = nullptr;
   format::FileHeader* h = g_writer.header();
   if (h == nullptr) return;
+  if (g_parent_header != nullptr) munmap(g_parent_header, format::kHeaderSize);  // an ancestor's
+  g_parent_header = nullptr;
   void* view = mremap(h, 0, format::kHeaderSize, MREMAP_MAYMOVE);
   if (view != MAP_FAILED) g_parent_header = static_cast<format::FileHeader*>(view);
 }

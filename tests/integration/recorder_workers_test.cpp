@@ -38,7 +38,7 @@ TEST_F(RecorderWorkers, WorkerThatCannotWriteTheDirectoryIsReportedInTheParentsT
   ASSERT_EQ(files.size(), 1u) << "the master's only";
   RunResult a = run({paths().cli.string(), "export", "--format", "json", files[0].string()});
   EXPECT_EQ(a.exit_code, 0) << a.describe();
-  EXPECT_NE(a.err.find("1 child process(es) of pid"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("1 process(es) forked by pid"), std::string::npos) << a.err;
   EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
 }
 
