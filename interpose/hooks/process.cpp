@@ -150,7 +150,11 @@ int spawn_traced(Real real, pid_t* pid, const char* file, const posix_spawn_file
   char added[kAddedMax];
   char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload, added) : envp;
   pid_t child = 0;
+  // The spawn child resets handled signals before its exec: an ignored SIGBUS must reach the
+  // new image ignored, as untraced (our guard is off for the length of the call then).
+  sigbus_before_exec();
   const int rc = real(&child, file, acts, attr, argv, env);
+  sigbus_after_failed_exec();
   if (pid != nullptr && rc == 0) *pid = child;
   if (rc == 0) {
     ErrnoSaver keep;

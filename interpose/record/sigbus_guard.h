@@ -23,6 +23,7 @@ int sigbus_program_action(const struct sigaction* act, struct sigaction* old);
 
 // exec keeps an ignored signal ignored but resets a handled one: a program that ignores SIGBUS
 // must pass SIG_IGN to its new image, as it would untraced. Stack and syscalls only (vfork child).
+// Also around posix_spawn (after_failed_exec then puts the guard back whatever the outcome).
 void sigbus_before_exec();
 void sigbus_after_failed_exec();
 

@@ -8,7 +8,10 @@
 //                                 (HTTPTRACE_OUTPUT, if it exists) and makes another GET; puts
 //                                 the old action back and queries again; then a fork child makes
 //                                 the same fault under the default action.
-//   signals_client exec-ign PORT  a GET, signal(SIGBUS, SIG_IGN), then execv of "show"
+//   signals_client exec-ign PORT  a GET, signal(SIGBUS, SIG_IGN), then posix_spawn and execv of
+//                                 "show"
+//   signals_client oneshot PORT   a GET; an SA_RESETHAND handler and its one fault; then SIG_IGN
+//                                 and a kill(SIGBUS) of itself
 //   signals_client show           prints the SIGBUS disposition it was started with
 //
 // Its handler counts the faults it expects and leaves them with siglongjmp; a SIGBUS it does not
@@ -18,6 +21,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -160,6 +164,33 @@ int own(int port) {
   return 0;
 }
 
+// SA_RESETHAND (one-shot) and sysv_signal(), then a kill(SIGBUS) while SIG_IGN: what the
+// program reads back and which handler runs must be what they would be untraced.
+int oneshot(int port) {
+  get(port);
+  struct sigaction once = {};
+  once.sa_sigaction = on_bus;
+  once.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sigemptyset(&once.sa_mask);
+  sigaddset(&once.sa_mask, SIGUSR1);
+  if (sigaction(SIGBUS, &once, nullptr) != 0) die("sigaction");
+  struct sigaction now;
+  sigaction(SIGBUS, nullptr, &now);
+  std::printf("one-shot installed: %s, SIGUSR1 in mask %d, SIGBUS in mask %d\n", describe(now),
+              sigismember(&now.sa_mask, SIGUSR1), sigismember(&now.sa_mask, SIGBUS));
+  char* p = truncated_mapping();
+  g_expecting = 1;
+  if (sigsetjmp(g_jump, 1) == 0) p[1] = 1;
+  g_expecting = 0;
+  query("after one shot");
+  const sighandler_t prev = signal(SIGBUS, SIG_IGN);
+  std::printf("signal() returned %s\n", prev == SIG_DFL ? "default" : "other");
+  kill(getpid(), SIGBUS);  // ignored: nothing happens
+  std::printf("still here, calls %d\n", static_cast<int>(g_calls));
+  query("ignored");
+  return 0;
+}
+
 int exec_ign(int port) {
   get(port);
   if (signal(SIGBUS, SIG_IGN) == SIG_ERR) die("signal");
@@ -170,6 +201,11 @@ int exec_ign(int port) {
   if (n <= 0) die("readlink");
   self[n] = '\0';
   char* argv[] = {const_cast<char*>("signals_client"), const_cast<char*>("show"), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, self, nullptr, nullptr, argv, environ) != 0) die("posix_spawn");
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  std::fflush(stdout);
   execv(self, argv);
   die("execv");
 }
@@ -183,6 +219,7 @@ int main(int argc, char** argv) {
   }
   if (argc == 3 && std::strcmp(argv[1], "own") == 0) return own(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "exec-ign") == 0) return exec_ign(std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "oneshot") == 0) return oneshot(std::atoi(argv[2]));
   std::fputs("usage: signals_client own PORT | exec-ign PORT | show\n", stderr);
   return 2;
 }
