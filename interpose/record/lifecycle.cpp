@@ -216,10 +216,15 @@ format::FileHeader* g_parent_header = nullptr;
 void keep_parent_header() {
   format::FileHeader* h = g_writer.header();
   if (h == nullptr) return;
+  guard_extra_mapping(nullptr, 0);
   if (g_parent_header != nullptr) munmap(g_parent_header, format::kHeaderSize);  // an ancestor's
   g_parent_header = nullptr;
   void* view = mremap(h, 0, format::kHeaderSize, MREMAP_MAYMOVE);
-  if (view != MAP_FAILED) g_parent_header = static_cast<format::FileHeader*>(view);
+  if (view == MAP_FAILED) return;
+  g_parent_header = static_cast<format::FileHeader*>(view);
+  // The parent's file may be truncated under us (copytruncate): the SIGBUS guard, inherited
+  // with the parent's dispositions, covers this page too.
+  guard_extra_mapping(view, format::kHeaderSize);
 }
 
 void note_child_untraced(int err) {

@@ -1,6 +1,7 @@
 #include "interpose/record/sigbus_guard.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cerrno>
@@ -18,6 +19,18 @@ using SigactionFn = int (*)(int, const struct sigaction*, struct sigaction*);
 
 SigactionFn g_real = nullptr;  // libc's sigaction (ours is exported under the same name)
 std::atomic<TraceWriter*> g_guarded{nullptr};
+std::atomic<char*> g_extra{nullptr};
+std::atomic<size_t> g_extra_len{0};
+
+// A fault in the extra mapping: anonymous memory under it, as abandon_mapping_at does.
+bool abandon_extra_at(const void* addr) {
+  char* base = g_extra.load(std::memory_order_acquire);
+  const size_t len = g_extra_len.load(std::memory_order_relaxed);
+  const char* a = static_cast<const char*>(addr);
+  if (base == nullptr || a < base || a >= base + len) return false;
+  return mmap(base, len, PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != MAP_FAILED;
+}
 std::atomic<bool> g_installed{false};
 
 // The program's own action, double-buffered: the handler may run on any thread while another
@@ -97,7 +110,8 @@ void on_sigbus(int sig, siginfo_t* info, void* uc) {
   const int saved_errno = errno;
   TraceWriter* w = g_guarded.load(std::memory_order_acquire);
   // si_code > 0: a fault the kernel raised (a kill()'s siginfo has no address).
-  if (w != nullptr && info != nullptr && info->si_code > 0 && w->abandon_mapping_at(info->si_addr)) {
+  if (info != nullptr && info->si_code > 0 &&
+      ((w != nullptr && w->abandon_mapping_at(info->si_addr)) || abandon_extra_at(info->si_addr))) {
     errno = saved_errno;
     return;
   }
@@ -143,6 +157,11 @@ void install_sigbus_guard(TraceWriter* w) {
     if (g_real(SIGBUS, &k, nullptr) == 0) g_installed.store(true, std::memory_order_release);
   }
   errno = saved_errno;
+}
+
+void guard_extra_mapping(void* addr, size_t len) {
+  g_extra_len.store(len, std::memory_order_relaxed);
+  g_extra.store(static_cast<char*>(addr), std::memory_order_release);
 }
 
 bool sigbus_guard_installed() { return g_installed.load(std::memory_order_acquire); }

@@ -9,6 +9,8 @@
 
 #include <signal.h>
 
+#include <cstddef>
+
 namespace httptrace {
 
 class TraceWriter;
@@ -17,6 +19,9 @@ class TraceWriter;
 // mapping. Idempotent: a fork child's new file only changes the writer guarded.
 void install_sigbus_guard(TraceWriter* w);
 bool sigbus_guard_installed();
+// One more shared file mapping of ours that a truncation may fault (a fork child's view of its
+// parent's header page, lifecycle.cpp); nullptr: none. Guarded only while the guard is installed.
+void guard_extra_mapping(void* addr, size_t len);
 
 // sigaction(SIGBUS, act, old) as the program sees it, once the guard is installed.
 int sigbus_program_action(const struct sigaction* act, struct sigaction* old);

@@ -42,6 +42,16 @@ TEST_F(RecorderWorkers, WorkerThatCannotWriteTheDirectoryIsReportedInTheParentsT
   EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
 }
 
+// The parent's trace truncated under it (copytruncate) before the worker fails: the worker's
+// write into the parent's header page must not SIGBUS it.
+TEST_F(RecorderWorkers, ParentsTraceTruncatedDoesNotHarmTheWorker) {
+  const std::vector<std::string> argv = {drop_client(), server_.port_str(), "truncate"};
+  RunResult r = traced(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.out.find("worker exit: 0\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out, untraced(argv).out);
+}
+
 TEST_F(RecorderWorkers, NoWarningWhenTheWorkerCanWrite) {
   ASSERT_EQ(chmod(dir_.path().c_str(), 0777), 0);
   RunResult r = traced({drop_client(), server_.port_str()});
