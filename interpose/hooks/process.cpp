@@ -28,6 +28,7 @@ namespace {
 __attribute__((constructor)) void httptrace_load(int argc, char** argv, char**) {
   ErrnoSaver keep;
   libc::resolve_all();
+  set_sigbus_real_sigaction(libc::real_sigaction());
   note_program_args(argc, argv);
   save_trace_env();  // before the program can touch its environment
   start_recorder();

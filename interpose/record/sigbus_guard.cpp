@@ -143,6 +143,10 @@ void on_sigbus(int sig, siginfo_t* info, void* uc) {
 
 }  // namespace
 
+void set_sigbus_real_sigaction(int (*real)(int, const struct sigaction*, struct sigaction*)) {
+  if (g_real == nullptr) g_real = real;
+}
+
 void install_sigbus_guard(TraceWriter* w) {
   g_guarded.store(w, std::memory_order_release);
   if (g_installed.load(std::memory_order_acquire)) return;

@@ -15,6 +15,10 @@ namespace httptrace {
 
 class TraceWriter;
 
+// libc's sigaction, from the hook table (the constructor): no dlsym at file creation, inside
+// the program's first network call. Without it, install looks it up itself.
+void set_sigbus_real_sigaction(int (*real)(int, const struct sigaction*, struct sigaction*));
+
 // Installs the handler over whatever the program has (kept as its action) and guards w's
 // mapping. Idempotent: a fork child's new file only changes the writer guarded.
 void install_sigbus_guard(TraceWriter* w);
