@@ -1,6 +1,9 @@
 // What the recorder costs a process once, side by side in one run (rounds rotate the order):
 //
-//   build/bench/fixed_cost [--rounds N] [--dir DIR] build/libhttptrace.so
+//   build/bench/fixed_cost [--rounds N] [--dir DIR] [--compare OTHER.so] build/libhttptrace.so
+//
+// --compare adds a fourth one-request variant, traced with OTHER.so (e.g. the library built from
+// an earlier commit), in the same rotation, so before and after are measured side by side.
 //
 // The trace files go to a fresh directory under DIR (default /tmp): the file system matters,
 // creating an inode is the largest single cost (ext4 on a busy /tmp: ~0.1 ms).
@@ -173,13 +176,15 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "child-request") == 0) return child_request(atoi(argv[2]));
   int rounds = 30;
   std::string base = "/tmp";
+  std::string other;
   int a = 1;
   for (; a + 1 < argc && argv[a][0] == '-'; a += 2) {
     if (strcmp(argv[a], "--rounds") == 0) rounds = atoi(argv[a + 1]);
     if (strcmp(argv[a], "--dir") == 0) base = argv[a + 1];
+    if (strcmp(argv[a], "--compare") == 0) other = std::filesystem::absolute(argv[a + 1]).string();
   }
   if (a >= argc) {
-    fprintf(stderr, "usage: fixed_cost [--rounds N] [--dir DIR] LIBHTTPTRACE\n");
+    fprintf(stderr, "usage: fixed_cost [--rounds N] [--dir DIR] [--compare OTHER.so] LIBHTTPTRACE\n");
     return 2;
   }
   const std::string lib = std::filesystem::absolute(argv[a]).string();
@@ -195,20 +200,25 @@ int main(int argc, char** argv) {
 
   const std::vector<std::string> traced = {"LD_PRELOAD=" + lib, "HTTPTRACE_OUTPUT=" + dir + "/t.%p"};
   const std::vector<std::string> disabled = {"LD_PRELOAD=" + lib, "HTTPTRACE_DISABLE=1"};
-  const std::vector<std::vector<std::string>> variants = {{}, disabled, traced};
-  const char* names[] = {"untraced", "preload, HTTPTRACE_DISABLE=1", "traced"};
+  std::vector<std::vector<std::string>> variants = {{}, disabled, traced};
+  const std::string other_name = "traced with " + other;
+  const char* names[] = {"untraced", "preload, HTTPTRACE_DISABLE=1", "traced", other_name.c_str()};
+  if (!other.empty()) {
+    variants.push_back({"LD_PRELOAD=" + other, "HTTPTRACE_OUTPUT=" + dir + "/o.%p"});
+  }
+  const int nv = static_cast<int>(variants.size());
 
   std::vector<double> first[2], first_diff;
-  std::vector<double> wall[3], cpu[3], wall_ratio[2], wall_diff[2], cpu_diff[2];
+  std::vector<double> wall[4], cpu[4], wall_ratio[3], wall_diff[3], cpu_diff[3];
   for (int r = 0; r < rounds + 2; ++r) {  // two warm-up rounds, not counted
-    double f[2], w[3], c[3];
+    double f[2], w[4], c[4];
     for (int k = 0; k < 2; ++k) {
       const int v = (r + k) % 2 == 0 ? 0 : 2;
       const Outcome o = spawn({self, "child-first-call"}, variants[v]);
       f[v == 0 ? 0 : 1] = atof(o.out.c_str());
     }
-    for (int k = 0; k < 3; ++k) {
-      const int v = (r + k) % 3;
+    for (int k = 0; k < nv; ++k) {
+      const int v = (r + k) % nv;
       const Outcome o = spawn({self, "child-request", std::to_string(port)}, variants[v]);
       w[v] = o.wall_ns / 1e3;
       c[v] = o.cpu_ns / 1e3;
@@ -218,11 +228,11 @@ int main(int argc, char** argv) {
     if (r < 2) continue;
     for (int k = 0; k < 2; ++k) first[k].push_back(f[k]);
     first_diff.push_back(f[1] - f[0]);
-    for (int v = 0; v < 3; ++v) {
+    for (int v = 0; v < nv; ++v) {
       wall[v].push_back(w[v]);
       cpu[v].push_back(c[v]);
     }
-    for (int v = 1; v < 3; ++v) {
+    for (int v = 1; v < nv; ++v) {
       wall_ratio[v - 1].push_back(w[v] / w[0]);
       wall_diff[v - 1].push_back(w[v] - w[0]);
       cpu_diff[v - 1].push_back(c[v] - c[0]);
@@ -237,7 +247,7 @@ int main(int argc, char** argv) {
   printf("  untraced %.0f  traced %.0f  per-round difference %+.0f us\n", median(first[0]),
          median(first[1]), median(first_diff));
   printf("one-request process (spawn..reap), median:\n");
-  for (int v = 0; v < 3; ++v) {
+  for (int v = 0; v < nv; ++v) {
     printf("  %-30s wall %7.0f us  cpu %6.0f us", names[v], median(wall[v]), median(cpu[v]));
     if (v > 0) {
       printf("  per-round: wall %+5.0f us (x%.3f), cpu %+5.0f us", median(wall_diff[v - 1]),

@@ -73,7 +73,13 @@ struct FileHeader {
   char argv[kArgvMax];
   // Version 2. atomic: dropped_events split by DropCause (their sum is dropped_events).
   uint64_t dropped_by_cause[8];
-  uint64_t reserved2[16];
+  // atomic: fork children of this process that could not create their own trace file (a worker
+  // that dropped privileges to a user who cannot write the directory); they record nothing. The
+  // child writes these through its inherited view of this header. 0 in older files.
+  uint64_t children_untraced;
+  int32_t child_untraced_pid;    // the last such child
+  int32_t child_untraced_errno;  // and why its file could not be created
+  uint64_t reserved2[14];
 };
 
 // Why events were not recorded. Each lost event is counted once, in FileHeader::dropped_events,

@@ -339,6 +339,14 @@ bool TraceSet::open_file(const std::string& path, bool in_directory, OpenError& 
     f.argv.emplace_back(s, n);
     i += n + 1;
   }
+  // Workers that switched to a user who cannot write the directory recorded nothing: say so
+  // here, where the user looks (the recorder could not tell them: their stderr was not its own).
+  if (h.version >= 2 && h.children_untraced > 0)
+    warn(fmt::format("{}: {} process(es) forked by pid {} or its children could not create a trace "
+                     "file and were not traced (the last, pid {}: {}); a server whose workers switch "
+                     "user needs an HTTPTRACE_OUTPUT directory they can write",
+                     path, h.children_untraced, h.pid, h.child_untraced_pid,
+                     std::strerror(h.child_untraced_errno)));
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   files_.push_back(std::move(f));
   FileIo io;

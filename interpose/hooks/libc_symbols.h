@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "interpose/hooks/real_symbols.h"
 
@@ -79,6 +80,17 @@
   X(execv, int, (const char*, char* const*), true)                                              \
   X(execvp, int, (const char*, char* const*), true)                                             \
   X(execvpe, int, (const char*, char* const*, char* const*), false)                             \
+  X(fexecve, int, (int, char* const*, char* const*), false)                                      \
+  X(execveat, int, (int, const char*, char* const*, char* const*, int), false)                   \
+  X(system, int, (const char*), true)                                                            \
+  X(popen, FILE*, (const char*, const char*), true)                                              \
+  X(sigaction, int, (int, const struct sigaction*, struct sigaction*), true)                     \
+  X(__sigaction, int, (int, const struct sigaction*, struct sigaction*), false)                  \
+  X(signal, sighandler_t, (int, sighandler_t), true)                                             \
+  X(bsd_signal, sighandler_t, (int, sighandler_t), false)                                        \
+  X(ssignal, sighandler_t, (int, sighandler_t), false)                                           \
+  X(sysv_signal, sighandler_t, (int, sighandler_t), false)                                       \
+  X(__sysv_signal, sighandler_t, (int, sighandler_t), false)                                     \
   X(posix_spawn, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                  \
                        const posix_spawnattr_t*, char* const*, char* const*), false)            \
   X(posix_spawnp, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                 \

@@ -1,17 +1,22 @@
 // Interposed process functions (fork, exec*) and the library's constructor. The fork child's
 // side lives in lifecycle.cpp (a pthread_atfork handler, so forks we do not see as calls to
 // fork() are covered too); vfork gets only a stub that jumps on (hooks/vfork.cpp).
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
 
 #include "interpose/record/events.h"
 #include "interpose/record/exec_env.h"
 #include "interpose/hooks/libc_symbols.h"
 #include "interpose/record/lifecycle.h"
 #include "interpose/record/recorder.h"
+#include "interpose/record/sigbus_guard.h"
 
 using namespace httptrace;
 using namespace httptrace::libc;
@@ -19,9 +24,12 @@ using namespace httptrace::libc;
 namespace {
 
 // Resolve the table before anything else in this library runs, then start recording.
-__attribute__((constructor)) void httptrace_load() {
+// glibc calls ELF constructors with (argc, argv, envp).
+__attribute__((constructor)) void httptrace_load(int argc, char** argv, char**) {
   ErrnoSaver keep;
   libc::resolve_all();
+  set_sigbus_real_sigaction(libc::real_sigaction());
+  note_program_args(argc, argv);
   save_trace_env();  // before the program can touch its environment
   start_recorder();
   hide_added_env();  // after the recorder has read HTTPTRACE_*: the program sees its own env
@@ -45,6 +53,7 @@ int exec_traced(const char* path, char* const* envp, Exec&& exec) {
     fds = on_exec(path, now_ns(), h);
   }
   const size_t n = env_count(envp);
+  sigbus_before_exec();
   int rc;
   if (n > kMergedEnvMax) {
     rc = exec(envp);
@@ -55,6 +64,7 @@ int exec_traced(const char* path, char* const* envp, Exec&& exec) {
     rc = exec(merge_env(envp, fds, merged, preload, added));
   }
   ErrnoSaver keep;
+  sigbus_after_failed_exec();
   on_exec_failed(h);
   return rc;
 }
@@ -103,6 +113,31 @@ HT_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) 
   return exec_traced(file, envp, [&](char* const* env) { return real(file, argv, env); });
 }
 
+// fexecve and execveat reach the kernel from inside glibc (no execve call we could see): their
+// environment is merged here too. fexecve's image has no path; the event names its descriptor.
+HT_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
+  auto real = real_fexecve();
+  if (real == nullptr) return no_such_function();
+  char path[32] = "/proc/self/fd/";
+  size_t at = sizeof("/proc/self/fd/") - 1;
+  char rev[12];
+  size_t digits = 0;
+  for (unsigned v = static_cast<unsigned>(fd); digits == 0 || v > 0; v /= 10) {
+    rev[digits++] = static_cast<char>('0' + v % 10);
+  }
+  while (digits > 0) path[at++] = rev[--digits];
+  path[at] = '\0';
+  return exec_traced(path, envp, [&](char* const* env) { return real(fd, argv, env); });
+}
+
+HT_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[],
+                       int flags) noexcept {
+  auto real = real_execveat();
+  if (real == nullptr) return no_such_function();
+  return exec_traced(path, envp,
+                     [&](char* const* env) { return real(dirfd, path, argv, env, flags); });
+}
+
 // posix_spawn runs the child's execve inside glibc (not through our hook): the environment is
 // merged here. Inherited sockets are not handed over (the child is another process).
 template <typename Real>
@@ -116,7 +151,11 @@ int spawn_traced(Real real, pid_t* pid, const char* file, const posix_spawn_file
   char added[kAddedMax];
   char* const* env = n <= kMergedEnvMax ? merge_env(envp, nullptr, merged, preload, added) : envp;
   pid_t child = 0;
+  // The spawn child resets handled signals before its exec: an ignored SIGBUS must reach the
+  // new image ignored, as untraced (our guard is off for the length of the call then).
+  sigbus_before_exec();
   const int rc = real(&child, file, acts, attr, argv, env);
+  sigbus_after_failed_exec();
   if (pid != nullptr && rc == 0) *pid = child;
   if (rc == 0) {
     ErrnoSaver keep;
@@ -135,6 +174,108 @@ HT_EXPORT int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_
                            const posix_spawnattr_t* attr, char* const argv[],
                            char* const envp[]) noexcept {
   return spawn_traced(real_posix_spawnp(), pid, file, acts, attr, argv, envp);
+}
+
+// system() and popen() start /bin/sh through glibc's internal posix_spawn with environ as it is
+// now: a program that took LD_PRELOAD out of its environment (unsetenv, clearenv, or simply
+// a child we started with an environment of its own, from which the exec hook hid our
+// variables again) would start them untraced, unlike its execv()/execvp() children. Unless
+// HTTPTRACE_FOLLOW=0, they get the merged environment too. Nothing changes when environ
+// already carries everything: the real function runs untouched.
+namespace {
+pthread_mutex_t g_system_lock = PTHREAD_MUTEX_INITIALIZER;
+int g_system_users = 0;
+struct sigaction g_system_intr, g_system_quit;
+
+// glibc's do_system(), with our environment: SIGINT and SIGQUIT ignored while any system()
+// runs (counted across threads), SIGCHLD blocked, the child given the caller's mask and the
+// default action for what the caller did not ignore; failure to run the shell is exit 127.
+int system_merged(const char* line, char* const* env) {
+  auto spawn = real_posix_spawn();
+  auto act = real_sigaction();
+  if (spawn == nullptr || act == nullptr) return no_such_function();
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  pthread_mutex_lock(&g_system_lock);
+  if (g_system_users++ == 0) {
+    act(SIGINT, &ign, &g_system_intr);
+    act(SIGQUIT, &ign, &g_system_quit);
+  }
+  pthread_mutex_unlock(&g_system_lock);
+  sigset_t block, omask, reset;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &block, &omask);
+  sigemptyset(&reset);
+  if (g_system_intr.sa_handler != SIG_IGN) sigaddset(&reset, SIGINT);
+  if (g_system_quit.sa_handler != SIG_IGN) sigaddset(&reset, SIGQUIT);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &omask);
+  posix_spawnattr_setsigdefault(&attr, &reset);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  char* argv[] = {const_cast<char*>("sh"), const_cast<char*>("-c"), const_cast<char*>("--"),
+                  const_cast<char*>(line), nullptr};
+  pid_t pid = 0;
+  const int ret = spawn(&pid, "/bin/sh", nullptr, &attr, argv, env);
+  posix_spawnattr_destroy(&attr);
+  int status = 0;
+  if (ret == 0) {
+    pid_t r;
+    do {
+      r = waitpid(pid, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r != pid) status = -1;
+  } else {
+    status = W_EXITCODE(127, 0);
+  }
+  pthread_mutex_lock(&g_system_lock);
+  if (--g_system_users == 0) {
+    act(SIGINT, &g_system_intr, nullptr);
+    act(SIGQUIT, &g_system_quit, nullptr);
+  }
+  pthread_mutex_unlock(&g_system_lock);
+  sigprocmask(SIG_SETMASK, &omask, nullptr);
+  if (ret != 0) errno = ret;
+  return status;
+}
+}  // namespace
+
+HT_EXPORT int system(const char* line) noexcept {
+  auto real = real_system();
+  if (real == nullptr) return no_such_function();
+  const size_t n = env_count(environ);
+  if (line == nullptr || n > kMergedEnvMax) return real(line);
+  char* merged[n + kSavedVarsMax + 3];
+  char preload[kPreloadMax];
+  char added[kAddedMax];
+  char* const* env = merge_env(environ, nullptr, merged, preload, added);
+  if (env == environ) return real(line);
+  return system_merged(line, env);
+}
+
+// popen() cannot be rebuilt outside glibc (pclose() needs its private FILE): environ itself
+// points at the merged array for the length of the call (the shell is spawned before it
+// returns), then is put back unless the program replaced it meanwhile.
+HT_EXPORT FILE* popen(const char* command, const char* mode) noexcept {
+  auto real = real_popen();
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return nullptr;
+  }
+  const size_t n = env_count(environ);
+  if (n > kMergedEnvMax) return real(command, mode);
+  char* merged[n + kSavedVarsMax + 3];
+  char preload[kPreloadMax];
+  char added[kAddedMax];
+  char** const saved = environ;
+  char* const* env = merge_env(saved, nullptr, merged, preload, added);
+  if (env == saved) return real(command, mode);
+  environ = const_cast<char**>(env);
+  FILE* f = real(command, mode);
+  if (environ == env) environ = saved;
+  return f;
 }
 
 // The execl family: gather the variadic arguments into an argv on the stack (as glibc does)

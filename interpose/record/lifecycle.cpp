@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/single_threaded.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include "interpose/record/config.h"
 #include "interpose/record/modules.h"
 #include "interpose/record/recorder.h"
+#include "interpose/record/sigbus_guard.h"
 #include "interpose/record/stacks.h"
 #include "interpose/record/sys.h"
 
@@ -80,7 +82,26 @@ void warn(const char* a, const char* b = "", const char* c = "") {
   if (fd != 2) sys::close(fd);
 }
 
+// The arguments glibc hands our constructor (ELF init functions get argc, argv, envp): no
+// /proc/self/cmdline to open and read (4 system calls, ~15 us) in the common case.
+int g_ctor_argc = -1;
+char** g_ctor_argv = nullptr;
+
+bool copy_ctor_args() {
+  if (g_ctor_argc < 0 || g_ctor_argv == nullptr) return false;
+  for (int i = 0; i < g_ctor_argc && g_ctor_argv[i] != nullptr; ++i) {
+    for (const char* p = g_ctor_argv[i];; ++p) {
+      if (g_argv_len < sizeof(g_argv)) g_argv[g_argv_len++] = *p;
+      if (*p == '\0') break;
+    }
+  }
+  g_argc = static_cast<uint32_t>(g_ctor_argc);
+  redact_argv(g_argv, g_argv_len);
+  return true;
+}
+
 void read_cmdline() {
+  if (copy_ctor_args()) return;
   const int fd = sys::openat(AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return;
   char chunk[4096];
@@ -97,7 +118,21 @@ void read_cmdline() {
   redact_argv(g_argv, g_argv_len);
 }
 
+// The path the program was executed by (AT_EXECFN, from the kernel: no system call) when it is
+// absolute, which execvp() and shells make it; /proc/self/exe otherwise, and always for stacks,
+// whose main object must be the very file mapped (a script's AT_EXECFN names the script, not
+// its interpreter). The first /proc/self access of a process costs ~20 us (its dentries are
+// made then); a one-request process pays it for nothing else.
 void read_exe() {
+  const char* fn = reinterpret_cast<const char*>(getauxval(AT_EXECFN));
+  if (!g_stacks && fn != nullptr && fn[0] == '/') {
+    const size_t n = strnlen(fn, sizeof(g_exe));
+    if (n < sizeof(g_exe)) {
+      memcpy(g_exe, fn, n);
+      g_exe_len = n;
+      return;
+    }
+  }
   const long n = ::syscall(SYS_readlink, "/proc/self/exe", g_exe, sizeof(g_exe));
   g_exe_len = n > 0 ? static_cast<size_t>(n) : 0;
 }
@@ -136,6 +171,8 @@ void reserve_fd_slot() {
   g_fd_slot = want;
 }
 
+void note_child_untraced(int err);
+
 bool open_trace(int pid, int ppid, bool child) {
   char path[4096];
   if (!expand_output_path(g_template, pid, child, path, sizeof(path))) {
@@ -153,12 +190,49 @@ bool open_trace(int pid, int ppid, bool child) {
   o.argv_len = g_argv_len;
   o.argc = g_argc;
   o.fd_floor = g_fd_slot;
-  o.guard_sigbus = true;
+  // Our own guard (sigbus_guard.h), not the writer's: it stays invisible to the program.
+  o.guard_sigbus = false;
   if (!g_writer.open(path, o)) {
+    const int err = errno;
     warn("cannot create trace file ", path, ": not tracing this process");
+    if (child) note_child_untraced(err);
     return false;
   }
+  install_sigbus_guard(&g_writer);
   return true;
+}
+
+// A fork child's view of its parent's (or nearest traced ancestor's) file header, kept past the unmapping of the parent's file
+// (on_fork_child) so that a child that cannot create its own file (a server's worker after
+// setuid() to a user who cannot write the directory) says so in the parent's trace, where the
+// user looks, rather than on a stderr that is by then the server's error log, or nowhere. The
+// header page only: the child never touches the parent's segments. Shared with the parent
+// (MAP_SHARED, a second view of the same page), so the counter is an atomic add.
+format::FileHeader* g_parent_header = nullptr;
+
+// A parent without a file of its own passes on the view it inherited: the nearest ancestor
+// with a trace is told (nginx's master is a fork of the process that opened the listening
+// sockets, and may itself never make a network call).
+void keep_parent_header() {
+  format::FileHeader* h = g_writer.header();
+  if (h == nullptr) return;
+  guard_extra_mapping(nullptr, 0);
+  if (g_parent_header != nullptr) munmap(g_parent_header, format::kHeaderSize);  // an ancestor's
+  g_parent_header = nullptr;
+  void* view = mremap(h, 0, format::kHeaderSize, MREMAP_MAYMOVE);
+  if (view == MAP_FAILED) return;
+  g_parent_header = static_cast<format::FileHeader*>(view);
+  // The parent's file may be truncated under us (copytruncate): the SIGBUS guard, inherited
+  // with the parent's dispositions, covers this page too.
+  guard_extra_mapping(view, format::kHeaderSize);
+}
+
+void note_child_untraced(int err) {
+  format::FileHeader* h = g_parent_header;
+  if (h == nullptr) return;
+  std::atomic_ref<int32_t>(h->child_untraced_pid).store(g_pid, std::memory_order_relaxed);
+  std::atomic_ref<int32_t>(h->child_untraced_errno).store(err, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(h->children_untraced).fetch_add(1, std::memory_order_release);
 }
 
 void on_fork_child();
@@ -336,6 +410,7 @@ void on_fork_child() {
   ErrnoSaver keep;
   const int parent = g_pid;
   g_pid = sys::getpid();
+  keep_parent_header();
   g_writer.close();  // the parent's mapping and descriptor: the child must never write there
   g_next_conn.store(1, std::memory_order_relaxed);
   g_next_lookup.store(1, std::memory_order_relaxed);
@@ -381,6 +456,11 @@ void on_fork_child() {
 }
 
 }  // namespace
+
+void note_program_args(int argc, char** argv) {
+  g_ctor_argc = argc;
+  g_ctor_argv = argv;
+}
 
 RecorderState start_recorder() {
   int s = g_state.load(std::memory_order_acquire);

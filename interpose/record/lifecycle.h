@@ -31,6 +31,9 @@ namespace httptrace {
 
 enum class RecorderState : int { kUnstarted = 0, kStarting = 1, kRecording = 2, kOff = 3 };
 
+// The program's arguments as our constructor got them; read by start_recorder() instead of
+// /proc/self/cmdline (which it falls back to when a hook started it before the constructor).
+void note_program_args(int argc, char** argv);
 // Starts the recorder if nobody has; returns the state afterwards.
 RecorderState start_recorder();
 RecorderState recorder_state();

@@ -21,6 +21,7 @@
 
 #include "interpose/record/recorder.h"
 #include "interpose/record/sys.h"
+#include "interpose/record/sigbus_guard.h"
 #include "interpose/record/trace_writer.h"
 #include "interpose_test_trace.h"
 
@@ -338,8 +339,8 @@ TEST(WriterLimits, TruncatedFileStopsRecordingWithoutSigbus) {
 #endif
     TraceWriter w;
     WriterOptions o = options();
-    o.guard_sigbus = true;
     if (!w.open(path.c_str(), o)) return 10;
+    install_sigbus_guard(&w);  // the recorder's guard (sigbus_guard.h), as lifecycle.cpp does
     if (!emit_sized(w, 64)) return 11;
     if (truncate(path.c_str(), 0) != 0) return 12;
     // The next events go to the segment in hand, whose pages are now past the end of the file.

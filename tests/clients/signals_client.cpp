@@ -1,0 +1,225 @@
+// signals_client: a program with its own SIGBUS handling, to check that the recorder's SIGBUS
+// guard is invisible (tests/integration/recorder_signals_test.cpp runs it traced and untraced and
+// compares the output).
+//
+//   signals_client own PORT       a GET (the recorder's file now exists); queries SIGBUS (sigaction
+//                                 and signal()); installs its own handler; makes a SIGBUS fault of
+//                                 its own (a mapped file truncated); truncates the trace file
+//                                 (HTTPTRACE_OUTPUT, if it exists) and makes another GET; puts
+//                                 the old action back and queries again; then a fork child makes
+//                                 the same fault under the default action.
+//   signals_client exec-ign PORT  a GET, signal(SIGBUS, SIG_IGN), then posix_spawn and execv of
+//                                 "show"
+//   signals_client oneshot PORT   a GET; an SA_RESETHAND handler and its one fault; then SIG_IGN
+//                                 and a kill(SIGBUS) of itself
+//   signals_client show           prints the SIGBUS disposition it was started with
+//
+// Its handler counts the faults it expects and leaves them with siglongjmp; a SIGBUS it does not
+// expect ends the program with exit 3. Exit 0 on success, 1 on a failure, 2 on a usage error.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "signals_client: %s (errno %d: %s)\n", what, errno, std::strerror(errno));
+  std::exit(1);
+}
+
+void get(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+  const char req[] = "GET /s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) {
+    die("send");
+  }
+  std::string resp;
+  char buf[4096];
+  for (int i = 0; i < 10000; ++i) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 20000) <= 0) die("poll timed out");
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die("recv");
+    if (n == 0) break;
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  std::printf("get: %s\n", resp.substr(0, resp.find("\r\n")).c_str());
+}
+
+sigjmp_buf g_jump;
+volatile sig_atomic_t g_expecting = 0;
+volatile sig_atomic_t g_calls = 0;
+void* volatile g_fault_addr = nullptr;
+
+void on_bus(int, siginfo_t* info, void*) {
+  if (!g_expecting) {
+    const char msg[] = "signals_client: unexpected SIGBUS\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(3);
+  }
+  g_calls = g_calls + 1;
+  g_fault_addr = info->si_addr;
+  siglongjmp(g_jump, 1);
+}
+
+const char* describe(const struct sigaction& a) {
+  if (a.sa_handler == SIG_DFL) return "default";
+  if (a.sa_handler == SIG_IGN) return "ignore";
+  if ((a.sa_flags & SA_SIGINFO) != 0 && a.sa_sigaction == on_bus) return "own";
+  return "SOMEONE ELSE'S";
+}
+
+void query(const char* when) {
+  struct sigaction now;
+  if (sigaction(SIGBUS, nullptr, &now) != 0) die("sigaction");
+  // The flags as the kernel keeps them (glibc adds its SA_RESTORER): compared traced/untraced.
+  std::printf("%s: %s\n", when, describe(now));
+  std::printf("  flags %#x\n", static_cast<unsigned>(now.sa_flags));
+}
+
+// A write past the end of a mapped file that was truncated: SIGBUS (BUS_ADRERR).
+char* truncated_mapping() {
+  char path[] = "/tmp/signals_client.XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) die("mkstemp");
+  unlink(path);
+  if (ftruncate(fd, 4096) != 0) die("ftruncate");
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) die("mmap");
+  if (ftruncate(fd, 0) != 0) die("ftruncate 0");
+  close(fd);
+  return static_cast<char*>(p);
+}
+
+int own(int port) {
+  get(port);
+  query("before");
+  const sighandler_t prev = signal(SIGBUS, SIG_DFL);
+  std::printf("signal() returned: %s\n",
+              prev == SIG_DFL ? "default" : prev == SIG_IGN ? "ignore" : "SOMEONE ELSE'S");
+
+  struct sigaction mine = {};
+  mine.sa_sigaction = on_bus;
+  mine.sa_flags = SA_SIGINFO;
+  sigemptyset(&mine.sa_mask);
+  struct sigaction old;
+  if (sigaction(SIGBUS, &mine, &old) != 0) die("sigaction install");
+  std::printf("old: %s\n", describe(old));
+  query("installed");
+
+  char* p = truncated_mapping();
+  g_expecting = 1;
+  if (sigsetjmp(g_jump, 1) == 0) p[10] = 1;
+  g_expecting = 0;
+  std::printf("own fault: calls %d, at its address %s\n", static_cast<int>(g_calls),
+              g_fault_addr == p + 10 ? "yes" : "no");
+
+  // The recorder's file truncated under it (logrotate copytruncate): its next write faults, and
+  // that fault is not the program's.
+  const char* out = getenv("HTTPTRACE_OUTPUT");
+  if (out != nullptr) {
+    std::string path = out;
+    const size_t at = path.find("%p");
+    if (at != std::string::npos) path.replace(at, 2, std::to_string(getpid()));
+    (void)truncate(path.c_str(), 0);
+  }
+  get(port);
+  std::printf("after the trace was truncated: calls %d\n", static_cast<int>(g_calls));
+
+  if (sigaction(SIGBUS, &old, nullptr) != 0) die("sigaction restore");
+  query("restored");
+
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    p[20] = 1;  // the default action: killed by SIGBUS
+    _exit(0);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  std::printf("child: %s %d\n", WIFSIGNALED(status) ? "signal" : "exit",
+              WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  return 0;
+}
+
+// SA_RESETHAND (one-shot) and sysv_signal(), then a kill(SIGBUS) while SIG_IGN: what the
+// program reads back and which handler runs must be what they would be untraced.
+int oneshot(int port) {
+  get(port);
+  struct sigaction once = {};
+  once.sa_sigaction = on_bus;
+  once.sa_flags = SA_SIGINFO | SA_RESETHAND;
+  sigemptyset(&once.sa_mask);
+  sigaddset(&once.sa_mask, SIGUSR1);
+  if (sigaction(SIGBUS, &once, nullptr) != 0) die("sigaction");
+  struct sigaction now;
+  sigaction(SIGBUS, nullptr, &now);
+  std::printf("one-shot installed: %s, SIGUSR1 in mask %d, SIGBUS in mask %d\n", describe(now),
+              sigismember(&now.sa_mask, SIGUSR1), sigismember(&now.sa_mask, SIGBUS));
+  char* p = truncated_mapping();
+  g_expecting = 1;
+  if (sigsetjmp(g_jump, 1) == 0) p[1] = 1;
+  g_expecting = 0;
+  query("after one shot");
+  const sighandler_t prev = signal(SIGBUS, SIG_IGN);
+  std::printf("signal() returned %s\n", prev == SIG_DFL ? "default" : "other");
+  kill(getpid(), SIGBUS);  // ignored: nothing happens
+  std::printf("still here, calls %d\n", static_cast<int>(g_calls));
+  query("ignored");
+  return 0;
+}
+
+int exec_ign(int port) {
+  get(port);
+  if (signal(SIGBUS, SIG_IGN) == SIG_ERR) die("signal");
+  query("ignored");
+  std::fflush(stdout);
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) die("readlink");
+  self[n] = '\0';
+  char* argv[] = {const_cast<char*>("signals_client"), const_cast<char*>("show"), nullptr};
+  pid_t pid = 0;
+  if (posix_spawn(&pid, self, nullptr, nullptr, argv, environ) != 0) die("posix_spawn");
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  std::fflush(stdout);
+  execv(self, argv);
+  die("execv");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "show") == 0) {
+    query("show");
+    return 0;
+  }
+  if (argc == 3 && std::strcmp(argv[1], "own") == 0) return own(std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "exec-ign") == 0) return exec_ign(std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "oneshot") == 0) return oneshot(std::atoi(argv[2]));
+  std::fputs("usage: signals_client own PORT | exec-ign PORT | show\n", stderr);
+  return 2;
+}
