@@ -190,8 +190,6 @@ bool open_trace(int pid, int ppid, bool child) {
   o.argv_len = g_argv_len;
   o.argc = g_argc;
   o.fd_floor = g_fd_slot;
-  // Our own guard (sigbus_guard.h), not the writer's: it stays invisible to the program.
-  o.guard_sigbus = false;
   if (!g_writer.open(path, o)) {
     const int err = errno;
     warn("cannot create trace file ", path, ": not tracing this process");

@@ -140,46 +140,6 @@ void publish(WriterCursor& c) {
   }
 }
 
-// See start_segment for why a SIGBUS handler exists at all. Installed once, and only over the
-// default action (a program that handles SIGBUS itself keeps its handler untouched, and then a
-// truncation can still hit it). A fault inside our mapping: the whole mapping is replaced by
-// anonymous memory (the faulting write, and any other thread's write in progress, land there and
-// are lost, counted by the truncated_ state) and the instruction is retried. Any other fault is
-// the program's: the previous action is put back and the fault happens again, untouched by us.
-std::atomic<TraceWriter*> g_mapped_writer{nullptr};
-std::atomic<bool> g_bus_installed{false};
-struct sigaction g_prev_bus;
-
-void on_sigbus(int sig, siginfo_t* info, void* uc) {
-  TraceWriter* w = g_mapped_writer.load(std::memory_order_acquire);
-  if (w != nullptr && w->abandon_mapping_at(info->si_addr)) return;
-  if ((g_prev_bus.sa_flags & SA_SIGINFO) != 0 && g_prev_bus.sa_sigaction != nullptr) {
-    g_prev_bus.sa_sigaction(sig, info, uc);
-    return;
-  }
-  if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
-    g_prev_bus.sa_handler(sig);
-    return;
-  }
-  sigaction(SIGBUS, &g_prev_bus, nullptr);  // the retried access now gets the default action
-}
-
-void guard_against_sigbus() {
-  bool expected = false;
-  if (!g_bus_installed.compare_exchange_strong(expected, true)) return;
-  struct sigaction now;
-  if (sigaction(SIGBUS, nullptr, &now) != 0 || (now.sa_flags & SA_SIGINFO) != 0 ||
-      now.sa_handler != SIG_DFL) {
-    return;  // the program's own handler (or SIG_IGN): not ours to replace
-  }
-  g_prev_bus = now;
-  struct sigaction mine = {};
-  mine.sa_sigaction = on_sigbus;
-  mine.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigemptyset(&mine.sa_mask);
-  sigaction(SIGBUS, &mine, nullptr);
-}
-
 int fallocate_range(int fd, uint64_t from, uint64_t len) {
   int rc = EINTR;
   for (int i = 0; i < 16 && rc == EINTR; ++i) {
@@ -303,7 +263,6 @@ bool TraceWriter::open(const char* path, const WriterOptions& opts) {
   release_batch_ = opts.release_batch;
   populate_ = opts.populate;
   hand_off_ = opts.hand_off && exit_key_usable();
-  if (opts.guard_sigbus) guard_against_sigbus();
 
   FileHeader& h = *header_;
   memcpy(h.magic, format::kMagic, sizeof(h.magic));
@@ -328,7 +287,6 @@ bool TraceWriter::open(const char* path, const WriterOptions& opts) {
   generation_ = g_generation.fetch_add(1, std::memory_order_relaxed) + 1;
   fd_.store(fd, std::memory_order_relaxed);
   if (hand_off_) g_handoff_writer.store(this, std::memory_order_release);
-  g_mapped_writer.store(this, std::memory_order_release);
   active_.store(true, std::memory_order_release);
   return true;
 }
@@ -337,8 +295,6 @@ void TraceWriter::close() {
   if (!active_.exchange(false, std::memory_order_acq_rel)) return;
   TraceWriter* self = this;
   g_handoff_writer.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
-  self = this;
-  g_mapped_writer.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
   munmap(base_, map_len_);
   base_ = nullptr;
   header_ = nullptr;
@@ -465,7 +421,7 @@ void TraceWriter::release_segment(WriterCursor& c, uint8_t* full) {
 // (leases and dnotify would signal the program). So, two layers: (1) detection where we make
 // syscalls anyway, at every segment claim and hand-off: an fstat that finds the file shorter
 // than we allocated stops all recording at once (truncated_, checked by every emit), counted as
-// kTruncated; (2) for the window between a truncation and the next claim, the SIGBUS handler
+// kTruncated; (2) for the window between a truncation and the next claim, the SIGBUS guard (sigbus_guard.h)
 // above (installed only over the default action): a fault in our mapping swaps the mapping for
 // anonymous memory, so the write in progress completes into nothing and the program goes on.
 //

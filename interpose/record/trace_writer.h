@@ -71,7 +71,6 @@ struct WriterOptions {
   uint32_t release_batch = 16;      // full segments dropped from our page tables per madvise
   bool populate = true;             // MADV_POPULATE_WRITE a segment when it is claimed
   bool hand_off = true;             // park an exiting thread's segment for the next thread
-  bool guard_sigbus = false;        // catch a SIGBUS from a file truncated under us (the recorder)
 };
 
 class TraceWriter {
