@@ -1,0 +1,199 @@
+// Ground truth for a traced nginx reverse proxy (issue 11): nginx's own access log says, per
+// request, which inbound connection carried it and as its how-manieth ($connection,
+// $connection_requests), what it sent back ($bytes_sent), and -- through a header the backend adds
+// (tests/servers/conn_echo_server.py: the client port it saw and the request's number on that
+// connection) -- which upstream connection of the keep-alive pool carried it. The trace of the
+// nginx processes must say the same: connections, requests per connection, bytes, upstream reuse
+// (in the export and in `httptrace reuse`), and each upstream call's parent.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/nginx_proxy.h"
+#include "tests/integration/script_server.h"
+#include "tests/integration/trace_json.h"
+
+namespace httptrace::itest {
+namespace {
+
+struct LogLine {
+  uint64_t conn = 0, conn_requests = 0;
+  std::string uri;
+  int status = 0;
+  uint64_t bytes_sent = 0;
+  double request_time = 0;
+  std::string upstream_addr, upstream_connect_time;
+  int upstream_port = 0;       // the nginx side of the upstream connection, as the backend saw it
+  int upstream_request = 0;    // the request's number on that upstream connection, from 1
+};
+
+constexpr char kLogFormat[] =
+    "$connection $connection_requests $request_uri $status $bytes_sent $request_time $upstream_addr "
+    "$upstream_connect_time $upstream_http_x_conn";
+
+std::vector<LogLine> read_log(const fs::path& file) {
+  std::vector<LogLine> v;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    LogLine l;
+    if (f >> l.conn >> l.conn_requests >> l.uri >> l.status >> l.bytes_sent >> l.request_time >> l.upstream_addr >>
+        l.upstream_connect_time >> l.upstream_port >> l.upstream_request)
+      v.push_back(l);
+    else
+      ADD_FAILURE() << "access log line not understood: " << line;
+  }
+  return v;
+}
+
+// `httptrace reuse` row of the endpoint whose name ends in ":port": conns, failed, reqs, reused.
+std::vector<std::string> reuse_row(const fs::path& traces, int port) {
+  RunResult r = run({paths().cli.string(), "reuse", traces.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  std::istringstream in(r.out);
+  std::string line;
+  const std::string suffix = ":" + std::to_string(port);
+  while (std::getline(in, line)) {
+    std::istringstream cols(line);
+    std::vector<std::string> v(5);
+    for (auto& c : v) cols >> c;
+    if (v[0].ends_with(suffix)) return v;
+  }
+  ADD_FAILURE() << "no reuse row for port " << port << ":\n" << r.out;
+  return {};
+}
+
+TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
+  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
+  TempDir traces, nginx_dir;
+  ScriptServer backend("conn_echo_server.py", RunOptions{});
+  ASSERT_TRUE(backend.ok()) << backend.error();
+  int port = 0;
+  {
+    ClosedPort free;  // a port the kernel just gave out; nginx binds it once this lets go
+    port = free.port();
+  }
+  const fs::path log = nginx_dir.path() / "access.log";
+  RunOptions traced;
+  traced.preload = true;
+  traced.env = trace_env(traces.path());
+  NginxProxy nginx(nginx_dir.path(), traced, backend.port(), port,
+                   std::string("  log_format truth '") + kLogFormat + "';\n  access_log " + log.string() + " truth;\n");
+  ASSERT_TRUE(nginx.ok()) << nginx.error();
+
+  // Sequential curls, untraced: one request on one connection, two on a kept-alive one, and three
+  // joined by --next (which curl runs on the connection it kept).
+  const std::vector<std::vector<std::string>> runs = {
+      {nginx.url("/bytes/100")},
+      {nginx.url("/bytes/5000"), nginx.url("/bytes/20")},
+      {nginx.url("/bytes/70000"), "--next", nginx.url("/bytes/1"), "--next", nginx.url("/")},
+  };
+  for (const auto& urls : runs) {
+    std::vector<std::string> argv = {"curl", "-sS", "-o", "/dev/null"};
+    for (const auto& u : urls) {
+      argv.push_back(u);
+      if (u == "--next") argv.insert(argv.end(), {"-sS", "-o", "/dev/null"});
+    }
+    RunResult r = run(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+  }
+  RunResult stopped = nginx.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
+  backend.stop();
+
+  const std::vector<LogLine> lines = read_log(log);
+  ASSERT_EQ(lines.size(), 6u);
+  Export e = export_json(traces.path());
+  ASSERT_TRUE(e.ok) << e.error;
+  const json& doc = e.doc;
+  std::vector<json> inbound, upstream;
+  for (const json& c : doc["connections"]) {
+    if (c["direction"] == "inbound" && c["local"] == "127.0.0.1:" + std::to_string(port)) inbound.push_back(c);
+    if (c["direction"] == "outbound" && c["peer"] == "127.0.0.1:" + std::to_string(backend.port())) upstream.push_back(c);
+  }
+  auto by_start = [](const json& a, const json& b) { return a["start_ns"].get<uint64_t>() < b["start_ns"].get<uint64_t>(); };
+  std::sort(inbound.begin(), inbound.end(), by_start);
+  std::sort(upstream.begin(), upstream.end(), by_start);
+
+  // The worker (a child of the master, both traced) holds every connection; its epoll loop serves
+  // one inbound request at a time here, so each upstream call has that request as its parent.
+  ASSERT_FALSE(inbound.empty()) << doc.dump(1).substr(0, 4000);
+  const long worker = inbound[0]["pid"].get<long>();
+  const json wp = process(doc, worker);
+  ASSERT_FALSE(wp.is_null());
+  const json master = process(doc, wp["ppid"].get<long>());
+  ASSERT_FALSE(master.is_null()) << "the worker's parent, the master, was traced too";
+  EXPECT_NE(master["exe"].get<std::string>().find("nginx"), std::string::npos);
+  for (const auto* set : {&inbound, &upstream})
+    for (const json& c : *set) EXPECT_EQ(c["pid"], worker) << c.dump();
+
+  // Inbound: nginx's $connection numbers in order of their first request are the accepted
+  // connections in start order; $connection_requests numbers each one's requests.
+  std::vector<uint64_t> log_conns;
+  for (const LogLine& l : lines)
+    if (std::find(log_conns.begin(), log_conns.end(), l.conn) == log_conns.end()) log_conns.push_back(l.conn);
+  ASSERT_EQ(inbound.size(), log_conns.size());
+  std::map<std::string, std::string> request_id_of_uri;  // the inbound request that asked for it
+  for (size_t k = 0; k < log_conns.size(); ++k) {
+    const json& c = inbound[k];
+    SCOPED_TRACE(describe(c));
+    std::vector<LogLine> mine;
+    for (const LogLine& l : lines)
+      if (l.conn == log_conns[k]) mine.push_back(l);
+    ASSERT_EQ(c["requests"].size(), mine.size());
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const json& r = c["requests"][j];
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(mine[j].conn_requests, j + 1);
+      EXPECT_EQ(r["target"], mine[j].uri);
+      EXPECT_EQ(r["status"], mine[j].status);
+      EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), mine[j].bytes_sent) << "$bytes_sent: what nginx sent back";
+      EXPECT_EQ(r["reused"], j > 0);
+      // $request_time runs from the request's first bytes, in ms: the trace's time is within it.
+      const double traced_s = double(r["end_ns"].get<uint64_t>() - r["start_ns"].get<uint64_t>()) / 1e9;
+      EXPECT_LE(traced_s, mine[j].request_time + 0.0015);
+      request_id_of_uri[mine[j].uri] = c["id"].get<std::string>() + "#" + std::to_string(j);
+    }
+  }
+
+  // Upstream: the backend's view of each request's connection (nginx's local port) and its
+  // number there. Each pooled connection in the trace carries exactly those requests, reused
+  // from the second on.
+  std::map<int, std::vector<LogLine>> by_port;
+  for (const LogLine& l : lines) by_port[l.upstream_port].push_back(l);
+  ASSERT_EQ(upstream.size(), by_port.size()) << doc.dump(1).substr(0, 4000);
+  size_t reused = 0;
+  for (const json& c : upstream) {
+    SCOPED_TRACE(describe(c));
+    const std::string local = c["local"].get<std::string>();
+    const int local_port = std::stoi(local.substr(local.rfind(':') + 1));
+    ASSERT_TRUE(by_port.count(local_port)) << "an upstream connection the backend never saw";
+    const auto& mine = by_port[local_port];
+    ASSERT_EQ(c["requests"].size(), mine.size());
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const json& r = c["requests"][j];
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(mine[j].upstream_request, int(j + 1));
+      EXPECT_EQ(r["target"], mine[j].uri);
+      EXPECT_EQ(r["reused"], j > 0);
+      reused += j > 0;
+      EXPECT_EQ(r["parent"], request_id_of_uri[mine[j].uri]) << "the inbound request it was made for";
+    }
+  }
+  EXPECT_GE(reused, 1u) << "keepalive 4 and sequential requests: the pool must have been used";
+  const std::vector<std::string> row = reuse_row(traces.path(), backend.port());
+  ASSERT_EQ(row.size(), 5u);
+  EXPECT_EQ(row[1], std::to_string(by_port.size())) << "conns";
+  EXPECT_EQ(row[2], "0") << "failed";
+  EXPECT_EQ(row[3], std::to_string(lines.size())) << "reqs";
+  EXPECT_EQ(row[4], std::to_string(reused)) << "reused";
+}
+
+}  // namespace
+}  // namespace httptrace::itest
