@@ -155,9 +155,10 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
       EXPECT_EQ(r["status"], mine[j].status);
       EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), mine[j].bytes_sent) << "$bytes_sent: what nginx sent back";
       EXPECT_EQ(r["reused"], j > 0);
-      // $request_time runs from the request's first bytes, in ms: the trace's time is within it.
+      // $request_time runs from the request's first bytes, in ms of nginx's cached clock (a loop
+      // iteration stale at most): the trace's time is within it, give or take that.
       const double traced_s = double(r["end_ns"].get<uint64_t>() - r["start_ns"].get<uint64_t>()) / 1e9;
-      EXPECT_LE(traced_s, mine[j].request_time + 0.0015);
+      EXPECT_LE(traced_s, mine[j].request_time + 0.005);
       request_id_of_uri[mine[j].uri] = c["id"].get<std::string>() + "#" + std::to_string(j);
     }
   }

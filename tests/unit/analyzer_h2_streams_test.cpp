@@ -187,13 +187,13 @@ TEST(H2Streams, H2cUpgradeMakesTheUpgradedRequestStream1) {
   b.connect(1, 10, 1, 3, ipv4("127.0.0.1", 8080), 10);
   b.send(1, 1000, 1, 150, 10, kUpgradeRequest);
   b.recv(1, 1100, 1, 80, 100, k101);
-  plain_frames(b, 1, 1300, D::kSend, 24 + 9 + 30, frame(4, 0, 0, 30));  // preface + SETTINGS
+  plain_frames(b, 1, 1300, D::kSend, 10, 24 + 9 + 30, frame(4, 0, 0, 30));  // preface + SETTINGS
   headers(b, 1400, 1, D::kRecv, 0, {"", "", "", "200"});
-  plain_frames(b, 1390, D::kRecv, 10, 9 + 10 + 9 + 107, frame(1, 4, 1, 10) + frame(0, 1, 1, 107));
+  plain_frames(b, 1, 1390, D::kRecv, 10, 9 + 10 + 9 + 107, frame(1, 4, 1, 10) + frame(0, 1, 1, 107));
   headers(b, 2000, 3, D::kSend, tf::kH2EndStream, {"GET", "/b", "127.0.0.1:8080"});
   plain_frames(b, 1, 2000, D::kSend, 10, 9 + 20, frame(1, 5, 3, 20));
   headers(b, 2510, 3, D::kRecv, 0, {"", "", "", "404"});
-  plain_frames(b, 2500, D::kRecv, 10, 9 + 10 + 9 + 5, frame(1, 4, 3, 10) + frame(0, 1, 3, 5));
+  plain_frames(b, 1, 2500, D::kRecv, 10, 9 + 10 + 9 + 5, frame(1, 4, 3, 10) + frame(0, 1, 3, 5));
   b.close(1, 3000, 1, 3);
   auto out = model_of({&b});
   ASSERT_EQ(out.conns.size(), 1u);
