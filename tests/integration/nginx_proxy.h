@@ -1,6 +1,7 @@
 // Debian's nginx as a reverse proxy on loopback: master + one worker (an epoll loop) with a
 // keep-alive upstream pool in front of one backend. Traced when the RunOptions say so. `http`
-// adds lines to the http block (a log_format and access_log, say).
+// adds lines to the http block (a log_format and access_log, say); `listen` to the listen
+// directive (" http2": h2c with prior knowledge).
 #pragma once
 
 #include <signal.h>
@@ -15,7 +16,8 @@ namespace httptrace::itest {
 
 class NginxProxy {
  public:
-  NginxProxy(const fs::path& dir, const RunOptions& o, int backend_port, int port, const std::string& http = "")
+  NginxProxy(const fs::path& dir, const RunOptions& o, int backend_port, int port, const std::string& http = "",
+             const std::string& listen = "")
       : port_(port) {
     const std::string d = dir.string();
     std::ofstream conf(dir / "nginx.conf");
@@ -31,7 +33,7 @@ class NginxProxy {
          << "  fastcgi_temp_path " << d << "/fcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
          << "  scgi_temp_path " << d << "/scgi;\n"
          << "  upstream backend { server 127.0.0.1:" << backend_port << "; keepalive 4; }\n"
-         << "  server {\n    listen 127.0.0.1:" << port << ";\n"
+         << "  server {\n    listen 127.0.0.1:" << port << listen << ";\n"
          << "    location / { proxy_pass http://backend; proxy_http_version 1.1;\n"
          << "                 proxy_set_header Connection \"\"; }\n  }\n}\n";
     conf.close();

@@ -196,5 +196,94 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
   EXPECT_EQ(row[4], std::to_string(reused)) << "reused";
 }
 
+// nginx's front speaking h2c (prior knowledge) to h2load: its inbound streams are the requests,
+// and each upstream call nginx makes (one stream open at a time here, -m 1) has its stream as its
+// parent, in the stream's trace. The log and the backend say which upstream connection.
+TEST(NginxTruth, InboundH2StreamsAreTheParentsOfUpstreamCalls) {
+  if (run({"sh", "-c", "command -v nginx && command -v h2load"}).exit_code != 0)
+    GTEST_SKIP() << "nginx or h2load (nghttp2-client) not installed";
+  TempDir traces, nginx_dir;
+  ScriptServer backend("conn_echo_server.py", RunOptions{});
+  ASSERT_TRUE(backend.ok()) << backend.error();
+  int port = 0;
+  {
+    ClosedPort free;
+    port = free.port();
+  }
+  const fs::path log = nginx_dir.path() / "access.log";
+  RunOptions traced;
+  traced.preload = true;
+  traced.env = trace_env(traces.path());
+  NginxProxy nginx(nginx_dir.path(), traced, backend.port(), port,
+                   std::string("  log_format truth '") + kLogFormat + "';\n  access_log " + log.string() + " truth;\n",
+                   " http2");
+  ASSERT_TRUE(nginx.ok()) << nginx.error();
+  constexpr int kRequests = 4;
+  RunResult r = run({"h2load", "-n", std::to_string(kRequests), "-c", "1", "-m", "1", nginx.url("/bytes/300")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  ASSERT_NE(r.out.find(std::to_string(kRequests) + " succeeded"), std::string::npos) << r.out;
+  RunResult stopped = nginx.stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
+  backend.stop();
+
+  const std::vector<LogLine> lines = read_log(log);
+  ASSERT_EQ(lines.size(), size_t(kRequests));
+  Export e = export_json(traces.path());
+  ASSERT_TRUE(e.ok) << e.error;
+  std::vector<json> inbound, upstream;
+  for (const json& c : e.doc["connections"]) {
+    if (c["direction"] == "inbound" && c["local"] == "127.0.0.1:" + std::to_string(port)) inbound.push_back(c);
+    if (c["direction"] == "outbound" && c["peer"] == "127.0.0.1:" + std::to_string(backend.port())) upstream.push_back(c);
+  }
+  ASSERT_EQ(inbound.size(), 1u) << e.doc.dump(1).substr(0, 4000);
+  const json& in = inbound[0];
+  SCOPED_TRACE(describe(in));
+  EXPECT_EQ(in["protocol"], "h2");
+  ASSERT_EQ(in["requests"].size(), size_t(kRequests));
+  std::map<std::string, const json*> stream_by_id;
+  for (size_t j = 0; j < in["requests"].size(); ++j) {
+    const json& x = in["requests"][j];
+    EXPECT_EQ(x["protocol_stream"], 2 * j + 1);
+    EXPECT_EQ(x["target"], "/bytes/300");
+    EXPECT_EQ(x["status"], lines[j].status);
+    EXPECT_EQ(lines[j].conn, lines[0].conn) << "one connection in nginx's log too";
+    EXPECT_EQ(lines[j].conn_requests, j + 1);
+    EXPECT_EQ(x["bytes_sent"].get<uint64_t>(), lines[j].bytes_sent) << "$bytes_sent: the stream's frames";
+    ASSERT_TRUE(x["children_ns"].is_number());
+    EXPECT_GT(x["children_ns"].get<uint64_t>(), 0u) << "it waited for its upstream call";
+    stream_by_id[in["id"].get<std::string>() + "#" + std::to_string(j)] = &x;
+  }
+
+  std::set<int> ports;
+  for (const LogLine& l : lines) ports.insert(l.upstream_port);
+  ASSERT_EQ(upstream.size(), ports.size());
+  size_t children = 0;
+  std::set<std::string> parents;
+  for (const json& c : upstream) {
+    const std::string local = c["local"].get<std::string>();
+    const int local_port = std::stoi(local.substr(local.rfind(':') + 1));
+    std::vector<int> numbers;  // the backend's numbering of this connection's requests
+    for (const LogLine& l : lines)
+      if (l.upstream_port == local_port) numbers.push_back(l.upstream_request);
+    ASSERT_EQ(c["requests"].size(), numbers.size());
+    for (size_t j = 0; j < numbers.size(); ++j) {
+      const json& x = c["requests"][j];
+      SCOPED_TRACE(x.dump());
+      ++children;
+      EXPECT_EQ(numbers[j], int(j + 1));
+      EXPECT_EQ(x["reused"], j > 0);
+      ASSERT_TRUE(x["parent"].is_string());
+      auto it = stream_by_id.find(x["parent"].get<std::string>());
+      ASSERT_NE(it, stream_by_id.end()) << "the parent is one of the inbound streams";
+      parents.insert(it->first);
+      EXPECT_EQ(x["parent_confidence"], "single_open");
+      EXPECT_EQ(x["trace_id"], (*it->second)["trace_id"]);
+      EXPECT_EQ(x["parent_span_id"], (*it->second)["span_id"]);
+    }
+  }
+  EXPECT_EQ(children, size_t(kRequests));
+  EXPECT_EQ(parents.size(), size_t(kRequests)) << "each stream made its own upstream call";
+}
+
 }  // namespace
 }  // namespace httptrace::itest
