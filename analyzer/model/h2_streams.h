@@ -61,6 +61,8 @@ class H2Streams {
   Exchange* only_open();
   // The stream with that request index (Exchange::index), nullptr when none.
   Exchange* by_index(uint32_t index);
+  // The stream opened just before x, nullptr for the first.
+  const Exchange* before(const Exchange& x) { return x.index > base_ ? by_index(x.index - 1) : nullptr; }
 
   bool empty() const { return streams_.empty(); }
   // The first request's :authority, "" when none was seen (the connection's host as a last resort).

@@ -816,7 +816,7 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     // request on this connection already carried (one -H for several URLs), does not name this
     // request's span: this request is a child of the span it names.
     const auto& done = c.active().done();
-    const Exchange* prev = done.size() > 1 ? &done[done.size() - 2] : nullptr;
+    const Exchange* prev = x.stream ? c.h2.before(x) : done.size() > 1 ? &done[done.size() - 2] : nullptr;
     const bool names_it = tp && !(px && px->traceparent == x.traceparent) &&
                           !(prev && prev->traceparent == x.traceparent);
     x.span_id = names_it ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);

@@ -194,6 +194,18 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
   EXPECT_EQ(row[2], "0") << "failed";
   EXPECT_EQ(row[3], std::to_string(lines.size())) << "reqs";
   EXPECT_EQ(row[4], std::to_string(reused)) << "reused";
+  // `httptrace why`: the endpoint's new connections are the pool's, the first a first open.
+  RunResult why = run({paths().cli.string(), "why", traces.path().string()});
+  ASSERT_EQ(why.exit_code, 0) << why.describe();
+  const size_t at = why.out.find(":" + std::to_string(backend.port()) + "\n  new connections: ");
+  ASSERT_NE(at, std::string::npos) << why.out;
+  std::istringstream counts(why.out.substr(why.out.find("new connections: ", at) + 17));
+  size_t opened = 0, first = 0;
+  std::string word;
+  counts >> opened >> word >> first;
+  EXPECT_EQ(opened, by_port.size());
+  EXPECT_EQ(word, "first");
+  EXPECT_GE(first, 1u);
 }
 
 // nginx's front speaking h2c (prior knowledge) to h2load: its inbound streams are the requests,

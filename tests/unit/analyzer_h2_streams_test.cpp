@@ -303,6 +303,26 @@ TEST(H2Streams, OutboundStreamsOfAServingThreadAreItsChildren) {
   EXPECT_EQ(parent.children_ns, 100u) << "300 .. 400 ns, the two streams at once";
 }
 
+// One -H traceparent for several URLs puts it on every stream: only the first is the span it
+// names; the others are that span's children, each with a span of its own.
+TEST(H2Streams, ARepeatedTraceparentNamesOnlyTheFirstStream) {
+  TraceBuilder b;
+  h2_conn(b);
+  headers(b, 1000, 1, D::kSend, tf::kH2EndStream, {"GET", "/a", "", "", kTp});
+  frames(b, 1000, D::kSend, 10, frame(1, 5, 1));
+  headers(b, 1100, 3, D::kSend, tf::kH2EndStream, {"GET", "/b", "", "", kTp});
+  frames(b, 1100, D::kSend, 10, frame(1, 5, 3));
+  frames(b, 2000, D::kRecv, 10, frame(1, 5, 1) + frame(1, 5, 3));
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& rq = out.conns[0].requests;
+  ASSERT_EQ(rq.size(), 2u);
+  EXPECT_EQ(rq[0].span_id, 0x00f067aa0ba902b7u);
+  EXPECT_NE(rq[1].span_id, rq[0].span_id);
+  EXPECT_EQ(rq[1].parent_span_id, 0x00f067aa0ba902b7u);
+  EXPECT_EQ(rq[1].trace_id, rq[0].trace_id);
+}
+
 // A server's inbound h2 streams are parents: an outbound call made while exactly one stream is
 // open (its request read, its response not ended) is that stream's child; with two open, nobody's.
 TEST(H2Streams, InboundStreamIsTheParentWhileItAloneIsOpen) {
