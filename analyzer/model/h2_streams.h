@@ -61,6 +61,11 @@ class H2Streams {
   Exchange* only_open();
   // The stream with that request index (Exchange::index), nullptr when none.
   Exchange* by_index(uint32_t index);
+  // The stream with that id, nullptr when none.
+  Exchange* by_stream(uint32_t id) {
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &streams_[it->second].x;
+  }
   // The stream opened just before x, nullptr for the first.
   const Exchange* before(const Exchange& x) { return x.index > base_ ? by_index(x.index - 1) : nullptr; }
 

@@ -835,9 +835,17 @@ void Model::open_streams(ConnState& c, uint64_t thread) {
     const std::optional<TraceParent> tp = parse_traceparent(x.traceparent);
     x.children_ns = 0;
     c.children_cover_end = 0;
+    // The same stream as the traced client's process saw it, opened there first.
+    ConnState* m = c.mirror_file == ConnState::kNoFile ? nullptr : find(c.mirror_file, c.mirror_conn);
+    Exchange* from = m && x.stream ? m->h2.by_stream(*x.stream) : nullptr;
+    if (from && !from->span_id) from = nullptr;  // never opened there (a promise): not a span yet
+    if (from) {
+      x.linked = fmt::format("{}#{}", c.mirror_id, from->index);
+      from->linked = fmt::format("{}#{}", c.c.id, x.index);
+    }
     x.span_id = derive_span_id(anchor, c.c.id, x.index);
-    x.parent_span_id = tp ? tp->parent_span_id : 0;
-    x.trace_id = tp ? tp->trace_id : derive_trace_id(anchor, c.c.id, x.index);
+    x.parent_span_id = from ? from->span_id : tp ? tp->parent_span_id : 0;
+    x.trace_id = from ? from->trace_id : tp ? tp->trace_id : derive_trace_id(anchor, c.c.id, x.index);
   });
 }
 

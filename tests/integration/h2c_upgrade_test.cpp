@@ -112,5 +112,41 @@ TEST(H2cUpgrade, TracedServerSeesTheUpgradedRequestAsStream1) {
   expect_requests(inbound[0], said, "bytes_sent");
 }
 
+// Both ends traced: each of the server's streams is the same call as the client's stream of that
+// id (the upgraded request too), and a child of it in one trace.
+TEST(H2cUpgrade, BothEndsTracedLinkEveryStream) {
+  TempDir dir;
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir.path());
+  ScriptServer server("h2c_upgrade_server.py", o);
+  ASSERT_TRUE(server.ok()) << server.error();
+  RunResult r = run(curl_h2(server, kPaths), o);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  RunResult stopped = server.stop();
+
+  Export e = export_json(dir.path());
+  ASSERT_TRUE(e.ok) << e.error << stopped.describe();
+  const json* client = nullptr;
+  const json* inbound = nullptr;
+  for (const json& c : e.doc["connections"]) {
+    if (c["direction"] == "inbound" && c["local"] == "127.0.0.1:" + std::to_string(server.port())) inbound = &c;
+    if (c["direction"] == "outbound" && c["peer"] == "127.0.0.1:" + std::to_string(server.port())) client = &c;
+  }
+  ASSERT_TRUE(client && inbound) << e.doc.dump(1).substr(0, 4000);
+  ASSERT_EQ((*client)["requests"].size(), kPaths.size());
+  ASSERT_EQ((*inbound)["requests"].size(), kPaths.size());
+  for (size_t i = 0; i < kPaths.size(); ++i) {
+    const json& a = (*client)["requests"][i];
+    const json& s = (*inbound)["requests"][i];
+    SCOPED_TRACE(a.dump() + "\n" + s.dump());
+    EXPECT_EQ(a["protocol_stream"], s["protocol_stream"]);
+    EXPECT_EQ(s["linked"], (*client)["id"].get<std::string>() + "#" + std::to_string(i));
+    EXPECT_EQ(a["linked"], (*inbound)["id"].get<std::string>() + "#" + std::to_string(i));
+    EXPECT_EQ(s["trace_id"], a["trace_id"]);
+    EXPECT_EQ(s["parent_span_id"], a["span_id"]);
+  }
+}
+
 }  // namespace
 }  // namespace httptrace::itest

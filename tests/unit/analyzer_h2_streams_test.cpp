@@ -323,6 +323,39 @@ TEST(H2Streams, ARepeatedTraceparentNamesOnlyTheFirstStream) {
   EXPECT_EQ(rq[1].trace_id, rq[0].trace_id);
 }
 
+// Both ends traced (h2c, prior knowledge): each server stream is linked to the client's stream
+// of the same id and joins its trace as its child, as an HTTP/1 request does.
+TEST(H2Streams, StreamsOfBothEndsAreLinkedById) {
+  TraceBuilder client(100), server(200);
+  client.socket(1, 100, 1, 3);
+  client.connect(1, 110, 1, 3, ipv4("127.0.0.1", 8080), 10);  // local 127.0.0.1:40001
+  server.accept(1, 115, 1, 5, 4, ipv4("127.0.0.1", 40001), 5);
+  client.data(1, 200, 1, 3, D::kSend, 24, 5, C::kOpaque, "PRI * HT");
+  server.data(1, 150, 1, 5, D::kRecv, 24, 60, C::kOpaque, "PRI * HT");
+  for (uint32_t id : {1u, 3u}) {
+    const uint64_t t = 300 + 100 * id;
+    headers(client, t, id, D::kSend, tf::kH2EndStream, {"GET", "/s" + std::to_string(id), "h"});
+    plain_frames(client, 1, t, D::kSend, 5, 19, frame(1, 5, id));
+    headers(server, t + 10, id, D::kRecv, tf::kH2EndStream, {"GET", "/s" + std::to_string(id), "h"});
+    server.data(1, t + 5, 1, 5, D::kRecv, 19, 5, C::kH2Frames, frame(1, 5, id));
+    server.data(1, t + 20, 1, 5, D::kSend, 19, 5, C::kH2Frames, frame(1, 5, id));
+    plain_frames(client, 1, t + 30, D::kRecv, 5, 19, frame(1, 5, id));
+  }
+  auto out = model_of({&client, &server});
+  ASSERT_EQ(out.conns.size(), 2u);
+  const Connection& a = out.conns[0].pid == 100 ? out.conns[0] : out.conns[1];
+  const Connection& s = out.conns[0].pid == 100 ? out.conns[1] : out.conns[0];
+  ASSERT_EQ(a.requests.size(), 2u);
+  ASSERT_EQ(s.requests.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(s.requests[i].linked, "100:1#" + std::to_string(i));
+    EXPECT_EQ(a.requests[i].linked, "200:1#" + std::to_string(i));
+    EXPECT_EQ(s.requests[i].trace_id, a.requests[i].trace_id);
+    EXPECT_EQ(s.requests[i].parent_span_id, a.requests[i].span_id);
+  }
+  EXPECT_NE(a.requests[0].span_id, a.requests[1].span_id);
+}
+
 // A server's inbound h2 streams are parents: an outbound call made while exactly one stream is
 // open (its request read, its response not ended) is that stream's child; with two open, nobody's.
 TEST(H2Streams, InboundStreamIsTheParentWhileItAloneIsOpen) {
