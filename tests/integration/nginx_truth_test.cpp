@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -69,23 +70,58 @@ std::vector<std::string> reuse_row(const fs::path& traces, int port) {
   return {};
 }
 
-TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
-  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
-  TempDir traces, nginx_dir;
-  ScriptServer backend("conn_echo_server.py", RunOptions{});
-  ASSERT_TRUE(backend.ok()) << backend.error();
-  int port = 0;
-  {
-    ClosedPort free;  // a port the kernel just gave out; nginx binds it once this lets go
-    port = free.port();
+// The set-up both tests share: the backend (untraced), nginx traced in front of it with the
+// truth log, then -- once the clients are done -- the log, the export and nginx's connections.
+class NginxTruth : public ::testing::Test {
+ protected:
+  void start(const std::string& listen = "") {
+    ASSERT_TRUE(backend_.ok()) << backend_.error();
+    int port = 0;
+    {
+      ClosedPort free;  // a port the kernel just gave out; nginx binds it once this lets go
+      port = free.port();
+    }
+    log_ = nginx_dir_.path() / "access.log";
+    RunOptions traced;
+    traced.preload = true;
+    traced.env = trace_env(traces_.path());
+    nginx_ = std::make_unique<NginxProxy>(
+        nginx_dir_.path(), traced, backend_.port(), port,
+        std::string("  log_format truth '") + kLogFormat + "';\n  access_log " + log_.string() + " truth;\n", listen);
+    ASSERT_TRUE(nginx_->ok()) << nginx_->error();
   }
-  const fs::path log = nginx_dir.path() / "access.log";
-  RunOptions traced;
-  traced.preload = true;
-  traced.env = trace_env(traces.path());
-  NginxProxy nginx(nginx_dir.path(), traced, backend.port(), port,
-                   std::string("  log_format truth '") + kLogFormat + "';\n  access_log " + log.string() + " truth;\n");
-  ASSERT_TRUE(nginx.ok()) << nginx.error();
+  // Stops both servers (nginx's trace is then complete) and reads what they left.
+  void finish() {
+    RunResult stopped = nginx_->stop();
+    EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
+    backend_.stop();
+    lines_ = read_log(log_);
+    export_ = export_json(traces_.path());
+    ASSERT_TRUE(export_.ok) << export_.error;
+    const std::string front = "127.0.0.1:" + std::to_string(nginx_->port());
+    const std::string back = "127.0.0.1:" + std::to_string(backend_.port());
+    for (const json& c : export_.doc["connections"]) {
+      if (c["direction"] == "inbound" && c["local"] == front) inbound_.push_back(c);
+      if (c["direction"] == "outbound" && c["peer"] == back) upstream_.push_back(c);
+    }
+    auto by_start = [](const json& a, const json& b) { return a["start_ns"].get<uint64_t>() < b["start_ns"].get<uint64_t>(); };
+    std::sort(inbound_.begin(), inbound_.end(), by_start);
+    std::sort(upstream_.begin(), upstream_.end(), by_start);
+  }
+
+  TempDir traces_, nginx_dir_;
+  ScriptServer backend_{"conn_echo_server.py", RunOptions{}};
+  std::unique_ptr<NginxProxy> nginx_;
+  fs::path log_;
+  std::vector<LogLine> lines_;
+  Export export_;
+  std::vector<json> inbound_, upstream_;
+};
+
+TEST_F(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
+  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
+  start();
+  const NginxProxy& nginx = *nginx_;
 
   // Sequential curls, untraced: one request on one connection, two on a kept-alive one, and three
   // joined by --next (which curl runs on the connection it kept).
@@ -103,23 +139,12 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
     RunResult r = run(argv);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
   }
-  RunResult stopped = nginx.stop();
-  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
-  backend.stop();
-
-  const std::vector<LogLine> lines = read_log(log);
+  finish();
+  const std::vector<LogLine>& lines = lines_;
   ASSERT_EQ(lines.size(), 6u);
-  Export e = export_json(traces.path());
-  ASSERT_TRUE(e.ok) << e.error;
-  const json& doc = e.doc;
-  std::vector<json> inbound, upstream;
-  for (const json& c : doc["connections"]) {
-    if (c["direction"] == "inbound" && c["local"] == "127.0.0.1:" + std::to_string(port)) inbound.push_back(c);
-    if (c["direction"] == "outbound" && c["peer"] == "127.0.0.1:" + std::to_string(backend.port())) upstream.push_back(c);
-  }
-  auto by_start = [](const json& a, const json& b) { return a["start_ns"].get<uint64_t>() < b["start_ns"].get<uint64_t>(); };
-  std::sort(inbound.begin(), inbound.end(), by_start);
-  std::sort(upstream.begin(), upstream.end(), by_start);
+  const json& doc = export_.doc;
+  std::vector<json>& inbound = inbound_;
+  std::vector<json>& upstream = upstream_;
 
   // The worker (a child of the master, both traced) holds every connection; its epoll loop serves
   // one inbound request at a time here, so each upstream call has that request as its parent.
@@ -188,16 +213,16 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
     }
   }
   EXPECT_GE(reused, 1u) << "keepalive 4 and sequential requests: the pool must have been used";
-  const std::vector<std::string> row = reuse_row(traces.path(), backend.port());
+  const std::vector<std::string> row = reuse_row(traces_.path(), backend_.port());
   ASSERT_EQ(row.size(), 5u);
   EXPECT_EQ(row[1], std::to_string(by_port.size())) << "conns";
   EXPECT_EQ(row[2], "0") << "failed";
   EXPECT_EQ(row[3], std::to_string(lines.size())) << "reqs";
   EXPECT_EQ(row[4], std::to_string(reused)) << "reused";
   // `httptrace why`: the endpoint's new connections are the pool's, the first a first open.
-  RunResult why = run({paths().cli.string(), "why", traces.path().string()});
+  RunResult why = run({paths().cli.string(), "why", traces_.path().string()});
   ASSERT_EQ(why.exit_code, 0) << why.describe();
-  const size_t at = why.out.find(":" + std::to_string(backend.port()) + "\n  new connections: ");
+  const size_t at = why.out.find(":" + std::to_string(backend_.port()) + "\n  new connections: ");
   ASSERT_NE(at, std::string::npos) << why.out;
   std::istringstream counts(why.out.substr(why.out.find("new connections: ", at) + 17));
   size_t opened = 0, first = 0;
@@ -211,43 +236,21 @@ TEST(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
 // nginx's front speaking h2c (prior knowledge) to h2load: its inbound streams are the requests,
 // and each upstream call nginx makes (one stream open at a time here, -m 1) has its stream as its
 // parent, in the stream's trace. The log and the backend say which upstream connection.
-TEST(NginxTruth, InboundH2StreamsAreTheParentsOfUpstreamCalls) {
+TEST_F(NginxTruth, InboundH2StreamsAreTheParentsOfUpstreamCalls) {
   if (run({"sh", "-c", "command -v nginx && command -v h2load"}).exit_code != 0)
     GTEST_SKIP() << "nginx or h2load (nghttp2-client) not installed";
-  TempDir traces, nginx_dir;
-  ScriptServer backend("conn_echo_server.py", RunOptions{});
-  ASSERT_TRUE(backend.ok()) << backend.error();
-  int port = 0;
-  {
-    ClosedPort free;
-    port = free.port();
-  }
-  const fs::path log = nginx_dir.path() / "access.log";
-  RunOptions traced;
-  traced.preload = true;
-  traced.env = trace_env(traces.path());
-  NginxProxy nginx(nginx_dir.path(), traced, backend.port(), port,
-                   std::string("  log_format truth '") + kLogFormat + "';\n  access_log " + log.string() + " truth;\n",
-                   " http2");
-  ASSERT_TRUE(nginx.ok()) << nginx.error();
+  start(" http2");
+  const NginxProxy& nginx = *nginx_;
   constexpr int kRequests = 4;
   RunResult r = run({"h2load", "-n", std::to_string(kRequests), "-c", "1", "-m", "1", nginx.url("/bytes/300")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   ASSERT_NE(r.out.find(std::to_string(kRequests) + " succeeded"), std::string::npos) << r.out;
-  RunResult stopped = nginx.stop();
-  EXPECT_EQ(stopped.exit_code, 0) << stopped.describe();
-  backend.stop();
-
-  const std::vector<LogLine> lines = read_log(log);
+  finish();
+  const std::vector<LogLine>& lines = lines_;
   ASSERT_EQ(lines.size(), size_t(kRequests));
-  Export e = export_json(traces.path());
-  ASSERT_TRUE(e.ok) << e.error;
-  std::vector<json> inbound, upstream;
-  for (const json& c : e.doc["connections"]) {
-    if (c["direction"] == "inbound" && c["local"] == "127.0.0.1:" + std::to_string(port)) inbound.push_back(c);
-    if (c["direction"] == "outbound" && c["peer"] == "127.0.0.1:" + std::to_string(backend.port())) upstream.push_back(c);
-  }
-  ASSERT_EQ(inbound.size(), 1u) << e.doc.dump(1).substr(0, 4000);
+  const std::vector<json>& inbound = inbound_;
+  const std::vector<json>& upstream = upstream_;
+  ASSERT_EQ(inbound.size(), 1u) << export_.doc.dump(1).substr(0, 4000);
   const json& in = inbound[0];
   SCOPED_TRACE(describe(in));
   EXPECT_EQ(in["protocol"], "h2");

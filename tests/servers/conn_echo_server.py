@@ -11,11 +11,11 @@ Routes: /bytes/<n> answers n bytes of body (at most 16 MiB); anything else a sma
 """
 
 import http.server
-import os
 import socketserver
-import stat
 import sys
-import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import loopback  # noqa: E402
 
 MAX_BYTES = 16 * 1024 * 1024
 
@@ -49,28 +49,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-def stdin_is_a_channel():
-    try:
-        mode = os.fstat(0).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def exit_when_stdin_closes():
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
-
-
 def main():
     server = Server(("127.0.0.1", 0), Handler)
-    if stdin_is_a_channel():
-        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-    sys.stdout.write("PORT %d\n" % server.server_address[1])
-    sys.stdout.flush()
+    loopback.announce(server.server_address[1])
     server.serve_forever()
 
 

@@ -18,11 +18,12 @@ Response header blocks are HPACK literals without Huffman coding.
 """
 
 import argparse
-import os
 import socket
-import stat
 import sys
 import threading
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import loopback  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, SETTINGS, PING, GOAWAY = 0, 1, 4, 6, 7
@@ -113,22 +114,6 @@ def serve(conn):
         serve_h2(conn, buf)
 
 
-def stdin_is_a_channel():
-    try:
-        mode = os.fstat(0).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def exit_when_stdin_closes():
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
-
-
 def main():
     parser = argparse.ArgumentParser(description="loopback h2c-upgrade test server")
     parser.add_argument("--port", type=int, default=0)
@@ -137,10 +122,7 @@ def main():
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     sock.listen(64)
-    if stdin_is_a_channel():
-        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-    sys.stdout.write("PORT %d\n" % sock.getsockname()[1])
-    sys.stdout.flush()
+    loopback.announce(sock.getsockname()[1])
     while True:
         conn, _ = sock.accept()
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
