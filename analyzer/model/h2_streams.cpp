@@ -156,11 +156,12 @@ void H2Streams::on_headers(const format::H2HeadersEvent& e, std::string_view fie
   if (!s.x.first_byte_ns) s.x.first_byte_ns = when;
 }
 
-void H2Streams::take(std::vector<Exchange>& out) {
+uint32_t H2Streams::take(std::vector<Exchange>& out) {
   // An upgraded connection's HTTP/1 requests before the upgrade (rare: curl upgrades its first).
   std::erase_if(out, [&](const Exchange& x) { return !upgraded_ || x.index >= base_; });
   out.reserve(out.size() + streams_.size());
   uint64_t open_until = out.empty() ? 0 : out.back().end_ns;  // the latest end among those before
+  uint32_t answered = 0;
   for (size_t i = 0; i < streams_.size(); ++i) {
     Stream& s = streams_[i];
     Exchange& x = s.x;
@@ -174,12 +175,14 @@ void H2Streams::take(std::vector<Exchange>& out) {
     if (x.reused && x.start_ns >= open_until) x.idle_ns = x.start_ns - open_until;
     else x.idle_ns.reset();
     open_until = std::max(open_until, x.end_ns);
+    answered += (x.stream.value_or(0) & 1) && x.first_byte_ns;
     out.push_back(std::move(x));
   }
   streams_.clear();
   index_.clear();
   opened_.clear();
   open_.clear();
+  return answered;
 }
 
 }  // namespace httptrace::analyzer

@@ -74,7 +74,9 @@ class H2Streams {
   const std::string& first_authority() const { return first_authority_; }
   // The streams as exchanges, in the order they opened, into out, which holds the connection's
   // HTTP/1 exchanges: those before an upgrade stay first; the others go. Leaves this empty.
-  void take(std::vector<Exchange>& out);
+  // Returns how many of the client's streams the server answered (a 101 upgrade included: its
+  // stream 1 HEADERS may have come in the 101's own read, which holds no frame captures).
+  uint32_t take(std::vector<Exchange>& out);
 
  private:
   struct Stream {

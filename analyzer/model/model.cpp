@@ -1124,7 +1124,7 @@ void Model::emit(ConnState& s) {
   c.requests.swap(s.active().done());
   if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
   if (s.protocol.h2()) {
-    s.h2.take(c.requests);
+    c.h2_responses = std::max(c.h2_responses, s.h2.take(c.requests));
     if (s.first_host.empty()) s.first_host = host_without_port(s.h2.first_authority());
   }
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);

@@ -87,6 +87,7 @@ TEST(H2cUpgrade, TracedCurlSeesTheUpgradedRequestAsStream1) {
   ASSERT_EQ(conns.size(), 1u) << e.doc.dump(1);
   expect_requests(conns[0], said, "bytes_received");
   EXPECT_EQ(conns[0]["h2_streams"], kPaths.size());
+  EXPECT_EQ(conns[0]["h2_responses"], kPaths.size()) << "stream 1's came in the 101's read";
 }
 
 TEST(H2cUpgrade, TracedServerSeesTheUpgradedRequestAsStream1) {

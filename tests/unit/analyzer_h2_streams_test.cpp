@@ -200,6 +200,7 @@ TEST(H2Streams, H2cUpgradeMakesTheUpgradedRequestStream1) {
   const Connection& c = out.conns[0];
   EXPECT_EQ(c.protocol, "h2");
   EXPECT_EQ(c.h2_streams, 2u);
+  EXPECT_EQ(c.h2_responses, 2u);
   ASSERT_EQ(c.requests.size(), 2u);
   const Exchange& a = c.requests[0];
   EXPECT_EQ(a.stream, 1u);
