@@ -20,10 +20,64 @@ H2Streams::Stream& H2Streams::stream(uint32_t id, uint64_t when) {
     streams_.emplace_back();
     Stream& s = streams_.back();
     s.x.stream = id;
+    s.x.index = base_ + static_cast<uint32_t>(streams_.size() - 1);
     s.x.start_ns = s.x.sent_ns = s.x.end_ns = when;
     s.last = when;
   }
   return streams_[it->second];
+}
+
+void H2Streams::start(Stream& s, uint64_t when) {
+  s.started = true;
+  s.x.start_ns = when;
+  const size_t k = static_cast<size_t>(&s - streams_.data());
+  opened_.push_back(k);
+  if (!s.ended) open_.push_back(k);
+}
+
+void H2Streams::end(Stream& s, uint64_t when) {
+  s.ended = true;
+  s.x.end_ns = when;
+  std::erase(open_, static_cast<size_t>(&s - streams_.data()));
+}
+
+Exchange* H2Streams::only_open() { return open_.size() == 1 ? &streams_[open_[0]].x : nullptr; }
+
+Exchange* H2Streams::by_index(uint32_t index) {
+  if (index < base_ || index - base_ >= streams_.size()) return nullptr;
+  return &streams_[index - base_].x;
+}
+
+bool H2Streams::on_http1_status(int status, const Exchange& x, uint64_t at) {
+  if (status != 101 || !upgrade_offered_ || upgraded_ || !streams_.empty()) return false;
+  upgraded_ = true;
+  base_ = x.index;
+  Stream& s = stream(1, x.start_ns);
+  s.started = s.sent = true;
+  // Its request, and where it sits in a trace, were decided when it opened as HTTP/1.
+  Exchange& y = s.x;
+  y.start_ns = x.start_ns;
+  y.sent_ns = x.sent_ns;
+  y.method = x.method;
+  y.target = x.target;
+  y.target_cut = x.target_cut;
+  y.traceparent = x.traceparent;
+  y.parent = x.parent;
+  y.parent_confidence = x.parent_confidence;
+  y.linked = x.linked;
+  y.trace_id = x.trace_id;
+  y.span_id = x.span_id;
+  y.parent_span_id = x.parent_span_id;
+  y.children_ns = x.children_ns;
+  // The 101 and whatever came with it in the same call (the server's SETTINGS, often stream 1's
+  // response itself) are this stream's.
+  y.bytes_sent = x.bytes_sent;
+  y.bytes_received = x.bytes_received;
+  y.status = status;
+  y.first_byte_ns = at;
+  y.end_ns = s.last = std::max(at, x.end_ns);
+  open_.push_back(0);
+  return true;
 }
 
 void H2Streams::on_frames(std::string_view frames, bool from_client, bool is_send, uint64_t ts,
@@ -45,27 +99,19 @@ void H2Streams::on_frames(std::string_view frames, bool from_client, bool is_sen
     if (!known && streams_.size() >= kMaxStreams) continue;
     Stream& s = stream(id, at);
     s.last = std::max(s.last, end);
-    (is_send ? s.x.bytes_sent : s.x.bytes_received) += 9 + uint64_t{len};
+    // The request's side counts as sent, as the exchange builder counts (emit swaps them inbound).
+    (from_client ? s.x.bytes_sent : s.x.bytes_received) += 9 + uint64_t{len};
     if (from_client) {
-      if (type == kHeaders && !s.started) {
-        s.started = true;
-        s.x.start_ns = at;
-      }
+      if (type == kHeaders && !s.started) start(s, at);
       if ((type == kHeaders || type == kData) && (flags & kEndStream) && !s.sent) {
         s.sent = true;
         s.x.sent_ns = end;
       }
     } else {
       if (type == kHeaders && !s.x.first_byte_ns) s.x.first_byte_ns = at;
-      if ((type == kHeaders || type == kData) && (flags & kEndStream) && !s.ended) {
-        s.ended = true;
-        s.x.end_ns = end;
-      }
+      if ((type == kHeaders || type == kData) && (flags & kEndStream) && !s.ended) this->end(s, end);
     }
-    if (type == kRst && !s.ended) {
-      s.ended = true;
-      s.x.end_ns = end;
-    }
+    if (type == kRst && !s.ended) this->end(s, end);
   }
 }
 
@@ -88,10 +134,7 @@ void H2Streams::on_headers(const format::H2HeadersEvent& e, std::string_view fie
   }
   const auto has = [&](int f) { return (e.fields & (1u << f)) != 0; };
   if (request) {
-    if (!s.started && !push) {
-      s.started = true;
-      s.x.start_ns = when;
-    }
+    if (!s.started && !push) start(s, when);
     if (s.x.method.empty() && has(format::kH2FieldMethod)) s.x.method.assign(v[format::kH2FieldMethod]);
     if (s.x.target.empty() && has(format::kH2FieldPath)) {
       s.x.target.assign(v[format::kH2FieldPath]);
@@ -113,10 +156,12 @@ void H2Streams::on_headers(const format::H2HeadersEvent& e, std::string_view fie
   if (!s.x.first_byte_ns) s.x.first_byte_ns = when;
 }
 
-void H2Streams::take(std::vector<Exchange>& out) {
-  out.clear();
-  out.reserve(streams_.size());
-  uint64_t open_until = 0;  // the latest end among the streams before
+uint32_t H2Streams::take(std::vector<Exchange>& out) {
+  // An upgraded connection's HTTP/1 requests before the upgrade (rare: curl upgrades its first).
+  std::erase_if(out, [&](const Exchange& x) { return !upgraded_ || x.index >= base_; });
+  out.reserve(out.size() + streams_.size());
+  uint64_t open_until = out.empty() ? 0 : out.back().end_ns;  // the latest end among those before
+  uint32_t answered = 0;
   for (size_t i = 0; i < streams_.size(); ++i) {
     Stream& s = streams_[i];
     Exchange& x = s.x;
@@ -125,15 +170,19 @@ void H2Streams::take(std::vector<Exchange>& out) {
     x.sent_ns = std::max(x.sent_ns, x.start_ns);
     x.end_ns = std::max(x.end_ns, x.sent_ns);
     if (x.first_byte_ns) x.first_byte_ns = std::clamp(*x.first_byte_ns, x.start_ns, x.end_ns);
-    x.index = static_cast<uint32_t>(i);
-    x.reused = i > 0;
-    if (i > 0 && x.start_ns >= open_until) x.idle_ns = x.start_ns - open_until;
+    x.index = base_ + static_cast<uint32_t>(i);
+    x.reused = x.index > 0;
+    if (x.reused && x.start_ns >= open_until) x.idle_ns = x.start_ns - open_until;
     else x.idle_ns.reset();
     open_until = std::max(open_until, x.end_ns);
+    answered += (x.stream.value_or(0) & 1) && x.first_byte_ns;
     out.push_back(std::move(x));
   }
   streams_.clear();
   index_.clear();
+  opened_.clear();
+  open_.clear();
+  return answered;
 }
 
 }  // namespace httptrace::analyzer

@@ -118,15 +118,19 @@ bool sniff_response(std::string_view bytes, HttpResponseView& out) {
   return true;
 }
 
-bool connection_says_close(std::string_view value) {
+bool connection_has_token(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), "close")) return true;
+    if (iequals(trim(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
   return false;
 }
+
+bool connection_says_close(std::string_view value) { return connection_has_token(value, "close"); }
+
+bool offers_h2c_upgrade(std::string_view connection) { return connection_has_token(connection, "HTTP2-Settings"); }
 
 int keep_alive_timeout_s(std::string_view value) {
   while (!value.empty()) {

@@ -38,8 +38,14 @@ struct HttpResponseView {
 bool sniff_response(std::string_view bytes, HttpResponseView& out);
 // "HTTP/1.1 200 OK" -> 200. 0 when not an HTTP/1.x status line.
 int sniff_status(std::string_view bytes);
-// Whether a Connection header value holds the token "close" (comma-separated, any case).
+// Whether a Connection header value holds the token (comma-separated, any case).
+bool connection_has_token(std::string_view value, std::string_view token);
+// ... the token "close".
 bool connection_says_close(std::string_view value);
+// A request's Connection header that offers the h2c upgrade (RFC 7540 §3.2): its HTTP2-Settings
+// header is hop-by-hop, so it is named there. The Upgrade header itself is not captured; no other
+// upgrade (WebSocket) names HTTP2-Settings.
+bool offers_h2c_upgrade(std::string_view connection);
 // The timeout=N parameter of a Keep-Alive header value in seconds, -1 when absent or not a number.
 int keep_alive_timeout_s(std::string_view value);
 // The client connection preface of HTTP/2 ("PRI * HTTP/2.0"), or as much of it as was captured

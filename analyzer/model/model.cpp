@@ -196,6 +196,11 @@ struct Model::ConnState {
   }
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
+  // Inbound: the request an outbound call made now would be for (a stream, on h2), or nullptr.
+  Exchange* open_request() {
+    if (protocol.h2()) return h2.only_open();
+    return active().sending() ? active().current() : nullptr;
+  }
 };
 
 struct Model::ProcState {
@@ -391,6 +396,7 @@ void Model::on_event(const Event& ev) {
       c.h2.on_headers(d, std::string_view(reinterpret_cast<const char*>(ev.tail<tf::H2HeadersEvent>()),
                                           ev.h->size - sizeof d),
                       is_send != c.accepted, ev.h->ts_ns);
+      if (c.h2.any_opened()) open_streams(c, ev.thread_uid);
       return;
     }
     case K::kStack: {  // the connect's stack (recorded right after it, naming its connection)
@@ -687,6 +693,7 @@ void Model::on_data(const Event& ev, ConnState& c) {
     count_h2_streams(c.c, call.cap, call.is_send);
     c.h2.on_frames(call.cap, call.is_send != c.accepted, call.is_send, call.ts, call.end,
                    call.flags & tf::kDataH2FramesCut);
+    if (c.h2.any_opened()) open_streams(c, ev.thread_uid);
   }
   build_exchange(c, *b, call, e, ev.thread_uid);
 }
@@ -730,6 +737,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       if (!r.traceparent.empty()) x->traceparent.assign(r.traceparent);
       // Only the first request's Host is used (as the host when no lookup matched).
       if (c.first_host.empty() && !r.host.empty()) c.first_host = host_without_port(r.host);
+      c.h2.on_http1_request(offers_h2c_upgrade(r.connection));
     }
   } else if (e.has_response && (x->status == 0 || x->status < 200)) {
     const HttpResponseView& r = response_;
@@ -739,6 +747,11 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
     if (timeout >= 0) x->keep_alive_timeout_s = timeout;
     else x->keep_alive_timeout_s.reset();
+    if (c.h2.on_http1_status(r.status, *x, inbound ? call.ts : call.end)) {  // h2c: stream 1
+      c.protocol.note(Protocol::kH2);
+      c.c.h2_max_stream = 1;
+      ++c.c.h2_streams;
+    }
   }
   if (&b != &c.active()) return;
   if (opens && request_side) open_exchange(c, *x, thread);
@@ -772,22 +785,27 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     ProcState& p = *procs_[c.file];
     auto it = p.serving.find(thread);
     ConnState* parent = nullptr;
+    const Exchange* px = nullptr;
     if (it != p.serving.end()) {
       for (uint32_t id : it->second.conns) {
         // A request read and not yet answered: what a server calls out for before it replies.
         ConnState* in = find(c.file, id);
-        if (!in || !in->serving || !in->active().sending()) continue;
+        const Exchange* open = in && in->serving ? in->open_request() : nullptr;
+        if (!open) continue;
         if (parent) {  // two open on this thread: it is not known which one this was for
           parent = nullptr;
+          px = nullptr;
           break;
         }
         parent = in;
+        px = open;
       }
     }
-    const Exchange* px = parent ? parent->active().current() : nullptr;
     if (px) {
       x.parent = fmt::format("{}#{}", parent->c.id, px->index);
-      x.parent_confidence = it->second.multiplexed ? ParentConfidence::kSingleOpen : ParentConfidence::kThread;
+      // An h2 connection multiplexes its streams even on a thread that serves only it.
+      x.parent_confidence = it->second.multiplexed || parent->protocol.h2() ? ParentConfidence::kSingleOpen
+                                                                            : ParentConfidence::kThread;
       c.parent_file = c.file;
       c.parent_conn = parent->c.conn;
       c.parent_index = px->index;
@@ -798,13 +816,37 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     // request on this connection already carried (one -H for several URLs), does not name this
     // request's span: this request is a child of the span it names.
     const auto& done = c.active().done();
-    const Exchange* prev = done.size() > 1 ? &done[done.size() - 2] : nullptr;
+    const Exchange* prev = x.stream ? c.h2.before(x) : done.size() > 1 ? &done[done.size() - 2] : nullptr;
     const bool names_it = tp && !(px && px->traceparent == x.traceparent) &&
                           !(prev && prev->traceparent == x.traceparent);
     x.span_id = names_it ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
     x.parent_span_id = from ? from->span_id : tp && !names_it ? tp->parent_span_id : 0;
     x.trace_id = tp ? tp->trace_id : from ? from->trace_id : procs_[c.file]->tree_trace;
   }
+}
+
+// h2 streams opened by the last event: an outbound one is placed in a trace as an HTTP/1 request
+// is when it opens; an inbound one becomes a span that the outbound calls made for it name.
+void Model::open_streams(ConnState& c, uint64_t thread) {
+  const uint64_t anchor = traces_.files()[c.file].real_anchor_ns;
+  c.h2.each_opened([&](Exchange& x) {
+    if (!c.accepted) return open_exchange(c, x, thread);
+    serve(c, thread);
+    const std::optional<TraceParent> tp = parse_traceparent(x.traceparent);
+    x.children_ns = 0;
+    c.children_cover_end = 0;
+    // The same stream as the traced client's process saw it, opened there first.
+    ConnState* m = c.mirror_file == ConnState::kNoFile ? nullptr : find(c.mirror_file, c.mirror_conn);
+    Exchange* from = m && x.stream ? m->h2.by_stream(*x.stream) : nullptr;
+    if (from && !from->span_id) from = nullptr;  // never opened there (a promise): not a span yet
+    if (from) {
+      x.linked = fmt::format("{}#{}", c.mirror_id, from->index);
+      from->linked = fmt::format("{}#{}", c.c.id, x.index);
+    }
+    x.span_id = derive_span_id(anchor, c.c.id, x.index);
+    x.parent_span_id = from ? from->span_id : tp ? tp->parent_span_id : 0;
+    x.trace_id = from ? from->trace_id : tp ? tp->trace_id : derive_trace_id(anchor, c.c.id, x.index);
+  });
 }
 
 // The exchange with that index on a connection still open, in the builder its exchanges come from.
@@ -850,7 +892,7 @@ void Model::stop_serving(ConnState& c) {
 void Model::account_child(const ConnState& c, const Exchange& x) {
   ConnState* in = find(c.parent_file, c.parent_conn);
   if (!in) return;
-  Exchange* px = in->active().current();
+  Exchange* px = in->protocol.h2() ? in->h2.by_index(c.parent_index) : in->active().current();
   if (!px || px->index != c.parent_index || !px->children_ns) return;
   uint64_t& cover = in->children_cover_end;
   const uint64_t end = std::max(x.end_ns, x.start_ns);
@@ -1082,7 +1124,7 @@ void Model::emit(ConnState& s) {
   c.requests.swap(s.active().done());
   if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
   if (s.protocol.h2()) {
-    s.h2.take(c.requests);
+    c.h2_responses = std::max(c.h2_responses, s.h2.take(c.requests));
     if (s.first_host.empty()) s.first_host = host_without_port(s.h2.first_authority());
   }
   if (!c.host && !s.first_host.empty()) c.host = std::move(s.first_host);

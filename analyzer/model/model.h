@@ -232,6 +232,7 @@ class Model {
   void index_addresses(ConnState& c);
   void unindex(ConnState& c);
   void open_exchange(ConnState& c, Exchange& x, uint64_t thread);
+  void open_streams(ConnState& c, uint64_t thread);
   void serve(ConnState& c, uint64_t thread);
   void stop_serving(ConnState& c);
   void account_child(const ConnState& c, const Exchange& x);

@@ -30,7 +30,39 @@ uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
+uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+// Whether line[0, n) is "Upgrade:" with the value h2c, in any case and spacing.
+bool upgrade_h2c_line(const uint8_t* line, size_t n) {
+  static constexpr char kName[] = "upgrade:";
+  constexpr size_t kLen = sizeof kName - 1;
+  if (n < kLen) return false;
+  for (size_t i = 0; i < kLen; ++i)
+    if (lower(line[i]) != static_cast<uint8_t>(kName[i])) return false;
+  size_t v = kLen, e = n;
+  while (v < e && (line[v] == ' ' || line[v] == '\t')) ++v;
+  while (e > v && (line[e - 1] == ' ' || line[e - 1] == '\t')) --e;
+  return e - v == 3 && lower(line[v]) == 'h' && line[v + 1] == '2' && lower(line[v + 2]) == 'c';
+}
+
 }  // namespace
+
+size_t h2c_upgrade_end(const uint8_t* p, size_t n) {
+  if (n < 12 || std::memcmp(p, "HTTP/1.1 101", 12) != 0) return 0;
+  const void* nl = std::memchr(p, '\n', n);
+  if (nl == nullptr) return 0;
+  bool h2c = false;
+  for (size_t pos = static_cast<size_t>(static_cast<const uint8_t*>(nl) - p) + 1; pos < n;) {
+    nl = std::memchr(p + pos, '\n', n - pos);
+    if (nl == nullptr) return 0;
+    const size_t eol = static_cast<size_t>(static_cast<const uint8_t*>(nl) - p);
+    const size_t end = eol > pos && p[eol - 1] == '\r' ? eol - 1 : eol;
+    if (end == pos) return h2c ? eol + 1 : 0;  // the blank line: h2 from the next byte
+    h2c = h2c || upgrade_h2c_line(p + pos, end - pos);
+    pos = eol + 1;
+  }
+  return 0;
+}
 
 void FrameOut::add(const uint8_t* hdr) {
   if (n < max) {

@@ -79,6 +79,11 @@ size_t index_of(const Conn* c);
 // h2c only: releases conn's slot, if it has one (at close). One load when no h2c slot is live.
 void release_conn(uint32_t conn);
 
+// A status line and header block that switch a plain connection to h2 (RFC 7540 §3.2: "101" with
+// "Upgrade: h2c"): the offset of the first h2 byte after its blank line, or 0 when p[0, n) is not
+// one, or its header block does not end within n bytes.
+size_t h2c_upgrade_end(const uint8_t* p, size_t n);
+
 // Walks n bytes moved in direction dir on connection conn (its slot c); frame headers to out;
 // finished header blocks become H2HeadersEvents at time ts.
 void walk(Conn& c, format::Direction dir, const uint8_t* p, size_t n, FrameOut& out, uint32_t conn,

@@ -114,6 +114,36 @@ void emit_h2c(h2::Conn& hc, format::DataEvent& ev, const iovec* iov, size_t iovc
   trace_writer().emit(&ev, sizeof(ev), headers, ev.cap_len);
 }
 
+// A 101 that switched a plain connection to h2c (the Upgrade's answer): the connection is walked
+// as h2 from the byte after its header block, so the rest of this call (the server's SETTINGS,
+// often stream 1's response already) is decoded too; this call's capture stays the 101's.
+void upgrade_to_h2c(int fd, uint32_t conn, const format::DataEvent& ev, const iovec* iov, size_t iovcnt,
+                    int64_t result, uint64_t t1) {
+  if (iovcnt == 0 || result <= 0 || iov[0].iov_base == nullptr) return;
+  const size_t first = iov[0].iov_len < static_cast<size_t>(result) ? iov[0].iov_len : static_cast<size_t>(result);
+  const size_t at = h2::h2c_upgrade_end(static_cast<const uint8_t*>(iov[0].iov_base), first);
+  if (at == 0) return;
+  h2::Conn* hc = h2::claim(conn, true);
+  if (hc == nullptr) return;
+  g_fd_table.set_flag(fd, conn, FdTable::h2c_bits(h2::index_of(hc)));
+  uint8_t headers[format::kH2CaptureMaxFrames * h2::kFrameHeader];
+  h2::FrameOut out{headers, format::kH2CaptureMaxFrames};
+  const auto dir = static_cast<Direction>(ev.dir);
+  const uint64_t ts = dir == Direction::kRecv ? t1 : ev.h.ts_ns;
+  size_t left = static_cast<size_t>(result);
+  for (size_t i = 0; i < iovcnt && left > 0; ++i) {
+    size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+    left -= n;
+    if (n == 0 || iov[i].iov_base == nullptr) continue;
+    const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
+    if (i == 0) {
+      p += at;
+      n -= at;
+    }
+    if (n > 0) h2::walk(*hc, dir, p, n, out, conn, ts);
+  }
+}
+
 }  // namespace
 
 void record_data(const DataStart& start, int fd, Direction dir, format::DataCall call,
@@ -159,6 +189,7 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
     if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
       g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
     }
+    if (!plaintext && c.kind == format::CaptureKind::kHttpResp) upgrade_to_h2c(fd, conn, ev, iov, iovcnt, result, t1);
     return;
   }
   // Rare (once per TLS connection read by a BIO that splits header and body), hence the word

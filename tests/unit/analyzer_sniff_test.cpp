@@ -81,6 +81,17 @@ TEST(HttpSniff, CutTargetNeedsTheFlag) {
   EXPECT_EQ(r.target, "/a");
 }
 
+TEST(HttpSniff, H2cUpgradeOfferIsTheHttp2SettingsToken) {
+  HttpRequestView r;
+  ASSERT_TRUE(sniff_request("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings", r));
+  EXPECT_TRUE(offers_h2c_upgrade(r.connection));
+  EXPECT_TRUE(offers_h2c_upgrade("http2-settings,upgrade"));
+  EXPECT_FALSE(offers_h2c_upgrade("Upgrade")) << "a WebSocket upgrade";
+  EXPECT_FALSE(offers_h2c_upgrade("Upgrade, HTTP2-Settings-Extra"));
+  EXPECT_FALSE(offers_h2c_upgrade(""));
+  EXPECT_TRUE(connection_has_token(" keep-alive , Upgrade ", "upgrade"));
+}
+
 TEST(HttpSniff, ResponseConnectionAndKeepAlive) {
   HttpResponseView v;
   ASSERT_TRUE(sniff_response("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5, max=100", v));
