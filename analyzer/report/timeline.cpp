@@ -17,6 +17,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -214,6 +217,12 @@ class RowBuilder {
     row_ = &out;
     header(c);
     if (c.dns) setup_line("dns", c.dns->start_ns, c.dns->duration_ns, kDns, false);
+    // The connects that lost before (or beside) this one, where they happened in its setup.
+    for (const ConnectAttempt& a : c.attempts) {
+      std::string label = "lost " + (a.peer.family ? format_addr(a.peer, true) : std::string("?"));
+      label += a.error ? " " + errno_name(a.error) : std::string(" abandoned");
+      setup_line(label, a.start_ns, a.duration_ns, kConnect, true);
+    }
     if (c.has_connect) {
       std::string label = c.failed() ? "connect " + errno_name(c.connect_error) : "connect";
       if (c.connect_pending) label += " (no result seen)";
@@ -233,8 +242,59 @@ class RowBuilder {
       text(head_);
     }
     inbound_ = c.direction == ConnDirection::kInbound;
-    for (const auto& x : c.requests) request(x);
+    for (const auto& x : c.requests) {
+      request(x);
+      if (inbound_ && children_) children_(c, x, out);
+    }
     text("\n");
+  }
+
+  // Called after each inbound request's lines, to put the calls made for it under it.
+  using ChildrenHook = std::function<void(const Connection&, const Exchange&, std::string&)>;
+  void on_children(ChildrenHook f) { children_ = std::move(f); }
+
+  // The line of an outbound request made for an inbound one, indented under it: its bar on the
+  // shared axis, then where it went and what it was there.
+  void child(const Connection& c, const Exchange& x, std::string& out) {
+    row_ = &out;
+    label_.assign("-> ");
+    if (!x.method.empty()) {
+      append_printable(label_, x.method);
+      label_ += ' ';
+      append_printable(label_, x.target);
+      if (x.status) label_ += ' ', append_uint(label_, uint64_t(unsigned(x.status)));
+    } else {
+      label_ += "exchange";
+    }
+    line_.clear();
+    line_.spaces(4);
+    line_.put_fit(label_, kLabelWidth - 4);
+    line_.put_duration_right(span(x.start_ns, x.end_ns), kDurationWidth - 1);
+    line_.put(' ');
+    const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
+    Segment segs[3];
+    uint8_t n = 0;
+    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
+    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
+    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
+    bar(segs, n);
+    line_.clear();
+    line_.spaces(8);
+    line_.lit("call ");
+    line_.put(c.id);
+    line_.put('#');
+    line_.put_uint(x.index);
+    line_.lit(" to ");
+    head_.clear();
+    if (c.host) head_ = printable(*c.host), head_ += ' ';
+    if (c.peer.family) head_ += format_addr(c.peer, true);
+    line_.put(head_);
+    if (!x.linked.empty()) {
+      line_.lit("  served as ");
+      line_.put(x.linked);
+    }
+    line_.put('\n');
+    row_->append(line_.view());
   }
 
  private:
@@ -412,6 +472,7 @@ class RowBuilder {
   Line line_;
   std::string head_, label_, target_, status_;
   bool inbound_ = false;
+  ChildrenHook children_;
 };
 
 // A tick every 1, 2 or 5 x 10^k ns, at least 10 columns apart, labelled in the unit of the step.
@@ -526,7 +587,17 @@ uint64_t conn_begin(const Connection& c) {
 class TimelineWriter : public ConnectionSink {
  public:
   TimelineWriter(Axis& axis, uint64_t last, const Style& style, std::FILE* out, size_t spool_budget)
-      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {}
+      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {
+    rows_.on_children([this](const Connection& c, const Exchange& x, std::string& out) {
+      if (calls_.empty()) return;
+      key_.assign(c.id).append(1, '#');
+      append_uint(key_, x.index);
+      if (auto it = calls_.find(key_); it != calls_.end()) {
+        out += it->second;
+        calls_.erase(it);
+      }
+    });
+  }
   void watch(const StartOrder& order) { order_ = &order; }
 
   void on_connection(const Connection& c) override {
@@ -538,13 +609,20 @@ class TimelineWriter : public ConnectionSink {
       spool_.add({c.start_ns, c.pid, c.conn}, row_);
       return;
     }
-    start();
-    rows_.render(c, buf_);
-    if (buf_.size() >= (1u << 20)) flush();
+    note_calls(c);
+    release(c.start_ns);
+    if (held_.empty() && !(c.direction == ConnDirection::kInbound && !c.requests.empty())) {
+      start();
+      rows_.render(c, buf_);
+      if (buf_.size() >= (1u << 20)) flush();
+      return;
+    }
+    hold(c);
   }
 
   // After the pipe closed: the spooled rows, then everything flushed. False on a write error.
   bool finish() {
+    release(UINT64_MAX, true);
     if (!spool_.drain([&](std::string_view row) { write(row); })) {
       fmt::print(stderr, "httptrace: timeline: {}\n", spool_.error());
       ok_ = false;
@@ -564,6 +642,44 @@ class TimelineWriter : public ConnectionSink {
     append_axis(preamble_, axis_);
     preamble_ += "\n";
   }
+  // Inbound connections wait for the calls made for their requests: in start order, every
+  // connection that could carry one has arrived once one starts after the inbound's last request
+  // ended. The rows after a waiting one wait with it (start order), within a bound: past it they
+  // go out, and calls that come later show only in their own connection's rows.
+  static constexpr uint64_t kMaxHeldWeight = 1u << 16;
+  static constexpr size_t kMaxCalls = 1u << 16;
+  struct Held {
+    Connection c;
+    uint64_t ends = 0;  // when its last request ended
+  };
+
+  void hold(const Connection& c) {
+    Held h{c, 0};
+    if (c.direction == ConnDirection::kInbound)
+      for (const Exchange& x : c.requests) h.ends = std::max(h.ends, x.end_ns);
+    held_weight_ += 1 + c.requests.size();
+    held_.push_back(std::move(h));
+    if (held_weight_ > kMaxHeldWeight) release(UINT64_MAX, true);
+  }
+  void release(uint64_t now, bool all = false) {
+    while (!held_.empty() && (all || held_.front().ends < now)) {
+      start();
+      rows_.render(held_.front().c, buf_);
+      if (buf_.size() >= (1u << 20)) flush();
+      held_weight_ -= 1 + held_.front().c.requests.size();
+      held_.pop_front();
+      all = all && held_weight_ > kMaxHeldWeight / 2;
+    }
+  }
+  // Renders each request made for an inbound one, to go under it.
+  void note_calls(const Connection& c) {
+    for (const Exchange& x : c.requests) {
+      if (x.parent.empty()) continue;
+      if (calls_.size() >= kMaxCalls) calls_.clear();  // parents that never came: give up on them
+      rows_.child(c, x, calls_[x.parent]);
+    }
+  }
+
   void start() {
     if (!started_) buf_ += preamble_;
     started_ = true;
@@ -585,7 +701,10 @@ class TimelineWriter : public ConnectionSink {
   std::FILE* out_;
   RowSpool spool_;
   const StartOrder* order_ = nullptr;
-  std::string preamble_, buf_, row_;
+  std::string preamble_, buf_, row_, key_;
+  std::deque<Held> held_;
+  uint64_t held_weight_ = 0;
+  std::unordered_map<std::string, std::string> calls_;  // parent request id -> rendered calls
   uint64_t n_ = 0;
   bool started_ = false, ok_ = true;
 };
