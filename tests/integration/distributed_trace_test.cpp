@@ -321,6 +321,21 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
     ASSERT_TRUE(r["linked"].is_string()) << r.dump();  // the backend's side of the call
   }
 
+  // In Perfetto, arrows along each chain: curl -> nginx and nginx -> backend per request (six
+  // calls), nginx's inbound request -> its upstream request (three children), on an event loop.
+  Export chrome = export_as("chrome", traces.path(), out / "trace.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  testcheck::ChromeStats st;
+  const auto problems = testcheck::check_chrome_trace(chrome.doc, &st);
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+  std::map<std::string, int> flows;
+  for (const auto& f : st.bound)
+    if (f.cat == "http") {
+      ++flows[f.name];
+      EXPECT_EQ(f.from["args"]["target"], f.to["args"]["target"]) << "the path is the same at every tier";
+    }
+  EXPECT_EQ(flows, (std::map<std::string, int>{{"call", 6}, {"child", 3}}));
+
   // Every curl request is one trace through the proxy: CLIENT -> SERVER -> CLIENT -> SERVER.
   Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
   ASSERT_TRUE(otlp.ok) << otlp.error;

@@ -212,7 +212,7 @@ TEST(ExportChrome, FlowsFollowTheCallChain) {
   // The inbound connection's track says so.
   std::set<std::string> names;
   for (const json& e : events(doc, "M", "thread_name")) names.insert(e["args"]["name"]);
-  EXPECT_TRUE(names.count("127.0.0.1:40001 http/1.1 inbound")) << ::testing::PrintToString(names);
+  EXPECT_TRUE(names.count("front 127.0.0.1:40001 http/1.1 inbound")) << ::testing::PrintToString(names);
 }
 
 TEST(ExportChrome, SetupSlicesNeverOverlapOnATrack) {
