@@ -285,8 +285,9 @@ class RowBuilder {
     line_.put('#');
     line_.put_uint(x.index);
     line_.lit(" to ");
+    // A host that is the peer's own address (a URL with an IP) is said once.
     head_.clear();
-    if (c.host) head_ = printable(*c.host), head_ += ' ';
+    if (c.host && (!c.peer.family || *c.host != format_addr(c.peer, false))) head_ = printable(*c.host), head_ += ' ';
     if (c.peer.family) head_ += format_addr(c.peer, true);
     line_.put(head_);
     if (!x.linked.empty()) {
