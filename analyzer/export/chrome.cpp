@@ -43,8 +43,6 @@ namespace {
 constexpr int64_t kTrackTidBase = int64_t(1) << 22;
 // Long request targets make unreadable slice labels; the full one is in the slice's args.
 constexpr size_t kMaxNameTarget = 120;
-// An event's start with its escaped name: room for the longest name (6 bytes per escaped byte).
-constexpr size_t kMaxStart = 64 + 6 * (kMaxNameTarget + 32);
 
 // A connection's track, from its id ("pid:conn" or "pid.gen:conn" after an exec; a request id's
 // "#index" is ignored): a request made for an inbound request puts its flow's start on the
@@ -93,6 +91,9 @@ class ChromeEventWriter : public ConnectionSink {
     cursor_ = 0;
     lanes_.clear();
     track_name(c, 0);
+    conn_args_.assign(",\"args\":{\"connection\":");
+    append_json_string(conn_args_, c.id);
+    conn_args_ += ",\"index\":";
 
     const bool has_dns = c.dns.has_value();
     uint64_t dns_mid = 0;
@@ -178,24 +179,22 @@ class ChromeEventWriter : public ConnectionSink {
     w_.end_object();
   }
 
-  // A flow event of a request (cat "http"): s binds to the slice open at ts on the track, f (with
-  // bp "e") to the slice enclosing ts. Perfetto binds v1 flows to thread-track slices only, which
-  // is why requests are complete slices on their connection's track rather than async slices.
+  // A flow event of a request (cat "http"), appended to ev_: s binds to the slice open at ts on
+  // the track, f (with bp "e") to the slice enclosing ts. Perfetto binds v1 flows to thread-track
+  // slices only, which is why requests are complete slices on their connection's track rather
+  // than async slices.
   void request_flow(char ph, std::string_view name, uint64_t id, int64_t tid, uint64_t ts) {
-    char buf[160];
-    char* p = buf;
-    p = copy(p, ph == 's' ? R"({"ph":"s","name":")" : R"({"ph":"f","bp":"e","name":")");
-    p = copy(p, name);
-    p = copy(p, R"(","cat":"http","pid":)");
-    p = std::to_chars(p, p + 12, pid_).ptr;
-    p = copy(p, ",\"tid\":");
-    p = std::to_chars(p, p + 21, tid).ptr;
-    p = copy(p, ",\"ts\":");
-    p = put_fixed(p, rel(ts), 3);
-    p = copy(p, ",\"id\":");
-    p = std::to_chars(p, p + 21, id).ptr;
-    *p++ = '}';
-    w_.raw(std::string_view(buf, static_cast<size_t>(p - buf)));
+    ev_ += ph == 's' ? R"(,{"ph":"s","name":")" : R"(,{"ph":"f","bp":"e","name":")";
+    ev_ += name;
+    ev_ += R"(","cat":"http","pid":)";
+    num(pid_);
+    ev_ += ",\"tid\":";
+    num(tid);
+    ev_ += ",\"ts\":";
+    fixed(rel(ts));
+    ev_ += ",\"id\":";
+    num(id);
+    ev_ += '}';
   }
 
   // The track the next slices go on: pid, tid and the start of "ts" rendered once, as the request
@@ -216,22 +215,24 @@ class ChromeEventWriter : public ConnectionSink {
     return p + s.size();
   }
 
-  // {"ph":"X","name":NAME,"cat":"http" given as start (NAME already JSON), then pid, tid, ts, dur;
-  // left open for args unless close.
+  template <class T> void num(T v) {
+    char b[24];
+    ev_.append(b, static_cast<size_t>(std::to_chars(b, b + sizeof b, v).ptr - b));
+  }
+  void fixed(int64_t v) {
+    char b[32];
+    ev_.append(b, static_cast<size_t>(put_fixed(b, v, 3) - b));
+  }
+
+  // Appends {"ph":"X","name":NAME,"cat":"http" (given as start, NAME already JSON), then pid,
+  // tid, ts, dur; left open for args unless close.
   void slice(std::string_view start, uint64_t s, uint64_t e, bool close = true) {
-    char buf[kMaxStart + 128];
-    char* p = buf;
-    p = copy(p, start.substr(0, kMaxStart));
-    p = copy(p, std::string_view(track_tail_, track_tail_len_));
-    p = put_fixed(p, rel(s), 3);
-    p = copy(p, ",\"dur\":");
-    p = put_fixed(p, static_cast<int64_t>(e - s), 3);
-    if (close) {
-      *p++ = '}';
-      w_.raw(std::string_view(buf, static_cast<size_t>(p - buf)));
-    } else {
-      w_.begin_object().raw(std::string_view(buf + 1, static_cast<size_t>(p - buf - 1)));
-    }
+    ev_ += start;
+    ev_.append(track_tail_, track_tail_len_);
+    fixed(rel(s));
+    ev_ += ",\"dur\":";
+    fixed(static_cast<int64_t>(e - s));
+    if (close) ev_ += '}';
   }
 
   // lane 0 is the connection's own track; HTTP/2 streams that overlap go on further lanes.
@@ -273,16 +274,14 @@ class ChromeEventWriter : public ConnectionSink {
     return &lanes_.back().cursor;
   }
 
+  // s escaped as JSON string content (no quotes) onto ev_.
+  void escaped(std::string_view s) {
+    esc_.clear();
+    append_json_string(esc_, s);
+    ev_.append(esc_, 1, esc_.size() - 2);
+  }
+
   void request(const Connection& c, const Exchange& x, bool https) {
-    JsonWriter& w = w_;
-    name_.clear();
-    if (x.method.empty()) {
-      name_ = "exchange";
-    } else {
-      name_.assign(x.method, 0, 24);
-      name_ += ' ';
-      name_.append(x.target, 0, kMaxNameTarget);
-    }
     uint64_t* lane = &cursor_;
     if (x.stream) lane = stream_lane(c, x.start_ns);
     else if (tid_ != conn_tid_) use_track(conn_tid_);
@@ -294,49 +293,72 @@ class ChromeEventWriter : public ConnectionSink {
     const uint64_t end = at(x.end_ns);
     *lane = end;
 
-    head_.assign(R"({"ph":"X","name":)");
-    append_json_string(head_, name_);
-    head_ += ",\"cat\":\"http\"";
-    slice(head_, start, end, false);
-    w.key("args").begin_object();
-    w.key("connection").value(c.id);
-    w.key("index").value(x.index);
-    if (x.stream) w.key("stream").value(*x.stream);
-    if (!x.method.empty()) {
-      w.key("method").value(x.method);
-      w.key("target").value(x.target);
-      w.key("scheme").value(https ? "https" : "http");
+    // The request's events, flows included, go out as one piece: each string is escaped once
+    // (the name's method and target are copied into the args), keys are constants, and the
+    // pid / tid / connection parts are rendered once per connection.
+    ev_.clear();
+    ev_ += R"({"ph":"X","name":")";
+    size_t method_at = 0, method_len = 0, target_at = 0, target_len = 0;
+    const bool http = !x.method.empty();
+    if (!http) {
+      ev_ += "exchange";
+    } else {
+      method_at = ev_.size();
+      escaped(std::string_view(x.method).substr(0, 24));
+      method_len = ev_.size() - method_at;
+      ev_ += ' ';
+      target_at = ev_.size();
+      escaped(std::string_view(x.target).substr(0, kMaxNameTarget));
+      target_len = ev_.size() - target_at;
     }
-    if (x.status) w.key("status").value(x.status);
-    w.key("reused").value(x.reused);
-    if (x.idle_ns) w.key("idle_ms").fixed(static_cast<int64_t>(*x.idle_ns / 1000), 3);
-    w.key("bytes_sent").value(x.bytes_sent);
-    w.key("bytes_received").value(x.bytes_received);
-    if (!x.parent.empty()) w.key("parent").value(x.parent);
-    if (!x.linked.empty()) w.key("linked").value(x.linked);
-    w.end_object();
-    w.end_object();
+    ev_ += R"(","cat":"http")";
+    slice({}, start, end, false);
+    ev_ += conn_args_;
+    num(x.index);
+    if (x.stream) ev_ += ",\"stream\":", num(*x.stream);
+    if (http) {
+      ev_ += ",\"method\":\"";
+      if (x.method.size() <= 24) ev_.append(ev_, method_at, method_len);
+      else escaped(x.method);
+      ev_ += "\",\"target\":\"";
+      if (x.target.size() <= kMaxNameTarget) ev_.append(ev_, target_at, target_len);
+      else escaped(x.target);
+      ev_ += https ? "\",\"scheme\":\"https\"" : "\",\"scheme\":\"http\"";
+    }
+    if (x.status) ev_ += ",\"status\":", num(x.status);
+    ev_ += x.reused ? ",\"reused\":true" : ",\"reused\":false";
+    if (x.idle_ns) ev_ += ",\"idle_ms\":", fixed(static_cast<int64_t>(*x.idle_ns / 1000));
+    ev_ += ",\"bytes_sent\":";
+    num(x.bytes_sent);
+    ev_ += ",\"bytes_received\":";
+    num(x.bytes_received);
+    if (!x.parent.empty()) ev_ += ",\"parent\":", append_json_string(ev_, x.parent);
+    if (!x.linked.empty()) ev_ += ",\"linked\":", append_json_string(ev_, x.linked);
+    ev_ += "}}";
 
-    slice(R"({"ph":"X","name":"send","cat":"http")", start, sent);
-    slice(R"({"ph":"X","name":"wait","cat":"http")", sent, first);
-    if (x.first_byte_ns) slice(R"({"ph":"X","name":"receive","cat":"http")", first, end);
+    slice(R"(,{"ph":"X","name":"send","cat":"http")", start, sent);
+    slice(R"(,{"ph":"X","name":"wait","cat":"http")", sent, first);
+    if (x.first_byte_ns) slice(R"(,{"ph":"X","name":"receive","cat":"http")", first, end);
 
-    if (x.parent.empty() && x.linked.empty()) return;
-    // Flow points just inside the request's first phase (its send, or an inbound request's read),
-    // never on a slice's edge, where the enclosing slice would depend on the viewer's tie order.
-    const uint64_t point = start + std::min<uint64_t>(1, sent - start);
-    if (!x.linked.empty()) {
-      if (c.direction == ConnDirection::kInbound)
-        request_flow('f', "call", flow_id('L', {}, 0, x.linked), tid_, point);
-      else
-        request_flow('s', "call", flow_id('L', c.id, x.index), tid_, point);
+    if (!x.parent.empty() || !x.linked.empty()) {
+      // Flow points just inside the request's first phase (its send, or an inbound request's
+      // read), never on a slice's edge, where the enclosing slice would depend on the viewer's
+      // tie order.
+      const uint64_t point = start + std::min<uint64_t>(1, sent - start);
+      if (!x.linked.empty()) {
+        if (c.direction == ConnDirection::kInbound)
+          request_flow('f', "call", flow_id('L', {}, 0, x.linked), tid_, point);
+        else
+          request_flow('s', "call", flow_id('L', c.id, x.index), tid_, point);
+      }
+      if (!x.parent.empty()) {
+        // The child's start lies inside its parent (made while the parent was being served).
+        const uint64_t id = flow_id('P', c.id, x.index);
+        request_flow('s', "child", id, track_of(x.parent), start);
+        request_flow('f', "child", id, tid_, point);
+      }
     }
-    if (!x.parent.empty()) {
-      // The child's start lies inside its parent (made while the parent was being served).
-      const uint64_t id = flow_id('P', c.id, x.index);
-      request_flow('s', "child", id, track_of(x.parent), start);
-      request_flow('f', "child", id, tid_, point);
-    }
+    w_.raw(ev_);
   }
 
   // Lanes of HTTP/2 streams beyond the connection's own track: a range of their own, above every
@@ -354,7 +376,7 @@ class ChromeEventWriter : public ConnectionSink {
   int64_t tid_ = 0, conn_tid_ = 0;
   uint64_t cursor_ = 0;
   std::vector<Lane> lanes_;
-  std::string name_, head_;
+  std::string name_, ev_, esc_, conn_args_;
   char track_tail_[64];
   size_t track_tail_len_ = 0;
 };

@@ -3,11 +3,11 @@
 // per request, with bars on one time axis shared by the whole trace so gaps and overlaps between
 // connections are visible.
 //
-// Streaming, in memory bounded by the connections open at once: a first pass over the trace finds
-// where it ends (for the axis: cheap, no model), the second runs the model. Its connections come
-// out in close order; StartOrder (on the model's thread) puts them back in start order, holding
-// only those that could still be preceded, and a ConnectionPipe hands them to a second thread
-// that renders and writes each one. If ordering must give up (one connection open for the whole
+// Streaming, in memory bounded by the connections open at once: a second reader of the same files
+// finds where the trace ends (for the axis; no model) on its own thread while the model runs;
+// the first row waits for it. The model's connections come out in close order; StartOrder (on
+// the model's thread) puts them back in start order, holding only those that could still be
+// preceded, and a ConnectionPipe hands them to a second thread that renders and writes each one. If ordering must give up (one connection open for the whole
 // trace holds back everything), the rest is sorted through a RowSpool (an external sort on disk).
 // Totals are known at the end, so they close the report.
 #include <sys/ioctl.h>
@@ -19,6 +19,8 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <thread>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -571,6 +573,49 @@ bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
   return first <= last;
 }
 
+// The extent, found on its own thread from a second reader of the same files while the model
+// reads the first (the pass cost as much as reading the trace once more, before the first row),
+// or, if the files cannot be opened again, by a first pass on traces itself.
+class Extent {
+ public:
+  explicit Extent(TraceSet& traces) {
+    auto again = std::make_unique<TraceSet>();
+    again->set_echo_warnings(false);  // the main reader says what is wrong with a file
+    for (const TraceFile& f : traces.files()) {
+      OpenError err;
+      if (!again->add(f.path, err)) {
+        again.reset();
+        break;
+      }
+    }
+    if (!again || again->files().size() != traces.files().size()) {
+      trace_extent(traces, first_, last_);
+      return;
+    }
+    again_ = std::move(again);
+    again_->start();
+    thread_ = std::thread([this] { trace_extent(*again_, first_, last_); });
+  }
+  ~Extent() { wait(); }
+  // Blocks until it is known.
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t first() {
+    wait();
+    return first_;
+  }
+  uint64_t last() {
+    wait();
+    return last_;
+  }
+
+ private:
+  std::unique_ptr<TraceSet> again_;
+  std::thread thread_;
+  uint64_t first_ = 0, last_ = 0;
+};
+
 uint64_t conn_begin(const Connection& c) {
   uint64_t b = c.start_ns;
   if (c.dns) b = std::min(b, c.dns->start_ns);
@@ -587,8 +632,8 @@ uint64_t conn_begin(const Connection& c) {
 // way: it is needed before the first row.)
 class TimelineWriter : public ConnectionSink {
  public:
-  TimelineWriter(Axis& axis, uint64_t last, const Style& style, std::FILE* out, size_t spool_budget)
-      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {
+  TimelineWriter(Axis& axis, Extent& extent, const Style& style, std::FILE* out, size_t spool_budget)
+      : axis_(axis), extent_(extent), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {
     rows_.on_children([this](const Connection& c, const Exchange& x, std::string& out) {
       if (calls_.empty()) return;
       key_.assign(c.id).append(1, '#');
@@ -637,8 +682,10 @@ class TimelineWriter : public ConnectionSink {
   // A first row that arrives in start order starts the axis; one that does not (ordering gave
   // up at once) leaves it at the trace's first event.
   void fix_axis(const Connection& c, bool unordered) {
-    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last_));
-    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last_));
+    const uint64_t last = extent_.last();
+    axis_.begin = extent_.first();
+    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last));
+    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last));
     preamble_ = legend(st_) + "\n";
     append_axis(preamble_, axis_);
     preamble_ += "\n";
@@ -696,7 +743,7 @@ class TimelineWriter : public ConnectionSink {
   }
 
   Axis& axis_;
-  const uint64_t last_;
+  Extent& extent_;
   const Style& st_;
   RowBuilder rows_;
   std::FILE* out_;
@@ -715,13 +762,10 @@ class TimelineWriter : public ConnectionSink {
 bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt) {
   const TimeBase tb = time_base(traces);
   const Style st{opt.color};
-  uint64_t first = 0, last = 0;
-  trace_extent(traces, first, last);
+  Extent extent(traces);
   Axis axis;
   axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
-  axis.begin = first;
-  axis.span = std::max<uint64_t>(1, span(first, last));
-  TimelineWriter writer(axis, last, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
+  TimelineWriter writer(axis, extent, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
   uint64_t n_conns = 0, n_requests = 0, n_reused = 0, dropped = 0;
   {
     ConnectionPipe pipe(writer);
