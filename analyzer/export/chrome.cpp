@@ -90,6 +90,8 @@ class ChromeEventWriter : public ConnectionSink {
     use_track(conn_tid_);
     cursor_ = 0;
     lanes_.clear();
+    // The track's name and setup slices go out as one piece, like each request.
+    ev_.clear();
     track_name(c, 0);
     conn_args_.assign(",\"args\":{\"connection\":");
     append_json_string(conn_args_, c.id);
@@ -99,28 +101,31 @@ class ChromeEventWriter : public ConnectionSink {
     uint64_t dns_mid = 0;
     if (has_dns) {
       const auto [s, e] = clip(c.dns->start_ns, c.dns->start_ns + c.dns->duration_ns);
-      complete("dns", "dns", s, e);
-      w_.key("args").begin_object().key("host").value(c.host).end_object();
-      w_.end_object();
+      slice(R"(,{"ph":"X","name":"dns","cat":"dns")", s, e, false);
+      ev_ += ",\"args\":{\"host\":";
+      if (c.host) append_json_string(ev_, *c.host);
+      else ev_ += "null";
+      ev_ += "}}";
       dns_mid = s + (e - s) / 2;
     }
     if (c.has_connect) {
       const auto [s, e] = clip(c.connect_start_ns, c.connect_start_ns + c.connect_duration_ns);
-      complete("connect", "net", s, e);
-      w_.key("args").begin_object();
+      slice(R"(,{"ph":"X","name":"connect","cat":"net")", s, e, false);
       char addr[kMaxAddrText];
-      w_.key("peer").value(std::string_view(addr, format_addr_to(addr, c.peer, true)));
-      if (c.connect_error) w_.key("error").value(errno_name(c.connect_error));
-      if (c.connect_pending) w_.key("pending").value(true);
-      if (!c.attempts.empty()) w_.key("lost_attempts").value(uint64_t(c.attempts.size()));
-      w_.end_object();
-      w_.end_object();
+      ev_ += ",\"args\":{\"peer\":\"";
+      ev_.append(addr, format_addr_to(addr, c.peer, true));  // digits, dots, colons, brackets
+      ev_ += '"';
+      if (c.connect_error) ev_ += ",\"error\":", append_json_string(ev_, errno_name(c.connect_error));
+      if (c.connect_pending) ev_ += ",\"pending\":true";
+      if (!c.attempts.empty()) ev_ += ",\"lost_attempts\":", num(c.attempts.size());
+      ev_ += "}}";
       if (has_dns) {
         ++flow_;
         dns_flow('s', dns_mid);
         dns_flow('f', s + (e - s) / 2);
       }
     }
+    w_.raw(std::string_view(ev_).substr(1));  // without the first event's leading comma
     if (c.tls) {
       const TlsInfo& t = *c.tls;
       const auto [s, e] = clip(t.start_ns, t.start_ns + t.duration_ns);
@@ -173,10 +178,14 @@ class ChromeEventWriter : public ConnectionSink {
   }
 
   void dns_flow(char ph, uint64_t ts) {
-    head(ph, "dns → connect", "net", ts);
-    w_.key("id").value(flow_);
-    if (ph == 'f') w_.key("bp").value("e");  // binds to the enclosing slice (connect)
-    w_.end_object();
+    ev_ += ph == 's' ? R"(,{"ph":"s","name":"dns → connect","cat":"net")"
+                     : R"(,{"ph":"f","name":"dns → connect","cat":"net")";
+    ev_.append(track_tail_, track_tail_len_);
+    fixed(rel(ts));
+    ev_ += ",\"id\":";
+    num(flow_);
+    if (ph == 'f') ev_ += ",\"bp\":\"e\"";  // binds to the enclosing slice (connect)
+    ev_ += '}';
   }
 
   // A flow event of a request (cat "http"), appended to ev_: s binds to the slice open at ts on
@@ -246,14 +255,15 @@ class ChromeEventWriter : public ConnectionSink {
     name_ += c.protocol ? std::string_view(*c.protocol) : c.tls ? "tls" : "tcp";
     if (c.direction == ConnDirection::kInbound) name_ += " inbound";
     if (lane != 0) name_ += " #", name_ += std::to_string(lane + 1);
-    JsonWriter& w = w_;
-    w.begin_object();
-    w.key("ph").value("M");
-    w.key("name").value("thread_name");
-    w.key("pid").value(pid_);
-    w.key("tid").value(tid_);
-    w.key("args").begin_object().key("name").value(name_).key("connection").value(c.id).end_object();
-    w.end_object();
+    ev_ += R"(,{"ph":"M","name":"thread_name","pid":)";
+    num(pid_);
+    ev_ += ",\"tid\":";
+    num(tid_);
+    ev_ += ",\"args\":{\"name\":";
+    append_json_string(ev_, name_);
+    ev_ += ",\"connection\":";
+    append_json_string(ev_, c.id);
+    ev_ += "}}";
   }
 
   // HTTP/2 streams overlap: each goes on the first lane of its connection that is free by its
@@ -270,7 +280,9 @@ class ChromeEventWriter : public ConnectionSink {
       }
     lanes_.push_back({kLaneTidBase + static_cast<int64_t>(++lane_seq_ % kLaneTidBase), 0});
     use_track(lanes_.back().tid);
+    ev_.clear();
     track_name(c, lanes_.size());
+    w_.raw(std::string_view(ev_).substr(1));
     return &lanes_.back().cursor;
   }
 

@@ -655,9 +655,13 @@ class TimelineWriter : public ConnectionSink {
       spool_.add({c.start_ns, c.pid, c.conn}, row_);
       return;
     }
-    note_calls(c);
+    const bool inbound = c.direction == ConnDirection::kInbound && !c.requests.empty();
+    // A call's parent is on an inbound connection that started before the call's connection or
+    // the call itself (one pooled for an earlier parent): in start order, one has been seen.
+    seen_inbound_ |= inbound;
+    if (seen_inbound_) note_calls(c);
     release(c.start_ns);
-    if (held_.empty() && !(c.direction == ConnDirection::kInbound && !c.requests.empty())) {
+    if (held_.empty() && !inbound) {
       start();
       rows_.render(c, buf_);
       if (buf_.size() >= (1u << 20)) flush();
@@ -752,6 +756,7 @@ class TimelineWriter : public ConnectionSink {
   std::string preamble_, buf_, row_, key_;
   std::deque<Held> held_;
   uint64_t held_weight_ = 0;
+  bool seen_inbound_ = false;
   std::unordered_map<std::string, std::string> calls_;  // parent request id -> rendered calls
   uint64_t n_ = 0;
   bool started_ = false, ok_ = true;
