@@ -434,8 +434,10 @@ void write_call_trees(std::FILE* out, const ReportSink& s, const TimeBase& tb, c
   uint64_t rows = 0, left_out = 0;
   constexpr size_t kMaxDepth = 64;  // ids come from a trace: never trust them to form no cycle
   std::function<void(size_t, size_t)> row = [&](size_t i, size_t depth) {
-    if (rows >= opt.max_drawn) {
+    if (rows >= opt.max_drawn) {  // counted, with what is under it
       ++left_out;
+      if (depth + 1 < kMaxDepth)
+        for (size_t k : kids[i]) row(k, depth + 1);
       return;
     }
     ++rows;
