@@ -224,6 +224,37 @@ TEST(DistributedTrace, ChromeFlowsFollowTheChain) {
   }
 }
 
+// `httptrace timeline` lists, under the frontend's inbound request, the call it made to the
+// backend (indented, with the server's record of it), before the call's own connection.
+TEST(DistributedTrace, TimelineListsCallsUnderTheInboundRequest) {
+  TempDir traces;
+  RunResult curl = run_chain(traces.path(), "/hello");
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  RunResult tl = run({paths().cli.string(), "timeline", "--color=never", traces.path().string()});
+  ASSERT_EQ(tl.exit_code, 0) << tl.describe();
+  const std::string& out = tl.out;
+  // The frontend's inbound block: its request, then the call made for it.
+  const size_t inbound = out.find("inbound (accepted)");
+  ASSERT_NE(inbound, std::string::npos) << out;
+  const size_t front = out.find("  #0 GET /hello 200", inbound);
+  const size_t call = out.find("\n    -> GET /backend/hello 200 ", inbound);
+  const size_t detail = out.find("        call ", inbound);
+  ASSERT_NE(front, std::string::npos) << out;
+  ASSERT_NE(call, std::string::npos) << out;
+  ASSERT_NE(detail, std::string::npos) << out;
+  EXPECT_LT(front, call);
+  EXPECT_LT(call, detail);
+  // It names the call's request, and the backend's record of it, as the call's own rows do.
+  const std::string line = out.substr(detail, out.find('\n', detail) - detail);
+  const size_t id_at = line.find("call ") + 5;
+  const std::string id = line.substr(id_at, line.find(' ', id_at) - id_at);
+  const std::string conn = id.substr(0, id.find('#'));
+  const size_t own = out.find("conn " + conn + " ");
+  ASSERT_NE(own, std::string::npos) << id << "\n" << out;
+  EXPECT_LT(detail, own) << "the inbound connection started first";
+  EXPECT_NE(line.find("served as "), std::string::npos) << line;
+}
+
 // Debian's nginx as the middle tier, traced: a reverse proxy (master + worker, epoll loop) with a
 // keep-alive upstream pool in front of the backend service.
 class NginxProxy {
@@ -335,6 +366,22 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
       EXPECT_EQ(f.from["args"]["target"], f.to["args"]["target"]) << "the path is the same at every tier";
     }
   EXPECT_EQ(flows, (std::map<std::string, int>{{"call", 6}, {"child", 3}}));
+
+  // The timeline puts each upstream request under the inbound request it was made for, though
+  // one pooled upstream connection carried all three (for two inbound connections).
+  RunResult tl = run({paths().cli.string(), "timeline", "--color=never", traces.path().string()});
+  ASSERT_EQ(tl.exit_code, 0) << tl.describe();
+  for (const std::string path : {"/a", "/b", "/c"}) {
+    const size_t call = tl.out.find("\n    -> GET " + path + " 200 ");
+    ASSERT_NE(call, std::string::npos) << path << "\n" << tl.out;
+    // The nearest request line above it is nginx's inbound request for the same path.
+    const size_t req = tl.out.rfind("\n  #", call);
+    ASSERT_NE(req, std::string::npos);
+    EXPECT_NE(tl.out.substr(req, call - req).find("GET " + path + " 200"), std::string::npos)
+        << tl.out.substr(req, call - req + 80);
+    const size_t block = tl.out.rfind("\npid ", req);
+    EXPECT_NE(tl.out.substr(block, req - block).find("inbound (accepted)"), std::string::npos);
+  }
 
   // Every curl request is one trace through the proxy: CLIENT -> SERVER -> CLIENT -> SERVER.
   Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
