@@ -268,18 +268,8 @@ class RowBuilder {
     } else {
       label_ += "exchange";
     }
-    line_.clear();
-    line_.spaces(4);
-    line_.put_fit(label_, kLabelWidth - 4);
-    line_.put_duration_right(span(x.start_ns, x.end_ns), kDurationWidth - 1);
-    line_.put(' ');
-    const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
-    Segment segs[3];
-    uint8_t n = 0;
-    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
-    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
-    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
-    bar(segs, n);
+    prefix(label_, span(x.start_ns, x.end_ns), 4);
+    request_bar(x);
     line_.clear();
     line_.spaces(8);
     line_.lit("call ");
@@ -307,12 +297,24 @@ class RowBuilder {
     row_->append(line_.view());
     painter_.paint(segs, n, *row_);
   }
-  void prefix(std::string_view label, uint64_t dur) {
+  void prefix(std::string_view label, uint64_t dur, size_t indent = 2) {
     line_.clear();
-    line_.spaces(2);
-    line_.put_fit(label, kLabelWidth - 2);
+    line_.spaces(indent);
+    line_.put_fit(label, kLabelWidth - indent);
     line_.put_duration_right(dur, kDurationWidth - 1);
     line_.put(' ');
+  }
+
+  // A request's send / wait / receive bar after the prefix in line_.
+  void request_bar(const Exchange& x) {
+    const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
+    // Later phases first: each gets at least one column, and the short send should stay visible.
+    Segment segs[3];
+    uint8_t n = 0;
+    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
+    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
+    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
+    bar(segs, n);
   }
 
   void header(const Connection& c) {
@@ -407,14 +409,8 @@ class RowBuilder {
       label_ += "exchange";
     }
     prefix(label_, span(x.start_ns, x.end_ns));
+    request_bar(x);
     const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
-    // Later phases first: each gets at least one column, and the short send should stay visible.
-    Segment segs[3];
-    uint8_t n = 0;
-    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
-    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
-    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
-    bar(segs, n);
 
     line_.clear();
     line_.spaces(6);
