@@ -646,6 +646,7 @@ class TimelineWriter : public ConnectionSink {
     const bool spool = n_ >= order_->overflowed_at();
     if (n_++ == 0) fix_axis(c, spool);
     if (spool) {
+      if (seen_inbound_) note_calls(c);  // for the inbound rows still held
       row_.clear();
       rows_.render(c, row_);
       spool_.add({c.start_ns, c.pid, c.conn}, row_);
