@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -95,6 +97,16 @@ struct ReplacedRow {
   bool pool_miss = false;
 };
 
+// A request that takes part in a call chain (inbound, made for an inbound one, or linked to the
+// other side's record of it): what a call tree row shows of it.
+struct CallNode {
+  std::string id, label, parent, linked;
+  int32_t pid = 0;
+  uint64_t start = 0, end = 0;
+  std::optional<uint64_t> children_ns;  // inbound: the time in calls it made
+  bool inbound = false;
+};
+
 struct StaleRow {
   std::string id, endpoint, request;
   uint32_t index = 0;
@@ -113,6 +125,7 @@ class ReportSink : public ConnectionSink {
     ++connections;
     for (const Exchange& x : c.requests) {
       requests += 1;
+      if (c.direction == ConnDirection::kInbound || !x.parent.empty() || !x.linked.empty()) note_call(c, x);
       end_ns = std::max(end_ns, rel(x.end_ns));
       if (x.reused && x.failed_errno) {
         ++stale_failures;
@@ -203,7 +216,28 @@ class ReportSink : public ConnectionSink {
     std::fwrite(j.data(), 1, j.size(), out_);
   }
 
+  void note_call(const Connection& c, const Exchange& x) {
+    if (calls.size() >= opt_.max_call_nodes) {
+      ++calls_left_out;
+      return;
+    }
+    CallNode n;
+    n.id = c.id + "#" + std::to_string(x.index);
+    n.label = x.method.empty() ? std::string("exchange") : x.method + " " + x.target;
+    if (x.status) n.label += " " + std::to_string(x.status);
+    n.parent = x.parent;
+    n.linked = x.linked;
+    n.pid = c.pid;
+    n.start = x.start_ns;
+    n.end = std::max(x.end_ns, x.start_ns);
+    n.children_ns = x.children_ns;
+    n.inbound = c.direction == ConnDirection::kInbound;
+    calls.push_back(std::move(n));
+  }
+
   ReuseCollector reuse;
+  std::vector<CallNode> calls;
+  uint64_t calls_left_out = 0;
   uint64_t connections = 0, requests = 0, drawn = 0, drawn_exchanges = 0, exchanges_left_out = 0;
   uint64_t stale_failures = 0, replaced_total = 0, pool_misses = 0;
   std::array<uint64_t, kIdleBuckets.size() + 1> stale_by_idle{};  // the last: idle time unknown
@@ -361,6 +395,90 @@ void write_stale(std::FILE* out, const ReportSink& s) {
   put(out, h);
 }
 
+// The call tree of each root request (no parent, no traced client) that made calls: an inbound
+// request's children are the outbound requests made for it, an outbound request's child is the
+// traced server's record of it (in another process), and so on down. Own time is a request's
+// duration less the time in its children (an inbound request's: the union of its calls; a
+// client's: the server's time).
+void write_call_trees(std::FILE* out, const ReportSink& s, const TimeBase& tb, const HtmlReportOptions& opt) {
+  const std::vector<CallNode>& nodes = s.calls;
+  std::unordered_map<std::string_view, size_t> by_id;
+  by_id.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) by_id.emplace(nodes[i].id, i);
+  std::vector<std::vector<size_t>> kids(nodes.size());
+  std::vector<bool> is_child(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const CallNode& n = nodes[i];
+    if (!n.parent.empty())
+      if (auto it = by_id.find(n.parent); it != by_id.end()) kids[it->second].push_back(i), is_child[i] = true;
+    // A server's request hangs under the client's record of it.
+    if (n.inbound && !n.linked.empty())
+      if (auto it = by_id.find(n.linked); it != by_id.end() && !nodes[it->second].inbound)
+        kids[it->second].push_back(i), is_child[i] = true;
+  }
+  auto by_start = [&](size_t a, size_t b) { return nodes[a].start < nodes[b].start; };
+  std::vector<size_t> roots;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    std::sort(kids[i].begin(), kids[i].end(), by_start);
+    if (!is_child[i] && !kids[i].empty()) roots.push_back(i);
+  }
+  std::sort(roots.begin(), roots.end(), by_start);
+
+  std::string h =
+      "<section id=\"call-trees\"><h2>Call trees</h2>\n<p class=\"note\">Each request that started a chain of "
+      "calls, with the calls under it: an inbound request, the outbound requests its server made for it, the "
+      "traced server's side of each of those (another process), and so on. Own time is the request's duration "
+      "less its time in calls.</p>\n<table class=\"data\" id=\"call-tree-table\"><thead><tr><th>request</th>"
+      "<th>pid</th><th>id</th><th>start ms</th><th>duration ms</th><th>own ms</th><th>in calls ms</th></tr>"
+      "</thead><tbody>\n";
+  uint64_t rows = 0, left_out = 0;
+  constexpr size_t kMaxDepth = 64;  // ids come from a trace: never trust them to form no cycle
+  std::function<void(size_t, size_t)> row = [&](size_t i, size_t depth) {
+    if (rows >= opt.max_drawn) {  // counted, with what is under it
+      ++left_out;
+      if (depth + 1 < kMaxDepth)
+        for (size_t k : kids[i]) row(k, depth + 1);
+      return;
+    }
+    ++rows;
+    const CallNode& n = nodes[i];
+    const uint64_t dur = n.end - n.start;
+    uint64_t in_calls = 0;
+    if (n.inbound) {
+      in_calls = n.children_ns.value_or(0);
+    } else {
+      for (size_t k : kids[i])
+        if (nodes[k].inbound) in_calls = std::max(in_calls, nodes[k].end - nodes[k].start);
+    }
+    in_calls = std::min(in_calls, dur);
+    h += fmt::format("<tr class=\"call{}\" data-depth=\"{}\"><td class=\"call\" style=\"padding-left:{}em\">",
+                     n.inbound ? " inbound" : "", depth, 0.5 + 1.5 * double(depth));
+    h += n.inbound ? "↳ " : "→ ";  // served / called
+    append_html_text(h, n.label);
+    h += "</td>";
+    h += td("n", std::to_string(n.pid));
+    h += td("id", html(n.id));
+    h += td("n", ms(uint64_t(std::max<int64_t>(0, tb.rel(n.start)))));
+    h += td("n dur", ms(dur));
+    h += td("n own", ms(dur - in_calls));
+    h += td("n in-calls", ms(in_calls));
+    h += "</tr>\n";
+    if (depth + 1 >= kMaxDepth) return;
+    for (size_t k : kids[i]) row(k, depth + 1);
+  };
+  for (size_t r : roots) row(r, 0);
+  if (roots.empty()) h += "<tr><td colspan=\"7\">no request made calls that the trace shows</td></tr>\n";
+  h += "</tbody></table>\n";
+  if (left_out)
+    h += fmt::format("<p class=\"warn\" id=\"calls-left-out\">{} more rows of call trees are left out (at most {} are "
+                     "shown).</p>\n", left_out, opt.max_drawn);
+  if (s.calls_left_out)
+    h += fmt::format("<p class=\"warn\" id=\"call-nodes-left-out\">{} requests in call chains came after the first {} "
+                     "and are not in the trees.</p>\n", s.calls_left_out, opt.max_call_nodes);
+  h += "</section>\n";
+  put(out, h);
+}
+
 void write_processes(std::FILE* out, const Model& model) {
   std::string h =
       "<section id=\"processes\"><h2>Processes</h2>\n<table class=\"data\" id=\"process-table\"><thead><tr>"
@@ -409,6 +527,7 @@ bool write_report_html(TraceSet& traces, std::FILE* out, const HtmlReportOptions
   write_reuse_table(out, sink);
   write_new_connections(out, sink);
   write_stale(out, sink);
+  write_call_trees(out, sink, tb, opt);
   write_processes(out, model);
   std::string meta = fmt::format(
       "<script type=\"application/json\" id=\"ht-meta\">{{\"end\":{},\"connections\":{},\"drawn\":{},"

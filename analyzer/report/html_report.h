@@ -6,12 +6,14 @@
 //   by the page's script from the streamed connection data;
 // - tables written by us as plain HTML (readable without scripts, printable): summary and
 //   dropped-event warning, reuse per endpoint (the `httptrace reuse` numbers, from the same
-//   ReuseCollector), why new connections were opened, stale-reuse failures, processes.
+//   ReuseCollector), why new connections were opened, stale-reuse failures, the call tree of
+//   each request that started a chain of calls (distributed tracing), processes.
 //
 // Memory and size stay bounded whatever the trace: connections are written into the page as the
 // model completes them, only the first max_drawn (and at most max_exchanges exchanges in all)
 // are drawn individually, and the tables keep per-endpoint and per-reason counters plus at most
-// max_listed rows each. The page says what was left out.
+// max_listed rows each; call trees keep max_call_nodes requests and draw max_drawn rows. The page
+// says what was left out.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,7 @@ struct HtmlReportOptions {
   uint64_t max_drawn = 5000;        // connections drawn in the waterfall
   uint64_t max_exchanges = 100000;  // exchanges drawn, over all drawn connections
   uint64_t max_listed = 1000;       // rows of each list table (replaced connections, failures)
+  uint64_t max_call_nodes = 100000; // requests of call chains kept for the call trees
 };
 
 // False if writing failed.

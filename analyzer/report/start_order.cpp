@@ -32,18 +32,50 @@ void StartOrder::after_event(const Event& ev) {
   const uint32_t conn = ev.h->conn;
   if (conn != 0) {
     switch (ev.kind()) {
-      case K::kSocket:
-      case K::kConnect:
+      case K::kConnect: {
+        const uint64_t key = key_of(ev.pid, conn);
+        track(key, ev.h->ts_ns);
+        if (ev.as<tf::ConnectEvent>().error != 0) attempts_.try_emplace(key, MaybeAttempt{ev.h->ts_ns, false});
+        break;
+      }
+      case K::kConnectDone:
+        if (!attempts_.empty() && ev.as<tf::ConnectDoneEvent>().error == 0) attempts_.erase(key_of(ev.pid, conn));
+        break;
       case K::kData:
+        track(key_of(ev.pid, conn), ev.h->ts_ns);
+        if (!attempts_.empty() && ev.as<tf::DataEvent>().result > 0) attempts_.erase(key_of(ev.pid, conn));
+        break;
+      case K::kSocket:
       case K::kInherit:
       case K::kTlsHandshake: track(key_of(ev.pid, conn), ev.h->ts_ns); break;
-      case K::kClose: untrack(key_of(ev.pid, conn)); break;
+      case K::kClose: on_close(key_of(ev.pid, conn)); break;
       default: break;
     }
   }
   last_ts_ = ev.h->ts_ns;
   const uint64_t w = watermark();
   if (!heap_.empty()) release(w);
+}
+
+void StartOrder::on_close(uint64_t key) {
+  auto it = attempts_.empty() ? attempts_.end() : attempts_.find(key);
+  if (it == attempts_.end()) return untrack(key);
+  if (!it->second.closed) ++closed_attempts_;
+  it->second.closed = true;  // stays open: the model may still hand it over
+}
+
+// c's losing attempts were connections of their own here: the model will not hand them over.
+void StartOrder::claimed(const Connection& c) {
+  for (const ConnectAttempt& a : c.attempts) {
+    if (closed_attempts_ == 0) return;
+    for (auto it = attempts_.begin(); it != attempts_.end(); ++it) {
+      if (!it->second.closed || it->second.connect_ns != a.start_ns || int32_t(it->first >> 32) != c.pid) continue;
+      untrack(it->first);
+      attempts_.erase(it);
+      --closed_attempts_;
+      break;
+    }
+  }
 }
 
 uint64_t StartOrder::watermark() {
@@ -58,7 +90,15 @@ uint64_t StartOrder::watermark() {
 }
 
 void StartOrder::on_connection(Connection&& c) {
-  untrack(key_of(c.pid, c.conn));
+  const uint64_t key = key_of(c.pid, c.conn);
+  untrack(key);
+  if (!attempts_.empty()) {
+    if (auto it = attempts_.find(key); it != attempts_.end()) {
+      closed_attempts_ -= it->second.closed;
+      attempts_.erase(it);
+    }
+    if (!c.attempts.empty()) claimed(c);
+  }
   if (overflowed_) return forward(std::move(c));
   // The common case, few connections open at once: nothing held and nothing open started
   // earlier, so it can go now. (The event being handled is at or after last_ts_: the watermark
@@ -101,6 +141,8 @@ void StartOrder::overflow() {
   release(UINT64_MAX);
   open_.clear();
   opened_.clear();
+  attempts_.clear();
+  closed_attempts_ = 0;
 }
 
 void StartOrder::finish() { release(UINT64_MAX); }

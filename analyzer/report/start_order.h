@@ -14,6 +14,10 @@
 // tells the consumer from which connection on it must sort for itself (RowSpool). Connections
 // forwarded before that point started before every one forwarded after it.
 //
+// A failed (or abandoned) connect is held by the model after its close, until a later connect
+// claims it as a losing attempt or a second passes (Model::settle): it stays open here until the
+// model hands it over, or hands over the connection that claimed it (which lists it in attempts).
+//
 // A close of one descriptor of a dup()ed socket ends tracking early; the model's connection lives
 // on and may then come out after connections that started later. Rare, and only an order.
 #pragma once
@@ -62,6 +66,8 @@ class StartOrder : public ConnectionSink {
   static bool later(const Held& a, const Held& b) { return b.key < a.key; }
 
   void track(uint64_t key, uint64_t ts);
+  void on_close(uint64_t key);
+  void claimed(const Connection& c);
   void untrack(uint64_t key);
   void release(uint64_t watermark);
   uint64_t watermark();
@@ -84,6 +90,14 @@ class StartOrder : public ConnectionSink {
   uint64_t held_weight_ = 0, forwarded_ = 0, last_ts_ = 0;
   bool overflowed_ = false;
   bool front_stale_ = false;  // something was untracked: the front of opened_ may be gone
+  // Connections whose connect failed or is pending and that moved no data yet (they may become
+  // held attempts): key -> the connect's start, and whether they were closed.
+  struct MaybeAttempt {
+    uint64_t connect_ns;
+    bool closed;
+  };
+  std::unordered_map<uint64_t, MaybeAttempt> attempts_;
+  size_t closed_attempts_ = 0;
   std::atomic<uint64_t> overflowed_at_{UINT64_MAX};
 };
 

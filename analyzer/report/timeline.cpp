@@ -3,11 +3,11 @@
 // per request, with bars on one time axis shared by the whole trace so gaps and overlaps between
 // connections are visible.
 //
-// Streaming, in memory bounded by the connections open at once: a first pass over the trace finds
-// where it ends (for the axis: cheap, no model), the second runs the model. Its connections come
-// out in close order; StartOrder (on the model's thread) puts them back in start order, holding
-// only those that could still be preceded, and a ConnectionPipe hands them to a second thread
-// that renders and writes each one. If ordering must give up (one connection open for the whole
+// Streaming, in memory bounded by the connections open at once: a second reader of the same files
+// finds where the trace ends (for the axis; no model) on its own thread while the model runs;
+// the first row waits for it. The model's connections come out in close order; StartOrder (on
+// the model's thread) puts them back in start order, holding only those that could still be
+// preceded, and a ConnectionPipe hands them to a second thread that renders and writes each one. If ordering must give up (one connection open for the whole
 // trace holds back everything), the rest is sorted through a RowSpool (an external sort on disk).
 // Totals are known at the end, so they close the report.
 #include <sys/ioctl.h>
@@ -17,6 +17,11 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -214,6 +219,12 @@ class RowBuilder {
     row_ = &out;
     header(c);
     if (c.dns) setup_line("dns", c.dns->start_ns, c.dns->duration_ns, kDns, false);
+    // The connects that lost before (or beside) this one, where they happened in its setup.
+    for (const ConnectAttempt& a : c.attempts) {
+      std::string label = "lost " + (a.peer.family ? format_addr(a.peer, true) : std::string("?"));
+      label += a.error ? " " + errno_name(a.error) : std::string(" abandoned");
+      setup_line(label, a.start_ns, a.duration_ns, kConnect, true);
+    }
     if (c.has_connect) {
       std::string label = c.failed() ? "connect " + errno_name(c.connect_error) : "connect";
       if (c.connect_pending) label += " (no result seen)";
@@ -233,8 +244,50 @@ class RowBuilder {
       text(head_);
     }
     inbound_ = c.direction == ConnDirection::kInbound;
-    for (const auto& x : c.requests) request(x);
+    for (const auto& x : c.requests) {
+      request(x);
+      if (inbound_ && children_) children_(c, x, out);
+    }
     text("\n");
+  }
+
+  // Called after each inbound request's lines, to put the calls made for it under it.
+  using ChildrenHook = std::function<void(const Connection&, const Exchange&, std::string&)>;
+  void on_children(ChildrenHook f) { children_ = std::move(f); }
+
+  // The line of an outbound request made for an inbound one, indented under it: its bar on the
+  // shared axis, then where it went and what it was there.
+  void child(const Connection& c, const Exchange& x, std::string& out) {
+    row_ = &out;
+    label_.assign("-> ");
+    if (!x.method.empty()) {
+      append_printable(label_, x.method);
+      label_ += ' ';
+      append_printable(label_, x.target);
+      if (x.status) label_ += ' ', append_uint(label_, uint64_t(unsigned(x.status)));
+    } else {
+      label_ += "exchange";
+    }
+    prefix(label_, span(x.start_ns, x.end_ns), 4);
+    request_bar(x);
+    line_.clear();
+    line_.spaces(8);
+    line_.lit("call ");
+    line_.put(c.id);
+    line_.put('#');
+    line_.put_uint(x.index);
+    line_.lit(" to ");
+    // A host that is the peer's own address (a URL with an IP) is said once.
+    head_.clear();
+    if (c.host && (!c.peer.family || *c.host != format_addr(c.peer, false))) head_ = printable(*c.host), head_ += ' ';
+    if (c.peer.family) head_ += format_addr(c.peer, true);
+    line_.put(head_);
+    if (!x.linked.empty()) {
+      line_.lit("  served as ");
+      line_.put(x.linked);
+    }
+    line_.put('\n');
+    row_->append(line_.view());
   }
 
  private:
@@ -244,12 +297,24 @@ class RowBuilder {
     row_->append(line_.view());
     painter_.paint(segs, n, *row_);
   }
-  void prefix(std::string_view label, uint64_t dur) {
+  void prefix(std::string_view label, uint64_t dur, size_t indent = 2) {
     line_.clear();
-    line_.spaces(2);
-    line_.put_fit(label, kLabelWidth - 2);
+    line_.spaces(indent);
+    line_.put_fit(label, kLabelWidth - indent);
     line_.put_duration_right(dur, kDurationWidth - 1);
     line_.put(' ');
+  }
+
+  // A request's send / wait / receive bar after the prefix in line_.
+  void request_bar(const Exchange& x) {
+    const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
+    // Later phases first: each gets at least one column, and the short send should stay visible.
+    Segment segs[3];
+    uint8_t n = 0;
+    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
+    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
+    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
+    bar(segs, n);
   }
 
   void header(const Connection& c) {
@@ -344,14 +409,8 @@ class RowBuilder {
       label_ += "exchange";
     }
     prefix(label_, span(x.start_ns, x.end_ns));
+    request_bar(x);
     const uint64_t fb = x.first_byte_ns.value_or(x.end_ns);
-    // Later phases first: each gets at least one column, and the short send should stay visible.
-    Segment segs[3];
-    uint8_t n = 0;
-    if (x.first_byte_ns && x.end_ns > fb) segs[n++] = {fb, x.end_ns, kReceiveGlyph, kReceive};
-    if (fb > x.sent_ns) segs[n++] = {x.sent_ns, fb, kWaitGlyph, kWait};
-    segs[n++] = {x.start_ns, std::max(x.sent_ns, x.start_ns), kSendGlyph, kSend};
-    bar(segs, n);
 
     line_.clear();
     line_.spaces(6);
@@ -412,6 +471,7 @@ class RowBuilder {
   Line line_;
   std::string head_, label_, target_, status_;
   bool inbound_ = false;
+  ChildrenHook children_;
 };
 
 // A tick every 1, 2 or 5 x 10^k ns, at least 10 columns apart, labelled in the unit of the step.
@@ -509,6 +569,49 @@ bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
   return first <= last;
 }
 
+// The extent, found on its own thread from a second reader of the same files while the model
+// reads the first (the pass cost as much as reading the trace once more, before the first row),
+// or, if the files cannot be opened again, by a first pass on traces itself.
+class Extent {
+ public:
+  explicit Extent(TraceSet& traces) {
+    auto again = std::make_unique<TraceSet>();
+    again->set_echo_warnings(false);  // the main reader says what is wrong with a file
+    for (const TraceFile& f : traces.files()) {
+      OpenError err;
+      if (!again->add(f.path, err)) {
+        again.reset();
+        break;
+      }
+    }
+    if (!again || again->files().size() != traces.files().size()) {
+      trace_extent(traces, first_, last_);
+      return;
+    }
+    again_ = std::move(again);
+    again_->start();
+    thread_ = std::thread([this] { trace_extent(*again_, first_, last_); });
+  }
+  ~Extent() { wait(); }
+  // Blocks until it is known.
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t first() {
+    wait();
+    return first_;
+  }
+  uint64_t last() {
+    wait();
+    return last_;
+  }
+
+ private:
+  std::unique_ptr<TraceSet> again_;
+  std::thread thread_;
+  uint64_t first_ = 0, last_ = 0;
+};
+
 uint64_t conn_begin(const Connection& c) {
   uint64_t b = c.start_ns;
   if (c.dns) b = std::min(b, c.dns->start_ns);
@@ -525,26 +628,48 @@ uint64_t conn_begin(const Connection& c) {
 // way: it is needed before the first row.)
 class TimelineWriter : public ConnectionSink {
  public:
-  TimelineWriter(Axis& axis, uint64_t last, const Style& style, std::FILE* out, size_t spool_budget)
-      : axis_(axis), last_(last), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {}
+  TimelineWriter(Axis& axis, Extent& extent, const Style& style, std::FILE* out, size_t spool_budget)
+      : axis_(axis), extent_(extent), st_(style), rows_(axis, style), out_(out), spool_(spool_budget) {
+    rows_.on_children([this](const Connection& c, const Exchange& x, std::string& out) {
+      if (calls_.empty()) return;
+      key_.assign(c.id).append(1, '#');
+      append_uint(key_, x.index);
+      if (auto it = calls_.find(key_); it != calls_.end()) {
+        out += it->second;
+        calls_.erase(it);
+      }
+    });
+  }
   void watch(const StartOrder& order) { order_ = &order; }
 
   void on_connection(const Connection& c) override {
     const bool spool = n_ >= order_->overflowed_at();
     if (n_++ == 0) fix_axis(c, spool);
     if (spool) {
+      if (seen_inbound_) note_calls(c);  // for the inbound rows still held
       row_.clear();
       rows_.render(c, row_);
       spool_.add({c.start_ns, c.pid, c.conn}, row_);
       return;
     }
-    start();
-    rows_.render(c, buf_);
-    if (buf_.size() >= (1u << 20)) flush();
+    const bool inbound = c.direction == ConnDirection::kInbound && !c.requests.empty();
+    // A call's parent is on an inbound connection that started before the call's connection or
+    // the call itself (one pooled for an earlier parent): in start order, one has been seen.
+    seen_inbound_ |= inbound;
+    if (seen_inbound_) note_calls(c);
+    release(c.start_ns);
+    if (held_.empty() && !inbound) {
+      start();
+      rows_.render(c, buf_);
+      if (buf_.size() >= (1u << 20)) flush();
+      return;
+    }
+    hold(c);
   }
 
   // After the pipe closed: the spooled rows, then everything flushed. False on a write error.
   bool finish() {
+    release(UINT64_MAX, true);
     if (!spool_.drain([&](std::string_view row) { write(row); })) {
       fmt::print(stderr, "httptrace: timeline: {}\n", spool_.error());
       ok_ = false;
@@ -558,12 +683,52 @@ class TimelineWriter : public ConnectionSink {
   // A first row that arrives in start order starts the axis; one that does not (ordering gave
   // up at once) leaves it at the trace's first event.
   void fix_axis(const Connection& c, bool unordered) {
-    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last_));
-    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last_));
+    const uint64_t last = extent_.last();
+    axis_.begin = extent_.first();
+    if (!unordered) axis_.begin = std::max(axis_.begin, std::min(conn_begin(c), last));
+    axis_.span = std::max<uint64_t>(1, span(axis_.begin, last));
     preamble_ = legend(st_) + "\n";
     append_axis(preamble_, axis_);
     preamble_ += "\n";
   }
+  // Inbound connections wait for the calls made for their requests: in start order, every
+  // connection that could carry one has arrived once one starts after the inbound's last request
+  // ended. The rows after a waiting one wait with it (start order), within a bound: past it they
+  // go out, and calls that come later show only in their own connection's rows.
+  static constexpr uint64_t kMaxHeldWeight = 1u << 16;
+  static constexpr size_t kMaxCalls = 1u << 16;
+  struct Held {
+    Connection c;
+    uint64_t ends = 0;  // when its last request ended
+  };
+
+  void hold(const Connection& c) {
+    Held h{c, 0};
+    if (c.direction == ConnDirection::kInbound)
+      for (const Exchange& x : c.requests) h.ends = std::max(h.ends, x.end_ns);
+    held_weight_ += 1 + c.requests.size();
+    held_.push_back(std::move(h));
+    if (held_weight_ > kMaxHeldWeight) release(UINT64_MAX, true);
+  }
+  void release(uint64_t now, bool all = false) {
+    while (!held_.empty() && (all || held_.front().ends < now)) {
+      start();
+      rows_.render(held_.front().c, buf_);
+      if (buf_.size() >= (1u << 20)) flush();
+      held_weight_ -= 1 + held_.front().c.requests.size();
+      held_.pop_front();
+      all = all && held_weight_ > kMaxHeldWeight / 2;
+    }
+  }
+  // Renders each request made for an inbound one, to go under it.
+  void note_calls(const Connection& c) {
+    for (const Exchange& x : c.requests) {
+      if (x.parent.empty()) continue;
+      if (calls_.size() >= kMaxCalls) calls_.clear();  // parents that never came: give up on them
+      rows_.child(c, x, calls_[x.parent]);
+    }
+  }
+
   void start() {
     if (!started_) buf_ += preamble_;
     started_ = true;
@@ -579,13 +744,17 @@ class TimelineWriter : public ConnectionSink {
   }
 
   Axis& axis_;
-  const uint64_t last_;
+  Extent& extent_;
   const Style& st_;
   RowBuilder rows_;
   std::FILE* out_;
   RowSpool spool_;
   const StartOrder* order_ = nullptr;
-  std::string preamble_, buf_, row_;
+  std::string preamble_, buf_, row_, key_;
+  std::deque<Held> held_;
+  uint64_t held_weight_ = 0;
+  bool seen_inbound_ = false;
+  std::unordered_map<std::string, std::string> calls_;  // parent request id -> rendered calls
   uint64_t n_ = 0;
   bool started_ = false, ok_ = true;
 };
@@ -595,13 +764,10 @@ class TimelineWriter : public ConnectionSink {
 bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt) {
   const TimeBase tb = time_base(traces);
   const Style st{opt.color};
-  uint64_t first = 0, last = 0;
-  trace_extent(traces, first, last);
+  Extent extent(traces);
   Axis axis;
   axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
-  axis.begin = first;
-  axis.span = std::max<uint64_t>(1, span(first, last));
-  TimelineWriter writer(axis, last, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
+  TimelineWriter writer(axis, extent, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
   uint64_t n_conns = 0, n_requests = 0, n_reused = 0, dropped = 0;
   {
     ConnectionPipe pipe(writer);

@@ -4,17 +4,21 @@
 //
 // Returns the problems found (empty: the document is well formed):
 // - every event has a ph, pid, name; every non-metadata event a numeric ts (µs) and a tid;
-// - complete slices (X) have dur >= 0, and on one (pid, tid) track never overlap;
+// - complete slices (X) have dur >= 0, and on one (pid, tid) track never overlap unless one nests
+//   in the other (compared in whole ns, as Perfetto reads µs); an http slice with an http slice
+//   around it is a request's send / wait / receive, and nothing nests deeper;
 // - nestable async events (b/e), grouped by (pid, cat, id2.local or id; id2.local a string, as
 //   Perfetto requires), pair up as a stack in
 //   time order (an e closes the innermost open slice of its group, with the same name), nothing
 //   stays open, and the children of a request are send / wait / receive;
-// - every flow id has one start (s) and one finish (f), not before it, each inside an X slice on
-//   its own track;
+// - every flow (cat, name, id: Perfetto's key for v1 flows) has one start (s) and one finish (f),
+//   not before it when both are in one process, each inside an X slice on its own track (flows
+//   bind to thread-track slices only); a finish binds to the enclosing slice (bp "e");
 // - every track has a thread_name and every pid a process_name.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -29,6 +33,12 @@ using nlohmann::json;
 
 struct ChromeStats {
   size_t slices = 0, requests = 0, children = 0, flows = 0, tracks = 0;
+  // Each flow with the outermost slice around each end (for a request flow: the requests).
+  struct BoundFlow {
+    std::string cat, name;
+    json from, to;
+  };
+  std::vector<BoundFlow> bound;
 };
 
 inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats* stats = nullptr) {
@@ -40,9 +50,11 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
   }
   using Track = std::pair<long, long>;
   struct Slice {
-    double start, end;
-    std::string name;
+    long long start, end;  // ns
+    std::string name, cat;
+    const json* ev;
   };
+  auto ns = [](double us) { return std::llround(us * 1000); };
   std::map<Track, std::vector<Slice>> x_slices;
   struct Async {
     double ts;
@@ -53,8 +65,9 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
   std::map<std::tuple<long, std::string, std::string>, std::vector<Async>> async;
   struct Flow {
     int s = 0, f = 0;
-    double s_ts = 0, f_ts = 0;
+    long long s_ts = 0, f_ts = 0;
     Track s_track, f_track;
+    std::string cat, name;
   };
   std::map<std::string, Flow> flows;
   std::set<Track> used_tracks, named_tracks;
@@ -107,7 +120,7 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
           bad("X without dur >= 0", ev);
           break;
         }
-        x_slices[track].push_back({ts, ts + ev["dur"].get<double>(), name});
+        x_slices[track].push_back({ns(ts), ns(ts) + ns(ev["dur"].get<double>()), name, ev.value("cat", ""), &ev});
         break;
       }
       case 'b':
@@ -136,9 +149,12 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
           bad("flow without id", ev);
           break;
         }
-        Flow& fl = flows[ev.value("cat", "") + "/" + ev["id"].dump()];
-        if (ph == 's') ++fl.s, fl.s_ts = ts, fl.s_track = track;
-        else ++fl.f, fl.f_ts = ts, fl.f_track = track;
+        Flow& fl = flows[ev.value("cat", "") + "/" + name + "/" + ev["id"].dump()];
+        fl.cat = ev.value("cat", "");
+        fl.name = name;
+        if (ph == 's') ++fl.s, fl.s_ts = ns(ts), fl.s_track = track;
+        else ++fl.f, fl.f_ts = ns(ts), fl.f_track = track;
+        if (ph == 'f' && ev.value("bp", "") != "e") bad("flow finish not bound to its enclosing slice", ev);
         break;
       }
       default:
@@ -148,11 +164,30 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
 
   ChromeStats st;
   for (auto& [track, slices] : x_slices) {
-    std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) { return a.start < b.start; });
-    for (size_t i = 1; i < slices.size(); ++i) {
-      if (slices[i].start < slices[i - 1].end)
+    // Parents first: by start, then the longer one.
+    std::stable_sort(slices.begin(), slices.end(), [](const Slice& a, const Slice& b) {
+      return a.start != b.start ? a.start < b.start : a.end > b.end;
+    });
+    std::vector<const Slice*> open;
+    const Slice* request = nullptr;  // the latest http request slice on the track
+    for (const Slice& sl : slices) {
+      while (!open.empty() && open.back()->end <= sl.start) open.pop_back();
+      if (!open.empty() && sl.end > open.back()->end) {
         problems.push_back("overlapping slices on track " + std::to_string(track.second) + ": " +
-                           slices[i - 1].name + " and " + slices[i].name);
+                           open.back()->name + " and " + sl.name);
+        continue;
+      }
+      open.push_back(&sl);
+      if (sl.cat != "http") continue;
+      const bool inside = request && request->start <= sl.start && sl.end <= request->end;
+      if (sl.name == "send" || sl.name == "wait" || sl.name == "receive") {
+        ++st.children;
+        if (!inside) problems.push_back("request phase " + sl.name + " outside a request");
+      } else {
+        ++st.requests;
+        if (inside && request->end > request->start) problems.push_back("request " + sl.name + " inside request " + request->name);
+        request = &sl;
+      }
     }
     st.slices += slices.size();
   }
@@ -180,20 +215,26 @@ inline std::vector<std::string> check_chrome_trace(const json& doc, ChromeStats*
     }
     if (!stack.empty()) problems.push_back("async slice left open: " + stack.back()->name);
   }
-  auto inside_x = [&](const Track& t, double ts) {
+  // The outermost slice around ts on t, or nullptr.
+  auto around = [&](const Track& t, long long ts) -> const Slice* {
     auto it = x_slices.find(t);
-    if (it == x_slices.end()) return false;
-    return std::any_of(it->second.begin(), it->second.end(),
-                       [&](const Slice& s) { return s.start <= ts && ts <= s.end; });
+    if (it == x_slices.end()) return nullptr;
+    const Slice* best = nullptr;
+    for (const Slice& s : it->second)
+      if (s.start <= ts && ts <= s.end && (!best || s.end - s.start > best->end - best->start)) best = &s;
+    return best;
   };
   for (const auto& [id, fl] : flows) {
     if (fl.s != 1 || fl.f != 1) {
       problems.push_back("flow " + id + " has " + std::to_string(fl.s) + " starts, " + std::to_string(fl.f) + " finishes");
       continue;
     }
-    if (fl.f_ts < fl.s_ts) problems.push_back("flow " + id + " finishes before it starts");
-    if (!inside_x(fl.s_track, fl.s_ts)) problems.push_back("flow " + id + " starts outside a slice");
-    if (!inside_x(fl.f_track, fl.f_ts)) problems.push_back("flow " + id + " finishes outside a slice");
+    if (fl.f_ts < fl.s_ts && fl.s_track.first == fl.f_track.first) problems.push_back("flow " + id + " finishes before it starts");
+    const Slice* from = around(fl.s_track, fl.s_ts);
+    const Slice* to = around(fl.f_track, fl.f_ts);
+    if (!from) problems.push_back("flow " + id + " starts outside a slice");
+    if (!to) problems.push_back("flow " + id + " finishes outside a slice");
+    if (from && to) st.bound.push_back({fl.cat, fl.name, *from->ev, *to->ev});
     ++st.flows;
   }
   for (const Track& t : used_tracks)

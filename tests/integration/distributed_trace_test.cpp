@@ -11,10 +11,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "tests/integration/chrome_trace_check.h"
 #include "tests/integration/export_util.h"
+#include "tests/integration/chain_service.h"
 #include "tests/integration/harness.h"
 
 namespace httptrace::itest {
@@ -22,49 +25,6 @@ namespace {
 
 constexpr char kTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
 constexpr char kSpanId[] = "00f067aa0ba902b7";
-
-// Traced runs write into one directory, as a user running every service under LD_PRELOAD does.
-RunOptions traced_into(const fs::path& dir) {
-  RunOptions o;
-  o.preload = true;
-  o.env = trace_env(dir);
-  return o;
-}
-
-// tests/servers/chain_service.py, traced, on port 0; it exits when we close its stdin.
-class Service {
- public:
-  Service(const fs::path& trace_dir, std::optional<int> backend) {
-    std::vector<std::string> argv = {paths().python.string(), (paths().root / "tests/servers/chain_service.py").string()};
-    if (backend) {
-      argv.push_back("--backend");
-      argv.push_back(std::to_string(*backend));
-    }
-    if (!child_.start(argv, traced_into(trace_dir), true, &error_)) return;
-    std::string line;
-    if (!child_.read_line(&line, milliseconds{10000}) || line.rfind("PORT ", 0) != 0) {
-      error_ = "service did not print its port: " + line;
-      return;
-    }
-    port_ = std::atoi(line.c_str() + 5);
-  }
-  ~Service() { stop(); }
-  // Ends the service and waits for it, so its trace file is complete.
-  RunResult stop() {
-    if (stopped_) return {};
-    stopped_ = true;
-    child_.close_stdin();
-    return child_.wait(milliseconds{10000});
-  }
-  int port() const { return port_; }
-  const std::string& error() const { return error_; }
-
- private:
-  Child child_;
-  int port_ = 0;
-  bool stopped_ = false;
-  std::string error_;
-};
 
 struct SpanView {
   std::string trace_id, span_id, parent;
@@ -218,6 +178,83 @@ TEST(DistributedTrace, WithoutTraceparentTheRootNamesTheTrace) {
   EXPECT_EQ(roots, 1);
 }
 
+// The Chrome/Perfetto export draws the chain as flow arrows between request slices: curl's
+// request -> the frontend's inbound request -> the call it made -> the backend's inbound request.
+TEST(DistributedTrace, ChromeFlowsFollowTheChain) {
+  TempDir traces, out;
+  RunResult curl = run_chain(traces.path(), "/hello");
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+
+  Export chrome = export_as("chrome", traces.path(), out / "trace.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  testcheck::ChromeStats st;
+  const auto problems = testcheck::check_chrome_trace(chrome.doc, &st);
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+  EXPECT_EQ(st.requests, 4u);
+  // Each arrow as "kind: pid target -> pid target", from the request slices it binds to.
+  std::vector<std::string> arrows;
+  for (const auto& f : st.bound) {
+    if (f.cat != "http") continue;
+    auto side = [](const nlohmann::json& slice) {
+      return std::to_string(slice["pid"].get<long>()) + " " + slice["args"]["target"].get<std::string>();
+    };
+    arrows.push_back(f.name + ": " + side(f.from) + " -> " + side(f.to));
+  }
+  std::sort(arrows.begin(), arrows.end());
+  ASSERT_EQ(arrows.size(), 3u) << ::testing::PrintToString(arrows);
+  // Two calls across processes and the frontend's child in one process.
+  std::vector<std::string> kinds;
+  for (const std::string& a : arrows) kinds.push_back(a.substr(0, a.find(':')));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"call", "call", "child"}));
+  std::set<std::string> hops(arrows.begin(), arrows.end());
+  auto has = [&](const std::string& kind, const std::string& from, const std::string& to) {
+    for (const std::string& a : hops)
+      if (a.starts_with(kind + ": ") && a.find(" " + from + " -> ") != std::string::npos && a.ends_with(" " + to))
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(has("call", "/hello", "/hello")) << ::testing::PrintToString(arrows);
+  EXPECT_TRUE(has("child", "/hello", "/backend/hello")) << ::testing::PrintToString(arrows);
+  EXPECT_TRUE(has("call", "/backend/hello", "/backend/hello")) << ::testing::PrintToString(arrows);
+  // The child arrow stays in the frontend; the calls cross into another process.
+  for (const auto& f : st.bound) {
+    if (f.cat != "http") continue;
+    if (f.name == "child") EXPECT_EQ(f.from["pid"], f.to["pid"]);
+    else EXPECT_NE(f.from["pid"], f.to["pid"]);
+  }
+}
+
+// `httptrace timeline` lists, under the frontend's inbound request, the call it made to the
+// backend (indented, with the server's record of it), before the call's own connection.
+TEST(DistributedTrace, TimelineListsCallsUnderTheInboundRequest) {
+  TempDir traces;
+  RunResult curl = run_chain(traces.path(), "/hello");
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  RunResult tl = run({paths().cli.string(), "timeline", "--color=never", traces.path().string()});
+  ASSERT_EQ(tl.exit_code, 0) << tl.describe();
+  const std::string& out = tl.out;
+  // The frontend's inbound block: its request, then the call made for it.
+  const size_t inbound = out.find("inbound (accepted)");
+  ASSERT_NE(inbound, std::string::npos) << out;
+  const size_t front = out.find("  #0 GET /hello 200", inbound);
+  const size_t call = out.find("\n    -> GET /backend/hello 200 ", inbound);
+  const size_t detail = out.find("        call ", inbound);
+  ASSERT_NE(front, std::string::npos) << out;
+  ASSERT_NE(call, std::string::npos) << out;
+  ASSERT_NE(detail, std::string::npos) << out;
+  EXPECT_LT(front, call);
+  EXPECT_LT(call, detail);
+  // It names the call's request, and the backend's record of it, as the call's own rows do.
+  const std::string line = out.substr(detail, out.find('\n', detail) - detail);
+  const size_t id_at = line.find("call ") + 5;
+  const std::string id = line.substr(id_at, line.find(' ', id_at) - id_at);
+  const std::string conn = id.substr(0, id.find('#'));
+  const size_t own = out.find("conn " + conn + " ");
+  ASSERT_NE(own, std::string::npos) << id << "\n" << out;
+  EXPECT_LT(detail, own) << "the inbound connection started first";
+  EXPECT_NE(line.find("served as "), std::string::npos) << line;
+}
+
 // Debian's nginx as the middle tier, traced: a reverse proxy (master + worker, epoll loop) with a
 // keep-alive upstream pool in front of the backend service.
 class NginxProxy {
@@ -313,6 +350,37 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
     EXPECT_EQ(r["reused"], i > 0);
     ASSERT_TRUE(r["parent"].is_string()) << r.dump();  // the inbound request it was made for
     ASSERT_TRUE(r["linked"].is_string()) << r.dump();  // the backend's side of the call
+  }
+
+  // In Perfetto, arrows along each chain: curl -> nginx and nginx -> backend per request (six
+  // calls), nginx's inbound request -> its upstream request (three children), on an event loop.
+  Export chrome = export_as("chrome", traces.path(), out / "trace.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  testcheck::ChromeStats st;
+  const auto problems = testcheck::check_chrome_trace(chrome.doc, &st);
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+  std::map<std::string, int> flows;
+  for (const auto& f : st.bound)
+    if (f.cat == "http") {
+      ++flows[f.name];
+      EXPECT_EQ(f.from["args"]["target"], f.to["args"]["target"]) << "the path is the same at every tier";
+    }
+  EXPECT_EQ(flows, (std::map<std::string, int>{{"call", 6}, {"child", 3}}));
+
+  // The timeline puts each upstream request under the inbound request it was made for, though
+  // one pooled upstream connection carried all three (for two inbound connections).
+  RunResult tl = run({paths().cli.string(), "timeline", "--color=never", traces.path().string()});
+  ASSERT_EQ(tl.exit_code, 0) << tl.describe();
+  for (const std::string path : {"/a", "/b", "/c"}) {
+    const size_t call = tl.out.find("\n    -> GET " + path + " 200 ");
+    ASSERT_NE(call, std::string::npos) << path << "\n" << tl.out;
+    // The nearest request line above it is nginx's inbound request for the same path.
+    const size_t req = tl.out.rfind("\n  #", call);
+    ASSERT_NE(req, std::string::npos);
+    EXPECT_NE(tl.out.substr(req, call - req).find("GET " + path + " 200"), std::string::npos)
+        << tl.out.substr(req, call - req + 80);
+    const size_t block = tl.out.rfind("\npid ", req);
+    EXPECT_NE(tl.out.substr(block, req - block).find("inbound (accepted)"), std::string::npos);
   }
 
   // Every curl request is one trace through the proxy: CLIENT -> SERVER -> CLIENT -> SERVER.

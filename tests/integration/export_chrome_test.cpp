@@ -21,7 +21,7 @@ std::vector<json> events(const json& doc, const std::string& ph, const std::stri
 }
 
 // The Trace Event document agrees with the JSON export: a named track per connection with its
-// setup slices at the same times (µs vs ns), one async slice per request.
+// setup slices at the same times (µs vs ns), one slice per request.
 void expect_chrome_matches(const json& trace, const json& doc) {
   testcheck::ChromeStats st;
   auto problems = testcheck::check_chrome_trace(trace, &st);
@@ -34,7 +34,8 @@ void expect_chrome_matches(const json& trace, const json& doc) {
     by_id[c["id"]] = &c;
   }
   EXPECT_EQ(st.requests, requests);
-  EXPECT_EQ(st.flows, with_dns) << "a flow from each connection's lookup to its connect";
+  EXPECT_EQ(std::count_if(st.bound.begin(), st.bound.end(), [](const auto& f) { return f.cat == "net"; }), long(with_dns))
+      << "a flow from each connection's lookup to its connect";
   std::map<long, std::string> track_conn;  // tid -> connection id
   for (const json& m : events(trace, "M", "thread_name")) track_conn[m["tid"]] = m["args"]["connection"];
   for (const json& x : events(trace, "X", "connect")) {
@@ -73,8 +74,8 @@ TEST_F(ExportChrome, CurlKeepAliveOneTrackThreeRequests) {
   ASSERT_EQ(names.size(), 1u) << trace.dump(1);
   EXPECT_EQ(names[0]["args"]["name"], "localhost 127.0.0.1:" + server_.port_str() + " http/1.1");
   std::vector<std::string> requests;
-  for (const json& b : events(trace, "b"))
-    if (b["name"] != "send" && b["name"] != "wait" && b["name"] != "receive") requests.push_back(b["name"]);
+  for (const json& b : events(trace, "X"))
+    if (b["cat"] == "http" && b["name"] != "send" && b["name"] != "wait" && b["name"] != "receive") requests.push_back(b["name"]);
   EXPECT_EQ(requests, (std::vector<std::string>{"GET /a", "GET /b", "GET /c"}));
   auto procs = events(trace, "M", "process_name");
   ASSERT_EQ(procs.size(), 1u);
@@ -106,11 +107,10 @@ for t in ts: t.join()
   HT_EXPORT(doc, dir_.path());
   json trace = chrome_checked(doc);
   std::map<long, std::vector<std::pair<double, double>>> delays;  // tid -> [begin, end]
-  std::map<long, double> open;
   for (const json& e : trace["traceEvents"]) {
     if (e["name"] != "GET /delay/150") continue;
-    if (e["ph"] == "b") open[e["tid"]] = e["ts"];
-    if (e["ph"] == "e") delays[e["tid"]].push_back({open[e["tid"]], e["ts"].get<double>()});
+    if (e["ph"] == "X")
+      delays[e["tid"]].push_back({e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()});
   }
   ASSERT_EQ(delays.size(), 2u) << "one track per connection";
   auto a = delays.begin()->second.at(0), b = std::next(delays.begin())->second.at(0);

@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "tests/integration/chain_service.h"
 #include "tests/integration/fixture.h"
 
 namespace httptrace::itest {
@@ -242,6 +243,54 @@ TEST_F(HtmlReport, CurlKeepAliveAndANewConnection) {
 
 // `run --export json -o F --report F.html`: the traced command's output and status are its own,
 // the export is the same document `export` makes from the kept trace, the report renders.
+// A call chain across three traced processes (curl -> frontend service -> backend service): the
+// call tree shows curl's request at the root, the frontend's inbound request under it, the call
+// it made under that, and the backend's inbound request at the bottom, with own time and time in
+// calls adding up to each duration.
+TEST_F(HtmlReport, CallTreeOfADistributedChain) {
+  TempDir traces;
+  RunResult curl = run_chain(traces.path(), "/hello");
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  ASSERT_EQ(curl.out, "leaf\n");
+  const fs::path page = work_.path() / "report.html";
+  RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), traces.path().string()});
+  ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  Rendered r = render(page, work_.path());
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.describe();
+  EXPECT_TRUE(r.console.empty()) << ::testing::PrintToString(r.console);
+
+  auto rows = table_rows(r.dom, "call-tree-table");
+  ASSERT_EQ(rows.size(), 4u) << r.dom.substr(r.dom.find("call-tree-table"), 4000);
+  // Depth by the order of rows and their indent (data-depth on each row).
+  std::vector<std::string> depths;
+  const size_t table = r.dom.find("id=\"call-tree-table\"");
+  for (size_t at = r.dom.find("data-depth=\"", table); at != std::string::npos && depths.size() < 4;
+       at = r.dom.find("data-depth=\"", at + 1))
+    depths.push_back(r.dom.substr(at + 12, r.dom.find('"', at + 12) - at - 12));
+  EXPECT_EQ(depths, (std::vector<std::string>{"0", "1", "2", "3"}));
+  EXPECT_NE(rows[0][0].find("GET /hello"), std::string::npos) << rows[0][0];
+  EXPECT_NE(rows[1][0].find("GET /hello"), std::string::npos) << rows[1][0];
+  EXPECT_NE(rows[2][0].find("GET /backend/hello"), std::string::npos) << rows[2][0];
+  EXPECT_NE(rows[3][0].find("GET /backend/hello"), std::string::npos) << rows[3][0];
+  // curl, then the frontend twice (its inbound request and its call), then the backend.
+  EXPECT_NE(rows[0][1], rows[1][1]);
+  EXPECT_EQ(rows[1][1], rows[2][1]);
+  EXPECT_NE(rows[2][1], rows[3][1]);
+  auto ms_of = [](const std::string& s) { return std::stod(s); };
+  for (const auto& row : rows) {
+    ASSERT_EQ(row.size(), 7u);
+    SCOPED_TRACE(row[0]);
+    // duration = own + in calls (µs digits: exact to the last one)
+    EXPECT_NEAR(ms_of(row[4]), ms_of(row[5]) + ms_of(row[6]), 0.0015);
+  }
+  // Each level's time in calls is at least its child's duration where the child is a server's
+  // request (the client waited for it), and the leaf made no calls.
+  EXPECT_GT(ms_of(rows[1][6]), 0.0) << "the frontend's time in its call to the backend";
+  EXPECT_GE(ms_of(rows[1][6]), ms_of(rows[2][4]) - 0.0015);
+  EXPECT_EQ(ms_of(rows[3][6]), 0.0);
+  EXPECT_GE(ms_of(rows[0][4]), ms_of(rows[1][4]));
+}
+
 TEST_F(HtmlReport, RunExportsAndReports) {
   const fs::path json_out = work_ / "run.json", page = work_ / "run.html", traces = work_ / "traces";
   RunResult r = run({paths().cli.string(), "run", "-o", traces.string(), "--export", "json", "-o", json_out.string(),

@@ -80,6 +80,71 @@ void keep_alive(TraceBuilder& b, uint32_t conn, uint64_t t, int requests, const 
   b.close(1, t + (2 + 2 * requests) * ms, conn, 3);
 }
 
+// client (pid 100) -> server (pid 200, inbound) -> its call to an untraced backend, n times,
+// each on a connection of its own (client conns 1.., server inbound 1.., its calls 1001..).
+std::pair<TraceBuilder, TraceBuilder> chains(uint32_t n) {
+  using D = tf::Direction;
+  using C = tf::CaptureKind;
+  TraceBuilder client(100), server(200);
+  for (uint32_t i = 1; i <= n; ++i) {
+    const uint64_t t = i * 10 * ms;
+    const tf::Addr local = ipv4("127.0.0.1", uint16_t(40000 + i));
+    const tf::Addr srv = ipv4("127.0.0.1", 8080);
+    client.socket(1, t, i, 3);
+    // connect() records the local address the builder makes up: port 40000 + conn.
+    client.connect(1, t, i, 3, srv, 10 * us);
+    server.accept(1, t + 15 * us, i, 5, 4, local, 5 * us);
+    client.send(1, t + 100 * us, i, 80, 5 * us, "GET /front HTTP/1.1\r\nHost: front");
+    server.data(1, t + 50 * us, i, 5, D::kRecv, 80, 60 * us, C::kHttpReq, "GET /front HTTP/1.1\r\nHost: front");
+    const uint32_t call = 1000 + i;
+    server.socket(1, t + 200 * us, call, 6);
+    server.connect(1, t + 200 * us, call, 6, ipv4("127.0.0.1", 9090), 10 * us);
+    server.send(1, t + 300 * us, call, 80, 5 * us, "GET /back HTTP/1.1\r\nHost: back");
+    server.recv(1, t + 310 * us, call, 100, 1 * ms, "HTTP/1.1 200 OK");  // until 1.31 ms
+    server.close(1, t + 2 * ms, call, 6);
+    server.data(1, t + 3 * ms, i, 5, D::kSend, 200, 10 * us, C::kHttpResp, "HTTP/1.1 200 OK");
+    client.recv(1, t + 110 * us, i, 200, 3 * ms, "HTTP/1.1 200 OK");
+    client.close(1, t + 4 * ms, i, 3);
+    server.close(1, t + 5 * ms, i, 5);
+  }
+  return {std::move(client), std::move(server)};
+}
+
+TEST(HtmlReport, CallTreeFollowsTheChainWithOwnAndChildTime) {
+  auto [client, server] = chains(1);
+  const std::string page = page_of({&client, &server});
+  auto rows = table_rows(page, "call-tree-table");
+  ASSERT_EQ(rows.size(), 3u) << page.substr(page.find("call-trees"), 3000);
+  // request, pid, id, start, duration, own, in calls
+  EXPECT_EQ(rows[0][1], "100");
+  EXPECT_EQ(rows[0][2], "100:1#0");
+  EXPECT_EQ(rows[1][2], "200:1#0");
+  EXPECT_EQ(rows[2][2], "200:1001#0");
+  EXPECT_NE(rows[0][0].find("GET /front 200"), std::string::npos) << rows[0][0];
+  EXPECT_NE(rows[2][0].find("GET /back 200"), std::string::npos) << rows[2][0];
+  // The server read the request by 110 µs and answered at 3.01 ms: 2.9 ms, 1.01 ms of it in
+  // its call (300 µs .. 1.31 ms).
+  EXPECT_EQ(rows[1][4], "2.900");
+  EXPECT_EQ(rows[1][6], "1.010");
+  EXPECT_EQ(rows[1][5], "1.890");
+  EXPECT_EQ(rows[2][6], "0.000");
+  EXPECT_NE(page.find("data-depth=\"2\""), std::string::npos);
+  EXPECT_EQ(page.find("data-depth=\"3\""), std::string::npos);
+}
+
+TEST(HtmlReport, CallTreesAreCapped) {
+  auto [client, server] = chains(4);
+  HtmlReportOptions opt;
+  opt.max_drawn = 5;
+  const std::string page = page_of({&client, &server}, opt);
+  EXPECT_EQ(table_rows(page, "call-tree-table").size(), 5u);
+  EXPECT_NE(page.find("id=\"calls-left-out\">7 more rows"), std::string::npos);
+  opt = {};
+  opt.max_call_nodes = 3;
+  const std::string few = page_of({&client, &server}, opt);
+  EXPECT_NE(few.find("id=\"call-nodes-left-out\">9 requests"), std::string::npos);
+}
+
 TEST(HtmlReport, HostileStringsStayText) {
   const std::string evil = "</script><img src=x onerror=alert(1)>";
   TraceBuilder b(4242, 1);

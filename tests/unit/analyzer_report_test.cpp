@@ -335,6 +335,88 @@ TEST(Timeline, PrintsInStartOrderWhateverTheCloseOrder) {
   EXPECT_EQ(held, spooled);
 }
 
+// Issue 8: a refused connect that no later connect claims is held by the model for a second
+// (a winner may still come) and only then reported. It started first, so it prints first, not
+// after the connections that closed while it was held.
+TEST(Timeline, HeldFailedConnectPrintsInStartOrder) {
+  TraceBuilder b(1000);
+  b.socket(1, 1 * ms, 1, 3);
+  b.connect(1, 1 * ms, 1, 3, ipv4("10.0.0.9", 81), 100 * us, ECONNREFUSED);
+  b.close(1, 2 * ms, 1, 3);
+  for (uint32_t i = 2; i <= 4; ++i) {
+    const uint64_t t = i * 10 * ms;
+    b.socket(1, t, i, int32_t(i + 2));
+    b.connect(1, t, i, int32_t(i + 2), ipv4("10.0.0.1", 80), 100 * us);
+    b.send(1, t + 1 * ms, i, 30, 10 * us, "GET /" + std::to_string(i) + " HTTP/1.1");
+    b.recv(1, t + 2 * ms, i, 30, 1 * ms, "HTTP/1.1 200 OK");
+    b.close(1, t + 4 * ms, i, int32_t(i + 2));
+  }
+  Loaded l({&b});
+  const std::string out = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, {false, 100})); });
+  ASSERT_NE(out.find("connect ECONNREFUSED"), std::string::npos) << out;
+  expect_start_order(out, 4);
+}
+
+// A refused connect that the next one claims (a second address of the same name, as curl tries
+// 127.0.0.1 then ::1): one connection, its lost attempt shown in its setup, before the connect.
+TEST(Timeline, LostAttemptShowsInTheWinnersSetup) {
+  TraceBuilder b(1000);
+  b.socket(1, 1 * ms, 1, 3);
+  b.connect(1, 1 * ms, 1, 3, ipv4("127.0.0.1", 8080), 100 * us, ECONNREFUSED);
+  b.close(1, 2 * ms, 1, 3);
+  b.socket(1, 3 * ms, 2, 3);
+  b.connect(1, 3 * ms, 2, 3, ipv4("127.0.0.2", 8080), 100 * us);
+  b.send(1, 4 * ms, 2, 30, 10 * us, "GET / HTTP/1.1");
+  b.recv(1, 5 * ms, 2, 30, 1 * ms, "HTTP/1.1 200 OK");
+  b.close(1, 7 * ms, 2, 3);
+  Loaded l({&b});
+  const std::string out = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, {false, 100})); });
+  EXPECT_EQ(out.find("conn 1000:1 "), std::string::npos) << "the attempt is not a connection of its own\n" << out;
+  const size_t lost = out.find("  lost 127.0.0.1:8080 ECONNREFUSED");
+  ASSERT_NE(lost, std::string::npos) << out;
+  EXPECT_LT(out.find("conn 1000:2 "), lost);
+  EXPECT_LT(lost, out.find("  connect "));
+}
+
+// A server's inbound request with the calls it made listed under it (indented, with their own
+// bars), whatever order the connections closed in.
+TEST(Timeline, CallsMadeForAnInboundRequestAreIndentedUnderIt) {
+  TraceBuilder b(200);
+  const tf::Addr client = ipv4("127.0.0.1", 40001);
+  b.accept(1, 100 * us, 1, 5, 4, client, 10 * us);
+  b.data(1, 110 * us, 1, 5, tf::Direction::kRecv, 100, 10 * us, tf::CaptureKind::kHttpReq, "GET /front HTTP/1.1");
+  b.socket(1, 200 * us, 2, 6);
+  b.connect(1, 210 * us, 2, 6, ipv4("127.0.0.1", 9090), 10 * us);
+  b.send(1, 300 * us, 2, 80, 5 * us, "GET /back HTTP/1.1");
+  b.recv(1, 310 * us, 2, 100, 90 * us, "HTTP/1.1 200 OK");
+  b.close(1, 410 * us, 2, 6);
+  b.data(1, 500 * us, 1, 5, tf::Direction::kSend, 200, 10 * us, tf::CaptureKind::kHttpResp, "HTTP/1.1 200 OK");
+  b.close(1, 600 * us, 1, 5);
+  // A later connection of its own, after the inbound one ended.
+  b.socket(1, 700 * us, 3, 7);
+  b.connect(1, 700 * us, 3, 7, ipv4("127.0.0.1", 9091), 10 * us);
+  b.send(1, 720 * us, 3, 80, 5 * us, "GET /later HTTP/1.1");
+  b.recv(1, 730 * us, 3, 100, 10 * us, "HTTP/1.1 200 OK");
+  b.close(1, 750 * us, 3, 7);
+  Loaded l({&b});
+  const std::string out = capture_output([&](std::FILE* f) { EXPECT_TRUE(write_timeline(l.ts, f, {false, 100})); });
+  const size_t front = out.find("  #0 GET /front 200");
+  const size_t call = out.find("\n    -> GET /back 200 ");
+  const size_t detail = out.find("        call 200:2#0 to 127.0.0.1:9090");
+  const size_t own_block = out.find("conn 200:2 ");
+  ASSERT_NE(front, std::string::npos) << out;
+  ASSERT_NE(call, std::string::npos) << out;
+  ASSERT_NE(detail, std::string::npos) << out;
+  EXPECT_LT(front, call);
+  EXPECT_LT(call, detail);
+  EXPECT_LT(detail, own_block) << "the inbound block (started first) comes first, with its call";
+  EXPECT_LT(own_block, out.find("conn 200:3 ")) << out;
+  // The call's bar: sent at 300 µs, waited for until its response came in one read at 400 µs.
+  const std::string bar = line_starting(out, "    -> GET /back");
+  EXPECT_NE(bar.find(" 100.0µs |"), std::string::npos) << bar;
+  EXPECT_NE(bar.find("-......."), std::string::npos) << bar;
+}
+
 TEST(Timeline, AxisStartsAtTheFirstConnectionNotAtStrayEvents) {
   // An event of a socket the model does not make a connection of (here a TLS close of an unknown
   // socket), long before the only connection: the bars must not be squeezed to the right.
