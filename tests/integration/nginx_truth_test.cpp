@@ -180,10 +180,12 @@ TEST_F(NginxTruth, TraceAgreesWithNginxAccessLogAndBackend) {
       EXPECT_EQ(r["status"], mine[j].status);
       EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), mine[j].bytes_sent) << "$bytes_sent: what nginx sent back";
       EXPECT_EQ(r["reused"], j > 0);
-      // $request_time runs from the request's first bytes, in ms of nginx's cached clock (a loop
-      // iteration stale at most): the trace's time is within it, give or take that.
+      // $request_time runs from the request's first bytes, in ms of nginx's cached clock, which
+      // is read once per event-loop iteration: the response written later in the iteration that
+      // logs it is not counted. On a busy machine an iteration took 5 ms (seen in make test), so
+      // the bound only catches a wrong request, not a few ms.
       const double traced_s = double(r["end_ns"].get<uint64_t>() - r["start_ns"].get<uint64_t>()) / 1e9;
-      EXPECT_LE(traced_s, mine[j].request_time + 0.005);
+      EXPECT_LE(traced_s, mine[j].request_time + 0.05);
       request_id_of_uri[mine[j].uri] = c["id"].get<std::string>() + "#" + std::to_string(j);
     }
   }
