@@ -402,9 +402,11 @@ void Model::on_event(const Event& ev) {
     case K::kStack: {  // the connect's stack (recorded right after it, naming its connection)
       ConnState* c = find(ev.file, conn);
       if (!c) return;
-      const uint32_t depth = std::min<uint32_t>(ev.as<tf::StackEvent>().depth, 256);
+      // The frames the event really holds, whatever its depth field says (a damaged trace).
+      const uint32_t held = (ev.h->size - sizeof(tf::StackEvent)) / sizeof(uint64_t);
+      const uint32_t depth = std::min<uint32_t>({ev.as<tf::StackEvent>().depth, held, 256});
       c->c.stack.resize(depth);
-      std::memcpy(c->c.stack.data(), ev.tail<tf::StackEvent>(), depth * sizeof(uint64_t));
+      if (depth != 0) std::memcpy(c->c.stack.data(), ev.tail<tf::StackEvent>(), depth * sizeof(uint64_t));
       return;
     }
     default: return;

@@ -167,6 +167,18 @@ TEST(Modules, ModuleAndStackStayInTheirConnectsPlace) {
   EXPECT_EQ(o.evs[3].order_ns, 160u);
 }
 
+// A stack event of depth 0 (the fuzzer made one: memcpy from a null vector, UBSan) is an empty
+// stack, not undefined behaviour.
+TEST(Modules, AnEmptyStackIsAnEmptyStack) {
+  TraceBuilder b;
+  b.socket(1, 100, 1, 3);
+  b.connect(1, 110, 1, 3, ipv4("127.0.0.1", 80), 50);
+  add_stack(b, 1, 110, 1, {});
+  Collected out = model_of({&b});
+  ASSERT_NE(out.by_conn(1), nullptr);
+  EXPECT_TRUE(out.by_conn(1)->stack.empty());
+}
+
 TEST(Modules, ModelAttachesTheConnectStackToItsConnection) {
   TraceBuilder b;
   b.socket(1, 100, 1, 3);
