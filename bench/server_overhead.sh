@@ -212,7 +212,14 @@ for file in "${FILES[@]}"; do
       d=$TMP/run.$file.$r.$how
       mkdir -p "$d"
       start_nginx "$d" "$how" || { FAIL=1; continue; }
-      worker=$(pgrep -P "$MASTER" | head -n 1)
+      # `nginx` returns once the master runs; the worker is forked a moment later: bounded wait.
+      worker=""
+      for _ in $(seq 200); do
+        worker=$(pgrep -P "$MASTER" | head -n 1)
+        [ -n "$worker" ] && break
+        sleep 0.01
+      done
+      if [ -z "$worker" ]; then say "  run $r $how: nginx started no worker"; stop_nginx; FAIL=1; continue; fi
       cpu0=$(worker_cpu "$worker")
       line=$(wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$TMP/count.lua" "http://127.0.0.1:$PORT/$file" |
              grep '^wrk_requests=')
