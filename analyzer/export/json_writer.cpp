@@ -129,30 +129,6 @@ void JsonWriter::string(std::string_view s) {
   put('"');
 }
 
-JsonWriter& JsonWriter::key(Key k) {
-  reserve(k.text.size() + kSmall);
-  separate();
-  put('"');
-  put(k.text);
-  put(std::string_view("\":"));
-  after_key_ = true;
-  return *this;
-}
-
-JsonWriter& JsonWriter::value(std::string_view s) {
-  reserve(kSmall);
-  separate();
-  string(s);
-  return *this;
-}
-
-JsonWriter& JsonWriter::value(bool b) {
-  reserve(kSmall);
-  separate();
-  put(b ? std::string_view("true") : std::string_view("false"));
-  return *this;
-}
-
 namespace {
 
 // Constant divisors: the compiler turns them into multiplications (this runs for every
@@ -164,7 +140,7 @@ template <unsigned D> char* put_fixed_d(char* p, uint64_t mag) {
     return v;
   }();
   uint64_t frac = mag % kScale;
-  p = std::to_chars(p, p + 24, mag / kScale).ptr;
+  p = put_decimal(p, mag / kScale);
   *p++ = '.';
   for (unsigned i = D; i-- > 0; frac /= 10) p[i] = static_cast<char>('0' + frac % 10);
   return p + D;
@@ -204,13 +180,6 @@ JsonWriter& JsonWriter::raw(std::string_view text) {
     flush();
     if (std::fwrite(text.data(), 1, text.size(), out_) != text.size()) failed_ = true;
   }
-  return *this;
-}
-
-JsonWriter& JsonWriter::null() {
-  reserve(kSmall);
-  separate();
-  put(std::string_view("null"));
   return *this;
 }
 

@@ -178,6 +178,7 @@ struct Model::ConnState {
   bool peer_ended = false, replaced_by_later = false;
   std::string miss_id;
   uint64_t miss_idle_ns = 0;
+  RequestIds ids;  // derived span / trace ids of its requests (ids_of())
 
   bool moved_bytes() const { return c.bytes_sent || c.bytes_received || saw_plain; }
   // Never connected and never used: a probe, a listening socket. Not a connection at all.
@@ -196,6 +197,11 @@ struct Model::ConnState {
   }
 
   ExchangeBuilder& active() { return (saw_plain || lib_tls) ? plain : wire; }
+  // The id stays, but an exec'd image's file has its own anchor.
+  const RequestIds& ids_of(uint64_t anchor) {
+    if (!ids.valid_for(anchor)) ids = RequestIds(anchor, c.id);
+    return ids;
+  }
 };
 
 struct Model::ProcState {
@@ -764,9 +770,9 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     }
     // The traced client's span is its parent: the traceparent may name a span further up (a
     // proxy passes its inbound one on unchanged), and it says the same trace.
-    x.span_id = derive_span_id(anchor, c.c.id, x.index);
+    x.span_id = c.ids_of(anchor).span_id(x.index);
     x.parent_span_id = from ? from->span_id : tp ? tp->parent_span_id : 0;
-    x.trace_id = from ? from->trace_id : tp ? tp->trace_id : derive_trace_id(anchor, c.c.id, x.index);
+    x.trace_id = from ? from->trace_id : tp ? tp->trace_id : c.ids_of(anchor).trace_id(x.index);
   } else {
     c.parent_file = ConnState::kNoFile;
     ProcState& p = *procs_[c.file];
@@ -801,7 +807,7 @@ void Model::open_exchange(ConnState& c, Exchange& x, uint64_t thread) {
     const Exchange* prev = done.size() > 1 ? &done[done.size() - 2] : nullptr;
     const bool names_it = tp && !(px && px->traceparent == x.traceparent) &&
                           !(prev && prev->traceparent == x.traceparent);
-    x.span_id = names_it ? tp->parent_span_id : derive_span_id(anchor, c.c.id, x.index);
+    x.span_id = names_it ? tp->parent_span_id : c.ids_of(anchor).span_id(x.index);
     x.parent_span_id = from ? from->span_id : tp && !names_it ? tp->parent_span_id : 0;
     x.trace_id = tp ? tp->trace_id : from ? from->trace_id : procs_[c.file]->tree_trace;
   }
@@ -1100,8 +1106,8 @@ void Model::emit(ConnState& s) {
     if (inbound) std::swap(x.bytes_sent, x.bytes_received);
     if (x.span_id) continue;
     // Not opened by a request of its own (a server-first exchange, an h2 stream): a root.
-    x.span_id = derive_span_id(anchor, c.id, x.index);
-    x.trace_id = inbound ? derive_trace_id(anchor, c.id, x.index) : procs_[s.file]->tree_trace;
+    x.span_id = s.ids_of(anchor).span_id(x.index);
+    x.trace_id = inbound ? s.ids_of(anchor).trace_id(x.index) : procs_[s.file]->tree_trace;
   }
   sink_.on_connection(std::move(c));
 }
