@@ -177,6 +177,9 @@ class JsonWriter {
 };
 
 void append_json_string(std::string& out, std::string_view s);
+// s quoted and escaped at out, which has room for json_string_bound(s.size()) bytes; returns the end.
+char* put_json_string(char* out, std::string_view s);
+constexpr size_t json_string_bound(size_t n) { return 6 * n + 5; }
 
 
 // Writes units / 10^decimals (decimals 1..9) with exactly `decimals` fraction digits at out,
