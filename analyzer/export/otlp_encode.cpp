@@ -178,7 +178,7 @@ constexpr size_t kNumMax = 24;
 
 size_t OtlpJson::attrs_bound(const std::vector<Attr>& a, size_t n) {
   size_t bound = 16;
-  for (size_t i = 0; i < n; ++i) bound += kAttrFixed + kNumMax + std::strlen(a[i].key) + json_string_bound(a[i].s.size());
+  for (size_t i = 0; i < n; ++i) bound += kAttrFixed + kNumMax + a[i].key.size() + json_string_bound(a[i].s.size());
   return bound;
 }
 
@@ -187,7 +187,7 @@ void OtlpJson::attrs(const std::vector<Attr>& a, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     if (i) put(',');
     lit("{\"key\":\"");
-    put(std::string_view(a[i].key));  // our keys are plain ASCII literals
+    put(a[i].key);  // our keys are plain ASCII literals
     switch (a[i].type) {
       case Attr::Type::kString:
         lit("\",\"value\":{\"stringValue\":");
