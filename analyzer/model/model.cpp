@@ -240,9 +240,12 @@ struct Model::ProcState {
 struct Model::TupleIndex {
   using Key = std::array<uint8_t, 2 * 19>;  // per end: family, port, 16 address bytes
   struct Hash {
+    // A word at a time (a byte-wise FNV over 38 bytes was a visible share of reuse's time).
     size_t operator()(const Key& k) const {
-      uint64_t h = 0xcbf29ce484222325ull;
-      for (uint8_t b : k) h = (h ^ b) * 0x100000001b3ull;
+      uint64_t w[5] = {};
+      std::memcpy(w, k.data(), k.size());
+      uint64_t h = 0x9e3779b97f4a7c15ull;
+      for (uint64_t x : w) h = (h ^ x) * 0xff51afd7ed558ccdull, h ^= h >> 32;
       return h;
     }
   };
@@ -1024,10 +1027,11 @@ void Model::recycle(std::unique_ptr<ConnState> st) {
   std::destroy_at(st.get());
   std::construct_at(st.get());
   id.clear();
-  if (requests.capacity() > 64) std::vector<Exchange>().swap(requests);
+  const size_t keep = free_.size() < ExchangeBuilder::kKeepLargeSlots ? ExchangeBuilder::kKeepLarge : 64;
+  if (requests.capacity() > keep) std::vector<Exchange>().swap(requests);
   else requests.clear();
-  wire.reset();
-  plain.reset();
+  wire.reset(keep);
+  plain.reset(keep);
   st->c.id = std::move(id);
   st->c.requests = std::move(requests);
   st->wire = std::move(wire);
