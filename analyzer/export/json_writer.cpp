@@ -46,18 +46,15 @@ constexpr size_t kMaxExpansion = 6;
 size_t escape(std::string_view s, size_t& i, size_t limit, char* dst) {
   char* const start = dst;
   while (i < limit) {
-    size_t run = i;
-    for (uint64_t w; run + 8 <= limit; run += 8) {
-      std::memcpy(&w, s.data() + run, 8);
+    // Plain runs are copied as they are scanned: a word at a time, then byte by byte (a memcpy
+    // call per run cost more than the run, most values being short).
+    for (uint64_t w; i + 8 <= limit; i += 8, dst += 8) {
+      std::memcpy(&w, s.data() + i, 8);
       if (!plain8(w)) break;
+      std::memcpy(dst, &w, 8);
     }
-    while (run < limit && plain(static_cast<uint8_t>(s[run]))) ++run;
-    if (run > i) {
-      std::memcpy(dst, s.data() + i, run - i);
-      dst += run - i;
-      i = run;
-      if (i == limit) break;
-    }
+    while (i < limit && plain(static_cast<uint8_t>(s[i]))) *dst++ = s[i++];
+    if (i == limit) break;
     const auto c = static_cast<uint8_t>(s[i]);
     if (c >= 0x80) {
       const size_t n = utf8_len(s, i);
