@@ -46,8 +46,8 @@ tf::Addr unmapped(const tf::Addr& a) {
 bool same_ip(const tf::Addr& x, const tf::Addr& y) {
   const tf::Addr a = unmapped(x), b = unmapped(y);
   if (a.family != b.family) return false;
-  size_t n = a.family == AF_INET ? 4 : 16;
-  return std::memcmp(a.ip, b.ip, n) == 0;
+  // Constant lengths: compared inline (a memcmp call per open connection per connect showed).
+  return a.family == AF_INET ? std::memcmp(a.ip, b.ip, 4) == 0 : std::memcmp(a.ip, b.ip, 16) == 0;
 }
 
 std::string fixed_str(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
