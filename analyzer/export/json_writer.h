@@ -128,16 +128,16 @@ class JsonWriter {
   static constexpr size_t kSmall = 64;
   static constexpr size_t kMaxDepth = 64;
 
-  void reserve(size_t n) {
+  [[gnu::always_inline]] void reserve(size_t n) {
     if (len_ + n > kBufSize) flush();
   }
-  void put(char c) { buf_[len_++] = c; }
-  void put(std::string_view s) {
+  [[gnu::always_inline]] void put(char c) { buf_[len_++] = c; }
+  [[gnu::always_inline]] void put(std::string_view s) {
     std::memcpy(buf_.get() + len_, s.data(), s.size());
     len_ += s.size();
   }
   // The comma before an element, unless it is the first of its container or follows a key.
-  void separate() {
+  [[gnu::always_inline]] void separate() {
     if (after_key_) {
       after_key_ = false;
       return;
