@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -81,18 +83,39 @@ struct PhaseHistograms {
 // Per (endpoint host, port), in key order. The host as the trace has it (callers escape it).
 class EndpointPhases {
  public:
+  using Key = std::pair<std::string, uint16_t>;
   void add(const Connection& c) {
-    // Connections come in runs to one endpoint: the last one's entry is tried before building a
-    // key (a string) and searching the map, once per connection of a million-connection export.
-    if (!last_ || !c.host || c.peer.port != last_->first.second || *c.host != last_->first.first)
-      last_ = &*by_endpoint_.try_emplace({c.endpoint_host(), c.peer.port}).first;
+    // Connections come in runs to one endpoint: the last one's entry is tried first; then a hash
+    // of the host as it stands, before building a key (a string) and searching the map (string
+    // compares down the tree, once per connection of a million-connection export).
+    if (!last_ || !c.host || c.peer.port != last_->first.second || *c.host != last_->first.first) {
+      auto it = c.host ? index_.find({*c.host, c.peer.port}) : index_.end();
+      if (it != index_.end()) {
+        last_ = it->second;
+      } else {
+        last_ = &*by_endpoint_.try_emplace({c.endpoint_host(), c.peer.port}).first;
+        index_.try_emplace({last_->first.first, last_->first.second}, last_);  // views the map's key
+      }
+    }
     last_->second.add(c);
   }
-  const std::map<std::pair<std::string, uint16_t>, PhaseHistograms>& endpoints() const { return by_endpoint_; }
+  const std::map<Key, PhaseHistograms>& endpoints() const { return by_endpoint_; }
 
  private:
-  std::map<std::pair<std::string, uint16_t>, PhaseHistograms> by_endpoint_;
-  std::pair<const std::pair<std::string, uint16_t>, PhaseHistograms>* last_ = nullptr;  // map nodes do not move
+  using Node = std::pair<const Key, PhaseHistograms>;  // map nodes do not move
+  struct View {
+    std::string_view host;
+    uint16_t port;
+    bool operator==(const View&) const = default;
+  };
+  struct ViewHash {
+    size_t operator()(const View& v) const {
+      return std::hash<std::string_view>{}(v.host) ^ (size_t{v.port} * 0x9e3779b97f4a7c15ull);
+    }
+  };
+  std::map<Key, PhaseHistograms> by_endpoint_;
+  std::unordered_map<View, Node*, ViewHash> index_;
+  Node* last_ = nullptr;
 };
 
 }  // namespace httptrace::analyzer
