@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The analyzer at scale: generates synthetic traces of EVENTS events (default 10 million) and
 # times `httptrace export --format json` (to /dev/null and to a file), `--format har` and
-# `--format chrome` (to /dev/null), `httptrace reuse` and `httptrace timeline` (to /dev/null) on
+# `--format chrome` (to /dev/null), `--format otlp` (OTLP/JSON to a file), `httptrace reuse` and
+# `httptrace timeline` (to /dev/null) on
 # them, with peak RSS. Two traces: few connections (4 open at once, each with thousands of
 # requests) and a million short connections (still 4 open at once), whose peak RSS should match:
 # memory follows the open connections, not the trace.
 #
 #   bench/analyzer_scale.sh [EVENTS]        BEFORE=path/to/old/httptrace adds a comparison column
 #   RUNS=3 (best of), WORK=dir for the traces (default: a temp dir, removed afterwards),
-#   CMDS="timeline reuse" to time only some of export-null export-file reuse timeline
+#   CMDS="timeline reuse" to time only some of export-null export-file har-null chrome-null
+#   otlp-file reuse timeline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-10000000}
@@ -38,7 +40,7 @@ measure() {
 
 printf '%-10s %-28s %-8s %10s %10s %10s %8s\n' trace command binary seconds "Mev/s" "peak RSS" "cpu s"
 for trace in few many; do
-  for cmd in ${CMDS:-export-null export-file har-null chrome-null reuse timeline}; do
+  for cmd in ${CMDS:-export-null export-file har-null chrome-null otlp-file reuse timeline}; do
     for bin in ${BEFORE:+"$BEFORE"} build/httptrace; do
       label=$([ "$bin" = build/httptrace ] && echo after || echo before)
       case $cmd in
@@ -46,6 +48,7 @@ for trace in few many; do
         export-file) args=(export --format json -o "$WORK/out.json" "$WORK/$trace.trace") ;;
         har-null) args=(export --format har "$WORK/$trace.trace") ;;
         chrome-null) args=(export --format chrome "$WORK/$trace.trace") ;;
+        otlp-file) args=(export --format otlp -o "$WORK/out.otlp.json" "$WORK/$trace.trace") ;;
         reuse) args=(reuse "$WORK/$trace.trace") ;;
         timeline) args=(timeline "$WORK/$trace.trace") ;;
       esac
@@ -55,4 +58,4 @@ for trace in few many; do
     done
   done
 done
-rm -f "$WORK/out.json"
+rm -f "$WORK/out.json" "$WORK/out.otlp.json"

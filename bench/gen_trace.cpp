@@ -3,10 +3,11 @@
 //
 //   build/bench/gen_trace -o FILE [-c CONNECTIONS] [-e EVENTS] [-t THREADS] [--tls-every K]
 //
-// Bytes are laid out exactly as common/trace_format.h says: a FileHeader, then 64 KiB segments,
-// each owned by one thread, whose events are appended and covered by `committed`. Threads take
-// segments in the order they fill them, so segments of different threads interleave in the file
-// as they do in a real recording. Every connection looks like a small HTTP/1.1 client's: DNS
+// Bytes are laid out exactly as common/trace_format.h says, by the synthetic trace builder the
+// analyzer's tests use (tests/support/trace_builder.h, streaming: a segment per thread in memory):
+// a FileHeader, then 64 KiB segments, each owned by one thread, whose events are appended and
+// covered by `committed`. Threads take segments in the order they fill them, so segments of
+// different threads interleave in the file as they do in a real recording. Every connection looks like a small HTTP/1.1 client's: DNS
 // lookup, socket, connect, optionally a TLS handshake, then request/response exchanges on the
 // same connection (so the reuse report has something to count), then close. Connections are
 // interleaved, one per thread at a time; calls never overlap in time (each event starts after
@@ -26,8 +27,11 @@
 #include <vector>
 
 #include "common/trace_format.h"
+#include "tests/support/trace_builder.h"
 
 namespace fmt_ = httptrace::format;
+using httptrace::testing::ipv4_host_order;
+using httptrace::testing::TraceStreamer;
 
 namespace {
 
@@ -80,83 +84,6 @@ struct Rng {
   uint64_t below(uint64_t n) { return next() % n; }
 };
 
-class Writer {
- public:
-  Writer(int fd, int threads) : fd_(fd), segs_(threads) {
-    for (int t = 0; t < threads; ++t) {
-      segs_[t].buf.resize(fmt_::kSegmentSize);
-      segs_[t].tid = 100000 + t;
-    }
-  }
-
-  // Appends one event (already holding its header) to thread t's current segment.
-  void append(int t, const void* ev, size_t size) {
-    Seg& s = segs_[t];
-    if (s.used + size > fmt_::kSegmentPayload) flush(t);
-    std::memcpy(s.buf.data() + sizeof(fmt_::SegmentHeader) + s.used, ev, size);
-    s.used += size;
-    ++events_;
-  }
-
-  void finish() {
-    for (size_t t = 0; t < segs_.size(); ++t)
-      if (segs_[t].used) flush(int(t));
-  }
-
-  uint64_t segments() const { return next_segment_; }
-  uint64_t events() const { return events_; }
-
- private:
-  struct Seg {
-    std::vector<uint8_t> buf;
-    size_t used = 0;
-    uint64_t seq = 0;
-    int32_t tid = 0;
-  };
-
-  void flush(int t) {
-    Seg& s = segs_[t];
-    fmt_::SegmentHeader h{};
-    h.magic = fmt_::kSegmentMagic;
-    h.tid = s.tid;
-    h.committed = s.used;
-    h.thread_seq = s.seq++;
-    std::memcpy(s.buf.data(), &h, sizeof h);
-    // Bytes past `committed` are whatever the previous use of the buffer left; a reader must
-    // ignore them, and leaving them there checks that it does.
-    const off_t at = off_t(fmt_::kHeaderSize) + off_t(next_segment_++) * fmt_::kSegmentSize;
-    if (pwrite(fd_, s.buf.data(), fmt_::kSegmentSize, at) != ssize_t(fmt_::kSegmentSize)) {
-      std::perror("gen_trace: write");
-      std::exit(1);
-    }
-    s.used = 0;
-  }
-
-  int fd_;
-  std::vector<Seg> segs_;
-  uint64_t next_segment_ = 0;
-  uint64_t events_ = 0;
-};
-
-fmt_::Addr ipv4(uint32_t host_order_ip, uint16_t port) {
-  fmt_::Addr a{};
-  a.family = 2;
-  a.port = port;
-  a.ip[0] = uint8_t(host_order_ip >> 24);
-  a.ip[1] = uint8_t(host_order_ip >> 16);
-  a.ip[2] = uint8_t(host_order_ip >> 8);
-  a.ip[3] = uint8_t(host_order_ip);
-  return a;
-}
-
-template <typename E>
-void set_header(E& e, fmt_::EventKind kind, size_t size, uint32_t conn, uint64_t ts) {
-  e.h.kind = uint16_t(kind);
-  e.h.size = uint16_t(size);
-  e.h.conn = conn;
-  e.h.ts_ns = ts;
-}
-
 // One connection being generated: its remaining event budget and where it is in its life.
 struct Conn {
   uint32_t id = 0;
@@ -171,22 +98,24 @@ struct Conn {
   uint64_t request = 0;
 };
 
+// Threads are streams 100000 + t of the trace.
 class Generator {
  public:
-  Generator(const Options& o, Writer& w, uint64_t t0) : o_(o), w_(w), ts_(t0) {}
+  Generator(const Options& o, TraceStreamer& w, uint64_t t0) : o_(o), w_(w), ts_(t0) {}
 
   uint64_t requests() const { return requests_; }
 
   // Emits the next event of c on thread t; returns false once the connection is closed.
   bool step(int t, Conn& c) {
     ts_ += 1000 + rng_.below(50'000);
+    const int32_t tid = 100000 + t;
     switch (c.stage) {
-      case 0: dns(t, c); c.stage = 1; break;
-      case 1: socket(t, c); c.stage = 2; break;
-      case 2: connect(t, c); c.stage = c.tls ? 3 : 4; break;
-      case 3: tls(t, c); c.stage = 4; break;
-      case 4: data(t, c); break;
-      case 5: close(t, c); c.stage = 6; return false;
+      case 0: dns(tid, c); c.stage = 1; break;
+      case 1: w_.socket(tid, ts_, c.id, c.fd); c.stage = 2; break;
+      case 2: connect(tid, c); c.stage = c.tls ? 3 : 4; break;
+      case 3: tls(tid, c); c.stage = 4; break;
+      case 4: data(tid, c); break;
+      case 5: w_.close(tid, ts_, c.id, c.fd); c.stage = 6; return false;
       default: return false;
     }
     --c.budget;
@@ -202,59 +131,28 @@ class Generator {
   uint32_t host_ip(uint64_t h) { return 0x0a000000u + uint32_t(h) + 1; }  // 10.0.0.h+1
   uint16_t port(const Conn& c) { return c.tls ? 443 : 80; }
 
-  void dns(int t, Conn& c) {
-    const std::string name = host_name(c.host);
-    alignas(8) uint8_t buf[sizeof(fmt_::DnsEvent) + 256];
-    const size_t size = fmt_::padded(sizeof(fmt_::DnsEvent) + name.size());
-    std::memset(buf, 0, size);
-    auto& e = *reinterpret_cast<fmt_::DnsEvent*>(buf);
-    set_header(e, fmt_::EventKind::kDns, size, 0, ts_);
-    e.dur_ns = 20'000 + rng_.below(200'000);
-    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
-    e.lookup_id = ++lookups_;
-    e.naddr = 1;
-    e.host_len = uint16_t(name.size());
-    e.call = uint8_t(fmt_::DnsCall::kGetaddrinfo);
-    e.addrs[0] = ipv4(host_ip(c.host), 0);
-    std::memcpy(buf + sizeof e, name.data(), name.size());
-    w_.append(t, buf, size);
+  // Each call's duration is drawn before the next event's: the next event, on any thread,
+  // starts after this call returned.
+  void dns(int32_t tid, Conn& c) {
+    const uint64_t dur = 20'000 + rng_.below(200'000);
+    w_.dns(tid, ts_, host_name(c.host), dur, {ipv4_host_order(host_ip(c.host))});
+    ts_ += dur;
   }
 
-  void socket(int t, Conn& c) {
-    fmt_::SocketEvent e{};
-    set_header(e, fmt_::EventKind::kSocket, sizeof e, c.id, ts_);
-    e.fd = c.fd;
-    e.domain = 2;
-    e.type = 1;
-    w_.append(t, &e, sizeof e);
+  void connect(int32_t tid, Conn& c) {
+    const uint64_t dur = 50'000 + rng_.below(500'000);
+    w_.connect(tid, ts_, c.id, c.fd, ipv4_host_order(host_ip(c.host), port(c)), dur, 0,
+               ipv4_host_order(0x7f000001u, uint16_t(32768 + c.id % 28000)));
+    ts_ += dur;
   }
 
-  void connect(int t, Conn& c) {
-    fmt_::ConnectEvent e{};
-    set_header(e, fmt_::EventKind::kConnect, sizeof e, c.id, ts_);
-    e.dur_ns = 50'000 + rng_.below(500'000);
-    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
-    e.fd = c.fd;
-    e.peer = ipv4(host_ip(c.host), port(c));
-    e.local = ipv4(0x7f000001u, uint16_t(32768 + c.id % 28000));
-    w_.append(t, &e, sizeof e);
+  void tls(int32_t tid, Conn& c) {
+    const uint64_t dur = 300'000 + rng_.below(2'000'000);
+    w_.tls_handshake(tid, ts_, c.id, c.fd, dur, "http/1.1", host_name(c.host).c_str(), "TLS_AES_256_GCM_SHA384");
+    ts_ += dur;
   }
 
-  void tls(int t, Conn& c) {
-    fmt_::TlsHandshakeEvent e{};
-    set_header(e, fmt_::EventKind::kTlsHandshake, sizeof e, c.id, ts_);
-    e.dur_ns = 300'000 + rng_.below(2'000'000);
-    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
-    e.fd = c.fd;
-    e.version = 0x0304;
-    e.library = uint8_t(fmt_::TlsLibrary::kOpenssl);
-    std::snprintf(e.cipher, sizeof e.cipher, "TLS_AES_256_GCM_SHA384");
-    std::snprintf(e.sni, sizeof e.sni, "%s", host_name(c.host).c_str());
-    std::snprintf(e.alpn, sizeof e.alpn, "http/1.1");
-    w_.append(t, &e, sizeof e);
-  }
-
-  void data(int t, Conn& c) {
+  void data(int32_t tid, Conn& c) {
     char cap[fmt_::kHttpCaptureMax];
     size_t cap_len = 0;
     const bool send = c.send_next;
@@ -271,26 +169,18 @@ class Generator {
       cap_len = sizeof kStatus - 1;
       std::memcpy(cap, kStatus, cap_len);
     }
-    alignas(8) uint8_t buf[sizeof(fmt_::DataEvent) + sizeof cap + 8];
-    const size_t size = fmt_::padded(sizeof(fmt_::DataEvent) + cap_len);
-    std::memset(buf, 0, size);
-    auto& e = *reinterpret_cast<fmt_::DataEvent*>(buf);
-    set_header(e, fmt_::EventKind::kData, size, c.id, ts_);
-    e.result = send ? int64_t(cap_len + 40) : int64_t(200 + rng_.below(4000));
-    e.dur_ns = 2'000 + rng_.below(20'000);
-    ts_ += e.dur_ns;  // the next event, on any thread, starts after this call returned
-    e.fd = c.fd;
-    e.dir = uint8_t(send ? fmt_::Direction::kSend : fmt_::Direction::kRecv);
-    e.call = uint8_t(c.tls ? (send ? fmt_::DataCall::kSslWrite : fmt_::DataCall::kSslRead)
-                           : (send ? fmt_::DataCall::kSend : fmt_::DataCall::kRecv));
-    e.flags = uint8_t((continued ? 0 : fmt_::kDataDirChange) |
-                      (c.tls ? fmt_::kDataTlsPlaintext : 0));
-    e.capture_kind = uint8_t(continued ? fmt_::CaptureKind::kNone
-                             : send    ? fmt_::CaptureKind::kHttpReq
-                                       : fmt_::CaptureKind::kHttpResp);
-    e.cap_len = uint16_t(cap_len);
-    std::memcpy(buf + sizeof e, cap, cap_len);
-    w_.append(t, buf, size);
+    const int64_t result = send ? int64_t(cap_len + 40) : int64_t(200 + rng_.below(4000));
+    const uint64_t dur = 2'000 + rng_.below(20'000);
+    const auto dir = send ? fmt_::Direction::kSend : fmt_::Direction::kRecv;
+    const auto call = c.tls ? (send ? fmt_::DataCall::kSslWrite : fmt_::DataCall::kSslRead)
+                            : (send ? fmt_::DataCall::kSend : fmt_::DataCall::kRecv);
+    const auto kind = continued ? fmt_::CaptureKind::kNone
+                      : send    ? fmt_::CaptureKind::kHttpReq
+                                : fmt_::CaptureKind::kHttpResp;
+    // The builder marks a captured call (the first of its direction) with kDataDirChange.
+    w_.data(tid, ts_, c.id, c.fd, dir, result, dur, kind, std::string_view(cap, cap_len),
+            uint8_t(c.tls ? fmt_::kDataTlsPlaintext : 0), call);
+    ts_ += dur;
     if (continued) {
       c.split_recv = false;
       c.cont_due = false;
@@ -304,19 +194,10 @@ class Generator {
     }
   }
 
-  void close(int t, Conn& c) {
-    fmt_::CloseEvent e{};
-    set_header(e, fmt_::EventKind::kClose, sizeof e, c.id, ts_);
-    e.fd = c.fd;
-    e.how = uint8_t(fmt_::CloseHow::kClose);
-    w_.append(t, &e, sizeof e);
-  }
-
   const Options& o_;
-  Writer& w_;
+  TraceStreamer& w_;
   uint64_t requests_ = 0;
   uint64_t ts_;
-  uint32_t lookups_ = 0;
   Rng rng_;
 };
 
@@ -324,35 +205,6 @@ uint64_t clock_ns(clockid_t id) {
   timespec ts;
   clock_gettime(id, &ts);
   return uint64_t(ts.tv_sec) * 1'000'000'000u + uint64_t(ts.tv_nsec);
-}
-
-void write_header(int fd, uint64_t segments, uint64_t mono, uint64_t real) {
-  fmt_::FileHeader h{};
-  std::memcpy(h.magic, fmt_::kMagic, sizeof h.magic);
-  h.version = fmt_::kVersion;
-  h.min_reader_version = fmt_::kMinReaderVersion;
-  h.byte_order = fmt_::kByteOrderMark;
-  h.header_size = fmt_::kHeaderSize;
-  h.segment_size = fmt_::kSegmentSize;
-  h.pid = 4242;
-  h.ppid = 1;
-  h.mono_anchor_ns = mono;
-  h.real_anchor_ns = real;
-  h.segments_claimed = segments;
-  h.max_segments = segments;
-  static constexpr char kExe[] = "/usr/bin/synthetic-client";
-  static constexpr char kArgv[] = "synthetic-client\0--generated";
-  h.exe_len = sizeof kExe - 1;
-  std::memcpy(h.exe, kExe, h.exe_len);
-  h.argv_len = sizeof kArgv;
-  std::memcpy(h.argv, kArgv, h.argv_len);
-  h.argc = 2;
-  std::vector<uint8_t> page(fmt_::kHeaderSize, 0);
-  std::memcpy(page.data(), &h, sizeof h);
-  if (pwrite(fd, page.data(), page.size(), 0) != ssize_t(page.size())) {
-    std::perror("gen_trace: write header");
-    std::exit(1);
-  }
 }
 
 }  // namespace
@@ -365,7 +217,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const uint64_t mono = clock_ns(CLOCK_MONOTONIC), real = clock_ns(CLOCK_REALTIME);
-  Writer w(fd, o.threads);
+  TraceStreamer w(fd, 4242, 1);
+  w.header().mono_anchor_ns = mono;
+  w.header().real_anchor_ns = real;
+  w.set_exe("/usr/bin/synthetic-client", {"synthetic-client", "--generated"});
   Generator g(o, w, mono);
 
   // Each connection's share of the event budget; the remainder goes to the first ones. A
@@ -399,8 +254,10 @@ int main(int argc, char** argv) {
       }
     }
   }
-  w.finish();
-  write_header(fd, w.segments(), mono, real);
+  if (!w.finish()) {
+    std::perror("gen_trace: write");
+    return 1;
+  }
   close(fd);
   std::printf("%s: events=%llu connections=%llu requests=%llu segments=%llu threads=%d\n", o.out,
               (unsigned long long)w.events(), (unsigned long long)o.connections,

@@ -1,5 +1,6 @@
 #include "analyzer/export/connection_pipe.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace httptrace::analyzer {
@@ -80,6 +81,13 @@ void ConnectionPipe::drop_exchanges(Connection& c) {
   c.requests.clear();
 }
 
+void ConnectionPipe::prefetch(const Connection& c) {
+  constexpr size_t kMaxBytes = 8 * 1024;  // a long connection's later exchanges come in time anyway
+  const char* p = reinterpret_cast<const char*>(c.requests.data());
+  const size_t n = std::min(c.requests.size() * sizeof(Exchange), kMaxBytes);
+  for (size_t off = 0; off < n; off += 64) __builtin_prefetch(p + off);
+}
+
 void ConnectionPipe::run() {
   for (;;) {
     std::unique_ptr<Batch> b;
@@ -93,6 +101,10 @@ void ConnectionPipe::run() {
     }
     cv_.notify_all();
     for (size_t i = 0; i < b->n_conns; ++i) {
+      // The next connection's exchanges were written on the producer's core: fetching them
+      // while this one is formatted hides some of those cache misses (a few per cent of a
+      // short-connection JSON export's formatting thread).
+      if (i + 1 < b->n_conns) prefetch(b->conns[i + 1]);
       Connection& c = b->conns[i];
       downstream_.on_connection(std::as_const(c));
       drop_exchanges(c);

@@ -58,6 +58,7 @@ class ConnectionPipe : public ConnectionSink, public DnsSink {
   void hand_over();
   void run();
   static void drop_exchanges(Connection& c);
+  static void prefetch(const Connection& c);
 
   ConnectionSink& downstream_;
   DnsSink* dns_downstream_;

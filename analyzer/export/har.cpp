@@ -273,7 +273,7 @@ class HarEntryWriter : public ConnectionSink {
       if (c.tls) start = std::min(start, c.tls->start_ns);
     }
     char when[kIsoTimeMsLen + 1];
-    format_iso_time_ms(when, tb_.t0_unix_ns + static_cast<uint64_t>(tb_.rel(start)));
+    iso_.format(when, tb_.t0_unix_ns + static_cast<uint64_t>(tb_.rel(start)));
 
     std::string& b = scratch_;
     w.begin_object();
@@ -336,6 +336,7 @@ class HarEntryWriter : public ConnectionSink {
   bool https_ = false;
   std::string authority_, url_, http_version_;
   std::string req_const_, version_json_, conn_mid_, conn_tail_, scratch_;
+  IsoTimeMs iso_;
 };
 
 }  // namespace

@@ -42,7 +42,6 @@ class JsonConnectionWriter : public ConnectionSink {
   JsonConnectionWriter(JsonWriter& w, const TimeBase& tb, Symbolizer& sym) : w_(w), tb_(tb), sym_(sym) {}
 
   void on_connection(const Connection& c) override {
-    phases.add(c);
     JsonWriter& w = w_;
     auto t = [&](uint64_t ns) { return tb_.rel(ns); };
     w.begin_object();
@@ -183,8 +182,6 @@ class JsonConnectionWriter : public ConnectionSink {
     w.end_object();
   }
 
-  EndpointPhases phases;  // for summary.endpoints; read after the pipe is closed
-
  private:
   // SPEC §6 `stack`: the connect's call stack, innermost first (inlined calls are frames of their
   // own, "inlined": true); null without HTTPTRACE_STACKS=1. "offset" is the address in the
@@ -219,6 +216,26 @@ class JsonConnectionWriter : public ConnectionSink {
   JsonWriter& w_;
   const TimeBase& tb_;
   Symbolizer& sym_;
+};
+
+// Adds each connection to the phase summary on the model's thread, where its data is still in
+// cache, before the pipe hands it to the busier formatting thread.
+class PhaseTap : public ConnectionSink {
+ public:
+  explicit PhaseTap(ConnectionSink& next) : next_(next) {}
+  void on_connection(const Connection& c) override {
+    phases.add(c);
+    next_.on_connection(c);
+  }
+  void on_connection(Connection&& c) override {
+    phases.add(c);
+    next_.on_connection(std::move(c));
+  }
+
+  EndpointPhases phases;  // for summary.endpoints
+
+ private:
+  ConnectionSink& next_;
 };
 
 // summary.endpoints: [{host, port, phases: {dns: {count, p50_ns, p90_ns, p99_ns, max_ns}, ...}}]
@@ -323,7 +340,8 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   DnsSpool dns(tb);
   // From here until close(), only the pipe's thread writes to w and to the DNS spool.
   ConnectionPipe pipe(sink, dns.ok() ? &dns : nullptr);
-  Model model(traces, pipe, /*keep_dns=*/!dns.ok());
+  PhaseTap tap(pipe);
+  Model model(traces, tap, /*keep_dns=*/!dns.ok());
   if (dns.ok()) model.set_dns_sink(&pipe);
   analyze(traces, model);
   pipe.close();
@@ -375,7 +393,7 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("truncated").value(dropped(tf::DropCause::kTruncated));
   w.end_object();
   w.key("warnings").value(uint64_t(traces.warnings().size()));
-  write_endpoint_phases(w, sink.phases);
+  write_endpoint_phases(w, tap.phases);
   w.end_object();
   w.end_object();
   return w.flush();

@@ -28,6 +28,16 @@ constexpr std::array<bool, 256> kPlain = [] {
 }();
 bool plain(uint8_t c) { return kPlain[c]; }
 
+// No byte of w needs escaping (each is in 0x20..0x7e and not '"' or '\\'): plain text is
+// scanned 8 bytes at a time. Each test is exact as to whether some byte matches.
+bool plain8(uint64_t w) {
+  constexpr uint64_t k1 = 0x0101010101010101ull, k80 = 0x8080808080808080ull;
+  auto zero_byte = [](uint64_t x) { return (x - k1) & ~x & k80; };
+  const uint64_t below_space = (w - 0x20 * k1) & ~w & k80;
+  return ((w & k80) | below_space | zero_byte(w ^ ('"' * k1)) | zero_byte(w ^ ('\\' * k1)) |
+          zero_byte(w ^ (0x7f * k1))) == 0;
+}
+
 // The most bytes escaping one input byte can produce ("\u001f", "\ufffd").
 constexpr size_t kMaxExpansion = 6;
 
@@ -36,14 +46,15 @@ constexpr size_t kMaxExpansion = 6;
 size_t escape(std::string_view s, size_t& i, size_t limit, char* dst) {
   char* const start = dst;
   while (i < limit) {
-    size_t run = i;
-    while (run < limit && plain(static_cast<uint8_t>(s[run]))) ++run;
-    if (run > i) {
-      std::memcpy(dst, s.data() + i, run - i);
-      dst += run - i;
-      i = run;
-      if (i == limit) break;
+    // Plain runs are copied as they are scanned: a word at a time, then byte by byte (a memcpy
+    // call per run cost more than the run, most values being short).
+    for (uint64_t w; i + 8 <= limit; i += 8, dst += 8) {
+      std::memcpy(&w, s.data() + i, 8);
+      if (!plain8(w)) break;
+      std::memcpy(dst, &w, 8);
     }
+    while (i < limit && plain(static_cast<uint8_t>(s[i]))) *dst++ = s[i++];
+    if (i == limit) break;
     const auto c = static_cast<uint8_t>(s[i]);
     if (c >= 0x80) {
       const size_t n = utf8_len(s, i);
@@ -82,11 +93,16 @@ size_t escape(std::string_view s, size_t& i, size_t limit, char* dst) {
 void append_json_string(std::string& out, std::string_view s) {
   size_t len = out.size();
   out.resize(len + kMaxExpansion * s.size() + 5);
-  out[len++] = '"';
-  size_t i = 0;
-  len += escape(s, i, s.size(), out.data() + len);
-  out[len++] = '"';
+  len = static_cast<size_t>(put_json_string(out.data() + len, s) - out.data());
   out.resize(len);
+}
+
+char* put_json_string(char* out, std::string_view s) {
+  *out++ = '"';
+  size_t i = 0;
+  out += escape(s, i, s.size(), out);
+  *out++ = '"';
+  return out;
 }
 
 // Not zeroed (1 MiB per writer, per export): every byte is written before it is read.
@@ -129,30 +145,6 @@ void JsonWriter::string(std::string_view s) {
   put('"');
 }
 
-JsonWriter& JsonWriter::key(Key k) {
-  reserve(k.text.size() + kSmall);
-  separate();
-  put('"');
-  put(k.text);
-  put(std::string_view("\":"));
-  after_key_ = true;
-  return *this;
-}
-
-JsonWriter& JsonWriter::value(std::string_view s) {
-  reserve(kSmall);
-  separate();
-  string(s);
-  return *this;
-}
-
-JsonWriter& JsonWriter::value(bool b) {
-  reserve(kSmall);
-  separate();
-  put(b ? std::string_view("true") : std::string_view("false"));
-  return *this;
-}
-
 namespace {
 
 // Constant divisors: the compiler turns them into multiplications (this runs for every
@@ -164,7 +156,7 @@ template <unsigned D> char* put_fixed_d(char* p, uint64_t mag) {
     return v;
   }();
   uint64_t frac = mag % kScale;
-  p = std::to_chars(p, p + 24, mag / kScale).ptr;
+  p = put_decimal(p, mag / kScale);
   *p++ = '.';
   for (unsigned i = D; i-- > 0; frac /= 10) p[i] = static_cast<char>('0' + frac % 10);
   return p + D;
@@ -204,13 +196,6 @@ JsonWriter& JsonWriter::raw(std::string_view text) {
     flush();
     if (std::fwrite(text.data(), 1, text.size(), out_) != text.size()) failed_ = true;
   }
-  return *this;
-}
-
-JsonWriter& JsonWriter::null() {
-  reserve(kSmall);
-  separate();
-  put(std::string_view("null"));
   return *this;
 }
 

@@ -131,126 +131,152 @@ void pb_span(Pb& pb, const Span& s) {
 
 }  // namespace
 
+void OtlpJson::begin(size_t bound) {
+  if (bound > scratch_cap_) {
+    scratch_cap_ = std::max(bound, 2 * scratch_cap_);
+    scratch_ = std::make_unique_for_overwrite<char[]>(scratch_cap_);
+  }
+  p_ = scratch_.get();
+}
+
 void OtlpJson::str(std::string_view s) {
-  // Almost every value is plain ASCII: one append. Anything else goes through the JSON export's
+  // Almost every value is plain ASCII: one copy. Anything else goes through the JSON export's
   // escaping (invalid UTF-8 becomes U+FFFD, as everywhere in our JSON).
   for (unsigned char c : s)
     if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      append_json_string(b_, s);
+      p_ = put_json_string(p_, s);
       return;
     }
-  b_ += '"';
-  b_ += s;
-  b_ += '"';
+  put('"');
+  put(s);
+  put('"');
 }
 
 template <size_t N> void OtlpJson::id(const std::array<uint8_t, N>& v) {
   static constexpr char kHex[] = "0123456789abcdef";
-  char hex[2 * N + 2];
-  hex[0] = hex[2 * N + 1] = '"';
+  p_[0] = p_[2 * N + 1] = '"';
   for (size_t i = 0; i < N; ++i) {
-    hex[1 + 2 * i] = kHex[v[i] >> 4];
-    hex[2 + 2 * i] = kHex[v[i] & 15];
+    p_[1 + 2 * i] = kHex[v[i] >> 4];
+    p_[2 + 2 * i] = kHex[v[i] & 15];
   }
-  b_.append(hex, sizeof hex);
+  p_ += 2 * N + 2;
 }
 
-void OtlpJson::num(uint64_t v) {
-  char n[24];
-  b_.append(n, std::to_chars(n, n + sizeof n, v).ptr);
-}
+void OtlpJson::num(uint64_t v) { p_ = put_decimal(p_, v); }
 void OtlpJson::num(int64_t v) {
-  char n[24];
-  b_.append(n, std::to_chars(n, n + sizeof n, v).ptr);
+  if (v < 0) {
+    put('-');
+    p_ = put_decimal(p_, 0 - static_cast<uint64_t>(v));
+  } else {
+    p_ = put_decimal(p_, static_cast<uint64_t>(v));
+  }
+}
+
+// Room for the longest literals around an attribute and its number.
+constexpr size_t kAttrFixed = 64;
+constexpr size_t kNumMax = 24;
+
+size_t OtlpJson::attrs_bound(const std::vector<Attr>& a, size_t n) {
+  size_t bound = 16;
+  for (size_t i = 0; i < n; ++i) bound += kAttrFixed + kNumMax + a[i].key.size() + json_string_bound(a[i].s.size());
+  return bound;
 }
 
 void OtlpJson::attrs(const std::vector<Attr>& a, size_t n) {
-  b_ += "\"attributes\":[";
+  lit("\"attributes\":[");
   for (size_t i = 0; i < n; ++i) {
-    if (i) b_ += ',';
-    b_ += "{\"key\":\"";
-    b_ += a[i].key;  // our keys are plain ASCII literals
+    if (i) put(',');
+    lit("{\"key\":\"");
+    put(a[i].key);  // our keys are plain ASCII literals
     switch (a[i].type) {
       case Attr::Type::kString:
-        b_ += "\",\"value\":{\"stringValue\":";
+        lit("\",\"value\":{\"stringValue\":");
         str(a[i].s);
-        b_ += "}}";
+        lit("}}");
         break;
       case Attr::Type::kInt:  // int64 is a string in OTLP/JSON
-        b_ += "\",\"value\":{\"intValue\":\"";
+        lit("\",\"value\":{\"intValue\":\"");
         num(a[i].i);
-        b_ += "\"}}";
+        lit("\"}}");
         break;
       case Attr::Type::kBool:
-        b_ += a[i].b ? "\",\"value\":{\"boolValue\":true}}" : "\",\"value\":{\"boolValue\":false}}";
+        if (a[i].b) lit("\",\"value\":{\"boolValue\":true}}");
+        else lit("\",\"value\":{\"boolValue\":false}}");
         break;
     }
   }
-  b_ += ']';
+  put(']');
 }
 
 void OtlpJson::open_resource(const ProcessResource& r) {
-  if (!first_resource_) b_ += ',';
+  const std::vector<Attr> a = resource_attrs(r);
+  begin(256 + attrs_bound(a, a.size()) + json_string_bound(std::strlen(kScopeName)) +
+        json_string_bound(std::strlen(kProgramVersion)));
+  if (!first_resource_) put(',');
   first_resource_ = false;
   first_span_ = true;
-  b_ += "{\"resource\":{";
-  const std::vector<Attr> a = resource_attrs(r);
+  lit("{\"resource\":{");
   attrs(a, a.size());
-  b_ += "},\"scopeSpans\":[{\"scope\":{\"name\":";
+  lit("},\"scopeSpans\":[{\"scope\":{\"name\":");
   str(kScopeName);
-  b_ += ",\"version\":";
+  lit(",\"version\":");
   str(kProgramVersion);
-  b_ += "},\"spans\":[";
+  lit("},\"spans\":[");
+  commit();
 }
 
 void OtlpJson::span(const Span& s) {
-  if (!first_span_) b_ += ',';
+  // Literals and ids (under 300 bytes), the name, the numbers, attributes, links, status.
+  begin(512 + json_string_bound(s.name.size()) + attrs_bound(s.attrs, s.n_attrs) + 96 * s.links.size() +
+        json_string_bound(s.status_message.size()));
+  if (!first_span_) put(',');
   first_span_ = false;
-  b_ += "{\"traceId\":";
+  lit("{\"traceId\":");
   id(s.trace_id);
-  b_ += ",\"spanId\":";
+  lit(",\"spanId\":");
   id(s.span_id);
   if (s.has_parent) {
-    b_ += ",\"parentSpanId\":";
+    lit(",\"parentSpanId\":");
     id(s.parent);
   }
-  b_ += ",\"name\":";
+  lit(",\"name\":");
   str(s.name);
-  b_ += ",\"kind\":";
+  lit(",\"kind\":");
   num(int64_t(s.kind));
-  b_ += ",\"startTimeUnixNano\":\"";
+  lit(",\"startTimeUnixNano\":\"");
   num(s.start_unix_ns);
-  b_ += "\",\"endTimeUnixNano\":\"";
+  lit("\",\"endTimeUnixNano\":\"");
   num(s.end_unix_ns);
-  b_ += '"';
+  put('"');
   if (s.n_attrs) {
-    b_ += ',';
+    put(',');
     attrs(s.attrs, s.n_attrs);
   }
   if (!s.links.empty()) {
-    b_ += ",\"links\":[";
+    lit(",\"links\":[");
     for (size_t i = 0; i < s.links.size(); ++i) {
-      if (i) b_ += ',';
-      b_ += "{\"traceId\":";
+      if (i) put(',');
+      lit("{\"traceId\":");
       id(s.links[i].trace_id);
-      b_ += ",\"spanId\":";
+      lit(",\"spanId\":");
       id(s.links[i].span_id);
-      b_ += '}';
+      put('}');
     }
-    b_ += ']';
+    put(']');
   }
   if (s.status != StatusCode::kUnset) {
-    b_ += ",\"status\":{";
+    lit(",\"status\":{");
     if (!s.status_message.empty()) {
-      b_ += "\"message\":";
+      lit("\"message\":");
       str(s.status_message);
-      b_ += ',';
+      put(',');
     }
-    b_ += "\"code\":";
+    lit("\"code\":");
     num(int64_t(s.status));
-    b_ += '}';
+    put('}');
   }
-  b_ += '}';
+  put('}');
+  commit();
 }
 
 void encode_json(const SpanBatch& b, size_t from, size_t to, std::string& out) {

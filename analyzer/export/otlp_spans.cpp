@@ -77,16 +77,16 @@ void Span::reset() {
   status_message.clear();
 }
 
-Attr& Span::add(const char* key, Attr::Type t) {
+Attr& Span::add(std::string_view key, Attr::Type t) {
   if (n_attrs == attrs.size()) attrs.emplace_back();
   Attr& a = attrs[n_attrs++];
   a.key = key;
   a.type = t;
   return a;
 }
-void Span::add_str(const char* key, std::string_view v) { add(key, Attr::Type::kString).s.assign(v); }
-void Span::add_int(const char* key, int64_t v) { add(key, Attr::Type::kInt).i = v; }
-void Span::add_bool(const char* key, bool v) { add(key, Attr::Type::kBool).b = v; }
+void Span::add_str(std::string_view key, std::string_view v) { add(key, Attr::Type::kString).s.assign(v); }
+void Span::add_int(std::string_view key, int64_t v) { add(key, Attr::Type::kInt).i = v; }
+void Span::add_bool(std::string_view key, bool v) { add(key, Attr::Type::kBool).b = v; }
 
 Resources::Resources(const TraceSet& traces, std::string_view service_name)
     : service_name_(service_name) {

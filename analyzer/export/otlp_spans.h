@@ -33,7 +33,7 @@ enum class StatusCode : int { kUnset = 0, kOk = 1, kError = 2 };
 
 struct Attr {
   enum class Type : uint8_t { kString, kInt, kBool };
-  const char* key = "";  // a string literal
+  std::string_view key;  // a string literal (its length known where it is named)
   Type type = Type::kString;
   bool b = false;
   int64_t i = 0;
@@ -60,10 +60,10 @@ struct Span {
   std::string status_message;
 
   void reset();
-  Attr& add(const char* key, Attr::Type t);
-  void add_str(const char* key, std::string_view v);
-  void add_int(const char* key, int64_t v);
-  void add_bool(const char* key, bool v);
+  Attr& add(std::string_view key, Attr::Type t);
+  void add_str(std::string_view key, std::string_view v);
+  void add_int(std::string_view key, int64_t v);
+  void add_bool(std::string_view key, bool v);
 };
 
 // What a process's spans carry as their resource.

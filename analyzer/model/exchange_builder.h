@@ -82,9 +82,9 @@ class ExchangeBuilder {
       has_last_ = parent.has_last_;
     }
   }
-  // Back to a fresh builder, keeping done_'s buffer (unless it grew large) for the next stream.
-  void reset() {
-    if (done_.capacity() > kKeepCapacity) std::vector<Exchange>().swap(done_);
+  // Back to a fresh builder, keeping done_'s buffer (unless it grew past keep) for the next stream.
+  void reset(size_t keep = kKeepCapacity) {
+    if (done_.capacity() > keep) std::vector<Exchange>().swap(done_);
     else done_.clear();
     last_end_ = 0;
     carried_ = 0;
@@ -97,7 +97,18 @@ class ExchangeBuilder {
   // A recycled builder keeps at most this many exchanges' worth of buffer: enough for short
   // connections, without one huge connection's vector living on in a free list.
   static constexpr size_t kKeepCapacity = 64;
+
+ public:
+  // The few ConnStates recycled first may keep this much: the next long keep-alive connection
+  // then grows no vector (each growth moved every Exchange; a bounded 4 of them).
+  static constexpr size_t kKeepLarge = 1024, kKeepLargeSlots = 4;
+
+ private:
   void begin(uint64_t ts) {
+    // A long keep-alive connection's vector grows by 4 from 64 to a few thousand: every growth
+    // moves each Exchange (five strings), and doubling was a visible share of the model's time.
+    // Short connections grow as usual (their exchanges queue in the pipe: memory).
+    if (const size_t cap = done_.capacity(); done_.size() == cap && cap >= 64 && cap < 4096) done_.reserve(4 * cap);
     Exchange& x = done_.emplace_back();
     x.index = carried_ + static_cast<uint32_t>(done_.size() - 1);
     x.reused = x.index > 0;

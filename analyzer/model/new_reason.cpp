@@ -49,15 +49,20 @@ EndpointHistory::Key EndpointHistory::key_of(const tf::Addr& a) {
     std::memcpy(k.ip.data(), a.ip + 12, 4);
   } else {
     k.family = a.family;
-    std::memcpy(k.ip.data(), a.ip, a.family == AF_INET ? 4 : 16);
+    if (a.family == AF_INET) std::memcpy(k.ip.data(), a.ip, 4);  // constant lengths: no call
+    else std::memcpy(k.ip.data(), a.ip, 16);
   }
   return k;
 }
 
 size_t EndpointHistory::KeyHash::operator()(const Key& k) const {
-  uint64_t h = 0xcbf29ce484222325u ^ (uint64_t{k.family} << 16 | k.port);
-  for (uint8_t b : k.ip) h = (h ^ b) * 0x100000001b3u;
-  return h;
+  // A word at a time: this runs twice per connection.
+  uint64_t w[2];
+  std::memcpy(w, k.ip.data(), 16);
+  uint64_t h = (0x9e3779b97f4a7c15u ^ (uint64_t{k.family} << 16 | k.port)) * 0xff51afd7ed558ccdu;
+  h = (h ^ w[0] ^ (h >> 29)) * 0xc4ceb9fe1a85ec53u;
+  h = (h ^ w[1] ^ (h >> 29)) * 0xff51afd7ed558ccdu;
+  return h ^ (h >> 32);
 }
 
 EndpointHistory::Endpoint* EndpointHistory::find(const Key& k) {

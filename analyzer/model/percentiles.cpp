@@ -12,15 +12,7 @@ constexpr size_t kLastIndex = (LogHistogram::kMaxBits - LogHistogram::kSubBits +
 }  // namespace
 
 // Bucket i < 2*kSub holds exactly the value i; above, bucket (shift + 1) * kSub + s holds
-// [(kSub + s) << shift, (kSub + s + 1) << shift).
-size_t LogHistogram::index_of(uint64_t v) {
-  if (v < kSub) return size_t(v);
-  const int msb = 63 - std::countl_zero(v);
-  const int shift = msb - kSubBits;
-  const size_t i = size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
-  return std::min(i, kLastIndex);
-}
-
+// [(kSub + s) << shift, (kSub + s + 1) << shift) (index_of() in the header).
 uint64_t LogHistogram::lowest_of(size_t index) {
   if (index < kSub) return index;
   const size_t shift = index / kSub - 1;
@@ -31,16 +23,6 @@ uint64_t LogHistogram::highest_of(size_t index) {
   if (index < kSub) return index;
   if (index >= kLastIndex) return UINT64_MAX;
   return lowest_of(index + 1) - 1;
-}
-
-void LogHistogram::add(uint64_t v) {
-  const size_t i = index_of(v);
-  if (counts_.size() <= i) counts_.resize(i + 1);
-  ++counts_[i];
-  ++count_;
-  min_ = std::min(min_, v);
-  max_ = std::max(max_, v);
-  sum_ += v;
 }
 
 void LogHistogram::merge(const LogHistogram& o) {

@@ -12,9 +12,12 @@
 // Kept in model/ so that reports and exports (which must not call into report/) share it.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -27,7 +30,16 @@ class LogHistogram {
   static constexpr int kSubBits = 6;
   static constexpr int kMaxBits = 44;  // ~4.9 hours in ns
 
-  void add(uint64_t v);
+  // Inline: called twice per request by exports that summarise phases.
+  void add(uint64_t v) {
+    const size_t i = index_of(v);
+    if (counts_.size() <= i) [[unlikely]] counts_.resize(i + 1);
+    ++counts_[i];
+    ++count_;
+    min_ = v < min_ ? v : min_;
+    max_ = v > max_ ? v : max_;
+    sum_ += v;
+  }
   void merge(const LogHistogram& o);
   uint64_t count() const { return count_; }
   uint64_t min() const { return count_ ? min_ : 0; }
@@ -37,7 +49,15 @@ class LogHistogram {
   uint64_t percentile(double q) const;
   size_t buckets() const { return counts_.size(); }  // memory in use, for tests
 
-  static size_t index_of(uint64_t v);
+  static size_t index_of(uint64_t v) {
+    constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+    constexpr size_t kLastIndex = (kMaxBits - kSubBits + 1) * kSub - 1;
+    if (v < kSub) return size_t(v);
+    const int msb = 63 - std::countl_zero(v);
+    const int shift = msb - kSubBits;
+    const size_t i = size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
+    return i < kLastIndex ? i : kLastIndex;
+  }
   static uint64_t lowest_of(size_t index);  // smallest value counted in bucket index
   static uint64_t highest_of(size_t index);
 
@@ -63,11 +83,39 @@ struct PhaseHistograms {
 // Per (endpoint host, port), in key order. The host as the trace has it (callers escape it).
 class EndpointPhases {
  public:
-  void add(const Connection& c) { by_endpoint_[{c.endpoint_host(), c.peer.port}].add(c); }
-  const std::map<std::pair<std::string, uint16_t>, PhaseHistograms>& endpoints() const { return by_endpoint_; }
+  using Key = std::pair<std::string, uint16_t>;
+  void add(const Connection& c) {
+    // Connections come in runs to one endpoint: the last one's entry is tried first; then a hash
+    // of the host as it stands, before building a key (a string) and searching the map (string
+    // compares down the tree, once per connection of a million-connection export).
+    if (!last_ || !c.host || c.peer.port != last_->first.second || *c.host != last_->first.first) {
+      auto it = c.host ? index_.find({*c.host, c.peer.port}) : index_.end();
+      if (it != index_.end()) {
+        last_ = it->second;
+      } else {
+        last_ = &*by_endpoint_.try_emplace({c.endpoint_host(), c.peer.port}).first;
+        index_.try_emplace({last_->first.first, last_->first.second}, last_);  // views the map's key
+      }
+    }
+    last_->second.add(c);
+  }
+  const std::map<Key, PhaseHistograms>& endpoints() const { return by_endpoint_; }
 
  private:
-  std::map<std::pair<std::string, uint16_t>, PhaseHistograms> by_endpoint_;
+  using Node = std::pair<const Key, PhaseHistograms>;  // map nodes do not move
+  struct View {
+    std::string_view host;
+    uint16_t port;
+    bool operator==(const View&) const = default;
+  };
+  struct ViewHash {
+    size_t operator()(const View& v) const {
+      return std::hash<std::string_view>{}(v.host) ^ (size_t{v.port} * 0x9e3779b97f4a7c15ull);
+    }
+  };
+  std::map<Key, PhaseHistograms> by_endpoint_;
+  std::unordered_map<View, Node*, ViewHash> index_;
+  Node* last_ = nullptr;
 };
 
 }  // namespace httptrace::analyzer

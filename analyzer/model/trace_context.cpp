@@ -26,10 +26,26 @@ uint64_t mix(uint64_t x) {  // splitmix64's finaliser: every input bit reaches e
   return x ^ (x >> 31);
 }
 
-uint64_t hash(uint64_t anchor_ns, std::string_view conn_id, uint32_t index, uint64_t salt) {
+constexpr uint64_t kSpanSalt = 0x7370616eull;   // "span"
+constexpr uint64_t kTraceSalt = 0x74726163ull;  // "trac"
+
+// The connection's part of the hash.
+uint64_t hash_base(uint64_t anchor_ns, std::string_view conn_id, uint64_t salt) {
   uint64_t h = 0xcbf29ce484222325ull ^ mix(anchor_ns ^ salt);
   for (unsigned char c : conn_id) h = (h ^ c) * 0x100000001b3ull;
-  return mix(h ^ mix(uint64_t{index} << 8 ^ salt));
+  return h;
+}
+uint64_t hash_index(uint64_t base, uint32_t index, uint64_t salt) { return mix(base ^ mix(uint64_t{index} << 8 ^ salt)); }
+
+uint64_t span_from(uint64_t v) { return v ? v : 1; }  // an all-zero span id is invalid
+std::array<uint8_t, 16> trace_from(uint64_t hi) {
+  const uint64_t lo = mix(hi ^ 0x65ull) | 1;
+  std::array<uint8_t, 16> id{};
+  for (int i = 0; i < 8; ++i) {
+    id[i] = static_cast<uint8_t>(hi >> (56 - 8 * i));
+    id[8 + i] = static_cast<uint8_t>(lo >> (56 - 8 * i));
+  }
+  return id;
 }
 
 }  // namespace
@@ -64,18 +80,23 @@ std::array<uint8_t, 16> tree_trace_id(int32_t root_pid, uint64_t root_anchor_ns)
 }
 
 uint64_t derive_span_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index) {
-  const uint64_t v = hash(anchor_ns, conn_id, index, 0x7370616eull);  // "span"
-  return v ? v : 1;  // an all-zero span id is invalid
+  return span_from(hash_index(hash_base(anchor_ns, conn_id, kSpanSalt), index, kSpanSalt));
 }
 
 std::array<uint8_t, 16> derive_trace_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index) {
-  std::array<uint8_t, 16> id{};
-  const uint64_t hi = hash(anchor_ns, conn_id, index, 0x74726163ull), lo = mix(hi ^ 0x65ull) | 1;
-  for (int i = 0; i < 8; ++i) {
-    id[i] = static_cast<uint8_t>(hi >> (56 - 8 * i));
-    id[8 + i] = static_cast<uint8_t>(lo >> (56 - 8 * i));
-  }
-  return id;
+  return trace_from(hash_index(hash_base(anchor_ns, conn_id, kTraceSalt), index, kTraceSalt));
+}
+
+RequestIds::RequestIds(uint64_t anchor_ns, std::string_view conn_id)
+    : anchor_(anchor_ns),
+      span_base_(hash_base(anchor_ns, conn_id, kSpanSalt)),
+      trace_base_(hash_base(anchor_ns, conn_id, kTraceSalt)),
+      valid_(true) {}
+
+uint64_t RequestIds::span_id(uint32_t index) const { return span_from(hash_index(span_base_, index, kSpanSalt)); }
+
+std::array<uint8_t, 16> RequestIds::trace_id(uint32_t index) const {
+  return trace_from(hash_index(trace_base_, index, kTraceSalt));
 }
 
 }  // namespace httptrace::analyzer

@@ -32,6 +32,22 @@ std::array<uint8_t, 16> tree_trace_id(int32_t root_pid, uint64_t root_anchor_ns)
 uint64_t derive_span_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index);
 std::array<uint8_t, 16> derive_trace_id(uint64_t anchor_ns, std::string_view conn_id, uint32_t index);
 
+// The same ids for many requests of one connection: the part of the hash that depends on the
+// connection alone is computed once (a hash of the id per request was a visible share of the
+// model's time on long keep-alive connections).
+class RequestIds {
+ public:
+  RequestIds() = default;
+  RequestIds(uint64_t anchor_ns, std::string_view conn_id);
+  bool valid_for(uint64_t anchor_ns) const { return valid_ && anchor_ == anchor_ns; }
+  uint64_t span_id(uint32_t index) const;
+  std::array<uint8_t, 16> trace_id(uint32_t index) const;
+
+ private:
+  uint64_t anchor_ = 0, span_base_ = 0, trace_base_ = 0;
+  bool valid_ = false;
+};
+
 // Lowercase hex, as W3C and OTLP/JSON write ids; out needs 2 * n (hex64_to: 16) characters.
 inline size_t hex_to(char* out, const uint8_t* p, size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -10,7 +10,7 @@
 
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/run_reports.h"
-#include "tests/unit/analyzer_trace_builder.h"
+#include "tests/support/trace_builder.h"
 
 namespace tf = httptrace::format;
 

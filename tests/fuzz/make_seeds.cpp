@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "tests/unit/analyzer_trace_builder.h"
+#include "tests/support/trace_builder.h"
 
 using httptrace::testing::TraceBuilder;
 using httptrace::testing::ipv4;

@@ -270,5 +270,19 @@ TEST(IsoTime, CivilDatesInUtc) {
   EXPECT_EQ(fmt(UINT64_MAX), "2554-07-21T23:34:33.709Z");
 }
 
+// The cached form says what the plain one says, across seconds, days and backwards steps.
+TEST(IsoTime, CachedSecondMatchesTheFullFormat) {
+  IsoTimeMs iso;
+  char a[kIsoTimeMsLen + 1], b[kIsoTimeMsLen + 1];
+  const uint64_t t0 = 951'868'799'000'000'000ull;  // 2000-02-29T23:59:59
+  for (uint64_t step : {0ull, 1'000'000ull, 999'999ull, 7'000'001ull, 400'000'000ull}) {
+    for (uint64_t t = t0, i = 0; i < 3000; ++i, t += step) {
+      const uint64_t ns = i % 7 == 3 ? t - 5'000'000'000ull : t;  // now and then an earlier time
+      ASSERT_EQ(std::string(a, iso.format(a, ns)), std::string(b, format_iso_time_ms(b, ns))) << ns;
+    }
+  }
+  ASSERT_EQ(std::string(a, iso.format(a, UINT64_MAX)), "2554-07-21T23:34:33.709Z");
+}
+
 }  // namespace
 }  // namespace httptrace::testing

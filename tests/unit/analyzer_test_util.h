@@ -14,7 +14,7 @@
 
 #include "analyzer/model/model.h"
 #include "analyzer/read/trace_reader.h"
-#include "tests/unit/analyzer_trace_builder.h"
+#include "tests/support/trace_builder.h"
 
 namespace httptrace::testing {
 

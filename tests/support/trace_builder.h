@@ -1,15 +1,26 @@
-// Builds trace files byte for byte per common/trace_format.h, for analyzer tests (in the manner of
-// uftrace's create_test_data()): file header, per-thread segments with committed counts and
-// thread_seq, fixed-layout events with padded tails.
+// Synthetic trace files, byte for byte per common/trace_format.h (in the manner of uftrace's
+// create_test_data()): file header, per-thread segments with committed counts and thread_seq,
+// fixed-layout events with padded tails. One encoder of events serves both users:
+//
+//   TraceBuilder   the whole file in memory, segments interleaved round-robin at the end
+//                  (analyzer unit tests, golden traces, fuzz seeds);
+//   TraceStreamer  segments written to a file descriptor as they fill, so a trace of many
+//                  millions of events costs a segment per thread (bench/gen_trace).
+//
+// Kept under tests/support/: it is test infrastructure that the bench tools share, not part of
+// the product (common/ is what the recorder and the analyzer are built from).
 #pragma once
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +39,18 @@ inline tf::Addr ipv4(const char* ip, uint16_t port = 0) {
   return a;
 }
 
+// ip in host byte order (0x0a000001 is 10.0.0.1).
+inline tf::Addr ipv4_host_order(uint32_t ip, uint16_t port = 0) {
+  tf::Addr a{};
+  a.family = AF_INET;
+  a.port = port;
+  a.ip[0] = uint8_t(ip >> 24);
+  a.ip[1] = uint8_t(ip >> 16);
+  a.ip[2] = uint8_t(ip >> 8);
+  a.ip[3] = uint8_t(ip);
+  return a;
+}
+
 inline tf::Addr ipv6(const char* ip, uint16_t port = 0) {
   tf::Addr a{};
   a.family = AF_INET6;
@@ -36,9 +59,11 @@ inline tf::Addr ipv6(const char* ip, uint16_t port = 0) {
   return a;
 }
 
-class TraceBuilder {
+// The file header and the events. Out (the derived class) takes each encoded event with
+// append_event(stream, bytes) and decides where its segments go.
+template <class Out> class TraceEncoder {
  public:
-  explicit TraceBuilder(int32_t pid = 1000, int32_t ppid = 1) {
+  explicit TraceEncoder(int32_t pid = 1000, int32_t ppid = 1) {
     std::memset(&hdr_, 0, sizeof hdr_);
     std::memcpy(hdr_.magic, tf::kMagic, sizeof hdr_.magic);
     hdr_.version = tf::kVersion;
@@ -54,9 +79,6 @@ class TraceBuilder {
   }
 
   tf::FileHeader& header() { return hdr_; }
-
-  // Smaller segments keep checked-in golden traces small; readers take the size from the header.
-  void set_segment_size(uint32_t n) { hdr_.segment_size = n; }
   size_t payload() const { return hdr_.segment_size - sizeof(tf::SegmentHeader); }
 
   void set_exe(std::string_view exe, const std::vector<std::string>& argv) {
@@ -74,26 +96,10 @@ class TraceBuilder {
   template <class T> void add(int32_t tid, T rec, std::string_view tail = {}) {
     size_t size = tf::padded(sizeof(T) + tail.size());
     rec.h.size = static_cast<uint16_t>(size);
-    std::string bytes(size, '\0');
-    std::memcpy(bytes.data(), &rec, sizeof(T));
-    if (!tail.empty()) std::memcpy(bytes.data() + sizeof(T), tail.data(), tail.size());
-    add_raw(tid, bytes);
-  }
-  // Appends raw bytes (possibly a deliberately broken event) to tid's stream.
-  void add_raw(int32_t tid, const std::string& bytes) {
-    auto& segs = threads_[tid];
-    if (segs.empty() || segs.back().size() + bytes.size() > payload() || break_[tid]) segs.emplace_back();
-    break_[tid] = false;
-    segs.back() += bytes;
-  }
-  // The next event of this stream starts a new segment.
-  void new_segment(int32_t tid) { break_[tid] = true; }
-
-  // The tid argument of every method names a stream of segments. By default its segment headers
-  // carry that tid and thread_uid = tid; here a stream gets another thread's identity (two streams
-  // with one tid and different uids are a reused tid), and its first thread_seq.
-  void set_thread(int32_t stream, int32_t tid, uint64_t uid, uint64_t first_seq = 0) {
-    ident_[stream] = {tid, uid, first_seq};
+    scratch_.assign(size, '\0');  // reuses its buffer: a bench trace has millions of events
+    std::memcpy(scratch_.data(), &rec, sizeof(T));
+    if (!tail.empty()) std::memcpy(scratch_.data() + sizeof(T), tail.data(), tail.size());
+    static_cast<Out*>(this)->append_event(tid, scratch_);
   }
 
   static tf::EventHeader head(tf::EventKind kind, uint32_t conn, uint64_t ts) {
@@ -121,14 +127,17 @@ class TraceBuilder {
     e.type = 1;
     add(tid, e);
   }
-  void connect(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, tf::Addr peer, uint64_t dur, int32_t error = 0) {
+  // local: the connected socket's own address; by default 127.0.0.1:40000+conn (none on error).
+  void connect(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, tf::Addr peer, uint64_t dur, int32_t error = 0,
+               std::optional<tf::Addr> local = std::nullopt) {
     tf::ConnectEvent e{};
     e.h = head(tf::EventKind::kConnect, conn, ts);
     e.dur_ns = dur;
     e.fd = fd;
     e.error = error;
     e.peer = peer;
-    if (error == 0) e.local = ipv4("127.0.0.1", 40000 + static_cast<uint16_t>(conn));
+    if (local) e.local = *local;
+    else if (error == 0) e.local = ipv4("127.0.0.1", 40000 + static_cast<uint16_t>(conn));
     add(tid, e);
   }
   void connect_done(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, int32_t error = 0) {
@@ -139,15 +148,19 @@ class TraceBuilder {
     e.how = uint8_t(tf::ConnectDoneHow::kSoError);
     add(tid, e);
   }
+  // call: write()/read() by default. A capture marks a change of direction (kDataDirChange).
   void data(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, tf::Direction dir, int64_t result, uint64_t dur,
-            tf::CaptureKind cap = tf::CaptureKind::kNone, std::string_view captured = {}, uint8_t flags = 0) {
+            tf::CaptureKind cap = tf::CaptureKind::kNone, std::string_view captured = {}, uint8_t flags = 0,
+            std::optional<tf::DataCall> call = std::nullopt) {
     tf::DataEvent e{};
     e.h = head(tf::EventKind::kData, conn, ts);
     e.result = result;
     e.dur_ns = dur;
     e.fd = fd;
     e.dir = uint8_t(dir);
-    e.call = dir == tf::Direction::kSend ? uint8_t(tf::DataCall::kWrite) : uint8_t(tf::DataCall::kRead);
+    e.call = call ? uint8_t(*call)
+             : dir == tf::Direction::kSend ? uint8_t(tf::DataCall::kWrite)
+                                           : uint8_t(tf::DataCall::kRead);
     e.flags = flags | (captured.empty() ? 0 : tf::kDataDirChange);
     e.capture_kind = uint8_t(cap);
     e.cap_len = static_cast<uint16_t>(captured.size());
@@ -184,14 +197,14 @@ class TraceBuilder {
     add(tid, e);
   }
   void tls_handshake(int32_t tid, uint64_t ts, uint32_t conn, int32_t fd, uint64_t dur, const char* alpn = "http/1.1",
-                     const char* sni = "example.com") {
+                     const char* sni = "example.com", const char* cipher = "TLS_AES_128_GCM_SHA256") {
     tf::TlsHandshakeEvent e{};
     e.h = head(tf::EventKind::kTlsHandshake, conn, ts);
     e.dur_ns = dur;
     e.fd = fd;
     e.version = 0x0304;
     e.library = uint8_t(tf::TlsLibrary::kOpenssl);
-    std::strncpy(e.cipher, "TLS_AES_128_GCM_SHA256", sizeof e.cipher - 1);
+    std::strncpy(e.cipher, cipher, sizeof e.cipher - 1);
     std::strncpy(e.sni, sni, sizeof e.sni - 1);
     std::strncpy(e.alpn, alpn, sizeof e.alpn - 1);
     add(tid, e);
@@ -237,6 +250,40 @@ class TraceBuilder {
     e.h = head(tf::EventKind::kStack, 0, ts);
     e.depth = static_cast<uint32_t>(addrs.size());
     add(tid, e, std::string_view(reinterpret_cast<const char*>(addrs.data()), addrs.size() * 8));
+  }
+
+ protected:
+  tf::FileHeader hdr_;
+
+ private:
+  std::string scratch_;
+  uint32_t lookups_ = 0;
+};
+
+// The whole trace in memory; bytes() lays it out.
+class TraceBuilder : public TraceEncoder<TraceBuilder> {
+ public:
+  using TraceEncoder::TraceEncoder;
+
+  // Smaller segments keep checked-in golden traces small; readers take the size from the header.
+  void set_segment_size(uint32_t n) { hdr_.segment_size = n; }
+
+  // Appends raw bytes (possibly a deliberately broken event) to tid's stream.
+  void add_raw(int32_t tid, const std::string& bytes) { append_event(tid, bytes); }
+  void append_event(int32_t tid, std::string_view bytes) {
+    auto& segs = threads_[tid];
+    if (segs.empty() || segs.back().size() + bytes.size() > payload() || break_[tid]) segs.emplace_back();
+    break_[tid] = false;
+    segs.back() += bytes;
+  }
+  // The next event of this stream starts a new segment.
+  void new_segment(int32_t tid) { break_[tid] = true; }
+
+  // The tid argument of every method names a stream of segments. By default its segment headers
+  // carry that tid and thread_uid = tid; here a stream gets another thread's identity (two streams
+  // with one tid and different uids are a reused tid), and its first thread_seq.
+  void set_thread(int32_t stream, int32_t tid, uint64_t uid, uint64_t first_seq = 0) {
+    ident_[stream] = {tid, uid, first_seq};
   }
 
   // Adds a claimed-but-unstarted segment (magic 0), as a writer leaves when a thread claims one
@@ -294,7 +341,6 @@ class TraceBuilder {
   }
 
  private:
-  tf::FileHeader hdr_;
   std::map<int32_t, std::vector<std::string>> threads_;
   std::map<int32_t, bool> break_;
   struct Ident {
@@ -302,8 +348,67 @@ class TraceBuilder {
     uint64_t uid, first_seq;
   };
   std::map<int32_t, Ident> ident_;
-  uint32_t lookups_ = 0;
   size_t unstarted_ = 0;
+};
+
+// Writes each stream's segment to fd when it is full (at the next free slot: threads' segments
+// interleave in the file as they do in a recording), and the header last. Segment headers carry
+// the stream's tid and thread_uid 0 (the reader then names the thread by its tid). A failed
+// write is reported by finish().
+class TraceStreamer : public TraceEncoder<TraceStreamer> {
+ public:
+  explicit TraceStreamer(int fd, int32_t pid = 1000, int32_t ppid = 1) : TraceEncoder(pid, ppid), fd_(fd) {}
+
+  void append_event(int32_t tid, std::string_view bytes) {
+    Seg& s = segs_[tid];
+    if (s.buf.empty()) s.buf.resize(hdr_.segment_size);
+    if (s.used + bytes.size() > payload()) flush(tid, s);
+    std::memcpy(s.buf.data() + sizeof(tf::SegmentHeader) + s.used, bytes.data(), bytes.size());
+    s.used += bytes.size();
+    ++events_;
+  }
+
+  // Flushes every stream's last segment, then writes the header (segments_claimed and
+  // max_segments: the segments written). False if a write failed (errno says why).
+  bool finish() {
+    for (auto& [tid, s] : segs_)
+      if (s.used) flush(tid, s);
+    hdr_.segments_claimed = hdr_.max_segments = next_segment_;
+    std::vector<uint8_t> page(hdr_.header_size, 0);
+    std::memcpy(page.data(), &hdr_, sizeof hdr_);
+    if (ok_ && pwrite(fd_, page.data(), page.size(), 0) != ssize_t(page.size())) ok_ = false;
+    return ok_;
+  }
+
+  uint64_t segments() const { return next_segment_; }
+  uint64_t events() const { return events_; }
+
+ private:
+  struct Seg {
+    std::vector<uint8_t> buf;
+    size_t used = 0;
+    uint64_t seq = 0;
+  };
+
+  void flush(int32_t tid, Seg& s) {
+    tf::SegmentHeader h{};
+    h.magic = tf::kSegmentMagic;
+    h.tid = tid;
+    h.committed = s.used;
+    h.thread_seq = s.seq++;
+    std::memcpy(s.buf.data(), &h, sizeof h);
+    // Bytes past `committed` are whatever the previous use of the buffer left; a reader must
+    // ignore them, and leaving them there checks that it does.
+    const off_t at = off_t(hdr_.header_size) + off_t(next_segment_++) * off_t(hdr_.segment_size);
+    if (ok_ && pwrite(fd_, s.buf.data(), s.buf.size(), at) != ssize_t(s.buf.size())) ok_ = false;
+    s.used = 0;
+  }
+
+  int fd_;
+  std::map<int32_t, Seg> segs_;
+  uint64_t next_segment_ = 0;
+  uint64_t events_ = 0;
+  bool ok_ = true;
 };
 
 }  // namespace httptrace::testing
