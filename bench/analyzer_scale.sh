@@ -10,7 +10,7 @@
 #   bench/analyzer_scale.sh [EVENTS]        BEFORE=path/to/old/httptrace adds a comparison column
 #   RUNS=3 (best of), WORK=dir for the traces (default: a temp dir, removed afterwards),
 #   CMDS="timeline reuse" to time only some of export-null export-file har-null chrome-null
-#   otlp-file reuse timeline
+#   otlp-file reuse why timeline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${1:-10000000}
@@ -40,7 +40,7 @@ measure() {
 
 printf '%-10s %-28s %-8s %10s %10s %10s %8s\n' trace command binary seconds "Mev/s" "peak RSS" "cpu s"
 for trace in few many; do
-  for cmd in ${CMDS:-export-null export-file har-null chrome-null otlp-file reuse timeline}; do
+  for cmd in ${CMDS:-export-null export-file har-null chrome-null otlp-file reuse why timeline}; do
     for bin in ${BEFORE:+"$BEFORE"} build/httptrace; do
       label=$([ "$bin" = build/httptrace ] && echo after || echo before)
       case $cmd in
@@ -50,6 +50,7 @@ for trace in few many; do
         chrome-null) args=(export --format chrome "$WORK/$trace.trace") ;;
         otlp-file) args=(export --format otlp -o "$WORK/out.otlp.json" "$WORK/$trace.trace") ;;
         reuse) args=(reuse "$WORK/$trace.trace") ;;
+        why) args=(why "$WORK/$trace.trace") ;;
         timeline) args=(timeline "$WORK/$trace.trace") ;;
       esac
       read -r s kb cpu < <(measure "$bin" "${args[@]}")
