@@ -11,10 +11,7 @@
 //
 // Prints one line per step, so a run traced and untraced can be compared. Exit 0 on success, 1 on
 // a failure (message on stderr), 2 on a usage error. libc only: it is what is traced.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,12 +22,11 @@
 #include <cstring>
 #include <string>
 
+#include "tests/clients/loopback_get.h"
+
 namespace {
 
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "exec_client: %s (errno %d: %s)\n", what, errno, std::strerror(errno));
-  std::exit(1);
-}
+[[noreturn]] void die(const char* what) { loopback_get::die("exec_client", what); }
 
 std::string environment() {
   std::string out;
@@ -41,29 +37,7 @@ std::string environment() {
 }
 
 int get(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
-  const char req[] = "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req - 1)) {
-    die("send");
-  }
-  std::string resp;
-  char buf[4096];
-  for (int i = 0; i < 10000; ++i) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 20000) <= 0) die("poll timed out");
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) die("recv");
-    if (n == 0) break;
-    resp.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  std::printf("get: %s, env %s\n", resp.substr(0, resp.find("\r\n")).c_str(),
+  std::printf("get: %s, env %s\n", loopback_get::status_line("exec_client", port, "/x").c_str(),
               environment().c_str());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "tests/integration/export_util.h"
 #include "tests/integration/chain_service.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/nginx_proxy.h"
 
 namespace httptrace::itest {
 namespace {
@@ -255,56 +256,6 @@ TEST(DistributedTrace, TimelineListsCallsUnderTheInboundRequest) {
   EXPECT_NE(line.find("served as "), std::string::npos) << line;
 }
 
-// Debian's nginx as the middle tier, traced: a reverse proxy (master + worker, epoll loop) with a
-// keep-alive upstream pool in front of the backend service.
-class NginxProxy {
- public:
-  NginxProxy(const fs::path& dir, const fs::path& trace_dir, int backend_port, int port) : port_(port) {
-    const std::string d = dir.string();
-    std::ofstream conf(dir / "nginx.conf");
-    conf << "daemon off;\n"
-         // The readiness signal: the master logs starting its worker once it listens.
-         << "error_log /dev/stdout notice;\n"
-         << "pid " << d << "/nginx.pid;\n"
-         // As root the workers would drop to nobody and could not create their trace files.
-         << (geteuid() == 0 ? "user root;\n" : "")
-         << "worker_processes 1;\nevents { worker_connections 64; }\n"
-         << "http {\n  access_log off;\n"
-         << "  client_body_temp_path " << d << "/body;\n  proxy_temp_path " << d << "/proxy;\n"
-         << "  fastcgi_temp_path " << d << "/fcgi;\n  uwsgi_temp_path " << d << "/uwsgi;\n"
-         << "  scgi_temp_path " << d << "/scgi;\n"
-         << "  upstream backend { server 127.0.0.1:" << backend_port << "; keepalive 4; }\n"
-         << "  server {\n    listen 127.0.0.1:" << port << ";\n"
-         << "    location / { proxy_pass http://backend; proxy_http_version 1.1;\n"
-         << "                 proxy_set_header Connection \"\"; }\n  }\n}\n";
-    conf.close();
-    const RunOptions o = traced_into(trace_dir);
-    if (!child_.start({"nginx", "-e", "/dev/stdout", "-p", d, "-c", (dir / "nginx.conf").string()}, o, false, &error_)) return;
-    std::string line;
-    for (int i = 0; i < 50; ++i) {  // bounded: a handful of notice lines come first
-      if (!child_.read_line(&line, milliseconds{10000})) break;
-      if (line.find("start worker process") != std::string::npos) return;
-    }
-    error_ = "nginx did not start its worker: " + line + child_.wait(milliseconds{3000}).describe();
-  }
-  ~NginxProxy() { stop(); }
-  RunResult stop() {  // graceful: the master exits after its worker did
-    if (stopped_) return {};
-    stopped_ = true;
-    child_.signal(SIGQUIT);
-    return child_.wait(milliseconds{10000});
-  }
-  bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-
- private:
-  Child child_;
-  int port_;
-  bool stopped_ = false;
-  std::string error_;
-};
-
 TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
   if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
   TempDir traces, out, nginx_dir;
@@ -315,7 +266,7 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
     ClosedPort free;  // a port the kernel just gave out; nginx binds it once this lets go
     port = free.port();
   }
-  NginxProxy nginx(nginx_dir.path(), traces.path(), backend.port(), port);
+  NginxProxy nginx(nginx_dir.path(), traced_into(traces.path()), backend.port(), port);
   ASSERT_TRUE(nginx.ok()) << nginx.error();
 
   const RunOptions o = traced_into(traces.path());

@@ -24,13 +24,14 @@ Routes (any method; a request body announced by Content-Length is read and disca
 
 import argparse
 import http.server
-import os
 import socket
 import ssl
-import stat
 import sys
 import threading
 import time
+
+# This folder's shared stdin/stdout contract (the script's own directory is on sys.path).
+from loopback import exit_when_stdin_closes, stdin_is_a_channel
 
 MAX_BYTES = 64 * 1024 * 1024
 MAX_DELAY_MS = 60_000
@@ -184,22 +185,6 @@ class Server(http.server.ThreadingHTTPServer):
 
 class Server6(Server):
     address_family = socket.AF_INET6
-
-
-def stdin_is_a_channel():
-    try:
-        mode = os.fstat(0).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def exit_when_stdin_closes():
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
 
 
 def main():
