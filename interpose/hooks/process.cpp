@@ -218,7 +218,9 @@ int system_merged(const char* line, char* const* env) {
   char* argv[] = {const_cast<char*>("sh"), const_cast<char*>("-c"), const_cast<char*>("--"),
                   const_cast<char*>(line), nullptr};
   pid_t pid = 0;
+  sigbus_before_exec();  // as in spawn_traced: an ignored SIGBUS reaches the shell ignored
   const int ret = spawn(&pid, "/bin/sh", nullptr, &attr, argv, env);
+  sigbus_after_failed_exec();
   posix_spawnattr_destroy(&attr);
   int status = 0;
   if (ret == 0) {
@@ -251,7 +253,9 @@ HT_EXPORT int system(const char* line) noexcept {
   char preload[kPreloadMax];
   char added[kAddedMax];
   char* const* env = merge_env(environ, nullptr, merged, preload, added);
-  if (env == environ) return real(line);
+  // glibc's own system() would hand the shell our guard, which exec resets to the default
+  // action: when the program ignores SIGBUS, ours runs, so that only its spawn is bracketed.
+  if (env == environ && !sigbus_exec_needs_care()) return real(line);
   return system_merged(line, env);
 }
 
@@ -265,16 +269,23 @@ HT_EXPORT FILE* popen(const char* command, const char* mode) noexcept {
     return nullptr;
   }
   const size_t n = env_count(environ);
-  if (n > kMergedEnvMax) return real(command, mode);
-  char* merged[n + kSavedVarsMax + 3];
+  // The shell is spawned before popen() returns: the SIGBUS bracket spans only that.
+  sigbus_before_exec();
+  FILE* f = nullptr;
+  char** const saved = environ;
+  char* merged[n <= kMergedEnvMax ? n + kSavedVarsMax + 3 : 1];
   char preload[kPreloadMax];
   char added[kAddedMax];
-  char** const saved = environ;
-  char* const* env = merge_env(saved, nullptr, merged, preload, added);
-  if (env == saved) return real(command, mode);
-  environ = const_cast<char**>(env);
-  FILE* f = real(command, mode);
-  if (environ == env) environ = saved;
+  char* const* env = n <= kMergedEnvMax ? merge_env(saved, nullptr, merged, preload, added) : saved;
+  if (env == saved) {
+    f = real(command, mode);
+  } else {
+    environ = const_cast<char**>(env);
+    f = real(command, mode);
+    if (environ == env) environ = saved;
+  }
+  ErrnoSaver keep;
+  sigbus_after_failed_exec();
   return f;
 }
 

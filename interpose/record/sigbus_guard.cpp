@@ -189,15 +189,19 @@ int sigbus_program_action(const struct sigaction* act, struct sigaction* old) {
   return 0;
 }
 
+bool sigbus_exec_needs_care() {
+  return sigbus_guard_installed() && app_action().sa_handler == SIG_IGN;
+}
+
 void sigbus_before_exec() {
-  if (!sigbus_guard_installed() || app_action().sa_handler != SIG_IGN) return;
+  if (!sigbus_exec_needs_care()) return;
   struct sigaction ign = {};
   ign.sa_handler = SIG_IGN;
   g_real(SIGBUS, &ign, nullptr);
 }
 
 void sigbus_after_failed_exec() {
-  if (!sigbus_guard_installed() || app_action().sa_handler != SIG_IGN) return;
+  if (!sigbus_exec_needs_care()) return;
   const struct sigaction k = kernel_action(app_action());
   g_real(SIGBUS, &k, nullptr);
 }

@@ -35,5 +35,7 @@ int sigbus_program_action(const struct sigaction* act, struct sigaction* old);
 // Also around posix_spawn (after_failed_exec then puts the guard back whatever the outcome).
 void sigbus_before_exec();
 void sigbus_after_failed_exec();
+// Whether the two above have anything to do (the guard is in and the program ignores SIGBUS).
+bool sigbus_exec_needs_care();
 
 }  // namespace httptrace

@@ -8,8 +8,8 @@
 //                                 (HTTPTRACE_OUTPUT, if it exists) and makes another GET; puts
 //                                 the old action back and queries again; then a fork child makes
 //                                 the same fault under the default action.
-//   signals_client exec-ign PORT  a GET, signal(SIGBUS, SIG_IGN), then posix_spawn and execv of
-//                                 "show"
+//   signals_client exec-ign PORT  a GET, signal(SIGBUS, SIG_IGN), then posix_spawn, system() and
+//                                 execv of "show"
 //   signals_client oneshot PORT   a GET; an SA_RESETHAND handler and its one fault; then SIG_IGN
 //                                 and a kill(SIGBUS) of itself
 //   signals_client show           prints the SIGBUS disposition it was started with
@@ -179,6 +179,9 @@ int exec_ign(int port) {
   if (posix_spawn(&pid, self, nullptr, nullptr, argv, environ) != 0) die("posix_spawn");
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) die("waitpid");
+  std::fflush(stdout);
+  const std::string line = std::string(self) + " show";
+  if (system(line.c_str()) != 0) die("system");
   std::fflush(stdout);
   execv(self, argv);
   die("execv");

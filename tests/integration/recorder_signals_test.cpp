@@ -52,6 +52,11 @@ TEST_F(RecorderSignals, IgnoredSigbusStaysIgnoredAcrossExec) {
   const size_t first = r.out.find("show: ignore\n");  // the posix_spawn child, then the exec
   ASSERT_NE(first, std::string::npos) << r.out;
   EXPECT_NE(r.out.find("show: ignore\n", first + 1), std::string::npos) << r.out;
+  // posix_spawn, system() and the exec: three children, each started with SIGBUS ignored.
+  size_t shows = 0;
+  for (size_t at = r.out.find("show: "); at != std::string::npos; at = r.out.find("show: ", at + 1)) ++shows;
+  EXPECT_EQ(shows, 3u) << r.out;
+  EXPECT_EQ(r.out.find("show: default"), std::string::npos) << r.out;
   EXPECT_EQ(r.out, untraced(argv).out);
 }
 
