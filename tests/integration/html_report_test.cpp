@@ -354,5 +354,51 @@ TEST_F(HtmlReport, TenThousandConnectionsDrawCapped) {
   std::printf("[ report ] 10000 connections: %zu bytes, the script made its 5000 rows in %s ms\n", html.size(), m[1].str().c_str());
 }
 
+// Rows far down the page get their bars only as they come near the screen; printing must not
+// depend on that. The print path (headless --print-to-pdf, as a user's Ctrl-P) draws as many
+// boxes as a copy of the page that fills every row at once, and more than a copy that never
+// hears of the printing (which is what shows this check can fail).
+TEST_F(HtmlReport, PrintingDrawsEveryRow) {
+  const fs::path gen = paths().build / "bench/gen_trace";
+  if (!fs::exists(gen)) GTEST_SKIP() << gen << " missing: make build/bench/gen_trace";
+  const fs::path trace = work_ / "t.trace", page = work_ / "lazy.html";
+  RunResult g = run({gen.string(), "-o", trace.string(), "-c", "400", "-e", "8000"});
+  ASSERT_EQ(g.exit_code, 0) << g.describe();
+  RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), trace.string()});
+  ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  const std::string html = read_file(page);
+  auto variant = [&](const std::string& name, const std::string& from, const std::string& to) {
+    std::string text = html;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << "the report's script no longer holds " << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    const fs::path p = work_ / name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  };
+  const fs::path eager = variant("eager.html", "var kEager = 150", "var kEager = 1e9");
+  const fs::path deaf = variant("deaf.html", "window.addEventListener('beforeprint', fillAll);", "");
+  // Rectangles the PDF's pages paint: the `re` operators of its (deflated) content streams.
+  auto boxes = [&](const fs::path& html_page) -> long {
+    const fs::path pdf = work_ / (html_page.stem().string() + ".pdf");
+    Rendered printed = render(html_page, work_.path(), {"--no-pdf-header-footer", "--print-to-pdf=" + pdf.string()});
+    EXPECT_EQ(printed.run.exit_code, 0) << printed.run.describe();
+    RunResult n = run({"python3", "-c",
+                       "import re,sys,zlib\n"
+                       "d=open(sys.argv[1],'rb').read(); n=0\n"
+                       "for m in re.finditer(rb'stream\\r?\\n(.*?)endstream', d, re.S):\n"
+                       "  try: n += len(re.findall(rb'\\bre\\b', zlib.decompress(m.group(1))))\n"
+                       "  except zlib.error: pass\n"
+                       "print(n)\n",
+                       pdf.string()});
+    EXPECT_EQ(n.exit_code, 0) << n.describe();
+    return std::atol(n.out.c_str());
+  };
+  const long lazy_n = boxes(page), eager_n = boxes(eager), deaf_n = boxes(deaf);
+  EXPECT_GT(eager_n, 0);
+  EXPECT_EQ(lazy_n, eager_n) << "the printed report lacks bars the fully drawn one has";
+  EXPECT_LT(deaf_n, eager_n) << "400 rows all drawn before printing: this check proves nothing";
+}
+
 }  // namespace
 }  // namespace httptrace::itest
