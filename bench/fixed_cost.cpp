@@ -177,14 +177,24 @@ int main(int argc, char** argv) {
   int rounds = 30;
   std::string base = "/tmp";
   std::string other;
+  const char* usage = "usage: fixed_cost [--rounds N] [--dir DIR] [--compare OTHER.so] LIBHTTPTRACE\n";
+  // Every option takes a value; anything else that starts with '-' (--help among them) is not a
+  // library path.
   int a = 1;
-  for (; a + 1 < argc && argv[a][0] == '-'; a += 2) {
+  for (; a < argc && argv[a][0] == '-'; a += 2) {
+    const bool known = !strcmp(argv[a], "--rounds") || !strcmp(argv[a], "--dir") || !strcmp(argv[a], "--compare");
+    if (!known || a + 1 >= argc) {
+      const bool help = !strcmp(argv[a], "--help") || !strcmp(argv[a], "-h");
+      if (!help) fprintf(stderr, "fixed_cost: %s: %s\n", argv[a], known ? "needs a value" : "unknown option");
+      fputs(usage, help ? stdout : stderr);
+      return help ? 0 : 2;
+    }
     if (strcmp(argv[a], "--rounds") == 0) rounds = atoi(argv[a + 1]);
     if (strcmp(argv[a], "--dir") == 0) base = argv[a + 1];
     if (strcmp(argv[a], "--compare") == 0) other = std::filesystem::absolute(argv[a + 1]).string();
   }
-  if (a >= argc) {
-    fprintf(stderr, "usage: fixed_cost [--rounds N] [--dir DIR] [--compare OTHER.so] LIBHTTPTRACE\n");
+  if (a + 1 != argc) {
+    fputs(usage, stderr);
     return 2;
   }
   const std::string lib = std::filesystem::absolute(argv[a]).string();
