@@ -129,8 +129,6 @@ constexpr uint32_t kMaxChunk = 64 * 1024;
 // it is not the earliest (only a trace with wild timestamps gets here).
 constexpr uint32_t kMaxPinned = 256 * 1024;
 constexpr uint32_t kNoForce = std::numeric_limits<uint32_t>::max();
-constexpr uint32_t kPrefetchAhead = 1024;  // bytes: a few events ahead, past a page end in time
-constexpr uint32_t kNoSeg = std::numeric_limits<uint32_t>::max();
 
 }  // namespace
 
@@ -174,23 +172,15 @@ struct TraceSet::Pending {
   uint64_t order;
   uint64_t file_off;
   uint64_t uid;
-  uint32_t at;  // offset in the cursor's buffer; mapped: its place in the cursor's byte stream
+  uint32_t at;  // offset in the cursor's buffer
   int32_t tid;
 };
 
 // A loaded cursor: the bytes read from its current segment and the events waiting in its window.
 // The buffer holds, contiguously, every byte from the oldest waiting event to what was read.
-//
-// A cursor of a mapped file has no buffer: events are read in place at map + file offset, parse
-// counts the bytes of its stream (what `at` refers to, wrapping), and every byte of the current
-// segment is already "read" (read_off = seg_end).
 struct TraceSet::Live {
   std::unique_ptr<uint8_t[]> buf;
   uint32_t cap = 0, len = 0, parse = 0;  // parse: the next byte to validate
-  const uint8_t* map = nullptr;          // the file's mapping, or nullptr: read into buf
-  const std::atomic<uint64_t>* fault = nullptr;  // the mapping's lowest faulted offset
-  uint32_t pin_check = 0;                // mapped: parse at the last check for a pinning event
-  uint32_t seg_now = kNoSeg, seg_prev = kNoSeg;  // mapped: segments whose pages may be touched
   uint64_t parse_off = 0;                // file offset of buf[parse]
   uint64_t read_off = 0;                 // file offset of buf[len]
   uint64_t seg_end = 0;                  // file offset past the current segment's trusted bytes
@@ -205,10 +195,6 @@ struct TraceSet::Live {
 
   size_t waiting() const { return tail - head; }
 };
-
-inline const tf::EventHeader* TraceSet::event_at(const Live& l, const Pending& p) {
-  return reinterpret_cast<const tf::EventHeader*>(l.map ? l.map + p.file_off : l.buf.get() + p.at);
-}
 
 TraceSet::TraceSet() = default;
 
@@ -366,22 +352,11 @@ bool TraceSet::open_file(const std::string& path, bool in_directory, OpenError& 
   FileIo io;
   io.dev = st.st_dev;
   io.ino = st.st_ino;
-  io_.push_back(std::move(io));
+  io_.push_back(io);
   modules_.push_back(std::make_unique<ModuleList>());
   modules_full_warned_.push_back(false);
   const uint32_t fi = static_cast<uint32_t>(files_.size() - 1);
   index_segments(fi, fd, h);
-  // Mapped when segments are whole pages of this host (each cursor then gives back only its own
-  // pages); the descriptor is not needed after that.
-  const uint64_t ps = FileMap::page_size();
-  if (use_mmap_ && h.header_size % ps == 0 && h.segment_size % ps == 0) {
-    auto m = std::make_unique<FileMap>();
-    if (m->map(fd, size)) {
-      io_[fi].map = std::move(m);
-      close(fd);
-      return true;
-    }
-  }
   // Keep the descriptor for the reads to come while there is room; otherwise reopen later.
   if (open_count_ < max_open_) {
     io_[fi].fd = fd;
@@ -574,49 +549,12 @@ void TraceSet::begin_segment(Cursor& c) {
   l.seg_end = std::max(s.end, l.read_off);
   l.tid = c.tid;
   l.uid = c.uid;
-  if (const FileMap* m = io_[c.file].map.get()) {
-    l.map = m->data();
-    l.fault = m->fault_slot();
-    l.read_off = l.seg_end;
-    // Two segments back: events still waiting from there (a segment of a few events) fault
-    // their page in again from the page cache.
-    if (l.seg_prev != kNoSeg) release_segment(c, l.seg_prev);
-    l.seg_prev = l.seg_now;
-    l.seg_now = c.seg;
-  }
-}
-
-void TraceSet::release_segment(const Cursor& c, uint32_t seg) const {
-  const Segment& s = segments_[seg];
-  io_[c.file].map->release(s.offset, s.end - s.offset);
-}
-
-void TraceSet::drop_live(Cursor& c) {
-  if (c.live && c.live->map) {
-    if (c.live->seg_prev != kNoSeg) release_segment(c, c.live->seg_prev);
-    if (c.live->seg_now != kNoSeg) release_segment(c, c.live->seg_now);
-  }
-  c.live.reset();
 }
 
 bool TraceSet::ensure(Cursor& c, uint32_t n) {
   Live& l = *c.live;
-  if (l.map) return l.seg_end - l.parse_off >= n;
   if (l.len - l.parse >= n) [[likely]] return true;
   return refill(c, n);
-}
-
-// A mapped file truncated under us: the handler noted the first page that faulted. Bytes from
-// there on read as zeros, so the event at the parse position is lost if it reaches that far. The
-// same warning as a short read, once per segment that loses bytes.
-bool TraceSet::shrank(Cursor& c, uint32_t n) {
-  Live& l = *c.live;
-  const uint64_t fault = l.fault->load(std::memory_order_acquire);
-  if (l.parse_off + n <= fault) [[likely]] return false;
-  warn(fmt::format("{}: offset {}: read failed or file shrank; segment cut short", files_[c.file].path,
-                   std::max(fault, l.parse_off)));
-  l.seg_end = l.read_off = l.parse_off;
-  return true;
 }
 
 bool TraceSet::refill(Cursor& c, uint32_t n) {
@@ -669,18 +607,12 @@ bool TraceSet::parse_one(Cursor& c) {
     const char* why = nullptr;
     const tf::EventHeader* h = nullptr;
     if (!ensure(c, sizeof(tf::EventHeader))) {
-      const uint64_t left = l.map ? l.seg_end - l.parse_off : l.len - l.parse + (l.seg_end - l.read_off);
+      const uint64_t left = l.len - l.parse + (l.seg_end - l.read_off);
       if (left)
         warn(fmt::format("{}: offset {}: {} stray bytes at the end of a segment of thread {}", f.path,
                          l.parse_off, left, l.tid));
     } else {
-      if (l.map) {
-        // The hardware prefetcher stops at page ends; this stream crosses one every ~40 events.
-        if (l.seg_end - l.parse_off > kPrefetchAhead) __builtin_prefetch(l.map + l.parse_off + kPrefetchAhead);
-        h = reinterpret_cast<const tf::EventHeader*>(l.map + l.parse_off);
-      } else {
-        h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);
-      }
+      h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);
       const uint16_t kind = h->kind, size = h->size;
       const KindInfo ki = kind_info(kind);
       if (size % 8 != 0) why = "event size not a multiple of 8";
@@ -688,23 +620,20 @@ bool TraceSet::parse_one(Cursor& c) {
       else if (l.parse_off + size > l.seg_end) why = "event runs past the committed bytes";
       else if (!ensure(c, size)) why = "event cut short by the end of the file";
       if (!why) {
-        if (!l.map) h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);  // ensure() may move it
+        h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.parse);  // ensure() may move it
         if (ki.min_size == 0) {
-          if (l.map && shrank(c, size)) {
-            why = "";  // said by shrank()
-          } else {
-            if (warned_kind_.empty()) warned_kind_.resize(65536);
-            if (!warned_kind_[kind]) {
-              warned_kind_[kind] = true;
-              warn(fmt::format("{}: offset {}: event kind {} is unknown to this httptrace (written by a "
-                               "newer one?); events of this kind are skipped",
-                               f.path, l.parse_off, kind));
-            }
-            l.parse += size;
-            l.parse_off += size;
-            continue;
+          if (warned_kind_.empty()) warned_kind_.resize(65536);
+          if (!warned_kind_[kind]) {
+            warned_kind_[kind] = true;
+            warn(fmt::format("{}: offset {}: event kind {} is unknown to this httptrace (written by a newer "
+                             "one?); events of this kind are skipped",
+                             f.path, l.parse_off, kind));
           }
-        } else if (ki.min_size + tail_size(h) > size) why = "string or capture length runs past the event";
+          l.parse += size;
+          l.parse_off += size;
+          continue;
+        }
+        if (ki.min_size + tail_size(h) > size) why = "string or capture length runs past the event";
         else if (kind == uint16_t(tf::EventKind::kDns) && reinterpret_cast<const tf::DnsEvent*>(h)->naddr > 8)
           why = "dns address count above 8";
         else if (kind == uint16_t(tf::EventKind::kH2Headers) && !h2_headers_valid(h))
@@ -712,8 +641,6 @@ bool TraceSet::parse_one(Cursor& c) {
         else if (kind == uint16_t(tf::EventKind::kModule))
           why = module_problem(*reinterpret_cast<const tf::ModuleEvent*>(h));
       }
-      // After every read of the event's fixed part: a fault in it has been noted by now.
-      if (l.map && !(why && !*why) && shrank(c, std::max<uint32_t>(size, sizeof(tf::EventHeader)))) why = "";
       if (!why) {
         if (kind == uint16_t(tf::EventKind::kThread)) {
           const auto* t = reinterpret_cast<const tf::ThreadEvent*>(h);
@@ -741,10 +668,9 @@ bool TraceSet::parse_one(Cursor& c) {
         l.win[i] = p;
         l.parse += size;
         l.parse_off += size;
-        if (l.map && l.parse - l.pin_check >= kMaxChunk) check_pinned(l);
         return true;
       }
-      if (*why) warn(fmt::format("{}: offset {}: corrupt event (kind {}, size {}): {}; skipping the rest of "
+      warn(fmt::format("{}: offset {}: corrupt event (kind {}, size {}): {}; skipping the rest of "
                        "this segment of thread {}",
                        f.path, l.parse_off, kind, size, why, l.tid));
     }
@@ -753,17 +679,6 @@ bool TraceSet::parse_one(Cursor& c) {
     ++c.seg;
     begin_segment(c);
   }
-}
-
-// A mapped cursor pins no buffer, but an event held back for ever would still hold the rest of
-// its thread back: past the bound a buffered cursor uses, it goes next (as refill() does).
-void TraceSet::check_pinned(Live& l) {
-  l.pin_check = l.parse;
-  if (l.force_at != kNoForce || l.waiting() == 0) return;
-  uint32_t oldest = l.win[l.head].at;
-  for (size_t i = l.head + 1; i < l.tail; ++i)
-    if (l.parse - l.win[i].at > l.parse - oldest) oldest = l.win[i].at;
-  if (l.parse - oldest > kMaxPinned) l.force_at = oldest;
 }
 
 // Tops the window up to kWindow events once it is down to half: parsing in batches keeps the
@@ -790,7 +705,7 @@ bool TraceSet::load(Cursor& c) {
   begin_segment(c);
   fill(c);
   if (c.live->waiting() == 0) {
-    drop_live(c);
+    c.live.reset();
     c.state = State::kDone;
     return false;
   }
@@ -825,16 +740,16 @@ void TraceSet::start() {
   // threads in order: index order is rank.
   for (uint32_t i = 0; i < cursors_.size(); ++i) {
     Cursor& c = cursors_[i];
-    drop_live(c);
+    c.live.reset();
     c.state = State::kUnloaded;
     if (!load(c)) continue;
     c.first_key = key(c);
     const Live& l = *c.live;
     for (size_t k = l.head; k < l.tail; ++k) {
-      const uint64_t ts = event_at(l, l.win[k])->ts_ns;
+      const uint64_t ts = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + l.win[k].at)->ts_ns;
       if (!has_earliest_ || ts < earliest_ts_) earliest_ts_ = ts, earliest_file_ = c.file, has_earliest_ = true;
     }
-    drop_live(c);
+    c.live.reset();
     c.state = State::kUnloaded;
     heap_.push_back({c.first_key, i, i});
   }
@@ -882,7 +797,7 @@ void TraceSet::refresh_top() {
   Cursor& c = cursors_[heap_[0].cursor];
   fill(c);
   if (c.live->waiting() == 0) {
-    drop_live(c);
+    c.live.reset();
     c.state = State::kDone;
     heap_[0] = heap_.back();
     heap_.pop_back();
@@ -903,7 +818,7 @@ void TraceSet::scan(const std::function<void(const Event&)>& f) {
   owed_ = false;
   heap_.clear();
   for (Cursor& c : cursors_) {
-    drop_live(c);
+    c.live.reset();
     if (!load(c)) continue;
     Live& l = *c.live;
     Event ev;
@@ -912,7 +827,7 @@ void TraceSet::scan(const std::function<void(const Event&)>& f) {
     for (;;) {
       for (; l.head < l.tail; ++l.head) {
         const Pending& p = l.win[l.head];
-        ev.h = event_at(l, p);
+        ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
         ev.tid = p.tid;
         ev.thread_uid = p.uid;
         ev.order_ns = p.order;
@@ -924,7 +839,7 @@ void TraceSet::scan(const std::function<void(const Event&)>& f) {
       fill(c);
       if (l.waiting() == 0) break;
     }
-    drop_live(c);
+    c.live.reset();
     c.state = State::kDone;
   }
 }
@@ -968,7 +883,7 @@ bool TraceSet::next(Event& ev) {
     std::memmove(l.win + pick, l.win + pick + 1, (l.tail - pick - 1) * sizeof(Pending));
     --l.tail;
   }
-  ev.h = event_at(l, p);
+  ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
   if (ev.h->kind == uint16_t(tf::EventKind::kModule)) add_module(c.file, *ev.h);
   ev.file = c.file;
   ev.pid = files_[c.file].pid;

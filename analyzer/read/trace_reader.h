@@ -1,13 +1,11 @@
 // Reads trace files and streams their events in the order they happened.
 //
-// Files are mapped read-only and events parsed in place (file_map.h guards against a file
-// truncated meanwhile); a thread's cursor reads only the committed bytes of its segments, and
-// gives each segment's pages back to the kernel (MADV_DONTNEED) once it moves on, so the resident
-// size follows the segments being read, not the file. A file that cannot be mapped is read with
-// pread() into the cursor's buffer, in chunks that start small and double (a thread with one event
-// costs a few hundred bytes, a busy one 64 KiB reads). Either way a cursor holds memory only from
-// when the merge reaches its thread's first event to its last: memory follows the threads that
-// have events pending at once, never what a header claims (segment sizes, counts).
+// Files are read with pread(), not mmap()ed: a mapping of a multi-GB trace faults page by page
+// (slow under virtualisation) and counts toward the analyzer's resident size. Each thread's cursor
+// reads only the committed bytes of its segments, in chunks that start small and double (a thread
+// with one event costs a few hundred bytes, a busy one 64 KiB reads), and a cursor holds memory
+// only from when the merge reaches its thread's first event to its last. Memory follows the threads
+// that have events pending at once, never what a header claims (segment sizes, counts).
 //
 // Every byte of a trace is untrusted: the file may come from a crashed program, another machine or
 // a fuzzer. Headers are validated when a file is opened; events are validated one by one as the
@@ -37,7 +35,6 @@
 #include <string_view>
 #include <vector>
 
-#include "analyzer/read/file_map.h"
 #include "common/trace_format.h"
 
 namespace httptrace::analyzer {
@@ -159,8 +156,6 @@ class TraceSet {
 
   // Descriptors kept open at once (files beyond it are reopened when read); for tests.
   void set_max_open_files(uint32_t n) { max_open_ = n ? n : 1; }
-  // Whether files added from now on are mapped (the default) or read with pread(); for tests.
-  void set_use_mmap(bool on) { use_mmap_ = on; }
 
   static constexpr uint32_t kWindow = 32;  // events a thread's reorder window holds
 
@@ -172,7 +167,6 @@ class TraceSet {
   };
   struct Pending;
   struct Live;
-  static const tf::EventHeader* event_at(const Live& l, const Pending& p);
   enum class State : uint8_t { kUnloaded, kLive, kDone };
   struct Cursor {
     uint64_t first_key;  // the key of its first window (found in start()), until loaded
@@ -184,7 +178,6 @@ class TraceSet {
     std::unique_ptr<Live> live;
   };
   struct FileIo {
-    std::unique_ptr<FileMap> map;  // mapped: events are parsed in place, fd stays closed
     int fd = -1;
     uint64_t dev = 0, ino = 0;
     uint64_t used = 0;   // tick of the last read, for closing the least recently used
@@ -206,13 +199,9 @@ class TraceSet {
   bool load(Cursor& c);                       // first window of a cursor; false if it has no events
   void begin_segment(Cursor& c);
   bool ensure(Cursor& c, uint32_t n);         // n bytes at the parse position, from this segment
-  bool shrank(Cursor& c, uint32_t n);         // a mapped file lost the n bytes at the parse position
-  void release_segment(const Cursor& c, uint32_t seg) const;
-  void drop_live(Cursor& c);                  // the cursor's window is no longer needed
   bool refill(Cursor& c, uint32_t n);         // ensure()'s reading part
   bool parse_one(Cursor& c);                  // one more valid event into the window
   void fill(Cursor& c);
-  static void check_pinned(Live& l);
   uint64_t key(const Cursor& c) const;
   void refresh_top();                         // the cursor at the heap top gave an event: refill it
   void warn(std::string msg, bool even_muted = false);
@@ -232,7 +221,6 @@ class TraceSet {
   uint64_t io_tick_ = 0;
   bool owed_ = false;  // the heap top handed out an event and must be refilled before the next
   bool echo_warnings_ = false;
-  bool use_mmap_ = true;
   bool started_ = false;
   bool mute_ = false;  // a restarted stream does not repeat its warnings
   uint64_t consumed_ = 0;
