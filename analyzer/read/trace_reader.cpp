@@ -814,6 +814,36 @@ void TraceSet::refresh_top() {
   }
 }
 
+void TraceSet::scan(const std::function<void(const Event&)>& f) {
+  owed_ = false;
+  heap_.clear();
+  for (Cursor& c : cursors_) {
+    c.live.reset();
+    if (!load(c)) continue;
+    Live& l = *c.live;
+    Event ev;
+    ev.file = c.file;
+    ev.pid = files_[c.file].pid;
+    for (;;) {
+      for (; l.head < l.tail; ++l.head) {
+        const Pending& p = l.win[l.head];
+        ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
+        ev.tid = p.tid;
+        ev.thread_uid = p.uid;
+        ev.order_ns = p.order;
+        ev.offset = p.file_off;
+        f(ev);
+      }
+      l.force_at = kNoForce;  // order does not matter here
+      if (l.done) break;
+      fill(c);
+      if (l.waiting() == 0) break;
+    }
+    c.live.reset();
+    c.state = State::kDone;
+  }
+}
+
 bool TraceSet::next(Event& ev) {
   // The event handed out last stays valid until now: only now may its cursor read over it.
   if (owed_) {

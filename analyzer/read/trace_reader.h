@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -139,6 +140,10 @@ class TraceSet {
   void start();
   // The next event in order; false at the end.
   bool next(Event& ev);
+  // Every valid event once, thread by thread instead of in time order: for a pass that needs no
+  // order (it skips the merge). Abandons a stream in progress; call start() before next() again.
+  // Module lists are not updated.
+  void scan(const std::function<void(const Event&)>& f);
   // Bytes of event data consumed so far (for a progress bar).
   uint64_t consumed_bytes() const { return consumed_; }
 

@@ -545,15 +545,13 @@ std::string legend(const Style& st) {
 
 // The time the trace's network activity covers: every event tied to a connection, and the
 // lookups. A superset of every connection's phases and exchanges, so no bar needs clamping
-// on a sound trace. Restarts the stream.
+// on a sound trace. Needs no order: a scan, not the merge (start() the stream again after it).
 bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
   using K = tf::EventKind;
-  first = UINT64_MAX;
-  last = 0;
-  Event ev;
-  while (traces.next(ev)) {
+  uint64_t lo = UINT64_MAX, hi = 0;
+  traces.scan([&](const Event& ev) {
     const K kind = ev.kind();
-    if (ev.h->conn == 0 && kind != K::kDns) continue;
+    if (ev.h->conn == 0 && kind != K::kDns) return;
     uint64_t dur = 0;
     switch (kind) {
       case K::kDns: dur = ev.as<tf::DnsEvent>().dur_ns; break;
@@ -562,10 +560,11 @@ bool trace_extent(TraceSet& traces, uint64_t& first, uint64_t& last) {
       case K::kTlsHandshake: dur = ev.as<tf::TlsHandshakeEvent>().dur_ns; break;
       default: break;
     }
-    first = std::min(first, ev.h->ts_ns);
-    last = std::max(last, add_sat(ev.h->ts_ns, dur));
-  }
-  traces.start();
+    lo = std::min(lo, ev.h->ts_ns);
+    hi = std::max(hi, add_sat(ev.h->ts_ns, dur));
+  });
+  first = lo;
+  last = hi;
   return first <= last;
 }
 
@@ -586,10 +585,10 @@ class Extent {
     }
     if (!again || again->files().size() != traces.files().size()) {
       trace_extent(traces, first_, last_);
+      traces.start();
       return;
     }
     again_ = std::move(again);
-    again_->start();
     thread_ = std::thread([this] { trace_extent(*again_, first_, last_); });
   }
   ~Extent() { wait(); }
