@@ -814,6 +814,16 @@ void TraceSet::refresh_top() {
   }
 }
 
+void TraceSet::describe(const Cursor& c, const Pending& p, Event& ev) const {
+  ev.h = reinterpret_cast<const tf::EventHeader*>(c.live->buf.get() + p.at);
+  ev.file = c.file;
+  ev.pid = files_[c.file].pid;
+  ev.tid = p.tid;
+  ev.thread_uid = p.uid;
+  ev.order_ns = p.order;
+  ev.offset = p.file_off;
+}
+
 void TraceSet::scan(const std::function<void(const Event&)>& f) {
   owed_ = false;
   heap_.clear();
@@ -822,16 +832,9 @@ void TraceSet::scan(const std::function<void(const Event&)>& f) {
     if (!load(c)) continue;
     Live& l = *c.live;
     Event ev;
-    ev.file = c.file;
-    ev.pid = files_[c.file].pid;
     for (;;) {
       for (; l.head < l.tail; ++l.head) {
-        const Pending& p = l.win[l.head];
-        ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
-        ev.tid = p.tid;
-        ev.thread_uid = p.uid;
-        ev.order_ns = p.order;
-        ev.offset = p.file_off;
+        describe(c, l.win[l.head], ev);
         f(ev);
       }
       l.force_at = kNoForce;  // order does not matter here
@@ -883,14 +886,8 @@ bool TraceSet::next(Event& ev) {
     std::memmove(l.win + pick, l.win + pick + 1, (l.tail - pick - 1) * sizeof(Pending));
     --l.tail;
   }
-  ev.h = reinterpret_cast<const tf::EventHeader*>(l.buf.get() + p.at);
+  describe(c, p, ev);
   if (ev.h->kind == uint16_t(tf::EventKind::kModule)) add_module(c.file, *ev.h);
-  ev.file = c.file;
-  ev.pid = files_[c.file].pid;
-  ev.tid = p.tid;
-  ev.thread_uid = p.uid;
-  ev.order_ns = p.order;
-  ev.offset = p.file_off;
   consumed_ += ev.h->size;
   owed_ = true;
   return true;

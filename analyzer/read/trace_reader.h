@@ -204,6 +204,7 @@ class TraceSet {
   void fill(Cursor& c);
   uint64_t key(const Cursor& c) const;
   void refresh_top();                         // the cursor at the heap top gave an event: refill it
+  void describe(const Cursor& c, const Pending& p, Event& ev) const;  // ev for p, read by c
   void warn(std::string msg, bool even_muted = false);
   void add_module(uint32_t file, const tf::EventHeader& h);  // a kModule event handed out
   void sift_down(size_t i);

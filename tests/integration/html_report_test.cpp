@@ -122,6 +122,17 @@ uint32_t be32(const std::string& s, size_t at) {
 
 class HtmlReport : public TracedTest {
  protected:
+  // The report of a bench/gen_trace trace of CONNS connections and EVENTS events, at PAGE;
+  // the test is skipped or has failed if it could not be made.
+  void synthetic_report(const std::string& conns, const std::string& events, const fs::path& page) {
+    const fs::path gen = paths().build / "bench/gen_trace";
+    if (!fs::exists(gen)) GTEST_SKIP() << gen << " missing: make build/bench/gen_trace";
+    const fs::path trace = work_ / (page.stem().string() + ".trace");
+    RunResult g = run({gen.string(), "-o", trace.string(), "-c", conns, "-e", events});
+    ASSERT_EQ(g.exit_code, 0) << g.describe();
+    RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), trace.string()});
+    ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  }
   void SetUp() override {
     TracedTest::SetUp();
     if (chromium_path().empty()) GTEST_SKIP() << "chromium is not installed (scripts/install-deps.sh --test)";
@@ -336,13 +347,9 @@ TEST_F(HtmlReport, RunKeepsTheCommandsStatusAndLeavesNoEmptyTempDir) {
 // them without a complaint; the time the script took to the first screen is recorded
 // (render_ms; rows further down get their bars as they come near the screen).
 TEST_F(HtmlReport, TenThousandConnectionsDrawCapped) {
-  const fs::path gen = paths().build / "bench/gen_trace";
-  if (!fs::exists(gen)) GTEST_SKIP() << gen << " missing: make build/bench/gen_trace";
-  const fs::path trace = work_ / "many.trace", page = work_ / "many.html";
-  RunResult g = run({gen.string(), "-o", trace.string(), "-c", "10000", "-e", "100000"});
-  ASSERT_EQ(g.exit_code, 0) << g.describe();
-  RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), trace.string()});
-  ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  const fs::path page = work_ / "many.html";
+  synthetic_report("10000", "100000", page);
+  if (IsSkipped() || HasFatalFailure()) return;
   const std::string html = read_file(page);
   EXPECT_NE(html.find("draws the first 5000 connections to complete; 5000 more are left out"), std::string::npos);
   Rendered r = render(page, work_.path());
@@ -359,13 +366,9 @@ TEST_F(HtmlReport, TenThousandConnectionsDrawCapped) {
 // boxes as a copy of the page that fills every row at once, and more than a copy that never
 // hears of the printing (which is what shows this check can fail).
 TEST_F(HtmlReport, PrintingDrawsEveryRow) {
-  const fs::path gen = paths().build / "bench/gen_trace";
-  if (!fs::exists(gen)) GTEST_SKIP() << gen << " missing: make build/bench/gen_trace";
-  const fs::path trace = work_ / "t.trace", page = work_ / "lazy.html";
-  RunResult g = run({gen.string(), "-o", trace.string(), "-c", "400", "-e", "8000"});
-  ASSERT_EQ(g.exit_code, 0) << g.describe();
-  RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), trace.string()});
-  ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  const fs::path page = work_ / "lazy.html";
+  synthetic_report("400", "8000", page);
+  if (IsSkipped() || HasFatalFailure()) return;
   const std::string html = read_file(page);
   auto variant = [&](const std::string& name, const std::string& from, const std::string& to) {
     std::string text = html;

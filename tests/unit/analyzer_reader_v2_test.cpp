@@ -358,12 +358,6 @@ TEST(ReaderV2, AReusedTidInAVersion1FileIsSplitByTime) {
   EXPECT_EQ(r.evs.front().thread_uid, 7u);
 }
 
-}  // namespace
-}  // namespace httptrace::testing
-
-namespace httptrace::testing {
-namespace {
-
 TEST(ReaderScan, VisitsEveryEventTheMergeHandsOutAndNoOther) {
   // Four threads interleaved in time over several segments, one segment damaged: the scan (no
   // merge, for passes that need no order) must see exactly the events next() gives, each once.
