@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "analyzer/progress.h"
 
 namespace httptrace::analyzer {
 
@@ -35,14 +34,8 @@ bool open_traces(const std::vector<std::string>& paths, TraceSet& traces) {
   return true;
 }
 
-void analyze(TraceSet& traces, Model& model) {
-  Progress progress(traces.total_bytes(), STDERR_FILENO);
-  Event ev;
-  uint32_t n = 0;
-  while (traces.next(ev)) {
-    model.on_event(ev);
-    if ((++n & 0xFFFF) == 0) progress.update(traces.consumed_bytes());
-  }
+void analyze(TraceSet& traces, Model& model, Reading how) {
+  each_event(traces, how, [&](const Event& ev) { model.on_event(ev); });
   model.finish();
 }
 

@@ -3,12 +3,15 @@
 
 #include <cstdint>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "analyzer/model/model.h"
+#include "analyzer/progress.h"
+#include "analyzer/read/read_ahead.h"
 #include "analyzer/read/trace_reader.h"
 
 namespace httptrace::analyzer {
@@ -16,9 +19,33 @@ namespace httptrace::analyzer {
 // Adds every argument to traces; on failure prints "httptrace: FILE: why" and returns false.
 bool open_traces(const std::vector<std::string>& paths, TraceSet& traces);
 
-// Streams all events through a Model feeding sink; shows a progress bar on a terminal stderr.
-// Returns the model (for dns, processes and summary counts).
-void analyze(TraceSet& traces, Model& model);
+// Where the events are read. A command whose sink already works on a thread of its own (a
+// ConnectionPipe) reads on the calling thread: on two cores a third thread only adds the cost of
+// handing the events over (measured in bench/RESULTS.md).
+enum class Reading { ahead, inline_ };
+
+// Hands every event, in order, to f, reading ahead on a second thread (read_ahead.h) or not;
+// shows a progress bar on a terminal stderr.
+template <class F>
+void each_event(TraceSet& traces, Reading how, F&& f) {
+  Progress progress(traces.total_bytes(), STDERR_FILENO);
+  if (how == Reading::inline_) {
+    Event ev;
+    for (uint32_t n = 1; traces.next(ev); ++n) {
+      f(ev);
+      if ((n & 0xFFFF) == 0) progress.update(traces.consumed_bytes());
+    }
+    return;
+  }
+  ReadAhead reader(traces);
+  for (auto batch = reader.next_batch(); !batch.empty(); batch = reader.next_batch()) {
+    for (const Event& ev : batch) f(ev);
+    progress.update(reader.consumed_bytes());
+  }
+}
+
+// Streams all events through a Model feeding sink, then finishes it.
+void analyze(TraceSet& traces, Model& model, Reading how);
 
 // The time origin of a report: the earliest event (mono) and its wall-clock time.
 struct TimeBase {

@@ -358,7 +358,7 @@ bool write_har(TraceSet& traces, std::FILE* out) {
     // Until close(), only the pipe's thread writes to w.
     ConnectionPipe pipe(sink);
     Model model(traces, pipe, /*keep_dns=*/false);
-    analyze(traces, model);
+    analyze(traces, model, Reading::inline_);
     pipe.close();
   }
   w.end_array();

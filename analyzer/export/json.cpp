@@ -343,7 +343,7 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   PhaseTap tap(pipe);
   Model model(traces, tap, /*keep_dns=*/!dns.ok());
   if (dns.ok()) model.set_dns_sink(&pipe);
-  analyze(traces, model);
+  analyze(traces, model, Reading::inline_);
   pipe.close();
   w.end_array();
 

@@ -209,7 +209,7 @@ bool write_otlp_json(TraceSet& traces, std::FILE* out) {
     // Span building and writing run on the pipe's thread, beside reading and modelling.
     ConnectionPipe pipe(sink);
     Model model(traces, pipe, /*keep_dns=*/false);
-    analyze(traces, model);
+    analyze(traces, model, Reading::inline_);
     pipe.close();
   }
   return sink.finish();
@@ -258,7 +258,7 @@ int export_otlp(const std::vector<std::string>& trace_args, const std::string& o
   {
     ConnectionPipe pipe(sink);  // encoding and posting overlap with reading the trace
     Model model(traces, pipe, /*keep_dns=*/false);
-    analyze(traces, model);
+    analyze(traces, model, Reading::inline_);
     pipe.close();
   }
   sink.flush(true);

@@ -520,7 +520,7 @@ bool write_report_html(TraceSet& traces, std::FILE* out, const HtmlReportOptions
   ReportSink sink(out, tb, opt);
   ConnectionPipe pipe(sink);
   Model model(traces, pipe, /*keep_dns=*/false);
-  analyze(traces, model);
+  analyze(traces, model, Reading::inline_);
   pipe.close();
   put(out, "]</script>\n");
   write_summary(out, sink, model, traces, opt);

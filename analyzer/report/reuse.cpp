@@ -78,7 +78,7 @@ EndpointStats ReuseCollector::total() const {
 void write_reuse(TraceSet& traces, std::FILE* out) {
   ReuseCollector col;
   Model model(traces, col, /*keep_dns=*/false);
-  analyze(traces, model);
+  analyze(traces, model, Reading::ahead);
   if (col.by_endpoint.empty()) {
     fmt::print(out, "no connections in the trace\n");
     return;

@@ -81,7 +81,7 @@ void write_sites(TraceSet& traces, std::FILE* out) {
   Symbolizer sym(traces);
   SitesCollector col(sym);
   Model model(traces, col, /*keep_dns=*/false);
-  analyze(traces, model);
+  analyze(traces, model, Reading::ahead);
   if (col.sites.empty()) {
     const bool recorded = std::any_of(traces.files().begin(), traces.files().end(),
                                       [](const TraceFile& f) { return f.flags & tf::kFileFlagStacks; });

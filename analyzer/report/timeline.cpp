@@ -28,7 +28,6 @@
 #include "analyzer/analysis.h"
 #include "analyzer/commands.h"
 #include "analyzer/export/connection_pipe.h"
-#include "analyzer/progress.h"
 #include "analyzer/report/duration_text.h"
 #include "analyzer/report/printable.h"
 #include "analyzer/report/row_spool.h"
@@ -773,14 +772,10 @@ bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
     StartOrder order(pipe, opt.max_held_weight ? opt.max_held_weight : StartOrder::kDefaultMaxWeight);
     writer.watch(order);
     Model model(traces, order, /*keep_dns=*/false);
-    Progress progress(traces.total_bytes(), STDERR_FILENO);
-    Event ev;
-    uint32_t n = 0;
-    while (traces.next(ev)) {
+    each_event(traces, Reading::inline_, [&](const Event& ev) {
       model.on_event(ev);
       order.after_event(ev);
-      if ((++n & 0xFFFF) == 0) progress.update(traces.consumed_bytes());
-    }
+    });
     model.finish();
     order.finish();
     pipe.close();

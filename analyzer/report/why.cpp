@@ -296,7 +296,7 @@ void write_why(TraceSet& traces, std::FILE* out) {
   WhyCollector col;
   Model model(traces, col, /*keep_dns=*/false);
   model.set_dns_sink(&col);
-  analyze(traces, model);
+  analyze(traces, model, Reading::ahead);
   if (col.by_endpoint.empty()) {
     fmt::print(out, "no connections in the trace\n");
     return;

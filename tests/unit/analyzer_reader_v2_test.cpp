@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "analyzer/read/read_ahead.h"
 #include "tests/unit/analyzer_read_util.h"
 #include "tests/unit/analyzer_test_util.h"
 
@@ -383,6 +384,64 @@ TEST(ReaderScan, VisitsEveryEventTheMergeHandsOutAndNoOther) {
   size_t again = 0;
   while (ts.next(ev)) ++again;
   EXPECT_EQ(again, 6500u);
+}
+
+// The read-ahead thread copies each event out of the reader's buffers into batches: the caller
+// must get exactly what next() gives, byte for byte and in the same order, across batches cut
+// by count (4,096 events) and by size (1 MiB; 16 KiB stacks), from several files and threads.
+TEST(ReadAhead, HandsOutExactlyWhatNextDoesInOrder) {
+  TraceBuilder a, b;
+  const std::vector<uint64_t> frames(2000, 0x401000);
+  for (int i = 0; i < 9000; ++i) {
+    a.send(1 + i % 3, 10 + 2 * uint64_t(i), uint32_t(1 + i % 5), 100, 1, i % 7 ? "" : "GET / HTTP/1.1\r\n");
+    if (i % 50 == 0) b.stack(4, 11 + 2 * uint64_t(i), frames);
+    else b.socket(4, 11 + 2 * uint64_t(i), uint32_t(i + 1), 3);
+  }
+  TempDir dir;
+  TraceSet ts;
+  ASSERT_TRUE(open_built(ts, dir, {&a, &b}));
+  auto bytes = [](const Event& e) { return std::string(reinterpret_cast<const char*>(e.h), e.h->size); };
+  struct Seen {
+    uint32_t file;
+    uint64_t offset, thread, order;
+    std::string bytes;
+    bool operator==(const Seen&) const = default;
+  };
+  std::vector<Seen> direct, ahead;
+  Event ev;
+  while (ts.next(ev)) direct.push_back({ev.file, ev.offset, ev.thread_uid, ev.order_ns, bytes(ev)});
+  ts.start();
+  size_t batches = 0;
+  {
+    ReadAhead r(ts);
+    for (auto batch = r.next_batch(); !batch.empty(); batch = r.next_batch(), ++batches) {
+      for (const Event& e : batch) {
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(e.h) % 8, 0u);
+        ahead.push_back({e.file, e.offset, e.thread_uid, e.order_ns, bytes(e)});
+      }
+    }
+    EXPECT_TRUE(r.next_batch().empty());  // the end stays the end
+    EXPECT_EQ(r.consumed_bytes(), ts.consumed_bytes());
+  }
+  ASSERT_EQ(direct.size(), 18000u);
+  EXPECT_GT(batches, 18000 / ReadAhead::kBatchEvents);  // some were cut by size
+  EXPECT_TRUE(direct == ahead);
+}
+
+TEST(ReadAhead, LetsItsCallerStopMidStreamAndEndsAtOnceOnNothing) {
+  TraceBuilder a;
+  for (int i = 0; i < 50000; ++i) a.socket(1, 10 + uint64_t(i), uint32_t(i + 1), 3);
+  TempDir dir;
+  TraceSet ts;
+  ASSERT_TRUE(open_built(ts, dir, {&a}));
+  {
+    ReadAhead r(ts);  // the reader is ahead by a few batches, then waits: must stop when told
+    ASSERT_EQ(r.next_batch().size(), ReadAhead::kBatchEvents);
+  }
+  TraceSet none;
+  none.start();
+  ReadAhead r(none);
+  EXPECT_TRUE(r.next_batch().empty());
 }
 
 }  // namespace
