@@ -29,10 +29,14 @@ std::string env2(const char* specific, const char* general) {
   return v.empty() ? env(general) : v;
 }
 
-// One ResourceSpans element per run of connections from one process: a single-process trace
-// is one element, and nothing is held beyond the connection being written.
+// OTLP JSON Lines, the OpenTelemetry file format: each line one ExportTraceServiceRequest of at
+// most ~kLineBytes, in which a run of connections from one process is one ResourceSpans element.
+// The Collector's otlpjsonfile receiver reads a line at a time (1 MiB at most by default), and a
+// line is a body any OTLP/HTTP JSON receiver takes. A small trace is one line. Nothing is held
+// beyond the connection being written.
 class JsonFileSink : public ConnectionSink {
  public:
+  static constexpr size_t kLineBytes = 768u << 10;
   JsonFileSink(std::FILE* out, Resources& res, const TimeBase& tb)
       : out_(out), res_(res), builder_(res, tb), json_(buf_) {
     json_.begin_request();
@@ -47,23 +51,27 @@ class JsonFileSink : public ConnectionSink {
       json_.open_resource(r);
       open_ = &r;
     }
-    for (size_t i = 0; i < n_; ++i) json_.span(spans_[i]);
-    if (buf_.size() >= kFlushAt) write_out();
+    for (size_t i = 0; i < n_; ++i) {
+      if (buf_.size() >= kLineBytes) {
+        end_line();
+        json_.begin_request();
+        json_.open_resource(r);
+      }
+      json_.span(spans_[i]);
+    }
   }
-  // Closes the document; false if writing failed (e.g. disk full).
+  // Closes the last line; false if writing failed (e.g. disk full).
   bool finish() {
-    if (open_) json_.close_resource();
-    open_ = nullptr;
-    json_.end_request();
-    buf_ += '\n';
-    write_out();
+    end_line();
     return ok_ && std::fflush(out_) == 0;
   }
 
  private:
-  static constexpr size_t kFlushAt = 1u << 20;
-  void write_out() {
-    if (ok_ && !buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) ok_ = false;
+  void end_line() {
+    if (open_) json_.close_resource();  // none open: no span at all, `{"resourceSpans":[]}`
+    json_.end_request();
+    buf_ += '\n';
+    if (ok_ && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) ok_ = false;
     buf_.clear();
   }
   std::FILE* out_;

@@ -53,7 +53,10 @@ struct SpanBatch {
 class OtlpJson {
  public:
   explicit OtlpJson(std::string& out) : b_(out) {}
-  void begin_request() { b_ += "{\"resourceSpans\":["; }
+  void begin_request() {
+    b_ += "{\"resourceSpans\":[";
+    first_resource_ = true;
+  }
   void open_resource(const ProcessResource& r);
   void span(const Span& s);
   void close_resource() { b_ += "]}]}"; }

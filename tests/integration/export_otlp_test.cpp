@@ -105,15 +105,25 @@ class ExportOtlp : public TracedTest {
     args.insert(args.begin(), paths().cli.string());
     return run(args, {.env = env});
   }
-  // The OTLP/JSON file export, checked by the receiver's JSON-mapping round trip.
-  json file_export(const Env& env = {}) {
+  // The OTLP/JSON file export, checked by the receiver's JSON-mapping round trip. The file is
+  // OTLP JSON Lines (a request per line); returned as one request holding every line's
+  // resourceSpans, and the number of lines.
+  json file_export(const Env& env = {}, size_t* lines = nullptr) {
     const fs::path out = dir_ / "otlp.json";
     RunResult r = cli({"export", "--format", "otlp", "-o", out.string(), dir_.path().string()}, env);
     EXPECT_EQ(r.exit_code, 0) << r.describe();
     RunResult check = run({"node", receiver_script(), "check", out.string()},
                           {.env = {{"OTLP_NODE_MODULES", node_modules()}}});
     EXPECT_EQ(check.exit_code, 0) << check.describe();
-    return json::parse(read_file(out));
+    json doc = {{"resourceSpans", json::array()}};
+    std::istringstream in(read_file(out));
+    size_t n = 0;
+    for (std::string line; std::getline(in, line); ++n) {
+      const json request = json::parse(line);
+      for (const json& rs : request["resourceSpans"]) doc["resourceSpans"].push_back(rs);
+    }
+    if (lines) *lines = n;
+    return doc;
   }
 };
 
@@ -243,6 +253,27 @@ TEST_F(ExportOtlp, BatchesOfTheConfiguredSize) {
   }
   EXPECT_EQ(sum, total);
   EXPECT_EQ(got.size(), (total + 1) / 2);
+}
+
+// A file the Collector's otlpjsonfile receiver can read: it takes a line at a time, at most 1 MiB
+// by default, so a large export is many requests of under 1 MiB, a line each (the receiver's
+// check asserts the size), holding the same spans as a push.
+TEST_F(ExportOtlp, ALargeFileIsALinePerRequestEachUnderAMebibyte) {
+  const fs::path gen = paths().build / "bench/gen_trace";
+  if (!fs::exists(gen)) GTEST_SKIP() << gen << " missing: make build/bench/gen_trace";
+  RunResult g = run({gen.string(), "-o", (dir_ / "gen.trace").string(), "-c", "100", "-e", "5000"});
+  ASSERT_EQ(g.exit_code, 0) << g.describe();
+  size_t lines = 0;
+  const size_t total = all_spans(file_export({}, &lines)).size();
+  EXPECT_GT(lines, 2u);
+  Receiver rx(dir_ / "rx.jsonl", "");
+  ASSERT_TRUE(rx.ok()) << rx.error();
+  RunResult r = cli({"export", "--format", "otlp", "--endpoint", rx.url(), (dir_ / "gen.trace").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  size_t pushed = 0;
+  for (const json& got : rx.requests()) pushed += all_spans(got["request"]).size();
+  EXPECT_EQ(pushed, total);
+  EXPECT_GT(total, 5000u / 3);
 }
 
 TEST_F(ExportOtlp, RetriesA503ThenSucceeds) {

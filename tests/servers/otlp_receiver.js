@@ -8,8 +8,9 @@
 //       request is appended to OUT.jsonl as {status, contentType, headers, request} where request
 //       is the decoded ExportTraceServiceRequest in the OTLP/JSON form (hex ids, int64 strings).
 //       503 and 429 carry Retry-After: 0; 400 a google.rpc.Status naming the refusal.
-//   otlp_receiver.js check FILE.json                 check FILE against the OTLP/JSON mapping and
-//       print its decoded form; exit 1 naming the first difference.
+//   otlp_receiver.js check FILE.json                 check every line of FILE (OTLP JSON Lines)
+//       against the OTLP/JSON mapping and print its decoded form, a line each; exit 1 naming the
+//       first difference, or a line longer than the Collector's otlpjsonfile receiver reads (1 MiB).
 'use strict';
 const fs = require('fs');
 const http = require('http');
@@ -74,7 +75,12 @@ function checkJson(text) {
 
 if (process.argv[2] === 'check') {
   try {
-    process.stdout.write(JSON.stringify(checkJson(fs.readFileSync(process.argv[3], 'utf8'))) + '\n');
+    const lines = fs.readFileSync(process.argv[3], 'utf8').split('\n');
+    if (lines.pop() !== '') throw new Error('the last line does not end with a newline');
+    lines.forEach((line, i) => {
+      if (Buffer.byteLength(line) > (1 << 20)) throw new Error(`line ${i + 1} is over 1 MiB`);
+      process.stdout.write(JSON.stringify(checkJson(line)) + '\n');
+    });
   } catch (e) {
     process.stderr.write(`otlp_receiver: ${e.message}\n`);
     process.exit(1);
