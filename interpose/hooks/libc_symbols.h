@@ -91,6 +91,7 @@
   X(ssignal, sighandler_t, (int, sighandler_t), false)                                           \
   X(sysv_signal, sighandler_t, (int, sighandler_t), false)                                       \
   X(__sysv_signal, sighandler_t, (int, sighandler_t), false)                                     \
+  X(sigset, sighandler_t, (int, sighandler_t), false)                                            \
   X(posix_spawn, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                  \
                        const posix_spawnattr_t*, char* const*, char* const*), false)            \
   X(posix_spawnp, int, (pid_t*, const char*, const posix_spawn_file_actions_t*,                 \

@@ -187,6 +187,30 @@ pthread_mutex_t g_system_lock = PTHREAD_MUTEX_INITIALIZER;
 int g_system_users = 0;
 struct sigaction g_system_intr, g_system_quit;
 
+// The last system() running gives SIGINT and SIGQUIT back their actions.
+void system_release_signals(int (*act)(int, const struct sigaction*, struct sigaction*)) {
+  pthread_mutex_lock(&g_system_lock);
+  if (--g_system_users == 0) {
+    act(SIGINT, &g_system_intr, nullptr);
+    act(SIGQUIT, &g_system_quit, nullptr);
+  }
+  pthread_mutex_unlock(&g_system_lock);
+}
+
+// system() is a cancellation point (in waitpid). A thread cancelled there leaves, as glibc's own
+// system() does, no shell running and no signal left ignored: the shell is killed and reaped.
+struct SystemCall {
+  pid_t pid;
+  int (*act)(int, const struct sigaction*, struct sigaction*);
+};
+void system_cancelled(void* arg) {
+  const auto* call = static_cast<const SystemCall*>(arg);
+  kill(call->pid, SIGKILL);
+  int status;
+  while (waitpid(call->pid, &status, 0) < 0 && errno == EINTR) {}  // cancellation is off by now
+  system_release_signals(call->act);
+}
+
 // glibc's do_system(), with our environment: SIGINT and SIGQUIT ignored while any system()
 // runs (counted across threads), SIGCHLD blocked, the child given the caller's mask and the
 // default action for what the caller did not ignore; failure to run the shell is exit 127.
@@ -224,20 +248,18 @@ int system_merged(const char* line, char* const* env) {
   posix_spawnattr_destroy(&attr);
   int status = 0;
   if (ret == 0) {
+    SystemCall call{pid, act};
+    pthread_cleanup_push(system_cancelled, &call);
     pid_t r;
     do {
       r = waitpid(pid, &status, 0);
     } while (r < 0 && errno == EINTR);
     if (r != pid) status = -1;
+    pthread_cleanup_pop(0);
   } else {
     status = W_EXITCODE(127, 0);
   }
-  pthread_mutex_lock(&g_system_lock);
-  if (--g_system_users == 0) {
-    act(SIGINT, &g_system_intr, nullptr);
-    act(SIGQUIT, &g_system_quit, nullptr);
-  }
-  pthread_mutex_unlock(&g_system_lock);
+  system_release_signals(act);
   sigprocmask(SIG_SETMASK, &omask, nullptr);
   if (ret != 0) errno = ret;
   return status;

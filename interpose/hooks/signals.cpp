@@ -1,7 +1,10 @@
 // Interposed signal-disposition functions, for SIGBUS only (record/sigbus_guard.h): once our
 // guard is installed, the program's SIGBUS action lives in the guard's shadow and these report
 // and change that; every other signal, and SIGBUS before the guard exists, goes straight to libc.
-// The signal() family builds the action glibc would and goes through the same shadow.
+// The signal() family builds the action glibc would and goes through the same shadow; so does
+// System V's sigset() (glibc's calls its internal sigaction, past any interposer). sigvec() is
+// not here: glibc keeps it only for binaries linked before 2.21. A raw rt_sigaction system call
+// cannot be seen from here at all.
 #include <signal.h>
 
 #include <cerrno>
@@ -77,4 +80,33 @@ HT_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h) noexcept {
 
 HT_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t h) noexcept {
   return signal_hook(real___sysv_signal(), sig, h, true);
+}
+
+// sigset(): disp is set with an empty mask and no flags and the signal unblocked, or with SIG_HOLD
+// the signal is only blocked; the previous disposition is returned, or SIG_HOLD if the signal
+// was blocked.
+HT_EXPORT sighandler_t sigset(int sig, sighandler_t disp) noexcept {
+  if (sig != SIGBUS || !sigbus_guard_installed() || disp == SIG_ERR) {
+    auto real = real_sigset();
+    if (real == nullptr) {
+      errno = ENOSYS;
+      return SIG_ERR;
+    }
+    return real(sig, disp);
+  }
+  sigset_t one, before;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  struct sigaction old = {};
+  if (disp == SIG_HOLD) {
+    sigbus_program_action(nullptr, &old);
+    sigprocmask(SIG_BLOCK, &one, &before);
+  } else {
+    struct sigaction act = {};
+    act.sa_handler = disp;
+    sigemptyset(&act.sa_mask);
+    sigbus_program_action(&act, &old);
+    sigprocmask(SIG_UNBLOCK, &one, &before);
+  }
+  return sigismember(&before, sig) ? SIG_HOLD : old.sa_handler;
 }

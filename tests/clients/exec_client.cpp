@@ -8,10 +8,18 @@
 //                               fork + execveat(fd, "", AT_EMPTY_PATH) with envp = {B=c}
 //   exec_client system PORT     unsetenv("LD_PRELOAD") then system("<itself> get PORT"); then
 //                               clearenv() + setenv("C", "d") then popen("<itself> get PORT")
+//   exec_client system-cancel DIR
+//                               unsetenv("LD_PRELOAD"), then a thread runs system() of a shell
+//                               that says it is up through the FIFO DIR/up and then sleeps; the
+//                               thread is cancelled while system() waits; prints SIGINT's and
+//                               SIGQUIT's actions and whether the shell is still there
 //
 // Prints one line per step, so a run traced and untraced can be compared. Exit 0 on success, 1 on
 // a failure (message on stderr), 2 on a usage error. libc only: it is what is traced.
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,6 +100,39 @@ int run(const std::string& cmd, const char* port) {
     });
     return 0;
   }
+  if (cmd == "system-cancel") {
+    // glibc's system() kills and reaps the shell of a cancelled caller and gives SIGINT and
+    // SIGQUIT back their actions; a traced one must too.
+    const std::string fifo = std::string(port) + "/up";
+    if (mkfifo(fifo.c_str(), 0600) != 0) die("mkfifo");
+    unsetenv("LD_PRELOAD");
+    static std::string line;
+    line = "echo $$ > " + fifo + "; exec sleep 30 </dev/null >/dev/null 2>&1";
+    pthread_t t;
+    if (pthread_create(&t, nullptr, [](void*) -> void* { system(line.c_str()); return nullptr; }, nullptr) != 0)
+      die("pthread_create");
+    FILE* up = std::fopen(fifo.c_str(), "r");  // returns once the shell has opened it
+    int shell = 0;
+    if (up == nullptr || std::fscanf(up, "%d", &shell) != 1) die("fifo");
+    std::fclose(up);
+    // The shell is up, so its system() is past the spawn and in (or about to enter) waitpid.
+    pthread_cancel(t);
+    void* ret = nullptr;
+    pthread_join(t, &ret);
+    std::printf("cancelled: %s\n", ret == PTHREAD_CANCELED ? "yes" : "no");
+    for (int sig : {SIGINT, SIGQUIT}) {
+      struct sigaction now = {};
+      sigaction(sig, nullptr, &now);
+      std::printf("%s: %s\n", sig == SIGINT ? "SIGINT" : "SIGQUIT", now.sa_handler == SIG_IGN ? "ignored" : "default");
+    }
+    const bool left = kill(shell, 0) == 0 && waitpid(shell, nullptr, WNOHANG) == 0;
+    std::printf("shell: %s\n", left ? "still running" : "gone");
+    if (left) {
+      kill(shell, SIGKILL);
+      waitpid(shell, nullptr, 0);
+    }
+    return 0;
+  }
   if (cmd == "system") {
     const std::string line = self + " get " + port;
     unsetenv("LD_PRELOAD");
@@ -120,6 +161,6 @@ int main(int argc, char** argv) {
     const int rc = run(argv[1], argv[2]);
     if (rc >= 0) return rc;
   }
-  std::fputs("usage: exec_client get|fexecve|execveat|system PORT\n", stderr);
+  std::fputs("usage: exec_client get|fexecve|execveat|system PORT | system-cancel DIR\n", stderr);
   return 2;
 }

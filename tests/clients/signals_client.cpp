@@ -92,6 +92,22 @@ int own(int port) {
   const sighandler_t prev = signal(SIGBUS, SIG_DFL);
   std::printf("signal() returned: %s\n",
               prev == SIG_DFL ? "default" : prev == SIG_IGN ? "ignore" : "SOMEONE ELSE'S");
+  // System V's sigset(): glibc's goes to its own internal sigaction, past any interposer.
+  auto name = [](sighandler_t h) {
+    return h == SIG_DFL ? "default" : h == SIG_IGN ? "ignore" : h == SIG_HOLD ? "hold" : "SOMEONE ELSE'S";
+  };
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // programs still call it
+  const sighandler_t s1 = sigset(SIGBUS, SIG_IGN);
+  query("after sigset(SIG_IGN)");
+  const sighandler_t s2 = sigset(SIGBUS, SIG_HOLD);
+  sigset_t held, after;
+  sigprocmask(SIG_BLOCK, nullptr, &held);
+  const sighandler_t s3 = sigset(SIGBUS, SIG_DFL);
+  sigprocmask(SIG_BLOCK, nullptr, &after);
+#pragma GCC diagnostic pop
+  std::printf("sigset() returned: %s, %s, %s; blocked while held %d, after %d\n", name(s1), name(s2),
+              name(s3), sigismember(&held, SIGBUS), sigismember(&after, SIGBUS));
 
   struct sigaction mine = {};
   mine.sa_sigaction = on_bus;

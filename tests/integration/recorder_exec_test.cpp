@@ -77,6 +77,18 @@ TEST_F(RecorderExec, SystemAndPopenChildrenAreTracedAfterTheProgramDroppedLdPrel
   EXPECT_EQ(requests_recorded(), 2);
 }
 
+// Our system() (taken when the program dropped LD_PRELOAD) waits in waitpid, a cancellation
+// point: a thread cancelled there must leave what glibc's leaves, no shell and no signal ignored.
+TEST_F(RecorderExec, SystemOfACancelledThreadKillsItsShellAndRestoresSignals) {
+  TempDir fifo_dir;
+  const std::vector<std::string> argv = {exec_client(), "system-cancel", fifo_dir.path().string()};
+  RunResult r = traced(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "cancelled: yes\nSIGINT: default\nSIGQUIT: default\nshell: gone\n");
+  fs::remove(fifo_dir.path() / "up");
+  EXPECT_EQ(unpreloaded(argv).out, r.out);
+}
+
 TEST_F(RecorderExec, FollowZeroLeavesThemUntraced) {
   for (const char* how : {"fexecve", "execveat", "system"}) {
     const std::vector<std::string> argv = {exec_client(), how, server_.port_str()};
