@@ -6,7 +6,7 @@
 #   make bench      micro-benchmarks and the side-by-side overhead comparison
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make fuzz       FUZZ_S=60: every libFuzzer target (tests/fuzz/fuzz_*.cpp) for FUZZ_S seconds
-#   make asan       the unit tests built with AddressSanitizer + UBSan (build-asan/)
+#   make asan       the unit tests linked with AddressSanitizer + UBSan builds of the code (build-asan/)
 #
 # Source conventions the rules below rely on:
 #   interpose/hooks/*.cpp  the interposed (exported) wrappers: only in libhttptrace.so
@@ -166,9 +166,12 @@ $(BUILD)/bench/%: bench/%.cpp $(CORE_A) $(ANALYZER_A)
 	$(CXX) $(CXXFLAGS) -o $@ $< $(CORE_A) $(ANALYZER_A) -lbenchmark $(ANALYZER_LIBS) -lpthread -ldl -lunwind -l:libnghttp2.a
 
 # Fuzzing and sanitizers, each in its own build directory so their flags never mix with the
-# normal build's objects. Fuzz targets are built with clang (libFuzzer); both link the analyzer
-# sources built with ASan + UBSan (float casts included: gcc leaves them out of "undefined").
-# -g1 (line tables) is enough for symbolized reports and keeps these extra builds cheap.
+# normal build's objects. The analyzer is built once more, with clang, ASan + UBSan (float casts
+# included: gcc leaves them out of "undefined") and libFuzzer's coverage instrumentation: the fuzz
+# targets and the sanitized unit tests both link that copy (outside a fuzzer the coverage hooks
+# are the sanitizer runtime's no-ops). The recorder's sanitized copy is gcc's: it is what the
+# preload library is built with. -g1 (line tables) is enough for symbolized reports and keeps
+# these extra builds cheap.
 FUZZ_BUILD := build-fuzz
 ASAN_BUILD := build-asan
 FUZZ_CXX   ?= clang++
@@ -178,9 +181,8 @@ SAN_FLAGS  := -std=c++20 $(WARN) -I. -MMD -MP -O1 -g1 $(SAN)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.cpp)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 fuzzobj = $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(1))
-asanobj = $(patsubst %.cpp,$(ASAN_BUILD)/obj/%.o,$(1))
 
-$(FUZZ_BUILD)/obj/%.o: %.cpp
+$(FUZZ_BUILD)/obj/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(SAN_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -191,10 +193,6 @@ $(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++20 -O1 -I. -o $@ $<
 
-$(ASAN_BUILD)/obj/%.o: %.cpp | deps-check
-	@mkdir -p $(dir $@)
-	$(CXX) $(SAN_FLAGS) -c $< -o $@
-
 $(ASAN_BUILD)/pic/%.o: %.cpp | deps-check
 	@mkdir -p $(dir $@)
 	$(CXX) $(SAN_FLAGS) $(INTERPOSE_FLAGS) -c $< -o $@
@@ -202,22 +200,26 @@ $(ASAN_BUILD)/pic/%.o: %.cpp | deps-check
 # The sanitized unit tests are the normal build's test objects linked against sanitized code
 # under test: what ASan must watch is the analyzer and the recorder, and compiling the test
 # sources a second time cost a quarter of the whole build.
-$(ASAN_BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(call asanobj,$(ANALYZER_SRC))
-	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main $(ANALYZER_LIBS) -lpthread
+$(ASAN_BUILD)/unit_analyzer: $(call obj,$(UNIT_A_SRC)) $(call fuzzobj,$(ANALYZER_SRC))
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main $(ANALYZER_LIBS) -lpthread
 
 $(ASAN_BUILD)/unit_interpose: $(call obj,$(UNIT_I_SRC)) $(patsubst %.cpp,$(ASAN_BUILD)/pic/%.o,$(INTERPOSE_CORE))
+	@mkdir -p $(dir $@)
 	$(CXX) $(SAN) -o $@ $^ -lgtest -lgtest_main -lpthread -ldl -lunwind -l:libnghttp2.a
 
 FUZZ_DEPS := $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds $(BUILD)/bench/gen_trace
 ASAN_DEPS := $(ASAN_BUILD)/unit_analyzer $(ASAN_BUILD)/unit_interpose
 # Pattern-rule prerequisites are intermediate files to make: keep them for the next build.
-.PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(ASAN_BUILD)/obj/%.o $(ASAN_BUILD)/pic/%.o
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o $(ASAN_BUILD)/pic/%.o
 fuzz-build: $(FUZZ_DEPS)
 fuzz:
 	@scripts/install-deps.sh --fuzz
 	@$(MAKE) -j$(JOBS) --no-print-directory $(FUZZ_DEPS)
 	@scripts/fuzz.sh $(FUZZ_S)
-asan: deps-check $(ASAN_DEPS)
+asan:
+	@scripts/install-deps.sh --fuzz
+	@$(MAKE) -j$(JOBS) --no-print-directory $(ASAN_DEPS)
 
 unit: all $(BUILD)/unit_interpose $(BUILD)/unit_analyzer
 integration: all $(BUILD)/integration_tests $(CLIENTS) $(TESTLIBS)
