@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-
 namespace httptrace::analyzer {
 
 bool open_traces(const std::vector<std::string>& paths, TraceSet& traces) {
