@@ -369,5 +369,66 @@ TEST(DistributedTrace, ThroughNginxReverseProxyWithKeepAliveUpstream) {
   }
 }
 
+// An outbound HTTP/2 call made by the thread serving an inbound request is that request's child
+// (issue 11 §2), with a real HTTP/2 client inside a server: PHP's curl (nghttp2) calling nginx's
+// h2c front with prior knowledge while it serves curl's request. The JSON export links the h2
+// stream to the inbound request; the OTLP export makes its CLIENT span the SERVER span's child.
+TEST(DistributedTrace, AnHttp2CallIsTheChildOfTheRequestItsThreadServes) {
+  if (run({"sh", "-c", "command -v nginx"}).exit_code != 0) GTEST_SKIP() << "nginx not installed";
+  if (run({"php", "-r", "exit(curl_version()['features'] & CURL_VERSION_HTTP2 ? 0 : 1);"}).exit_code != 0)
+    GTEST_SKIP() << "php-cli with an HTTP/2 php-curl not installed";
+  TempDir traces, untraced, out, nginx_dir;
+  Service backend(untraced.path(), std::nullopt);
+  ASSERT_GT(backend.port(), 0) << backend.error();
+  int port = 0;
+  {
+    ClosedPort free;
+    port = free.port();
+  }
+  NginxProxy nginx(nginx_dir.path(), RunOptions{}, backend.port(), port, "", " http2");
+  ASSERT_TRUE(nginx.ok()) << nginx.error();
+  Child php;
+  std::string error, line;
+  ASSERT_TRUE(php.start({"php", (paths().root / "tests/servers/h2_caller.php").string(), nginx.url("/leaf")},
+                        traced_into(traces.path()), false, &error)) << error;
+  ASSERT_TRUE(php.read_line(&line, milliseconds{10000}) && line.rfind("PORT ", 0) == 0) << line;
+  RunResult curl = run({"curl", "-sS", "http://127.0.0.1:" + line.substr(5) + "/front"});
+  ASSERT_EQ(curl.exit_code, 0) << curl.describe();
+  EXPECT_EQ(curl.out, "h2 200\n");
+  RunResult served = php.wait(milliseconds{10000});
+  ASSERT_EQ(served.exit_code, 0) << served.describe();
+
+  Export json = export_as("json", traces.path(), out / "t.json");
+  ASSERT_TRUE(json.ok) << json.error;
+  const nlohmann::json* inbound = nullptr;
+  const nlohmann::json* h2 = nullptr;
+  for (const auto& c : json.doc["connections"]) {
+    if (c["direction"] == "inbound") inbound = inbound ? nullptr : &c;
+    if (c["protocol"] == "h2") h2 = h2 ? nullptr : &c;
+  }
+  ASSERT_TRUE(inbound && h2) << json.doc.dump(1).substr(0, 6000);
+  ASSERT_EQ((*inbound)["requests"].size(), 1u);
+  const auto& front = (*inbound)["requests"][0];
+  EXPECT_EQ(front["target"], "/front");
+  ASSERT_EQ((*h2)["requests"].size(), 1u) << h2->dump(1);
+  const auto& call = (*h2)["requests"][0];
+  EXPECT_EQ(call["target"], "/leaf");
+  EXPECT_EQ(call["status"], 200);
+  EXPECT_EQ(call["parent"], (*inbound)["id"].get<std::string>() + "#0");
+  EXPECT_EQ(call["parent_confidence"], "thread");
+
+  Export otlp = export_as("otlp", traces.path(), out / "otlp.json");
+  ASSERT_TRUE(otlp.ok) << otlp.error;
+  const std::vector<SpanView> spans = request_spans(otlp.doc);
+  const SpanView* server = find_span(spans, 2, "url.path", "/front");
+  const SpanView* client = find_span(spans, 3, "url.full", "/leaf");
+  ASSERT_TRUE(server && client) << otlp.doc.dump(1).substr(0, 6000);
+  EXPECT_EQ(client->parent, server->span_id);
+  EXPECT_EQ(client->trace_id, server->trace_id);
+  EXPECT_EQ(client->attrs.at("network.protocol.version"), "2");
+  EXPECT_LE(server->start, client->start);
+  EXPECT_LE(client->end, server->end);
+}
+
 }  // namespace
 }  // namespace httptrace::itest

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
 #include <string>
 
 #include "tests/integration/harness.h"
@@ -20,6 +21,20 @@ inline Export export_as(const std::string& format, const fs::path& trace, const 
     return e;
   }
   RunResult cat = run({"cat", out.string()});
+  if (format == "otlp") {  // OTLP JSON Lines: one request holding every line's resourceSpans
+    e.doc = {{"resourceSpans", nlohmann::json::array()}};
+    std::istringstream lines(cat.out);
+    for (std::string line; std::getline(lines, line);) {
+      const nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (request.is_discarded() || !request.contains("resourceSpans")) {
+        e.error = "otlp export line is not a request:\n" + line.substr(0, 2000);
+        return e;
+      }
+      for (const auto& rs : request["resourceSpans"]) e.doc["resourceSpans"].push_back(rs);
+    }
+    e.ok = true;
+    return e;
+  }
   e.doc = nlohmann::json::parse(cat.out, nullptr, /*allow_exceptions=*/false);
   if (e.doc.is_discarded()) {
     e.error = format + " export is not JSON:\n" + cat.out.substr(0, 2000);
