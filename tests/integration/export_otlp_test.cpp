@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "tests/integration/export_util.h"
 #include "tests/integration/fixture.h"
 
 namespace httptrace::itest {
@@ -115,15 +116,9 @@ class ExportOtlp : public TracedTest {
     RunResult check = run({"node", receiver_script(), "check", out.string()},
                           {.env = {{"OTLP_NODE_MODULES", node_modules()}}});
     EXPECT_EQ(check.exit_code, 0) << check.describe();
-    json doc = {{"resourceSpans", json::array()}};
-    std::istringstream in(read_file(out));
-    size_t n = 0;
-    for (std::string line; std::getline(in, line); ++n) {
-      const json request = json::parse(line);
-      for (const json& rs : request["resourceSpans"]) doc["resourceSpans"].push_back(rs);
-    }
-    if (lines) *lines = n;
-    return doc;
+    Export e = otlp_lines(read_file(out), lines);
+    EXPECT_TRUE(e.ok) << e.error;
+    return e.doc;
   }
 };
 

@@ -12,6 +12,26 @@
 
 namespace httptrace::itest {
 
+// An OTLP JSON Lines file (a request per line) as one request holding every line's
+// resourceSpans; *lines (if given) gets the number of lines.
+inline Export otlp_lines(const std::string& text, size_t* lines = nullptr) {
+  Export e;
+  e.doc = {{"resourceSpans", nlohmann::json::array()}};
+  std::istringstream in(text);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (request.is_discarded() || !request.contains("resourceSpans")) {
+      e.error = "otlp export line is not a request:\n" + line.substr(0, 2000);
+      return e;
+    }
+    for (const auto& rs : request["resourceSpans"]) e.doc["resourceSpans"].push_back(rs);
+  }
+  if (lines) *lines = n;
+  e.ok = true;
+  return e;
+}
+
 // `httptrace export --format FORMAT -o OUT TRACE`, parsed; the written file stays at out.
 inline Export export_as(const std::string& format, const fs::path& trace, const fs::path& out) {
   Export e;
@@ -21,20 +41,7 @@ inline Export export_as(const std::string& format, const fs::path& trace, const 
     return e;
   }
   RunResult cat = run({"cat", out.string()});
-  if (format == "otlp") {  // OTLP JSON Lines: one request holding every line's resourceSpans
-    e.doc = {{"resourceSpans", nlohmann::json::array()}};
-    std::istringstream lines(cat.out);
-    for (std::string line; std::getline(lines, line);) {
-      const nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (request.is_discarded() || !request.contains("resourceSpans")) {
-        e.error = "otlp export line is not a request:\n" + line.substr(0, 2000);
-        return e;
-      }
-      for (const auto& rs : request["resourceSpans"]) e.doc["resourceSpans"].push_back(rs);
-    }
-    e.ok = true;
-    return e;
-  }
+  if (format == "otlp") return otlp_lines(cat.out);
   e.doc = nlohmann::json::parse(cat.out, nullptr, /*allow_exceptions=*/false);
   if (e.doc.is_discarded()) {
     e.error = format + " export is not JSON:\n" + cat.out.substr(0, 2000);
