@@ -105,6 +105,17 @@ inline bool local_cas32(uint32_t* p, uint32_t expect, uint32_t desired) {
 #endif
 }
 
+inline bool local_cas64(uint64_t* p, uint64_t expect, uint64_t desired) {
+#if defined(__x86_64__)
+  uint64_t prev;
+  asm volatile("cmpxchgq %2, %1" : "=a"(prev), "+m"(*p) : "r"(desired), "0"(expect) : "memory", "cc");
+  return prev == expect;
+#else
+  return __atomic_compare_exchange_n(p, &expect, desired, false, __ATOMIC_RELEASE,
+                                     __ATOMIC_RELAXED);
+#endif
+}
+
 inline void local_add64(uint64_t* p, uint64_t v) {
 #if defined(__x86_64__)
   asm volatile("addq %1, %0" : "+m"(*p) : "r"(v) : "memory", "cc");
@@ -126,17 +137,25 @@ void fence() { std::atomic_signal_fence(std::memory_order_seq_cst); }
 
 SegmentHeader* seg_header(uint8_t* seg) { return reinterpret_cast<SegmentHeader*>(seg); }
 
-// committed = reserved. Re-checked because a signal handler may reserve and publish more between
-// our load and our store, which would then have moved committed back: we store again.
+// committed = reserved, for the segment the cursor holds. A signal handler on this thread may
+// emit between any two instructions here. It may reserve more: we store again. In the outermost
+// emit's last publish (inflight is 0 by then, so the handler's emit is an outermost one too) it
+// may also change segment, publishing the old one whole: a value read before that must not land
+// in the old segment (it would cut the segment short, or name the new segment's offset). So the
+// store is a compare-and-swap from the value read, made only while the segment read is still the
+// cursor's; a handler's publish in between makes it fail. (Its release order comes from x86's
+// store order and the asm's memory clobber: only this thread writes `committed`.)
 void publish(WriterCursor& c) {
-  uint8_t* seg = peek(c.segment);
-  if (seg == nullptr) return;
-  std::atomic_ref<uint64_t> committed(seg_header(seg)->committed);
   for (int i = 0; i < 16; ++i) {
+    uint8_t* seg = peek(c.segment);
+    if (seg == nullptr) return;
+    uint64_t* committed = &seg_header(seg)->committed;
+    const uint64_t was = peek(*committed);
     const uint32_t r = peek(c.reserved);
-    committed.store(r, std::memory_order_release);
     fence();
-    if (peek(c.reserved) == r) return;
+    if (peek(c.segment) != seg || !local_cas64(committed, was, r)) continue;
+    fence();
+    if (peek(c.segment) == seg && peek(c.reserved) == r) return;
   }
 }
 

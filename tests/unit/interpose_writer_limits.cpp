@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -202,6 +203,116 @@ TEST(WriterLimits, SignalHandlerEventsNestInsideAnEmit) {
   // reserve used up: signals are delivered at syscall returns, and those are all in segment
   // changes here, so the share kept depends on the machine's load.
   EXPECT_GT(handler, 0u);
+}
+
+// The same, deterministically: the trap flag raises SIGTRAP after every instruction of one emit,
+// and the handler emits at trap k only, for every k. The segment is filled first so that the
+// emit under test takes the last room before the nested reserve (a handler at depth 1 must then
+// change segment) or finds no room (the emit itself changes segment).
+std::atomic<uint64_t> g_traps{0};
+uint64_t g_emit_at = UINT64_MAX;
+
+void stepping_handler(int, siginfo_t*, void* context) {
+  if (g_traps.fetch_add(1, std::memory_order_relaxed) != g_emit_at) return;
+  emitting_handler(0);
+#if defined(__x86_64__)
+  // Done with this round: the rest of the emit runs unstepped (the trap flag comes back from
+  // the saved flags at sigreturn).
+  static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] &= ~0x100LL;
+#endif
+}
+
+#if defined(__x86_64__)
+// Below the red zone, so the pushf cannot clobber what the compiler keeps there.
+__attribute__((noinline)) bool stepped_emit(TraceWriter& w, const Probe& p, const uint8_t* tail,
+                                            size_t tail_len) {
+  asm volatile("sub $128, %%rsp\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tadd $128, %%rsp" ::
+                   : "memory", "cc");
+  const bool ok = w.emit(&p, sizeof(p), tail, tail_len);
+  asm volatile("sub $128, %%rsp\n\tpushfq\n\tandq $-257, (%%rsp)\n\tpopfq\n\tadd $128, %%rsp" ::
+                   : "memory", "cc");
+  return ok;
+}
+#endif
+
+// One round: a fresh file, the first segment filled to `fill` bytes by the thread's own events
+// (conn 1), then one stepped emit of `size` bytes; returns the trap count and checks the file.
+uint64_t stepped_round(const std::string& path, uint32_t fill, uint32_t size, uint64_t emit_at) {
+  TraceWriter w;
+  WriterOptions o = options();
+  o.grow_min = 2 * format::kSegmentSize;  // a small file: each round reads it back
+  EXPECT_TRUE(w.open(path.c_str(), o));
+  g_sig_writer = &w;
+  g_handler_runs = 0;
+  static uint8_t tail[format::kSegmentPayload];
+  uint64_t seq = 0;
+  for (uint32_t used = 0; used < fill;) {
+    const uint32_t n = fill - used > 512 ? 256 : fill - used;
+    Probe p = {};
+    p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
+    p.h.conn = 1;
+    p.seq = seq++;
+    EXPECT_TRUE(w.emit(&p, sizeof(p), tail, n - sizeof(p)));
+    used += n;
+  }
+  Probe p = {};
+  p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
+  p.h.conn = 1;
+  p.seq = seq++;
+  g_traps = 0;
+  g_emit_at = emit_at;
+#if defined(__x86_64__)
+  EXPECT_TRUE(stepped_emit(w, p, tail, size - sizeof(p)));
+#endif
+  g_emit_at = UINT64_MAX;
+  const uint64_t traps = g_traps.load();
+  w.close();
+
+  const auto v = parse_trace(path);
+  uint64_t next = 0, handler = 0;
+  for (const auto& s : v.segments) {
+    for (const auto& e : s.events) {
+      const auto q = as<Probe>(e);
+      if (q.h.conn == 1) {
+        EXPECT_EQ(q.seq, next) << "trap " << emit_at;
+        next = q.seq + 1;
+      } else if (q.h.conn == 2) {
+        ++handler;
+      }
+    }
+  }
+  EXPECT_EQ(next, seq) << "trap " << emit_at << " of " << traps << ", fill " << fill;
+  EXPECT_EQ(handler + v.header.dropped_by_cause[static_cast<int>(DropCause::kNested)],
+            g_handler_runs.load())
+      << "trap " << emit_at;
+  unlink(path.c_str());
+  return traps;
+}
+
+TEST(WriterLimits, ASignalHandlerEmittingAtAnyInstructionOfAnEmitLosesNothing) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "single-stepping through the trap flag is x86-64 only";
+#else
+  // Rounds times traps: AddressSanitizer's checks make an emit several times as many
+  // instructions. The writer's logic is the same in both builds; the normal one steps it.
+  if (&__asan_init != nullptr) GTEST_SKIP() << "quadratic in the instructions of an emit";
+  TempDir dir;
+  struct sigaction sa = {}, old;
+  sa.sa_sigaction = stepping_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ASSERT_EQ(sigaction(SIGTRAP, &sa, &old), 0);
+  const uint32_t limit = format::kSegmentPayload - 1024;  // the writer's nested reserve
+  const uint32_t size = 256;
+  for (const uint32_t fill : {limit - size, limit - size + 8}) {
+    const uint64_t traps = stepped_round(dir.file("count"), fill, size, UINT64_MAX);
+    ASSERT_GT(traps, 20u);
+    for (uint64_t k = 0; k < traps + 4 && !HasFailure(); ++k) {
+      stepped_round(dir.file("t"), fill, size, k);
+    }
+  }
+  sigaction(SIGTRAP, &old, nullptr);
+#endif
 }
 
 TEST(WriterLimits, ReentryGuardNestsFourDeep) {
