@@ -24,8 +24,8 @@ using format::SegmentHeader;
 // The calling thread's position in the file it writes. Trivial and constant-initialised: with
 // the initial-exec TLS model reading it never calls into the dynamic loader (or malloc).
 // A signal handler on this thread may run between any two instructions of emit(), so fields it
-// can change are read through atomic_ref and changed by one instruction each (local_cas32,
-// local_add64); `inflight` needs neither because a nested emit always puts it back as it was.
+// can change are read through atomic_ref and changed by one instruction each (local_xadd32,
+// local_cas64, local_add64); `inflight` needs neither because a nested emit always puts it back as it was.
 struct WriterCursor {
   uint64_t generation;  // which open() of which writer the segment belongs to
   uint8_t* segment;     // nullptr: claim one before writing
@@ -94,14 +94,13 @@ bool exit_key_usable() {
 
 // One instruction each: a signal handler on this thread cannot split them (interrupts land
 // between instructions), and no other thread writes these fields, so no lock prefix is needed.
-inline bool local_cas32(uint32_t* p, uint32_t expect, uint32_t desired) {
+// Returns *p and adds v to it.
+inline uint32_t local_xadd32(uint32_t* p, uint32_t v) {
 #if defined(__x86_64__)
-  uint32_t prev;
-  asm volatile("cmpxchgl %2, %1" : "=a"(prev), "+m"(*p) : "r"(desired), "0"(expect) : "memory", "cc");
-  return prev == expect;
+  asm volatile("xaddl %0, %1" : "+r"(v), "+m"(*p) : : "memory", "cc");
+  return v;
 #else
-  return __atomic_compare_exchange_n(p, &expect, desired, false, __ATOMIC_RELAXED,
-                                     __ATOMIC_RELAXED);
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 #endif
 }
 
@@ -645,14 +644,17 @@ bool TraceWriter::append(WriterCursor& c, const void* head, size_t head_len, con
   const uint32_t limit = depth > 1 || need > format::kSegmentPayload - kNestedReserve
                              ? format::kSegmentPayload
                              : format::kSegmentPayload - kNestedReserve;
-  // Each failed CAS means a nested emit took space first (bounded by the nesting depth); each
-  // segment change gives room for `need`. The bound only guards against the impossible.
+  // Each pass either takes its space or changes segment (which leaves room for `need`); the bound
+  // only guards against the impossible.
   for (int attempt = 0; attempt < 16; ++attempt) {
     uint8_t* seg = peek(c.segment);
-    if (seg != nullptr && peek(c.switching) == 0) {
-      const uint32_t off = peek(c.reserved);
-      if (off + need <= limit) {
-        if (!local_cas32(&c.reserved, off, off + need)) continue;
+    if (seg != nullptr && peek(c.switching) == 0 && peek(c.reserved) + need <= limit) {
+      // One instruction takes the space: a signal handler's events, however many, come before
+      // or after ours and never make us try again. They may have used room since the check:
+      // past the segment's end the space is given back (every event reserved after ours found
+      // no room and was dropped, so nothing lies beyond `off`) and we go on to a new segment.
+      const uint32_t off = local_xadd32(&c.reserved, need);
+      if (off + need <= format::kSegmentPayload) {
         uint8_t* dst = seg + sizeof(SegmentHeader) + off;
         for (int i = 0; extra != 0 && i < format::kDropCauses; ++i) {
           if (take[i] == 0) continue;
@@ -676,6 +678,7 @@ bool TraceWriter::append(WriterCursor& c, const void* head, size_t head_len, con
         if (tail_len > 0) memcpy(dst + head_len, tail, tail_len);
         return true;
       }
+      poke(c.reserved, off);
     }
     if (depth > 1 || peek(c.switching) != 0) {
       drop(DropCause::kNested, ts);

@@ -27,10 +27,11 @@
 //
 // Re-entrancy. A signal handler may interrupt emit() and emit on the same thread (the recorder's
 // ReentryGuard allows a few levels). The nested event takes its own space after the interrupted
-// one's reservation (a compare-and-swap on the thread's reserved count that a signal cannot split)
-// and only the outermost emit publishes `committed`, once every reservation below it is written,
-// so a reader never sees a reserved but unwritten event. A nested emit that would need a new
-// segment is dropped (DropCause::kNested): claiming is not re-entrant.
+// one's reservation (a fetch-and-add on the thread's reserved count: one instruction, which a
+// signal cannot split, so no number of handlers can make an emit lose its turn) and only the
+// outermost emit publishes `committed`, once every reservation below it is written, so a reader
+// never sees a reserved but unwritten event. A nested emit that would need a new segment is
+// dropped (DropCause::kNested): claiming is not re-entrant.
 //
 // Losses are counted by cause in the header (dropped_by_cause, total in dropped_events) and, on
 // the losing thread, written in-stream as LostEvents just before its next recorded event.

@@ -13,6 +13,13 @@
 //   signals_client oneshot PORT   a GET; an SA_RESETHAND handler and its one fault; then SIG_IGN
 //                                 and a kill(SIGBUS) of itself
 //   signals_client show           prints the SIGBUS disposition it was started with
+//   signals_client stepped ROUNDS two loopback connections of its own, A and B (and their
+//                                 accepted ends). Each round a GET goes out on A and its response
+//                                 is read, both calls single-stepped (tests/support/single_step.h):
+//                                 at every instruction of our hooks a SIGTRAP handler sends one
+//                                 byte on B, as a self-pipe signal handler would. Prints A's port,
+//                                 what the program saw (compared traced/untraced), and the bytes
+//                                 the handler sent (which differ: more instructions when traced).
 //
 // Its handler counts the faults it expects and leaves them with siglongjmp; a SIGBUS it does not
 // expect ends the program with exit 3. Exit 0 on success, 1 on a failure, 2 on a usage error.
@@ -20,6 +27,8 @@
 #include <setjmp.h>
 #include <spawn.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -32,6 +41,7 @@
 #include <string>
 
 #include "tests/clients/loopback_get.h"
+#include "tests/support/single_step.h"
 
 namespace {
 
@@ -203,6 +213,114 @@ int exec_ign(int port) {
   die("execv");
 }
 
+
+// A connected loopback pair: *client from connect(), *server from accept() on lfd.
+void loopback_pair(int lfd, int port, int* client, int* server) {
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  *client = socket(AF_INET, SOCK_STREAM, 0);
+  if (*client < 0 || connect(*client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+  *server = accept(lfd, nullptr, nullptr);
+  if (*server < 0) die("accept");
+}
+
+int g_step_fd = -1;
+volatile sig_atomic_t g_step_sent = 0;
+
+void on_trap(int) {
+  const int saved = errno;
+  if (send(g_step_fd, "x", 1, MSG_DONTWAIT) == 1) g_step_sent = g_step_sent + 1;
+  errno = saved;
+}
+
+[[gnu::noinline]] ssize_t stepped_send(int fd, const char* p, size_t n) {
+  httptrace::testing::step_on();
+  const ssize_t r = send(fd, p, n, 0);
+  httptrace::testing::step_off();
+  return r;
+}
+
+[[gnu::noinline]] ssize_t stepped_recv(int fd, char* p, size_t n) {
+  httptrace::testing::step_on();
+  const ssize_t r = recv(fd, p, n, 0);
+  httptrace::testing::step_off();
+  return r;
+}
+
+// Reads exactly n bytes from fd (blocking), false on EOF or an error.
+bool read_exactly(int fd, char* p, size_t n) {
+  for (size_t got = 0; got < n;) {
+    const ssize_t r = recv(fd, p + got, n - got, 0);
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+int stepped(int rounds) {
+  if (!httptrace::testing::kSingleStep) {
+    std::puts("single-stepping is x86-64 only");
+    return 0;
+  }
+  const int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd, 4) != 0 ||
+      getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    die("listen");
+  }
+  const int port = ntohs(a.sin_port);
+  int ca, sa, cb, sb;
+  loopback_pair(lfd, port, &ca, &sa);
+  loopback_pair(lfd, port, &cb, &sb);
+  g_step_fd = cb;
+  struct sigaction trap = {};
+  trap.sa_handler = on_trap;
+  sigemptyset(&trap.sa_mask);
+  if (sigaction(SIGTRAP, &trap, nullptr) != 0) die("sigaction");
+
+  static constexpr char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  constexpr size_t kResponseLen = sizeof kResponse - 1;
+  int whole_sends = 0, whole_responses = 0, errno_kept = 0;
+  long drained = 0;
+  char buf[4096];
+  for (int i = 0; i < rounds; ++i) {
+    char req[128];
+    const int n = std::snprintf(req, sizeof req, "GET /r%d HTTP/1.1\r\nHost: stepped\r\n\r\n", i);
+    errno = EDOM;
+    whole_sends += stepped_send(ca, req, static_cast<size_t>(n)) == n;
+    errno_kept += errno == EDOM;
+    if (!read_exactly(sa, buf, static_cast<size_t>(n))) die("server recv");
+    if (send(sa, kResponse, kResponseLen, 0) != static_cast<ssize_t>(kResponseLen)) die("server send");
+    size_t got = 0;
+    while (got < kResponseLen) {
+      errno = EDOM;
+      const ssize_t r = stepped_recv(ca, buf + got, kResponseLen - got);
+      if (r <= 0) die("client recv");
+      errno_kept += errno == EDOM;
+      got += static_cast<size_t>(r);
+    }
+    whole_responses += std::memcmp(buf, kResponse, kResponseLen) == 0;
+    for (ssize_t r; (r = recv(sb, buf, sizeof buf, MSG_DONTWAIT)) > 0;) drained += r;
+  }
+  // What the handler sent and the other end has not read yet.
+  for (int spins = 0; drained < g_step_sent && spins < 1000; ++spins) {
+    pollfd p = {sb, POLLIN, 0};
+    if (poll(&p, 1, 1000) != 1) break;
+    const ssize_t r = recv(sb, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) drained += r;
+  }
+  std::printf("port %d\n", port);
+  std::printf("rounds %d: sends whole %d, responses whole %d, errno kept %d of %d calls\n", rounds,
+              whole_sends, whole_responses, errno_kept, 2 * rounds);
+  std::printf("handler sent %ld, received %ld\n", static_cast<long>(g_step_sent), drained);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -213,6 +331,7 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "own") == 0) return own(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "exec-ign") == 0) return exec_ign(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "oneshot") == 0) return oneshot(std::atoi(argv[2]));
-  std::fputs("usage: signals_client own PORT | exec-ign PORT | show\n", stderr);
+  if (argc == 3 && std::strcmp(argv[1], "stepped") == 0) return stepped(std::atoi(argv[2]));
+  std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show | stepped ROUNDS\n", stderr);
   return 2;
 }

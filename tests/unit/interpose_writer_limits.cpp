@@ -25,6 +25,7 @@
 #include "interpose/record/sigbus_guard.h"
 #include "interpose/record/trace_writer.h"
 #include "interpose_test_trace.h"
+#include "tests/support/single_step.h"
 
 // Defined only when the test objects are linked against AddressSanitizer (build-asan/).
 extern "C" void __asan_init() __attribute__((weak));
@@ -218,22 +219,17 @@ void stepping_handler(int, siginfo_t*, void* context) {
 #if defined(__x86_64__)
   // Done with this round: the rest of the emit runs unstepped (the trap flag comes back from
   // the saved flags at sigreturn).
-  static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] &= ~0x100LL;
+  static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_EFL] &= ~testing::kTrapFlag;
 #endif
 }
 
-#if defined(__x86_64__)
-// Below the red zone, so the pushf cannot clobber what the compiler keeps there.
 __attribute__((noinline)) bool stepped_emit(TraceWriter& w, const Probe& p, const uint8_t* tail,
                                             size_t tail_len) {
-  asm volatile("sub $128, %%rsp\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tadd $128, %%rsp" ::
-                   : "memory", "cc");
+  testing::step_on();
   const bool ok = w.emit(&p, sizeof(p), tail, tail_len);
-  asm volatile("sub $128, %%rsp\n\tpushfq\n\tandq $-257, (%%rsp)\n\tpopfq\n\tadd $128, %%rsp" ::
-                   : "memory", "cc");
+  testing::step_off();
   return ok;
 }
-#endif
 
 // One round: a fresh file, the first segment filled to `fill` bytes by the thread's own events
 // (conn 1), then one stepped emit of `size` bytes; returns the trap count and checks the file.
@@ -261,9 +257,7 @@ uint64_t stepped_round(const std::string& path, uint32_t fill, uint32_t size, ui
   p.seq = seq++;
   g_traps = 0;
   g_emit_at = emit_at;
-#if defined(__x86_64__)
   EXPECT_TRUE(stepped_emit(w, p, tail, size - sizeof(p)));
-#endif
   g_emit_at = UINT64_MAX;
   const uint64_t traps = g_traps.load();
   w.close();
@@ -290,9 +284,7 @@ uint64_t stepped_round(const std::string& path, uint32_t fill, uint32_t size, ui
 }
 
 TEST(WriterLimits, ASignalHandlerEmittingAtAnyInstructionOfAnEmitLosesNothing) {
-#if !defined(__x86_64__)
-  GTEST_SKIP() << "single-stepping through the trap flag is x86-64 only";
-#else
+  if (!testing::kSingleStep) GTEST_SKIP() << "single-stepping through the trap flag is x86-64 only";
   // Rounds times traps: AddressSanitizer's checks make an emit several times as many
   // instructions. The writer's logic is the same in both builds; the normal one steps it.
   if (&__asan_init != nullptr) GTEST_SKIP() << "quadratic in the instructions of an emit";
@@ -312,7 +304,6 @@ TEST(WriterLimits, ASignalHandlerEmittingAtAnyInstructionOfAnEmitLosesNothing) {
     }
   }
   sigaction(SIGTRAP, &old, nullptr);
-#endif
 }
 
 TEST(WriterLimits, ReentryGuardNestsFourDeep) {
