@@ -144,6 +144,21 @@ void upgrade_to_h2c(int fd, uint32_t conn, const format::DataEvent& ev, const io
   }
 }
 
+// The transfer begins like a TLS record (content type 20..24, major version 3), as every wire
+// transfer a TLS library starts a call with does (the record's header, or whole records). Only
+// those name a session's socket (t_last_wire_fd): other bytes moved on this thread during a TLS
+// call (a signal handler's, a BIO callback that logs over TCP) are another socket's.
+bool starts_tls_record(const iovec* iov, size_t iovcnt, int64_t result) {
+  if (result < 2) return false;
+  uint8_t b[2];
+  size_t got = 0;
+  for (size_t i = 0; i < iovcnt && got < 2; ++i) {
+    const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
+    for (size_t k = 0; p != nullptr && k < iov[i].iov_len && got < 2; ++k) b[got++] = p[k];
+  }
+  return got == 2 && b[0] >= 20 && b[0] <= 24 && b[1] == 3;
+}
+
 }  // namespace
 
 void record_data(const DataStart& start, int fd, Direction dir, format::DataCall call,
@@ -159,7 +174,7 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
   if (!recording()) return;
   ReentryGuard guard;
   if (!guard) return;
-  if (!plaintext) t_last_wire_fd = fd;
+  if (!plaintext && starts_tls_record(iov, iovcnt, result)) t_last_wire_fd = fd;
   if (!plaintext && FdTable::pending(word)) finish_pending_connect(fd, conn, dir, result, t1);
 
   auto ev = new_event<format::DataEvent>(format::EventKind::kData, conn, t0);

@@ -116,5 +116,31 @@ TEST_F(TlsPlaintextTurns, AnUnboundSessionStartsNothingAndIsRecordedFromItsSlot)
   EXPECT_EQ(evs[0].capture_kind, static_cast<uint8_t>(format::CaptureKind::kHttpReq));
 }
 
+// A session whose library does not know its descriptor (curl's own BIO) is bound to the socket
+// its wire I/O went through. Other bytes moved on the thread inside the same call (a signal
+// handler's send, a BIO callback logging over TCP) must not take the session to their socket.
+TEST_F(TlsPlaintextTurns, ASessionIsBoundByItsTlsRecordsNotByOtherBytesInTheCall) {
+  const int other = 742;
+  on_socket(other, AF_INET, SOCK_STREAM, 0, 110);
+  ASSERT_NE(conn_of_fd(other), 0u);
+  s_->conn = 0;
+  s_->fd = -1;
+  auto wire = [](int fd, const std::string& bytes, uint64_t t) {
+    iovec v = {const_cast<char*>(bytes.data()), bytes.size()};
+    record_data(fd, Direction::kSend, format::DataCall::kSend, 0, t, t + 1,
+                static_cast<int64_t>(bytes.size()), &v, 1);
+  };
+  {
+    CallGuard call(nullptr);
+    wire(fd_, std::string("\x16\x03\x01\x00\x05hello", 10), 200);  // the ClientHello's record
+    wire(other, "x", 210);                                            // a signal handler's byte
+    wire(other, "log line\n", 220);                                   // a logging callback's
+    EXPECT_TRUE(bind_socket(*s_, -1));
+  }
+  EXPECT_EQ(s_->fd, fd_);
+  EXPECT_EQ(s_->conn, conn_of_fd(fd_));
+  httptrace::record_close(other, untrack_for_close(other), 0, format::CloseHow::kClose, 900);
+}
+
 }  // namespace
 }  // namespace httptrace::tls
