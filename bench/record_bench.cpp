@@ -49,11 +49,21 @@ std::string g_dir;
 TraceWriter g_writer;
 
 // One fresh file per benchmark run, opened by thread 0 before the timed loop (Google Benchmark
-// holds every thread at a barrier until then) and removed after it, so runs never share a file
-// and the disk holds at most one run's events.
+// holds every thread at a barrier until then), so runs never share a file and the disk holds at
+// most one run's events. The previous run's file is closed here, not at the end of its run: its
+// other threads may still be exiting then, parking their segments (close() is not safe while
+// any thread uses the writer), and by the next run's start they have all been joined.
+void close_previous() {
+  if (!g_writer.active()) return;
+  const std::string path = g_writer.path();
+  g_writer.close();
+  unlink(path.c_str());
+}
+
 bool open_writer(benchmark::State& state, uint64_t max_bytes = 64ull << 30,
                  httptrace::WriterOptions o = {}) {
   if (state.thread_index() != 0) return true;
+  close_previous();
   o.max_bytes = max_bytes;
   o.pid = getpid();
   o.ppid = getppid();
@@ -69,9 +79,6 @@ void close_writer(benchmark::State& state) {
   if (state.thread_index() != 0) return;
   state.counters["dropped"] = double(g_writer.dropped());
   state.counters["segments"] = double(g_writer.header()->segments_claimed);
-  const std::string path = g_writer.path();
-  g_writer.close();
-  unlink(path.c_str());
 }
 
 // An event image: the struct plus the bytes that follow it (host name, capture, path, stack).
@@ -367,6 +374,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  close_previous();
   const std::string mine = g_dir + "/recorder." + std::to_string(getpid()) + ".trace";
   unlink(mine.c_str());
   rmdir(tmpl);
