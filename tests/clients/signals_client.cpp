@@ -20,6 +20,8 @@
 //                                 byte on B, as a self-pipe signal handler would. Prints A's port,
 //                                 what the program saw (compared traced/untraced), and the bytes
 //                                 the handler sent (which differ: more instructions when traced).
+//   signals_client stepped ROUNDS sockets
+//                                 the same, but the handler opens a TCP socket and closes it
 //
 // Its handler counts the faults it expects and leaves them with siglongjmp; a SIGBUS it does not
 // expect ends the program with exit 3. Exit 0 on success, 1 on a failure, 2 on a usage error.
@@ -235,6 +237,13 @@ void on_trap(int) {
   errno = saved;
 }
 
+void on_trap_socket(int) {
+  const int saved = errno;
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s >= 0 && close(s) == 0) g_step_sent = g_step_sent + 1;
+  errno = saved;
+}
+
 [[gnu::noinline]] ssize_t stepped_send(int fd, const char* p, size_t n) {
   httptrace::testing::step_on();
   const ssize_t r = send(fd, p, n, 0);
@@ -259,7 +268,7 @@ bool read_exactly(int fd, char* p, size_t n) {
   return true;
 }
 
-int stepped(int rounds) {
+int stepped(int rounds, bool sockets) {
   if (!httptrace::testing::kSingleStep) {
     std::puts("single-stepping is x86-64 only");
     return 0;
@@ -279,7 +288,7 @@ int stepped(int rounds) {
   loopback_pair(lfd, port, &cb, &sb);
   g_step_fd = cb;
   struct sigaction trap = {};
-  trap.sa_handler = on_trap;
+  trap.sa_handler = sockets ? on_trap_socket : on_trap;
   sigemptyset(&trap.sa_mask);
   if (sigaction(SIGTRAP, &trap, nullptr) != 0) die("sigaction");
 
@@ -317,7 +326,11 @@ int stepped(int rounds) {
   std::printf("port %d\n", port);
   std::printf("rounds %d: sends whole %d, responses whole %d, errno kept %d of %d calls\n", rounds,
               whole_sends, whole_responses, errno_kept, 2 * rounds);
-  std::printf("handler sent %ld, received %ld\n", static_cast<long>(g_step_sent), drained);
+  if (sockets) {
+    std::printf("handler sockets %ld\n", static_cast<long>(g_step_sent));
+  } else {
+    std::printf("handler sent %ld, received %ld\n", static_cast<long>(g_step_sent), drained);
+  }
   return 0;
 }
 
@@ -331,7 +344,10 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "own") == 0) return own(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "exec-ign") == 0) return exec_ign(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "oneshot") == 0) return oneshot(std::atoi(argv[2]));
-  if (argc == 3 && std::strcmp(argv[1], "stepped") == 0) return stepped(std::atoi(argv[2]));
-  std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show | stepped ROUNDS\n", stderr);
+  if (argc == 3 && std::strcmp(argv[1], "stepped") == 0) return stepped(std::atoi(argv[2]), false);
+  if (argc == 4 && std::strcmp(argv[1], "stepped") == 0 && std::strcmp(argv[3], "sockets") == 0) {
+    return stepped(std::atoi(argv[2]), true);
+  }
+  std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show | stepped ROUNDS [sockets]\n", stderr);
   return 2;
 }

@@ -5,6 +5,7 @@
 // signal handler that does socket I/O at any instruction of a hook changes nothing the program
 // sees and costs none of the program's own events.
 #include "tests/integration/fixture.h"
+#include "tests/unit/interpose_test_trace.h"
 
 namespace httptrace::itest {
 namespace {
@@ -63,49 +64,70 @@ TEST_F(RecorderSignals, IgnoredSigbusStaysIgnoredAcrossExec) {
 }
 
 // signals_client stepped: a GET and its response on connection A, both calls single-stepped, and
-// at every instruction of our hooks (and of libc's call under them) a SIGTRAP handler sends one
-// byte on connection B, as a self-pipe signal handler would.
-TEST_F(RecorderSignals, AHandlerDoingIoAtEveryInstructionOfAHookLosesNoneOfTheProgramsEvents) {
-  const std::vector<std::string> argv = {signals_client(), "stepped", "20"};
-  const RunResult plain = untraced(argv);
-  ASSERT_EQ(plain.exit_code, 0) << plain.describe();
-  if (plain.out.find("x86-64 only") != std::string::npos) GTEST_SKIP() << plain.out;
-  const RunResult r = traced(argv);
-  ASSERT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(r.err, "");
-  // Line 1 is the port, line 3 the handler's count (more instructions traced): line 2 is what
-  // the program saw of its calls.
-  auto line = [](const std::string& s, int n) {
+// at every instruction of our hooks (and of libc's call under them) a SIGTRAP handler does I/O of
+// its own: one byte sent on connection B, as a self-pipe signal handler would, or a TCP socket
+// opened and closed.
+class SteppedHooks : public RecorderSignals {
+ protected:
+  // Runs `stepped 20 [mode]` traced and untraced; returns the handler's count line (the third).
+  std::string run_stepped(const std::vector<std::string>& mode) {
+    std::vector<std::string> argv = {signals_client(), "stepped", "20"};
+    argv.insert(argv.end(), mode.begin(), mode.end());
+    const RunResult plain = untraced(argv);
+    EXPECT_EQ(plain.exit_code, 0) << plain.describe();
+    if (plain.out.find("x86-64 only") != std::string::npos) return "";
+    const RunResult r = traced(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(r.err, "");
+    // Line 1 is the port, line 3 the handler's count (more instructions traced): line 2 is what
+    // the program saw of its calls.
+    EXPECT_EQ(line(r.out, 2), "rounds 20: sends whole 20, responses whole 20, errno kept 40 of 40 calls");
+    EXPECT_EQ(line(r.out, 2), line(plain.out, 2));
+    port_ = std::stoi(line(r.out, 1).substr(5));
+    return line(r.out, 3);
+  }
+  static std::string line(const std::string& s, int n) {
     size_t at = 0;
     for (int i = 1; i < n; ++i) at = s.find('\n', at) + 1;
     return s.substr(at, s.find('\n', at) - at);
-  };
-  EXPECT_EQ(line(r.out, 2), "rounds 20: sends whole 20, responses whole 20, errno kept 40 of 40 calls");
-  EXPECT_EQ(line(r.out, 2), line(plain.out, 2));
-  const int port = std::stoi(line(r.out, 1).substr(5));
+  }
+  // A: every stepped call is in the trace, none lost to the handler's events. Returns the
+  // connections to the test's listener (A first).
+  std::vector<json> check_a(const json& doc) {
+    EXPECT_EQ(doc["summary"]["warnings"], 0);
+    const auto out = connections_to(doc, port_);
+    EXPECT_FALSE(out.empty()) << doc.dump(1);
+    if (out.empty()) return out;
+    SCOPED_TRACE(describe(out[0]));
+    EXPECT_EQ(out[0]["requests"].size(), 20u);
+    for (size_t i = 0; i < 20 && i < out[0]["requests"].size(); ++i) {
+      EXPECT_EQ(targets(out[0])[i], "/r" + std::to_string(i));
+      EXPECT_EQ(statuses(out[0])[i], 200);
+    }
+    EXPECT_EQ(out[0]["bytes_sent"].get<int64_t>(), 10 * 35 + 10 * 36);
+    EXPECT_EQ(out[0]["bytes_received"].get<int64_t>(), 20 * 40);
+    // Only the handler's events may be dropped: those nested inside one of our emits past the
+    // 1 KiB a segment keeps for them.
+    EXPECT_EQ(doc["summary"]["dropped_events"], doc["summary"]["dropped_by_cause"]["nested"]);
+    return out;
+  }
+  int port_ = 0;
+};
+
+TEST_F(SteppedHooks, AHandlerSendingAtEveryInstructionOfAHookLosesNoneOfTheProgramsEvents) {
+  const std::string handler = run_stepped({});
+  if (handler.empty()) GTEST_SKIP() << "single-stepping is x86-64 only";
   long sent = -1, received = -1;
-  ASSERT_EQ(std::sscanf(line(r.out, 3).c_str(), "handler sent %ld, received %ld", &sent, &received), 2)
-      << r.out;
+  ASSERT_EQ(std::sscanf(handler.c_str(), "handler sent %ld, received %ld", &sent, &received), 2)
+      << handler;
   EXPECT_EQ(sent, received);
   EXPECT_GT(sent, 20 * 100) << "hundreds of instructions per traced call";
 
   HT_EXPORT(doc, dir_.path());
-  EXPECT_EQ(doc["summary"]["warnings"], 0);
-  const auto out = connections_to(doc, port);  // A, then B: both connect to the one listener
+  const auto out = check_a(doc);  // A, then B: both connect to the one listener
   ASSERT_EQ(out.size(), 2u) << doc.dump(1);
-  // A: every stepped call is in the trace, none lost to the handler's events.
-  SCOPED_TRACE(describe(out[0]));
-  ASSERT_EQ(out[0]["requests"].size(), 20u);
-  for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(targets(out[0])[i], "/r" + std::to_string(i));
-    EXPECT_EQ(statuses(out[0])[i], 200);
-  }
-  EXPECT_EQ(out[0]["bytes_sent"].get<int64_t>(), 10 * 35 + 10 * 36);
-  EXPECT_EQ(out[0]["bytes_received"].get<int64_t>(), 20 * 40);
-  // B: the handler's sends, each one byte, recorded or counted. Only events nested inside one of
-  // our emits may be dropped (a segment keeps 1 KiB for them), and only the handler's are.
+  // B: the handler's sends, each one byte, recorded or counted.
   const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
-  EXPECT_EQ(doc["summary"]["dropped_events"].get<int64_t>(), nested);
   EXPECT_EQ(out[1]["bytes_sent"].get<int64_t>() + nested, sent);
   EXPECT_LT(nested, sent / 10);
   // B's accepted end reads them unstepped: every byte.
@@ -115,6 +137,32 @@ TEST_F(RecorderSignals, AHandlerDoingIoAtEveryInstructionOfAHookLosesNoneOfThePr
     if (c["peer"] == b_local) accepted_b = c["bytes_received"].get<int64_t>();
   }
   EXPECT_EQ(accepted_b, received);
+}
+
+TEST_F(SteppedHooks, AHandlerOpeningSocketsAtEveryInstructionOfAHookLosesNoneOfTheProgramsEvents) {
+  const std::string handler = run_stepped({"sockets"});
+  if (handler.empty()) GTEST_SKIP() << "single-stepping is x86-64 only";
+  long made = -1;
+  ASSERT_EQ(std::sscanf(handler.c_str(), "handler sockets %ld", &made), 1) << handler;
+  EXPECT_GT(made, 20 * 100);
+
+  HT_EXPORT(doc, dir_.path());
+  ASSERT_EQ(check_a(doc).size(), 2u) << doc.dump(1);
+  // Every handler socket is a socket event and a close event, recorded or counted; the program's
+  // own socket() calls are the listener, A and B.
+  size_t sockets = 0, closes = 0;
+  for (const auto& f : files_in(dir_.path())) {
+    for (const auto& s : httptrace::testing::parse_trace(f.string()).segments) {
+      for (const auto& ev : s.events) {
+        const auto kind = httptrace::testing::as<format::EventHeader>(ev).kind;
+        sockets += kind == static_cast<uint16_t>(format::EventKind::kSocket);
+        closes += kind == static_cast<uint16_t>(format::EventKind::kClose);
+      }
+    }
+  }
+  const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
+  EXPECT_EQ(static_cast<int64_t>(sockets - 3 + closes) + nested, 2 * made);
+  EXPECT_LT(nested, made / 5);
 }
 
 }  // namespace
