@@ -37,8 +37,9 @@ inline thread_local constinit unsigned t_recorder_depth = 0;
 inline constexpr unsigned kMaxRecorderDepth = 4;
 
 // The descriptor of this thread's latest transfer on a tracked socket that began like a TLS
-// record (wire bytes, not TLS plaintext), set by record_data. The TLS layer clears it before a library call and finds the
-// session's socket there afterwards (tls/record.h); the recorder itself knows nothing of TLS.
+// record (wire bytes, not TLS plaintext), set by record_data. The TLS layer clears it before a
+// library call and finds the session's socket there afterwards (tls/record.h); the recorder
+// itself knows nothing of TLS.
 inline thread_local constinit int t_last_wire_fd = -1;
 
 // Counts one event lost to the nesting limit (lifecycle.cpp: the writer's kNested).

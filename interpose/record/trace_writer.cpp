@@ -25,7 +25,8 @@ using format::SegmentHeader;
 // the initial-exec TLS model reading it never calls into the dynamic loader (or malloc).
 // A signal handler on this thread may run between any two instructions of emit(), so fields it
 // can change are read through atomic_ref and changed by one instruction each (local_xadd32,
-// local_cas64, local_add64); `inflight` needs neither because a nested emit always puts it back as it was.
+// local_cas64, local_add64); `inflight` needs neither because a nested emit always puts it back
+// as it was.
 struct WriterCursor {
   uint64_t generation;  // which open() of which writer the segment belongs to
   uint8_t* segment;     // nullptr: claim one before writing
