@@ -155,6 +155,8 @@ TEST(WriterLimits, SignalHandlerEventsNestInsideAnEmit) {
 
   std::atomic<bool> done{false};
   std::atomic<uint64_t> main_events{0};
+  // Set before the writer's first event, read after it (main_events orders the two): the signals
+  // go to the writer thread only.
   pthread_t victim = pthread_self();
   std::thread writer([&] {
     victim = pthread_self();
@@ -166,10 +168,13 @@ TEST(WriterLimits, SignalHandlerEventsNestInsideAnEmit) {
       p.h.conn = 1;
       p.seq = i;
       ASSERT_TRUE(w.emit(&p, sizeof(p), tail, i % 200));
-      main_events.store(i + 1, std::memory_order_relaxed);
+      main_events.store(i + 1, std::memory_order_release);
     }
   });
-  for (int spin = 0; spin < 1000000 && main_events.load() == 0; ++spin) sched_yield();
+  for (int spin = 0; spin < 1000000 && main_events.load(std::memory_order_acquire) == 0; ++spin) {
+    sched_yield();
+  }
+  EXPECT_GT(main_events.load(std::memory_order_acquire), 0u) << "the writer thread never started";
   for (int i = 0; i < 3000 && main_events.load() < 400000; ++i) {
     pthread_kill(victim, SIGUSR1);
     sched_yield();
