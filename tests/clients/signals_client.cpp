@@ -15,7 +15,8 @@
 //   signals_client show           prints the SIGBUS disposition it was started with
 //   signals_client stepped ROUNDS two loopback connections of its own, A and B (and their
 //                                 accepted ends). Each round a GET goes out on A and its response
-//                                 is read, both calls single-stepped (tests/support/single_step.h):
+//                                 is read, both calls single-stepped (tests/support/single_step.h),
+//                                 and a third connection is opened, connected and closed, stepped:
 //                                 at every instruction of our hooks a SIGTRAP handler sends one
 //                                 byte on B, as a self-pipe signal handler would. Prints A's port,
 //                                 what the program saw (compared traced/untraced), and the bytes
@@ -244,16 +245,11 @@ void on_trap_socket(int) {
   errno = saved;
 }
 
-[[gnu::noinline]] ssize_t stepped_send(int fd, const char* p, size_t n) {
+// f() with the trap flag set: SIGTRAP after every instruction it runs.
+template <typename F>
+[[gnu::noinline]] auto stepped_call(F f) {
   httptrace::testing::step_on();
-  const ssize_t r = send(fd, p, n, 0);
-  httptrace::testing::step_off();
-  return r;
-}
-
-[[gnu::noinline]] ssize_t stepped_recv(int fd, char* p, size_t n) {
-  httptrace::testing::step_on();
-  const ssize_t r = recv(fd, p, n, 0);
+  const auto r = f();
   httptrace::testing::step_off();
   return r;
 }
@@ -294,26 +290,34 @@ int stepped(int rounds, bool sockets) {
 
   static constexpr char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
   constexpr size_t kResponseLen = sizeof kResponse - 1;
-  int whole_sends = 0, whole_responses = 0, errno_kept = 0;
+  int whole_sends = 0, whole_responses = 0, errno_kept = 0, whole_cycles = 0;
   long drained = 0;
   char buf[4096];
   for (int i = 0; i < rounds; ++i) {
     char req[128];
     const int n = std::snprintf(req, sizeof req, "GET /r%d HTTP/1.1\r\nHost: stepped\r\n\r\n", i);
     errno = EDOM;
-    whole_sends += stepped_send(ca, req, static_cast<size_t>(n)) == n;
+    whole_sends += stepped_call([&] { return send(ca, req, static_cast<size_t>(n), 0); }) == n;
     errno_kept += errno == EDOM;
     if (!read_exactly(sa, buf, static_cast<size_t>(n))) die("server recv");
     if (send(sa, kResponse, kResponseLen, 0) != static_cast<ssize_t>(kResponseLen)) die("server send");
     size_t got = 0;
     while (got < kResponseLen) {
       errno = EDOM;
-      const ssize_t r = stepped_recv(ca, buf + got, kResponseLen - got);
+      const ssize_t r = stepped_call([&] { return recv(ca, buf + got, kResponseLen - got, 0); });
       if (r <= 0) die("client recv");
       errno_kept += errno == EDOM;
       got += static_cast<size_t>(r);
     }
     whole_responses += std::memcmp(buf, kResponse, kResponseLen) == 0;
+    // A connection of its own each round, opened, connected and closed single-stepped.
+    const int cc = stepped_call([] { return socket(AF_INET, SOCK_STREAM, 0); });
+    const int connected = stepped_call(
+        [&] { return connect(cc, reinterpret_cast<const sockaddr*>(&a), sizeof a); });
+    const int sc = accept(lfd, nullptr, nullptr);
+    const int closed = stepped_call([&] { return close(cc); });
+    whole_cycles += cc >= 0 && connected == 0 && sc >= 0 && closed == 0;
+    if (sc >= 0) close(sc);
     for (ssize_t r; (r = recv(sb, buf, sizeof buf, MSG_DONTWAIT)) > 0;) drained += r;
   }
   // What the handler sent and the other end has not read yet.
@@ -324,8 +328,9 @@ int stepped(int rounds, bool sockets) {
     if (r > 0) drained += r;
   }
   std::printf("port %d\n", port);
-  std::printf("rounds %d: sends whole %d, responses whole %d, errno kept %d of %d calls\n", rounds,
-              whole_sends, whole_responses, errno_kept, 2 * rounds);
+  std::printf("rounds %d: sends whole %d, responses whole %d, errno kept %d of %d calls, "
+              "socket-connect-close %d\n",
+              rounds, whole_sends, whole_responses, errno_kept, 2 * rounds, whole_cycles);
   if (sockets) {
     std::printf("handler sockets %ld\n", static_cast<long>(g_step_sent));
   } else {

@@ -81,7 +81,9 @@ class SteppedHooks : public RecorderSignals {
     EXPECT_EQ(r.err, "");
     // Line 1 is the port, line 3 the handler's count (more instructions traced): line 2 is what
     // the program saw of its calls.
-    EXPECT_EQ(line(r.out, 2), "rounds 20: sends whole 20, responses whole 20, errno kept 40 of 40 calls");
+    EXPECT_EQ(line(r.out, 2),
+              "rounds 20: sends whole 20, responses whole 20, errno kept 40 of 40 calls, "
+              "socket-connect-close 20");
     EXPECT_EQ(line(r.out, 2), line(plain.out, 2));
     port_ = std::stoi(line(r.out, 1).substr(5));
     return line(r.out, 3);
@@ -91,25 +93,38 @@ class SteppedHooks : public RecorderSignals {
     for (int i = 1; i < n; ++i) at = s.find('\n', at) + 1;
     return s.substr(at, s.find('\n', at) - at);
   }
-  // A: every stepped call is in the trace, none lost to the handler's events. Returns the
-  // connections to the test's listener (A first).
+  // A: every stepped call is in the trace, none lost to the handler's events; and each round's
+  // third connection, opened, connected and closed stepped. Returns {A, B}: the connection with
+  // the requests, and the other one that stayed open.
   std::vector<json> check_a(const json& doc) {
     EXPECT_EQ(doc["summary"]["warnings"], 0);
-    const auto out = connections_to(doc, port_);
-    EXPECT_FALSE(out.empty()) << doc.dump(1);
-    if (out.empty()) return out;
-    SCOPED_TRACE(describe(out[0]));
-    EXPECT_EQ(out[0]["requests"].size(), 20u);
-    for (size_t i = 0; i < 20 && i < out[0]["requests"].size(); ++i) {
-      EXPECT_EQ(targets(out[0])[i], "/r" + std::to_string(i));
-      EXPECT_EQ(statuses(out[0])[i], 200);
+    std::vector<json> ab, cycles;
+    for (const json& c : connections_to(doc, port_)) {
+      (c["close_ns"].is_null() ? ab : cycles).push_back(c);
     }
-    EXPECT_EQ(out[0]["bytes_sent"].get<int64_t>(), 10 * 35 + 10 * 36);
-    EXPECT_EQ(out[0]["bytes_received"].get<int64_t>(), 20 * 40);
+    EXPECT_EQ(cycles.size(), 20u) << doc.dump(1);
+    for (const json& c : cycles) {
+      EXPECT_FALSE(c["connect"].is_null()) << c.dump(1);
+      if (!c["connect"].is_null()) {
+        EXPECT_TRUE(c["connect"]["error"].is_null()) << c.dump(1);
+      }
+      EXPECT_FALSE(c["failed"].get<bool>()) << c.dump(1);
+    }
+    EXPECT_EQ(ab.size(), 2u) << doc.dump(1);
+    if (ab.size() != 2) return ab;
+    if (ab[0]["requests"].empty()) std::swap(ab[0], ab[1]);
+    SCOPED_TRACE(describe(ab[0]));
+    EXPECT_EQ(ab[0]["requests"].size(), 20u);
+    for (size_t i = 0; i < 20 && i < ab[0]["requests"].size(); ++i) {
+      EXPECT_EQ(targets(ab[0])[i], "/r" + std::to_string(i));
+      EXPECT_EQ(statuses(ab[0])[i], 200);
+    }
+    EXPECT_EQ(ab[0]["bytes_sent"].get<int64_t>(), 10 * 35 + 10 * 36);
+    EXPECT_EQ(ab[0]["bytes_received"].get<int64_t>(), 20 * 40);
     // Only the handler's events may be dropped: those nested inside one of our emits past the
     // 1 KiB a segment keeps for them.
     EXPECT_EQ(doc["summary"]["dropped_events"], doc["summary"]["dropped_by_cause"]["nested"]);
-    return out;
+    return ab;
   }
   int port_ = 0;
 };
@@ -124,7 +139,7 @@ TEST_F(SteppedHooks, AHandlerSendingAtEveryInstructionOfAHookLosesNoneOfTheProgr
   EXPECT_GT(sent, 20 * 100) << "hundreds of instructions per traced call";
 
   HT_EXPORT(doc, dir_.path());
-  const auto out = check_a(doc);  // A, then B: both connect to the one listener
+  const auto out = check_a(doc);
   ASSERT_EQ(out.size(), 2u) << doc.dump(1);
   // B: the handler's sends, each one byte, recorded or counted.
   const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
@@ -148,8 +163,9 @@ TEST_F(SteppedHooks, AHandlerOpeningSocketsAtEveryInstructionOfAHookLosesNoneOfT
 
   HT_EXPORT(doc, dir_.path());
   ASSERT_EQ(check_a(doc).size(), 2u) << doc.dump(1);
-  // Every handler socket is a socket event and a close event, recorded or counted; the program's
-  // own socket() calls are the listener, A and B.
+  // Every handler socket is a socket event and a close event, recorded or counted. The program's
+  // own: socket() for the listener, A, B and each round's third connection, and closes for the
+  // latter and its accepted end.
   size_t sockets = 0, closes = 0;
   for (const auto& f : files_in(dir_.path())) {
     for (const auto& s : httptrace::testing::parse_trace(f.string()).segments) {
@@ -161,7 +177,7 @@ TEST_F(SteppedHooks, AHandlerOpeningSocketsAtEveryInstructionOfAHookLosesNoneOfT
     }
   }
   const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
-  EXPECT_EQ(static_cast<int64_t>(sockets - 3 + closes) + nested, 2 * made);
+  EXPECT_EQ(static_cast<int64_t>(sockets - 3 - 20 + closes - 2 * 20) + nested, 2 * made);
   EXPECT_LT(nested, made / 5);
 }
 
