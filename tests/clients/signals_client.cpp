@@ -16,7 +16,8 @@
 //   signals_client stepped ROUNDS two loopback connections of its own, A and B (and their
 //                                 accepted ends). Each round a GET goes out on A and its response
 //                                 is read, both calls single-stepped (tests/support/single_step.h),
-//                                 and a third connection is opened, connected and closed, stepped:
+//                                 and a third connection is opened, connected, accepted, dup()ed
+//                                 and closed, stepped:
 //                                 at every instruction of our hooks a SIGTRAP handler sends one
 //                                 byte on B, as a self-pipe signal handler would. Prints A's port,
 //                                 what the program saw (compared traced/untraced), and the bytes
@@ -314,10 +315,11 @@ int stepped(int rounds, bool sockets) {
     const int cc = stepped_call([] { return socket(AF_INET, SOCK_STREAM, 0); });
     const int connected = stepped_call(
         [&] { return connect(cc, reinterpret_cast<const sockaddr*>(&a), sizeof a); });
-    const int sc = accept(lfd, nullptr, nullptr);
-    const int closed = stepped_call([&] { return close(cc); });
-    whole_cycles += cc >= 0 && connected == 0 && sc >= 0 && closed == 0;
-    if (sc >= 0) close(sc);
+    const int sc = stepped_call([&] { return accept(lfd, nullptr, nullptr); });
+    const int copy = stepped_call([&] { return dup(cc); });
+    const int closed = stepped_call([&] { return close(copy) | close(cc); });
+    whole_cycles += cc >= 0 && connected == 0 && sc >= 0 && copy >= 0 && closed == 0;
+    if (sc >= 0) stepped_call([&] { return close(sc); });
     for (ssize_t r; (r = recv(sb, buf, sizeof buf, MSG_DONTWAIT)) > 0;) drained += r;
   }
   // What the handler sent and the other end has not read yet.
