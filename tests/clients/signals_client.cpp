@@ -217,15 +217,13 @@ int exec_ign(int port) {
   die("execv");
 }
 
-
-// A connected loopback pair: *client from connect(), *server from accept() on lfd.
-void loopback_pair(int lfd, int port, int* client, int* server) {
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
+// A connected loopback pair: *client from connect() to `listener`'s address, *server from
+// accept() on lfd.
+void loopback_pair(int lfd, const sockaddr_in& listener, int* client, int* server) {
   *client = socket(AF_INET, SOCK_STREAM, 0);
-  if (*client < 0 || connect(*client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die("connect");
+  if (*client < 0 || connect(*client, reinterpret_cast<const sockaddr*>(&listener), sizeof listener) != 0) {
+    die("connect");
+  }
   *server = accept(lfd, nullptr, nullptr);
   if (*server < 0) die("accept");
 }
@@ -281,8 +279,8 @@ int stepped(int rounds, bool sockets) {
   }
   const int port = ntohs(a.sin_port);
   int ca, sa, cb, sb;
-  loopback_pair(lfd, port, &ca, &sa);
-  loopback_pair(lfd, port, &cb, &sb);
+  loopback_pair(lfd, a, &ca, &sa);
+  loopback_pair(lfd, a, &cb, &sb);
   g_step_fd = cb;
   struct sigaction trap = {};
   trap.sa_handler = sockets ? on_trap_socket : on_trap;
@@ -355,6 +353,8 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "stepped") == 0 && std::strcmp(argv[3], "sockets") == 0) {
     return stepped(std::atoi(argv[2]), true);
   }
-  std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show | stepped ROUNDS [sockets]\n", stderr);
+  std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show |"
+             " stepped ROUNDS [sockets]\n",
+             stderr);
   return 2;
 }

@@ -132,11 +132,40 @@ struct Probe {
   uint64_t seq;
 };
 
-void emitting_handler(int) {
+// conn 1: the interrupted thread's own events; conn 2: the handler's.
+Probe probe(uint32_t conn, uint64_t seq) {
   Probe p = {};
   p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
-  p.h.conn = 2;  // the handler's events
-  p.seq = g_handler_runs.fetch_add(1);
+  p.h.conn = conn;
+  p.seq = seq;
+  return p;
+}
+
+// The probes in a trace: the thread's own ones in order from seq 0 up to the first gap, whether
+// there was one, and the handler's.
+struct ProbeCount {
+  uint64_t in_order = 0;
+  bool gap = false;
+  uint64_t handler = 0;
+};
+ProbeCount count_probes(const testing::TraceView& v) {
+  ProbeCount n;
+  for (const auto& s : v.segments) {
+    for (const auto& e : s.events) {
+      const auto p = as<Probe>(e);
+      if (p.h.conn == 1 && !n.gap) {
+        n.gap = p.seq != n.in_order;
+        n.in_order += !n.gap;
+      } else if (p.h.conn == 2) {
+        ++n.handler;
+      }
+    }
+  }
+  return n;
+}
+
+void emitting_handler(int) {
+  Probe p = probe(2, g_handler_runs.fetch_add(1));
   uint8_t tail[40];
   memset(tail, 0x5a, sizeof(tail));
   g_sig_writer.load()->emit(&p, sizeof(p), tail, sizeof(tail));
@@ -163,10 +192,7 @@ TEST(WriterLimits, SignalHandlerEventsNestInsideAnEmit) {
     uint8_t tail[200];
     memset(tail, 0x11, sizeof(tail));
     for (uint64_t i = 0; i < 400000 && !done.load(std::memory_order_relaxed); ++i) {
-      Probe p = {};
-      p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
-      p.h.conn = 1;
-      p.seq = i;
+      const Probe p = probe(1, i);
       ASSERT_TRUE(w.emit(&p, sizeof(p), tail, i % 200));
       main_events.store(i + 1, std::memory_order_release);
     }
@@ -189,19 +215,10 @@ TEST(WriterLimits, SignalHandlerEventsNestInsideAnEmit) {
   // Every event whole (parse_trace fails the test otherwise); the main thread's in order, none
   // missing; the handler's all there or counted as nested drops.
   const auto v = parse_trace(dir.file("t"));
-  uint64_t next = 0, handler = 0;
-  for (const auto& s : v.segments) {
-    for (const auto& e : s.events) {
-      const auto p = as<Probe>(e);
-      if (p.h.conn == 1) {
-        ASSERT_EQ(p.seq, next);
-        ++next;
-      } else if (p.h.conn == 2) {
-        ++handler;
-      }
-    }
-  }
-  EXPECT_EQ(next, main_events.load());
+  const ProbeCount n = count_probes(v);
+  const uint64_t handler = n.handler;
+  EXPECT_FALSE(n.gap);
+  EXPECT_EQ(n.in_order, main_events.load());
   EXPECT_EQ(handler + v.header.dropped_by_cause[static_cast<int>(DropCause::kNested)], runs);
   EXPECT_EQ(v.header.dropped_events,
             v.header.dropped_by_cause[static_cast<int>(DropCause::kNested)]);
@@ -249,17 +266,11 @@ uint64_t stepped_round(const std::string& path, uint32_t fill, uint32_t size, ui
   uint64_t seq = 0;
   for (uint32_t used = 0; used < fill;) {
     const uint32_t n = fill - used > 512 ? 256 : fill - used;
-    Probe p = {};
-    p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
-    p.h.conn = 1;
-    p.seq = seq++;
+    const Probe p = probe(1, seq++);
     EXPECT_TRUE(w.emit(&p, sizeof(p), tail, n - sizeof(p)));
     used += n;
   }
-  Probe p = {};
-  p.h.kind = static_cast<uint16_t>(format::EventKind::kData);
-  p.h.conn = 1;
-  p.seq = seq++;
+  const Probe p = probe(1, seq++);
   g_traps = 0;
   g_emit_at = emit_at;
   EXPECT_TRUE(stepped_emit(w, p, tail, size - sizeof(p)));
@@ -268,20 +279,10 @@ uint64_t stepped_round(const std::string& path, uint32_t fill, uint32_t size, ui
   w.close();
 
   const auto v = parse_trace(path);
-  uint64_t next = 0, handler = 0;
-  for (const auto& s : v.segments) {
-    for (const auto& e : s.events) {
-      const auto q = as<Probe>(e);
-      if (q.h.conn == 1) {
-        EXPECT_EQ(q.seq, next) << "trap " << emit_at;
-        next = q.seq + 1;
-      } else if (q.h.conn == 2) {
-        ++handler;
-      }
-    }
-  }
-  EXPECT_EQ(next, seq) << "trap " << emit_at << " of " << traps << ", fill " << fill;
-  EXPECT_EQ(handler + v.header.dropped_by_cause[static_cast<int>(DropCause::kNested)],
+  const ProbeCount n = count_probes(v);
+  EXPECT_FALSE(n.gap) << "trap " << emit_at;
+  EXPECT_EQ(n.in_order, seq) << "trap " << emit_at << " of " << traps << ", fill " << fill;
+  EXPECT_EQ(n.handler + v.header.dropped_by_cause[static_cast<int>(DropCause::kNested)],
             g_handler_runs.load())
       << "trap " << emit_at;
   unlink(path.c_str());
