@@ -149,14 +149,16 @@ void upgrade_to_h2c(int fd, uint32_t conn, const format::DataEvent& ev, const io
 // those name a session's socket (t_last_wire_fd): other bytes moved on this thread during a TLS
 // call (a signal handler's, a BIO callback that logs over TCP) are another socket's.
 bool starts_tls_record(const iovec* iov, size_t iovcnt, int64_t result) {
-  if (result < 2) return false;
-  uint8_t b[2];
-  size_t got = 0;
-  for (size_t i = 0; i < iovcnt && got < 2; ++i) {
-    const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
-    for (size_t k = 0; p != nullptr && k < iov[i].iov_len && got < 2; ++k) b[got++] = p[k];
+  if (result < 2 || iovcnt == 0 || iov[0].iov_base == nullptr) return false;
+  const auto* p = static_cast<const uint8_t*>(iov[0].iov_base);
+  if (p[0] < 20 || p[0] > 24) return false;  // most calls end here: HTTP's first byte is a letter
+  if (iov[0].iov_len >= 2) return p[1] == 3;
+  // A record header split across iovecs (writev of a 1-byte first element; not seen in practice).
+  for (size_t i = 1; i < iovcnt; ++i) {
+    if (iov[i].iov_len == 0) continue;
+    return iov[i].iov_base != nullptr && *static_cast<const uint8_t*>(iov[i].iov_base) == 3;
   }
-  return got == 2 && b[0] >= 20 && b[0] <= 24 && b[1] == 3;
+  return false;
 }
 
 }  // namespace
