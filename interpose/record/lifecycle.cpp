@@ -233,7 +233,10 @@ void note_child_untraced(int err) {
   std::atomic_ref<uint64_t>(h->children_untraced).fetch_add(1, std::memory_order_release);
 }
 
+void on_fork_prepare();
+void on_fork_parent_done();
 void on_fork_child();
+void set_up_fork_child();
 
 // The file is created at the first event that is about the network (a lookup, a TCP socket, a
 // use of an inherited one), not at load: a shell script or a build run under `httptrace run`
@@ -257,6 +260,9 @@ constexpr int kMaxPendingInherit = 1024;
 PendingInherit g_pending[kMaxPendingInherit];
 int g_npending = 0;
 uint64_t g_fork_ts = 0;
+// Events of a signal handler that ran in a fork child before on_fork_child was done, dropped
+// (enter_past_limit) and counted in the child's own file.
+uint64_t g_fork_child_drops = 0;
 
 void announce_inherited() {
   // The first descriptor of a connection still open gets the InheritEvent, later ones a DupEvent
@@ -293,6 +299,8 @@ bool open_trace_file() {
     ErrnoSaver keep;
     const bool ok = open_trace(g_pid, g_ppid, g_is_child);
     if (ok) announce_inherited();
+    if (ok) g_writer.drop(format::DropCause::kNested, g_fork_ts, g_fork_child_drops);
+    g_fork_child_drops = 0;
     if (ok) record_new_modules(now_ns());  // HTTPTRACE_STACKS=1: the objects loaded so far
     g_file.store(ok ? kFileOpen : kFileFailed, std::memory_order_release);
     return ok;
@@ -345,8 +353,14 @@ void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t paren
   if (g_npending < kMaxPendingInherit) g_pending[g_npending++] = {fd, conn, parent_conn, kind, ts};
 }
 
-void note_nested_drop() {
+bool enter_past_limit() {
+  if (t_recorder_depth >= kForking && recorder_depth() < kMaxRecorderDepth) {
+    if (sys::getpid() == g_pid) return true;  // the parent: its writer is its own
+    ++g_fork_child_drops;  // the child, before on_fork_child is done
+    return false;
+  }
   if (g_writer.active()) g_writer.drop(format::DropCause::kNested, now_ns());
+  return false;
 }
 
 namespace {
@@ -399,15 +413,27 @@ bool configure() {
   g_pid = sys::getpid();
   g_ppid = sys::getppid();
   reserve_fd_slot();
-  pthread_atfork(nullptr, nullptr, on_fork_child);
+  pthread_atfork(on_fork_prepare, on_fork_parent_done, on_fork_child);
   return true;
 }
 
+// Our prepare handler runs last before the fork (handlers registered earlier run after it), our
+// parent and child handlers first after it: the mark spans only glibc's own fork code.
+void on_fork_prepare() { t_recorder_depth += kForking; }
+void on_fork_parent_done() { t_recorder_depth -= kForking; }
+
 void on_fork_child() {
+  set_up_fork_child();
+  t_recorder_depth -= kForking;
+}
+
+// g_pid changes last: until then a signal handler's event is the child's before it has a
+// writer of its own (enter_past_limit).
+void set_up_fork_child() {
   if (recorder_state() != RecorderState::kRecording) return;
   ErrnoSaver keep;
   const int parent = g_pid;
-  g_pid = sys::getpid();
+  const int self = sys::getpid();
   keep_parent_header();
   g_writer.close();  // the parent's mapping and descriptor: the child must never write there
   g_next_conn.store(1, std::memory_order_relaxed);
@@ -451,6 +477,9 @@ void on_fork_child() {
       g_pending[g_npending++] = {fd, conn, parent_conn, format::EventKind::kInherit, g_fork_ts};
     }
   }
+  g_pid = self;
+  // The lost events were about the network: they would have made the file.
+  if (g_fork_child_drops > 0) open_trace_file();
 }
 
 }  // namespace

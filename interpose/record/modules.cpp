@@ -152,7 +152,7 @@ int write_module(dl_phdr_info* info, size_t, void* arg) {
 }  // namespace
 
 void record_new_modules(uint64_t ts) {
-  if (!stacks_enabled() || t_recorder_depth > 1) return;
+  if (!stacks_enabled() || recorder_depth() > 1) return;
   uint64_t adds = 0;
   dl_iterate_phdr(read_adds, &adds);
   if (adds == g_seen_adds.load(std::memory_order_acquire)) return;

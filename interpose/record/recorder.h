@@ -35,6 +35,11 @@ namespace httptrace {
 
 inline thread_local constinit unsigned t_recorder_depth = 0;
 inline constexpr unsigned kMaxRecorderDepth = 4;
+// Added to the forking thread's depth from our atfork prepare handler until the parent or
+// child handler: the child starts with its parent's writer, which it must never write to, and
+// only on_fork_child gives it its own. Past the limit, so the guard's fast path stays one compare.
+inline constexpr unsigned kForking = 1u << 16;
+inline unsigned recorder_depth() { return t_recorder_depth % kForking; }
 
 // The descriptor of this thread's latest transfer on a tracked socket that began like a TLS
 // record (wire bytes, not TLS plaintext), set by record_data. The TLS layer clears it before a
@@ -42,8 +47,10 @@ inline constexpr unsigned kMaxRecorderDepth = 4;
 // itself knows nothing of TLS.
 inline thread_local constinit int t_last_wire_fd = -1;
 
-// Counts one event lost to the nesting limit (lifecycle.cpp: the writer's kNested).
-void note_nested_drop();
+// At the nesting limit, or inside fork(): whether this event may be recorded all the same (in
+// the forking parent, below the limit); if not, it is counted as lost (DropCause::kNested, in
+// the fork child's own file for one dropped there). lifecycle.cpp.
+bool enter_past_limit();
 
 // Per-thread nesting counter: evaluates to false when recording is already kMaxRecorderDepth
 // deep on this thread (the event is then counted as lost). A nested handler always puts the
@@ -51,11 +58,10 @@ void note_nested_drop();
 class ReentryGuard {
  public:
   ReentryGuard() : entered_(t_recorder_depth < kMaxRecorderDepth) {
+    if (!entered_) [[unlikely]] entered_ = enter_past_limit();
     if (entered_) {
       ++t_recorder_depth;
       std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-      note_nested_drop();
     }
   }
   ~ReentryGuard() {

@@ -360,19 +360,19 @@ void TraceWriter::fresh_cursor(WriterCursor& c) {
   for (int i = 0; i < format::kDropCauses; ++i) c.lost[i] = c.lost_ts[i] = 0;
 }
 
-void TraceWriter::drop(DropCause cause, uint64_t ts) {
+void TraceWriter::drop(DropCause cause, uint64_t ts, uint64_t n) {
   const int i = static_cast<int>(cause);
-  if (header_ == nullptr || i >= format::kDropCauses) return;
-  std::atomic_ref<uint64_t>(header_->dropped_events).fetch_add(1, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(header_->dropped_by_cause[i]).fetch_add(1, std::memory_order_relaxed);
+  if (header_ == nullptr || i >= format::kDropCauses || n == 0) return;
+  std::atomic_ref<uint64_t>(header_->dropped_events).fetch_add(n, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(header_->dropped_by_cause[i]).fetch_add(n, std::memory_order_relaxed);
   WriterCursor& c = t_cursor;
   if (c.generation != generation_) {
     if (peek(c.inflight) != 0) return;  // an emit below us owns the cursor: the header has it
     fresh_cursor(c);
   }
   if (peek(c.lost[i]) == 0) poke(c.lost_ts[i], ts);
-  local_add64(&c.lost[i], 1);
-  local_add64(&c.lost_total, 1);
+  local_add64(&c.lost[i], n);
+  local_add64(&c.lost_total, n);
 }
 
 bool TraceWriter::ensure_size(uint64_t need, uint64_t ts, DropCause* why) {

@@ -87,8 +87,8 @@ class TraceWriter {
   // then tail, padded to 8 bytes. False when the event was dropped (and counted), or when no file
   // is open (not counted: there is nowhere to count it).
   bool emit(const void* head, size_t head_len, const void* tail = nullptr, size_t tail_len = 0);
-  // Counts one event lost for `cause` at time ts (the recorder's nesting limit uses it).
-  void drop(format::DropCause cause, uint64_t ts);
+  // Counts n events lost for `cause`, the first at time ts (the recorder's nesting limit uses it).
+  void drop(format::DropCause cause, uint64_t ts, uint64_t n = 1);
 
   bool active() const { return active_.load(std::memory_order_acquire); }
   const char* path() const { return path_; }

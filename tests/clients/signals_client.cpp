@@ -24,6 +24,10 @@
 //                                 the handler sent (which differ: more instructions when traced).
 //   signals_client stepped ROUNDS sockets
 //                                 the same, but the handler opens a TCP socket and closes it
+//   signals_client stepped-fork ROUNDS
+//                                 each round a GET on A, then fork() single-stepped, the handler
+//                                 sending on B in the parent and in the child (which exits at
+//                                 once); prints what the handlers sent, parent and children apart
 //
 // Its handler counts the faults it expects and leaves them with siglongjmp; a SIGBUS it does not
 // expect ends the program with exit 3. Exit 0 on success, 1 on a failure, 2 on a usage error.
@@ -339,6 +343,93 @@ int stepped(int rounds, bool sockets) {
   return 0;
 }
 
+pid_t g_parent_pid = 0;
+volatile sig_atomic_t g_child_sent = 0;
+
+// As on_trap, but a fork child counts its own sends apart (the parent's count is copied into it).
+void on_trap_forking(int) {
+  const int saved = errno;
+  if (send(g_step_fd, "x", 1, MSG_DONTWAIT) == 1) {
+    if (getpid() == g_parent_pid) g_step_sent = g_step_sent + 1;
+    else g_child_sent = g_child_sent + 1;
+  }
+  errno = saved;
+}
+
+// Each round a GET on A, then a single-stepped fork(): the handler sends on B at every
+// instruction of fork in the parent and in the child, whose first instructions run before any
+// atfork handler has told the recorder it is a new process. The child reports what it sent on a
+// pipe and exits.
+int stepped_fork(int rounds) {
+  if (!httptrace::testing::kSingleStep) {
+    std::puts("single-stepping is x86-64 only");
+    return 0;
+  }
+  const int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd, 4) != 0 ||
+      getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    die("listen");
+  }
+  int ca, sa, cb, sb;
+  loopback_pair(lfd, a, &ca, &sa);
+  loopback_pair(lfd, a, &cb, &sb);
+  g_step_fd = cb;
+  g_parent_pid = getpid();
+  int counts[2];
+  if (pipe(counts) != 0) die("pipe");
+  struct sigaction trap = {};
+  trap.sa_handler = on_trap_forking;
+  sigemptyset(&trap.sa_mask);
+  if (sigaction(SIGTRAP, &trap, nullptr) != 0) die("sigaction");
+
+  static constexpr char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  constexpr size_t kResponseLen = sizeof kResponse - 1;
+  int whole = 0, children = 0;
+  long child_sent = 0, drained = 0;
+  char buf[4096];
+  for (int i = 0; i < rounds; ++i) {
+    char req[128];
+    const int n = std::snprintf(req, sizeof req, "GET /f%d HTTP/1.1\r\nHost: forked\r\n\r\n", i);
+    if (send(ca, req, static_cast<size_t>(n), 0) != n || !read_exactly(sa, buf, static_cast<size_t>(n)) ||
+        send(sa, kResponse, kResponseLen, 0) != static_cast<ssize_t>(kResponseLen) ||
+        !read_exactly(ca, buf, kResponseLen)) {
+      die("exchange");
+    }
+    whole += std::memcmp(buf, kResponse, kResponseLen) == 0;
+    const pid_t pid = stepped_call([] { return fork(); });
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+      const long mine = g_child_sent;
+      _exit(write(counts[1], &mine, sizeof mine) == sizeof mine ? 0 : 1);
+    }
+    int status = 0;
+    long mine = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        read(counts[0], &mine, sizeof mine) != sizeof mine) {
+      die("child");
+    }
+    ++children;
+    child_sent += mine;
+    for (ssize_t r; (r = recv(sb, buf, sizeof buf, MSG_DONTWAIT)) > 0;) drained += r;
+  }
+  const long sent = g_step_sent + child_sent;
+  for (int spins = 0; drained < sent && spins < 1000; ++spins) {
+    pollfd p = {sb, POLLIN, 0};
+    if (poll(&p, 1, 1000) != 1) break;
+    const ssize_t r = recv(sb, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) drained += r;
+  }
+  std::printf("port %d\n", ntohs(a.sin_port));
+  std::printf("rounds %d: responses whole %d, children exited 0: %d\n", rounds, whole, children);
+  std::printf("handler sent %ld (parent %ld, children %ld), received %ld\n", sent,
+              static_cast<long>(g_step_sent), child_sent, drained);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -350,11 +441,12 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "exec-ign") == 0) return exec_ign(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "oneshot") == 0) return oneshot(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "stepped") == 0) return stepped(std::atoi(argv[2]), false);
+  if (argc == 3 && std::strcmp(argv[1], "stepped-fork") == 0) return stepped_fork(std::atoi(argv[2]));
   if (argc == 4 && std::strcmp(argv[1], "stepped") == 0 && std::strcmp(argv[3], "sockets") == 0) {
     return stepped(std::atoi(argv[2]), true);
   }
   std::fputs("usage: signals_client own PORT | exec-ign PORT | oneshot PORT | show |"
-             " stepped ROUNDS [sockets]\n",
+             " stepped ROUNDS [sockets] | stepped-fork ROUNDS\n",
              stderr);
   return 2;
 }

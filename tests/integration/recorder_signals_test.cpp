@@ -4,6 +4,8 @@
 // (tests/clients/signals_client.cpp). Output traced and untraced must be identical. And a
 // signal handler that does socket I/O at any instruction of a hook changes nothing the program
 // sees and costs none of the program's own events.
+#include <map>
+
 #include "tests/integration/fixture.h"
 #include "tests/unit/interpose_test_trace.h"
 
@@ -185,6 +187,70 @@ TEST_F(SteppedHooks, AHandlerOpeningSocketsAtEveryInstructionOfAHookLosesNoneOfT
   const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
   EXPECT_EQ(static_cast<int64_t>(sockets - 3 - 20 + closes - 3 * 20) + nested, 2 * made);
   EXPECT_LT(nested, made / 5);
+}
+
+// signals_client stepped-fork: fork() single-stepped, the handler sending on B at every
+// instruction in the parent and in the child. The child's first instructions run before any
+// atfork handler, with its parent's writer still mapped: its events there must not go into the
+// parent's file (where they were lost, racing the parent's own writes), and the child's own file
+// must still announce what it inherited.
+TEST_F(SteppedHooks, AHandlerSendingAtEveryInstructionOfForkWritesOnlyIntoItsOwnProcesssTrace) {
+  const std::vector<std::string> argv = {signals_client(), "stepped-fork", "10"};
+  const RunResult plain = untraced(argv);
+  ASSERT_EQ(plain.exit_code, 0) << plain.describe();
+  if (plain.out.find("x86-64 only") != std::string::npos) GTEST_SKIP() << "single-stepping is x86-64 only";
+  const RunResult r = traced(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(line(r.out, 2), "rounds 10: responses whole 10, children exited 0: 10");
+  EXPECT_EQ(line(r.out, 2), line(plain.out, 2));
+  port_ = std::stoi(line(r.out, 1).substr(5));
+  long sent = -1, parent_sent = -1, children_sent = -1, received = -1;
+  ASSERT_EQ(std::sscanf(line(r.out, 3).c_str(), "handler sent %ld (parent %ld, children %ld), received %ld",
+                        &sent, &parent_sent, &children_sent, &received),
+            4)
+      << r.out;
+  EXPECT_EQ(sent, received);
+  EXPECT_GT(children_sent, 10 * 100) << "hundreds of instructions of fork in each child";
+
+  // Lost events per process, from each file's own header.
+  std::map<int64_t, int64_t> nested_of;
+  for (const auto& f : files_in(dir_.path())) {
+    const auto h = httptrace::testing::parse_trace(f.string()).header;
+    nested_of[h.pid] += static_cast<int64_t>(h.dropped_by_cause[static_cast<int>(format::DropCause::kNested)]);
+  }
+  ASSERT_EQ(nested_of.size(), 11u) << "the parent and its ten children, each with a file";
+
+  HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["summary"]["warnings"], 0);
+  EXPECT_EQ(doc["summary"]["processes"], 11);
+  // B's client end, in the parent and (inherited) in every child: one local address.
+  std::string b_local;
+  int64_t parent_pid = 0;
+  for (const json& c : connections_to(doc, port_)) {
+    if (c["requests"].size() == 10) {
+      EXPECT_EQ(targets(c)[9], "/f9");
+      parent_pid = c["pid"].get<int64_t>();
+    }
+  }
+  ASSERT_NE(parent_pid, 0) << doc.dump(1);
+  for (const json& c : connections_to(doc, port_)) {
+    if (c["pid"].get<int64_t>() == parent_pid && c["requests"].size() == 1) b_local = c["local"];
+  }
+  ASSERT_FALSE(b_local.empty()) << doc.dump(1);
+  int64_t parent_bytes = 0, children_bytes = 0, children_with_b = 0, children_nested = 0;
+  for (const json& c : doc["connections"]) {
+    if (c["local"] != b_local || c["direction"] != "outbound") continue;
+    const int64_t pid = c["pid"].get<int64_t>();
+    (pid == parent_pid ? parent_bytes : children_bytes) += c["bytes_sent"].get<int64_t>();
+    children_with_b += pid != parent_pid;
+  }
+  for (const auto& [pid, n] : nested_of) {
+    if (pid != parent_pid) children_nested += n;
+  }
+  EXPECT_EQ(children_with_b, 10) << "each child's B is its parent's connection, addresses known";
+  EXPECT_EQ(parent_bytes + nested_of[parent_pid], parent_sent);
+  EXPECT_EQ(children_bytes + children_nested, children_sent);
 }
 
 }  // namespace
