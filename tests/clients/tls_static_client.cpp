@@ -7,6 +7,15 @@
 //                                              the same through the global symbols (so through
 //                                              our hooks), with no handshake call at all: the
 //                                              first SSL_write_ex runs it
+//   tls_static_client --stepped HOST PORT SNI PATH...
+//                                              as --implicit, with an explicit handshake, and
+//                                              every SSL_write_ex/SSL_read_ex single-stepped
+//                                              (tests/support/single_step.h): at each instruction
+//                                              of them (and of our TLS hooks and libssl under
+//                                              them) a SIGTRAP handler sends one byte on a
+//                                              loopback connection of the client's own, as a
+//                                              self-pipe handler would; then prints that
+//                                              connection's port and "handler sent N, received M"
 //
 // By default libssl is opened RTLD_LOCAL and every SSL function is called through a pointer from
 // dlsym(handle): such calls never pass through the exported SSL_* symbols of libhttptrace.so, so
@@ -23,10 +32,15 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tests/support/single_step.h"
 
 namespace {
 
@@ -109,6 +123,62 @@ int connect_to(const char* host, const char* port) {
   return fd;
 }
 
+// --stepped: the handler's connection (client end, and the accepted end it is drained from).
+bool g_stepped = false;
+int g_step_fd = -1, g_step_peer = -1, g_step_port = 0;
+volatile sig_atomic_t g_step_sent = 0;
+
+void on_trap(int) {
+  const int saved = errno;
+  if (send(g_step_fd, "x", 1, MSG_DONTWAIT) == 1) g_step_sent = g_step_sent + 1;
+  errno = saved;
+}
+
+void start_stepping() {
+  const int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd, 1) != 0 ||
+      getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    die("listen: %s", std::strerror(errno));
+  }
+  g_step_port = ntohs(a.sin_port);
+  g_step_fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (g_step_fd < 0 || connect(g_step_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (g_step_peer = accept(lfd, nullptr, nullptr)) < 0) {
+    die("loopback pair: %s", std::strerror(errno));
+  }
+  close(lfd);
+  struct sigaction trap = {};
+  trap.sa_handler = on_trap;
+  sigemptyset(&trap.sa_mask);
+  if (sigaction(SIGTRAP, &trap, nullptr) != 0) die("sigaction");
+}
+
+// f(), single-stepped under --stepped.
+template <typename F>
+[[gnu::noinline]] int maybe_stepped(F f) {
+  if (!g_stepped) return f();
+  httptrace::testing::step_on();
+  const int r = f();
+  httptrace::testing::step_off();
+  return r;
+}
+
+long drain_stepping() {
+  long got = 0;
+  char buf[4096];
+  for (int spins = 0; got < g_step_sent && spins < 1000; ++spins) {
+    pollfd p = {g_step_peer, POLLIN, 0};
+    if (poll(&p, 1, 1000) != 1) break;
+    const ssize_t r = recv(g_step_peer, buf, sizeof buf, MSG_DONTWAIT);
+    if (r > 0) got += r;
+  }
+  return got;
+}
+
 // Reads one response (headers + Content-Length body); returns the status, sets body_len.
 int read_response(Ssl& s, SSL* ssl, size_t* body_len) {
   std::string buf;
@@ -118,7 +188,9 @@ int read_response(Ssl& s, SSL* ssl, size_t* body_len) {
   while (buf.size() < kMaxResponseBytes) {
     if (header_end != std::string::npos && buf.size() >= header_end + 4 + want) break;
     size_t got = 0;
-    if (s.read_ex(ssl, chunk, sizeof chunk, &got) != 1) die("SSL_read_ex failed");
+    if (maybe_stepped([&] { return s.read_ex(ssl, chunk, sizeof chunk, &got); }) != 1) {
+      die("SSL_read_ex failed");
+    }
     buf.append(chunk, got);
     if (header_end == std::string::npos) {
       header_end = buf.find("\r\n\r\n");
@@ -138,16 +210,23 @@ int read_response(Ssl& s, SSL* ssl, size_t* body_len) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_stepped = argc > 1 && std::strcmp(argv[1], "--stepped") == 0;
   const bool implicit = argc > 1 && std::strcmp(argv[1], "--implicit") == 0;
-  if (implicit) --argc, ++argv;
+  const bool global = implicit || g_stepped;
+  if (global) --argc, ++argv;
   if (argc < 5) {
-    std::fputs("usage: tls_static_client [--implicit] HOST PORT SNI PATH...\n", stderr);
+    std::fputs("usage: tls_static_client [--implicit | --stepped] HOST PORT SNI PATH...\n", stderr);
     return 2;
   }
+  if (g_stepped && !httptrace::testing::kSingleStep) {
+    std::puts("single-stepping is x86-64 only");
+    return 0;
+  }
+  if (g_stepped) start_stepping();
   const char* host = argv[1];
   const char* sni = argv[3];
   Ssl s;
-  s.load(implicit);
+  s.load(global);
   SSL_CTX* ctx = s.ctx_new(s.client_method());
   if (ctx == nullptr) die("SSL_CTX_new failed");
   static const unsigned char kAlpn[] = "\x08http/1.1";
@@ -165,8 +244,10 @@ int main(int argc, char** argv) {
     std::string req = std::string("GET ") + argv[i] + " HTTP/1.1\r\nHost: " + sni +
                       "\r\nUser-Agent: tls_static_client\r\n\r\n";
     size_t written = 0;
-    if (s.write_ex(ssl, req.data(), req.size(), &written) != 1 || written != req.size())
+    if (maybe_stepped([&] { return s.write_ex(ssl, req.data(), req.size(), &written); }) != 1 ||
+        written != req.size()) {
       die("SSL_write_ex failed");
+    }
     size_t body = 0;
     int status = read_response(s, ssl, &body);
     std::printf("%s %d %zu\n", argv[i], status, body);
@@ -175,5 +256,10 @@ int main(int argc, char** argv) {
   s.ssl_free(ssl);
   s.ctx_free(ctx);
   close(fd);
+  if (g_stepped) {
+    const long received = drain_stepping();
+    std::printf("port %d\nhandler sent %ld, received %ld\n", g_step_port, static_cast<long>(g_step_sent),
+                received);
+  }
   return 0;
 }

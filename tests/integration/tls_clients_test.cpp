@@ -206,6 +206,50 @@ TEST_F(TlsClients, ImplicitHandshakeInsideTheFirstWrite) {
   EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true}));
 }
 
+// SSL_write_ex and SSL_read_ex single-stepped through our hooks into libssl, with a signal
+// handler sending one byte on another socket at every instruction: the session stays bound to
+// its own socket (the handler's bytes do not look like TLS records), every request is there, and
+// every one of the handler's bytes is recorded or counted.
+TEST_F(TlsClients, AHandlerSendingAtEveryInstructionOfSslWriteAndReadChangesNothing) {
+  const fs::path client = paths().build / "tests" / "tls_static_client";
+  ASSERT_TRUE(fs::exists(client)) << client << " missing: run make integration";
+  RunResult r = traced({client.string(), "--stepped", "localhost", server_.port_str(), "localhost",
+                        "/t1", "/status/203", "/t3"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  if (r.out.find("x86-64 only") != std::string::npos) GTEST_SKIP() << "single-stepping is x86-64 only";
+  EXPECT_EQ(r.err, "");
+  int step_port = 0;
+  long sent = -1, received = -1;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "/t1 200 26\n/status/203 203 11\n/t3 200 26\nport %d\nhandler sent %ld, received %ld",
+                        &step_port, &sent, &received),
+            3)
+      << r.out;
+  EXPECT_EQ(sent, received);
+  EXPECT_GT(sent, 3 * 1000) << "thousands of instructions in each TLS call";
+
+  HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["summary"]["warnings"], 0);
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  expect_tls(c, "openssl");
+  EXPECT_EQ(c["tls"]["sni"], "localhost");
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/t1", "/status/203", "/t3"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 203, 200}));
+  EXPECT_EQ(reuse_flags(c), (std::vector<bool>{false, true, true}));
+  auto handler = connections_to(doc, step_port);
+  ASSERT_EQ(handler.size(), 1u) << doc.dump(1);
+  EXPECT_TRUE(handler[0]["tls"].is_null()) << handler[0].dump(1);
+  // Its bytes are one unknown-protocol exchange, never a request of the TLS connection's.
+  ASSERT_EQ(handler[0]["requests"].size(), 1u) << handler[0].dump(1);
+  EXPECT_TRUE(handler[0]["requests"][0]["method"].is_null()) << handler[0].dump(1);
+  const int64_t nested = doc["summary"]["dropped_by_cause"]["nested"].get<int64_t>();
+  EXPECT_EQ(doc["summary"]["dropped_events"].get<int64_t>(), nested);
+  EXPECT_EQ(handler[0]["bytes_sent"].get<int64_t>() + nested, sent);
+  EXPECT_LT(nested, sent / 10);
+}
+
 // A loopback listener that accepts, reads the ClientHello, and closes: every handshake fails.
 class ClosingListener {
  public:
