@@ -74,6 +74,7 @@
   X(inotify_init, int, (), false)                                                               \
   X(inotify_init1, int, (int), false)                                                           \
   X(fork, pid_t, (), true)                                                                      \
+  X(_Fork, pid_t, (), false)                                                                    \
   X(vfork, pid_t, (), false)                                                                    \
   X(__vfork, pid_t, (), false)                                                                  \
   X(execve, int, (const char*, char* const*, char* const*), true)                               \

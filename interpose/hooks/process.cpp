@@ -83,6 +83,28 @@ HT_EXPORT pid_t fork() noexcept {
   return pid;
 }
 
+// glibc's _Fork() (2.34+, async-signal-safe) runs no atfork handlers: a child that kept its
+// parent's writer would write into the parent's file. Ours are called here, only if the
+// recorder registered them.
+HT_EXPORT pid_t _Fork() noexcept {
+  auto real = real__Fork();
+  if (real == nullptr) return no_such_function();
+  const bool handlers = recorder_state() == RecorderState::kRecording;
+  const uint64_t t0 = now_ns();
+  if (handlers) on_fork_prepare();
+  const pid_t pid = real();
+  if (handlers) {
+    ErrnoSaver keep;
+    if (pid == 0) {
+      on_fork_child();
+    } else {
+      on_fork_parent_done();
+      if (pid > 0) on_fork_parent(pid, t0);
+    }
+  }
+  return pid;
+}
+
 HT_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
   auto real = real_execve();
   if (real == nullptr) return no_such_function();

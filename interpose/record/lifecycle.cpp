@@ -233,9 +233,6 @@ void note_child_untraced(int err) {
   std::atomic_ref<uint64_t>(h->children_untraced).fetch_add(1, std::memory_order_release);
 }
 
-void on_fork_prepare();
-void on_fork_parent_done();
-void on_fork_child();
 void set_up_fork_child();
 
 // The file is created at the first event that is about the network (a lookup, a TCP socket, a
@@ -417,16 +414,6 @@ bool configure() {
   return true;
 }
 
-// Our prepare handler runs last before the fork (handlers registered earlier run after it), our
-// parent and child handlers first after it: the mark spans only glibc's own fork code.
-void on_fork_prepare() { t_recorder_depth += kForking; }
-void on_fork_parent_done() { t_recorder_depth -= kForking; }
-
-void on_fork_child() {
-  set_up_fork_child();
-  t_recorder_depth -= kForking;
-}
-
 // g_pid changes last: until then a signal handler's event is the child's before it has a
 // writer of its own (enter_past_limit).
 void set_up_fork_child() {
@@ -483,6 +470,16 @@ void set_up_fork_child() {
 }
 
 }  // namespace
+
+// Our prepare handler runs last before the fork (handlers registered earlier run after it), our
+// parent and child handlers first after it: the mark spans only glibc's own fork code.
+void on_fork_prepare() { t_recorder_depth += kForking; }
+void on_fork_parent_done() { t_recorder_depth -= kForking; }
+
+void on_fork_child() {
+  set_up_fork_child();
+  t_recorder_depth -= kForking;
+}
 
 void note_program_args(int argc, char** argv) {
   g_ctor_argc = argc;

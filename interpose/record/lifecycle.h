@@ -9,7 +9,7 @@
 //             network leave no file.
 //   threads   nothing to do here: a thread claims its first segment at its first event; at exit
 //             the writer hands the rest of its segment to the next thread that needs one.
-//   fork      pthread_atfork child handler: unmap the parent's file, restart conn/lookup
+//   fork      pthread_atfork child handler (called by the _Fork hook too): unmap the parent's file, restart conn/lookup
 //             numbering, give every inherited tracked socket a new id (listening ones are not
 //             connections: untracked). The child's file is created only at its first network
 //             event, which may be the first use of an inherited socket; its InheritEvents are
@@ -82,6 +82,12 @@ void defer_inherit(format::EventKind kind, int fd, uint32_t conn, uint32_t paren
                    uint64_t ts);
 int recorder_pid();
 bool stacks_enabled();
+
+// Our atfork handlers (registered by the recorder's start-up), for the one fork that runs none:
+// glibc's _Fork(), whose hook calls them itself.
+void on_fork_prepare();
+void on_fork_parent_done();
+void on_fork_child();
 
 // True in a vfork child (or anything else sharing our memory under another pid). A getpid()
 // syscall, but only once the process has called vfork (note_vfork): until then no foreign
