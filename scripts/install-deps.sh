@@ -10,7 +10,7 @@ set -euo pipefail
 build=(g++ make libfmt-dev libunwind-dev libssl-dev libgnutls28-dev libnghttp2-dev libdw-dev libelf-dev)
 test=(libgtest-dev nlohmann-json3-dev curl wget python3 python3-requests openssl nodejs nginx-light
       nghttp2-client libpython3.11-testsuite
-      patchelf ruby php-cli php-curl openjdk-17-jdk-headless postgresql chromium)
+      patchelf ruby php-cli php-curl openjdk-17-jdk-headless postgresql chromium tcpdump)
 demo=(curl python3 openssl)
 bench=(libbenchmark-dev strace ltrace bpftrace wrk apache2-utils valgrind)
 fuzz=(clang libclang-rt-14-dev)
