@@ -1,5 +1,5 @@
 // The trace against a packet capture of the same run (tcpdump -i lo, tests/integration/
-// packet_capture.h), for clients in three languages: the same connections (one SYN each, matched
+// packet_capture.h), for clients in four languages: the same connections (one SYN each, matched
 // by the client's port), the same bytes each way per connection and per request, one request per
 // request/response turn on the wire, and every time we report consistent with when the kernel
 // saw the packets: a connect's SYN inside the connect call, a request's first packet after its
@@ -11,6 +11,7 @@
 
 #include "tests/integration/fixture.h"
 #include "tests/integration/packet_capture.h"
+#include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
 namespace {
@@ -50,6 +51,19 @@ const Client kClients[] = {
            s.port_str()};
      },
      2, 4},
+    {"node",
+     [](const TestServer& s) {
+       return std::vector<std::string>{
+           "node", "-e",
+           "const http = require('http');\n"
+           "const agent = new http.Agent({keepAlive: true, maxSockets: 1});\n"
+           "const get = (path) => new Promise((done) => http.get(\n"
+           "    {host: '127.0.0.1', port: Number(process.argv[1]), path, agent},\n"
+           "    (res) => { res.resume(); res.on('end', done); }));\n"
+           "(async () => { await get('/n1'); await get('/n2'); agent.destroy(); })();\n",
+           s.port_str()};
+     },
+     1, 2},
     {"wget",
      [](const TestServer& s) {
        return std::vector<std::string>{"wget", "-q", "-O", "/dev/null", url(s, "/w1"), url(s, "/w2")};
@@ -118,6 +132,68 @@ TEST_P(WireTruth, TheTraceSaysWhatTheWireSaw) {
     }
   }
   EXPECT_EQ(requests, client.requests);
+}
+
+// HTTPS through curl's OpenSSL (our TLS hooks): the connection's bytes are the wire's, and the
+// handshake we report spans the ClientHello and the server's first flight.
+class WireTruthTls : public TlsTest {};
+
+TEST_F(WireTruthTls, TheHandshakeAndTheBytesAreTheWires) {
+  PacketCapture wire(server_.port());
+  if (!wire.ready()) GTEST_SKIP() << wire.reason();
+  const RunResult r = traced({"curl", "-sk", "-o", "/dev/null", "-o", "/dev/null", server_.url("/a", "127.0.0.1"),
+                              server_.url("/b", "127.0.0.1")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::map<int, WireConnection> seen;
+  ASSERT_TRUE(wire.finish(&seen)) << "the capture's closing SYN never showed";
+
+  HT_EXPORT(doc, dir_.path());
+  EXPECT_EQ(doc["summary"]["warnings"], 0);
+  const int64_t t0 = doc["t0_unix_ns"].get<int64_t>();
+  auto wall = [&](const json& rel) { return t0 + rel.get<int64_t>(); };
+  const auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  ASSERT_EQ(seen.size(), 1u);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  const std::string local = c["local"].get<std::string>();
+  const WireConnection& w = seen.begin()->second;
+  EXPECT_EQ(w.client_port, std::stoi(local.substr(local.rfind(':') + 1)));
+  EXPECT_EQ(c["bytes_sent"].get<uint64_t>(), w.bytes_to_server);
+  EXPECT_EQ(c["bytes_received"].get<uint64_t>(), w.bytes_to_client);
+  ASSERT_TRUE(c["tls"].is_object());
+  EXPECT_EQ(c["tls"]["library"], "openssl");
+  const int64_t tls_start = wall(c["tls"]["start_ns"]);
+  const int64_t tls_end = tls_start + c["tls"]["duration_ns"].get<int64_t>();
+  ASSERT_GE(w.payload.size(), 2u);
+  ASSERT_TRUE(w.payload[0].first) << "the ClientHello comes first";
+  const uint64_t client_hello = w.payload[0].second.unix_ns;
+  uint64_t server_hello = 0;
+  for (const auto& [to_server, p] : w.payload) {
+    if (!to_server) {
+      server_hello = p.unix_ns;
+      break;
+    }
+  }
+  EXPECT_GE(static_cast<int64_t>(client_hello), tls_start - kSlackNs);
+  EXPECT_LE(static_cast<int64_t>(client_hello), tls_end + kSlackNs);
+  EXPECT_LE(static_cast<int64_t>(server_hello), tls_end + kSlackNs);
+  EXPECT_GE(tls_start, wall(c["connect"]["start_ns"]) + c["connect"]["duration_ns"].get<int64_t>() - kSlackNs);
+  ASSERT_EQ(c["requests"].size(), 2u);
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/a", "/b"}));
+  // Each request's first record goes out after it starts, and after the handshake.
+  for (const json& q : c["requests"]) {
+    uint64_t first = 0;
+    for (const auto& [to_server, p] : w.payload) {
+      if (to_server && static_cast<int64_t>(p.unix_ns) >= wall(q["start_ns"]) - kSlackNs) {
+        first = p.unix_ns;
+        break;
+      }
+    }
+    EXPECT_NE(first, 0u) << "no packet of request " << q["target"];
+    EXPECT_LE(static_cast<int64_t>(first), wall(q["sent_ns"]) + kSlackNs) << q["target"];
+    EXPECT_GE(static_cast<int64_t>(first), tls_end - kSlackNs);
+  }
 }
 
 }  // namespace
