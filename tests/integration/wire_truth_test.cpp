@@ -11,6 +11,7 @@
 
 #include "tests/integration/fixture.h"
 #include "tests/integration/packet_capture.h"
+#include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -193,6 +194,67 @@ TEST_F(WireTruthTls, TheHandshakeAndTheBytesAreTheWires) {
     EXPECT_NE(first, 0u) << "no packet of request " << q["target"];
     EXPECT_LE(static_cast<int64_t>(first), wall(q["sent_ns"]) + kSlackNs) << q["target"];
     EXPECT_GE(static_cast<int64_t>(first), tls_end - kSlackNs);
+  }
+}
+
+// The server side: tests/servers/http_server.py traced (accepted connections, inbound requests),
+// curl untraced.
+TEST(WireTruthServer, TheInboundRequestsAreTheWires) {
+  TempDir dir;
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir.path());
+  ScriptServer server("http_server.py", o);
+  ASSERT_TRUE(server.ok()) << server.error();
+  PacketCapture wire(server.port());
+  if (!wire.ready()) GTEST_SKIP() << wire.reason();
+  const RunResult r = run({"curl", "-s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                           server.url("/a"), server.url("/bytes/100000"), server.url("/c")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::map<int, WireConnection> seen;
+  ASSERT_TRUE(wire.finish(&seen)) << "the capture's closing SYN never showed";
+  server.stop();
+  const Export e = export_json(dir.path());
+  ASSERT_TRUE(e.ok) << e.error;
+  const json& doc = e.doc;
+  EXPECT_EQ(doc["summary"]["warnings"], 0);
+  const int64_t t0 = doc["t0_unix_ns"].get<int64_t>();
+  auto wall = [&](const json& rel) { return t0 + rel.get<int64_t>(); };
+  ASSERT_EQ(seen.size(), 1u);
+  const WireConnection& w = seen.begin()->second;
+  // The inbound end of curl's connection (the capture's own connections are there too: accepted,
+  // read to EOF, closed, with nothing in them).
+  const json* in = nullptr;
+  for (const json& c : doc["connections"]) {
+    if (c["direction"] == "inbound" && c["peer"] == "127.0.0.1:" + std::to_string(w.client_port)) in = &c;
+  }
+  ASSERT_NE(in, nullptr) << doc.dump(1);
+  const json& c = *in;
+  SCOPED_TRACE(describe(c));
+  EXPECT_EQ(c["bytes_received"].get<uint64_t>(), w.bytes_to_server);
+  EXPECT_EQ(c["bytes_sent"].get<uint64_t>(), w.bytes_to_client);
+  const auto turns = w.turns();
+  ASSERT_EQ(turns.size(), 3u);
+  ASSERT_EQ(c["requests"].size(), turns.size());
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/a", "/bytes/100000", "/c"}));
+  for (size_t i = 0; i < turns.size(); ++i) {
+    const json& q = c["requests"][i];
+    const auto& t = turns[i];
+    SCOPED_TRACE("request " + std::to_string(i));
+    EXPECT_EQ(q["bytes_received"].get<uint64_t>(), t.request_bytes);
+    EXPECT_EQ(q["bytes_sent"].get<uint64_t>(), t.response_bytes);
+    // Inbound: the request is on the wire before the read that we say got it returned; the
+    // response starts leaving inside the writes from first_byte_ns (the first write's start) to
+    // end_ns (the last write's end). Its last packet may follow end_ns: a write returns once
+    // the socket buffer holds the bytes, and the kernel sends the 100 KB body's later segments
+    // as curl's ACKs open the window (seen: 150-220 us after the write returned). end_ns is
+    // when the server was done, as a server's own log counts it ($request_time in nginx).
+    EXPECT_LE(static_cast<int64_t>(t.last_request_ns), wall(q["start_ns"]) + kSlackNs);
+    EXPECT_GE(static_cast<int64_t>(t.first_response_ns), wall(q["first_byte_ns"]) - kSlackNs);
+    EXPECT_LE(static_cast<int64_t>(t.first_response_ns), wall(q["end_ns"]) + kSlackNs);
+    if (i + 1 < turns.size()) {
+      EXPECT_LE(t.last_response_ns, turns[i + 1].first_request_ns);
+    }
   }
 }
 
