@@ -73,9 +73,12 @@ class PacketCapture {
     }
     RunOptions o;
     o.timeout = std::chrono::milliseconds(60000);
-    // -U/-l: every packet at once; -nn: numeric; -tt + nano: seconds.nanoseconds; -S: absolute
-    // sequence numbers (nothing relative to remember across lines).
-    if (!tcpdump_.start({tcpdump, "-i", "lo", "-l", "-nn", "-tt", "-S", "--immediate-mode",
+    // -l: every packet at once; -nn: numeric; -tt + nano: seconds.nanoseconds; -S: absolute
+    // sequence numbers (nothing relative to remember across lines). -s 128 -B: the ring holds
+    // one frame per snap length, and with the default 256 KiB snap a burst of four threads
+    // overflowed it and the kernel dropped packets; headers are all we read (the payload length
+    // comes from the IP header, not the captured bytes).
+    if (!tcpdump_.start({tcpdump, "-i", "lo", "-l", "-nn", "-tt", "-S", "--immediate-mode", "-s", "128", "-B", "8192",
                          "--time-stamp-precision=nano", "tcp", "port", std::to_string(port)},
                         o, false, &reason_)) {
       return;
@@ -100,11 +103,24 @@ class PacketCapture {
   bool ready() const { return ready_; }
   const std::string& reason() const { return reason_; }
 
-  // Every connection seen since the capture became ready, ours left out; false if the closing
-  // SYN of ours never showed.
+  // Every connection seen since the capture became ready, ours left out; false (see reason())
+  // if the closing SYN of ours never showed or the kernel dropped a packet: truth with a hole in
+  // it is no truth.
   bool finish(std::map<int, WireConnection>* out) {
     const int mine = poke();
-    if (mine <= 0 || !read_until_syn_from(mine, std::chrono::milliseconds(10000))) return false;
+    if (mine <= 0 || !read_until_syn_from(mine, std::chrono::milliseconds(10000))) {
+      reason_ = "the capture's closing SYN never showed";
+      return false;
+    }
+    tcpdump_.signal(SIGTERM);
+    const RunResult end = tcpdump_.wait(std::chrono::milliseconds(5000));
+    started_ = false;
+    const size_t at = end.err.find(" packets dropped by kernel");
+    const size_t from = end.err.rfind('\n', at) == std::string::npos ? 0 : end.err.rfind('\n', at) + 1;
+    if (at == std::string::npos || std::stoull(end.err.substr(from, at - from)) != 0) {
+      reason_ = "tcpdump lost packets: " + end.describe();
+      return false;
+    }
     for (const WirePacket& p : packets_) {
       const bool to_server = p.dst_port == port_;
       const int client = to_server ? p.src_port : p.dst_port;

@@ -16,11 +16,12 @@ const json& array_or_empty(const json& doc, const char* key) {
 std::vector<json> connections_to(const json& doc, int port) {
   const std::string v4 = "127.0.0.1:" + std::to_string(port);
   const std::string v6 = "[::1]:" + std::to_string(port);
+  const std::string mapped = "[::ffff:127.0.0.1]:" + std::to_string(port);  // the JDK's AF_INET6 sockets
   std::vector<json> out;
   for (const auto& c : array_or_empty(doc, "connections")) {
     if (!c.contains("peer") || !c["peer"].is_string()) continue;
     const auto peer = c["peer"].get<std::string>();
-    if (peer == v4 || peer == v6) out.push_back(c);
+    if (peer == v4 || peer == v6 || peer == mapped) out.push_back(c);
   }
   return out;
 }

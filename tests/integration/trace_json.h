@@ -11,7 +11,8 @@ namespace httptrace::itest {
 
 using nlohmann::json;
 
-// Connections whose peer is a loopback address on `port` (either family), in export order.
+// Connections whose peer is a loopback address on `port` (either family, or IPv4-mapped), in
+// export order.
 std::vector<json> connections_to(const json& doc, int port);
 // Connections of one process.
 std::vector<json> connections_of(const json& doc, long pid);

@@ -1,11 +1,12 @@
 // The trace against a packet capture of the same run (tcpdump -i lo, tests/integration/
-// packet_capture.h), for clients in four languages: the same connections (one SYN each, matched
-// by the client's port), the same bytes each way per connection and per request, one request per
-// request/response turn on the wire, and every time we report consistent with when the kernel
-// saw the packets: a connect's SYN inside the connect call, a request's first packet after its
-// start and its last before its last write returned, a response's first packet before the read
-// that we say returned its first byte and its last before the request's end, the client's FIN at
-// or after its close.
+// packet_capture.h), for clients in seven languages and our threaded C++ client: the same
+// connections (one SYN each, matched by the client's port), the same bytes each way per connection
+// and per request, one request per request/response turn on the wire, and every time we report
+// consistent with when the kernel saw the packets: a connect's SYN inside the connect call, a
+// request's first packet after its start and its last before its last write returned, a
+// response's first packet before the read that we say returned its first byte and its last before
+// the request's end, the client's FIN at or after its close.
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -25,22 +26,38 @@ constexpr int64_t kSlackNs = 20'000;
 
 struct Client {
   const char* name;
-  std::vector<std::string> (*argv)(const TestServer&);
+  // `work` is an empty directory of the test's own, for a client that runs from a source file.
+  std::vector<std::string> (*argv)(const TestServer& s, const fs::path& work);
   size_t connections;
   size_t requests;
+  std::vector<std::string> probe = {};  // exits 0 when the client is installed (else the test skips)
 };
 
 std::string url(const TestServer& s, const std::string& path) { return s.url(path, "127.0.0.1"); }
 
+// java.net.http through the source launcher: two requests on one keep-alive connection, on an
+// AF_INET6 socket connected to ::ffff:127.0.0.1.
+constexpr char kJavaGet[] = R"(
+import java.net.URI;
+import java.net.http.*;
+public class Get {
+  public static void main(String[] a) throws Exception {
+    HttpClient c = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    for (String p : new String[] {"/j1", "/j2"})
+      c.send(HttpRequest.newBuilder(URI.create(a[0] + p)).build(), HttpResponse.BodyHandlers.ofString());
+  }
+}
+)";
+
 const Client kClients[] = {
     {"curl",
-     [](const TestServer& s) {
+     [](const TestServer& s, const fs::path&) {
        return std::vector<std::string>{"curl", "-s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
                                        url(s, "/a"), url(s, "/status/404"), url(s, "/c")};
      },
      1, 3},
     {"python",
-     [](const TestServer& s) {
+     [](const TestServer& s, const fs::path&) {
        return std::vector<std::string>{
            paths().python.string(), "-c",
            "import http.client, sys\n"
@@ -53,7 +70,7 @@ const Client kClients[] = {
      },
      2, 4},
     {"node",
-     [](const TestServer& s) {
+     [](const TestServer& s, const fs::path&) {
        return std::vector<std::string>{
            "node", "-e",
            "const http = require('http');\n"
@@ -66,10 +83,56 @@ const Client kClients[] = {
      },
      1, 2},
     {"wget",
-     [](const TestServer& s) {
+     [](const TestServer& s, const fs::path&) {
        return std::vector<std::string>{"wget", "-q", "-O", "/dev/null", url(s, "/w1"), url(s, "/w2")};
      },
      1, 2},
+    {"ruby",
+     [](const TestServer& s, const fs::path&) {
+       return std::vector<std::string>{
+           "ruby", "-rnet/http", "-e",
+           "Net::HTTP.start('127.0.0.1', ARGV[0].to_i) { |h| %w[/r1 /r2].each { |p| h.get(p) } }",
+           s.port_str()};
+     },
+     1, 2, {"ruby", "-rnet/http", "-e", ""}},
+    {"perl",
+     [](const TestServer& s, const fs::path&) {
+       return std::vector<std::string>{
+           "perl", "-MHTTP::Tiny", "-e",
+           "my $h = HTTP::Tiny->new(keep_alive => 1); $h->get(\"$ARGV[0]$_\") for qw(/l1 /l2);", url(s, "")};
+     },
+     1, 2, {"perl", "-MHTTP::Tiny", "-e", ""}},
+    {"php_curl",
+     [](const TestServer& s, const fs::path&) {
+       return std::vector<std::string>{
+           "php", "-r",
+           "$h = curl_init(); curl_setopt($h, CURLOPT_RETURNTRANSFER, true);\n"
+           "foreach (['/h1', '/h2'] as $p) { curl_setopt($h, CURLOPT_URL, $argv[1] . $p); curl_exec($h); }\n"
+           "curl_close($h);\n",
+           url(s, "")};
+     },
+     1, 2, {"php", "-r", "exit(function_exists('curl_init') ? 0 : 1);"}},
+    {"python_requests",
+     [](const TestServer& s, const fs::path&) {
+       return std::vector<std::string>{paths().python.string(), "-c",
+                                       "import requests, sys\n"
+                                       "with requests.Session() as s:\n"
+                                       "    for p in ('/s1', '/s2', '/s3'): s.get(sys.argv[1] + p).content\n",
+                                       url(s, "")};
+     },
+     1, 3, {"python3", "-c", "import requests"}},
+    {"java",
+     [](const TestServer& s, const fs::path& work) {
+       std::ofstream(work / "Get.java") << kJavaGet;
+       return std::vector<std::string>{"java", (work / "Get.java").string(), url(s, "")};
+     },
+     1, 2, {"java", "-version"}},
+    // Four threads, each its own keep-alive connection, three requests each, all at once.
+    {"threads",
+     [](const TestServer& s, const fs::path&) {
+       return std::vector<std::string>{paths().client.string(), "threads", "127.0.0.1", s.port_str(), "4", "3"};
+     },
+     4, 12},
 };
 
 class WireTruth : public TracedTest, public ::testing::WithParamInterface<Client> {};
@@ -79,12 +142,14 @@ INSTANTIATE_TEST_SUITE_P(Clients, WireTruth, ::testing::ValuesIn(kClients),
 
 TEST_P(WireTruth, TheTraceSaysWhatTheWireSaw) {
   const Client& client = GetParam();
+  if (!client.probe.empty() && untraced(client.probe).exit_code != 0) GTEST_SKIP() << client.name << " is not installed";
   PacketCapture wire(server_.port());
   if (!wire.ready()) GTEST_SKIP() << wire.reason();
-  const RunResult r = traced(client.argv(server_));
+  TempDir work;
+  const RunResult r = traced(client.argv(server_, work.path()));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   std::map<int, WireConnection> seen;
-  ASSERT_TRUE(wire.finish(&seen)) << "the capture's closing SYN never showed";
+  ASSERT_TRUE(wire.finish(&seen)) << wire.reason();
 
   HT_EXPORT(doc, dir_.path());
   EXPECT_EQ(doc["summary"]["warnings"], 0);
@@ -146,7 +211,7 @@ TEST_F(WireTruthTls, TheHandshakeAndTheBytesAreTheWires) {
                               server_.url("/b", "127.0.0.1")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   std::map<int, WireConnection> seen;
-  ASSERT_TRUE(wire.finish(&seen)) << "the capture's closing SYN never showed";
+  ASSERT_TRUE(wire.finish(&seen)) << wire.reason();
 
   HT_EXPORT(doc, dir_.path());
   EXPECT_EQ(doc["summary"]["warnings"], 0);
@@ -212,7 +277,7 @@ TEST(WireTruthServer, TheInboundRequestsAreTheWires) {
                            server.url("/a"), server.url("/bytes/100000"), server.url("/c")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   std::map<int, WireConnection> seen;
-  ASSERT_TRUE(wire.finish(&seen)) << "the capture's closing SYN never showed";
+  ASSERT_TRUE(wire.finish(&seen)) << wire.reason();
   server.stop();
   const Export e = export_json(dir.path());
   ASSERT_TRUE(e.ok) << e.error;
