@@ -75,6 +75,7 @@
   X(inotify_init1, int, (int), false)                                                           \
   X(fork, pid_t, (), true)                                                                      \
   X(_Fork, pid_t, (), false)                                                                    \
+  X(clone, int, (int (*)(void*), void*, int, void*, ...), false)                                \
   X(vfork, pid_t, (), false)                                                                    \
   X(__vfork, pid_t, (), false)                                                                  \
   X(execve, int, (const char*, char* const*, char* const*), true)                               \

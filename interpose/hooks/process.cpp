@@ -1,7 +1,9 @@
-// Interposed process functions (fork, exec*) and the library's constructor. The fork child's
-// side lives in lifecycle.cpp (a pthread_atfork handler, so forks we do not see as calls to
-// fork() are covered too); vfork gets only a stub that jumps on (hooks/vfork.cpp).
+// Interposed process functions (fork, _Fork, clone, exec*, posix_spawn) and the library's
+// constructor. The fork child's side lives in lifecycle.cpp (a pthread_atfork handler, so forks
+// we do not see as calls to fork() are covered too); vfork gets only a stub that jumps on
+// (hooks/vfork.cpp).
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -102,6 +104,56 @@ HT_EXPORT pid_t _Fork() noexcept {
       if (pid > 0) on_fork_parent(pid, t0);
     }
   }
+  return pid;
+}
+
+namespace {
+
+struct CloneStart {
+  int (*fn)(void*);
+  void* arg;
+};
+
+// The clone child's first code: it is a copy of the process, so it needs what a fork child gets.
+int clone_child_start(void* start) {
+  const CloneStart s = *static_cast<const CloneStart*>(start);
+  {
+    ErrnoSaver keep;
+    on_fork_child();
+  }
+  return s.fn(s.arg);
+}
+
+}  // namespace
+
+// glibc's clone() runs no atfork handlers either. Without CLONE_VM the child is a copy of the
+// process, as after fork: ours run around the call and first thing in the child (the child's
+// function is started through clone_child_start; the CloneStart it reads is in its own copy of
+// this frame). With CLONE_VM and without CLONE_THREAD the child runs in our memory under another
+// pid, like a vfork child: note_vfork() makes the hooks check who calls. A thread made with
+// CLONE_THREAD is the process's own and goes through unchanged.
+HT_EXPORT int clone(int (*fn)(void*), void* stack, int flags, void* arg, ...) noexcept {
+  // The optional arguments, read whether passed or not (glibc's clone reads them the same way;
+  // the kernel uses each only under its flag).
+  va_list ap;
+  va_start(ap, arg);
+  pid_t* parent_tid = va_arg(ap, pid_t*);
+  void* tls = va_arg(ap, void*);
+  pid_t* child_tid = va_arg(ap, pid_t*);
+  va_end(ap);
+  auto real = real_clone();
+  if (real == nullptr) return no_such_function();
+  if ((flags & CLONE_VM) != 0 || fn == nullptr || recorder_state() != RecorderState::kRecording) {
+    if ((flags & (CLONE_VM | CLONE_THREAD)) == CLONE_VM) note_vfork();
+    return real(fn, stack, flags, arg, parent_tid, tls, child_tid);
+  }
+  const uint64_t t0 = now_ns();
+  CloneStart start{fn, arg};
+  on_fork_prepare();
+  const int pid = real(clone_child_start, stack, flags, &start, parent_tid, tls, child_tid);
+  ErrnoSaver keep;
+  on_fork_parent_done();
+  if (pid > 0) on_fork_parent(pid, t0);
   return pid;
 }
 

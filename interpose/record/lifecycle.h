@@ -90,9 +90,9 @@ void on_fork_parent_done();
 void on_fork_child();
 
 // True in a vfork child (or anything else sharing our memory under another pid). A getpid()
-// syscall, but only once the process has called vfork (note_vfork): until then no foreign
-// process can exist in our memory, except one made by a raw clone(CLONE_VM) system call, which
-// we cannot see and which is not checked.
+// syscall, but only once the process has called vfork or clone(CLONE_VM) without CLONE_THREAD
+// (note_vfork): until then no foreign process can exist in our memory, except one made by a raw
+// clone system call, which we cannot see and which is not checked.
 bool foreign_process();
 void note_vfork();
 

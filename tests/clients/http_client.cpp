@@ -9,6 +9,8 @@
 //   http_client threads HOST PORT N M          N threads, each its own connection, M requests each
 //   http_client fork HOST PORT                 request; fork; child requests on a new connection;
 //                                              parent waits, then requests on its old connection
+//   http_client clone HOST PORT                the same with clone(fn, stack, SIGCHLD, arg), which
+//                                              runs no atfork handlers
 //   http_client refused HOST PORT              connect to a closed port, print the errno name
 //   http_client sequential-new HOST PORT N     N requests, a new connection for each
 //   http_client keepalive HOST PORT N          N requests on one connection, one summary line
@@ -37,6 +39,7 @@
 #include <spawn.h>
 #include <string>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -437,19 +440,29 @@ int cmd_threads(const Target& t, long n, long m) {
   return 0;
 }
 
-int cmd_fork(const Target& t) {
+int fork_child_main(void* target) {
+  const Target& t = *static_cast<const Target*>(target);
+  Connection mine(connect_or_die(t), false);
+  print_result("/child/1", mine.request(t, "/child/1", IoStyle::kPlain));
+  std::fflush(stdout);
+  // _exit: the child must not run the parent's atexit handlers or flush its stdio twice.
+  _exit(0);
+}
+
+int cmd_fork(const Target& t, bool with_clone) {
   Connection c(connect_or_die(t), false);
   print_result("/parent/1", c.request(t, "/parent/1", IoStyle::kPlain));
   std::fflush(stdout);
-  pid_t child = fork();
-  if (child < 0) die("fork: %s", strerror(errno));
-  if (child == 0) {
-    Connection mine(connect_or_die(t), false);
-    print_result("/child/1", mine.request(t, "/child/1", IoStyle::kPlain));
-    std::fflush(stdout);
-    // _exit: the child must not run the parent's atexit handlers or flush its stdio twice.
-    _exit(0);
+  pid_t child;
+  if (with_clone) {
+    // The child's stack: a copy of ours is the child's own memory (no CLONE_VM).
+    static char stack[256 * 1024] __attribute__((aligned(16)));
+    child = clone(fork_child_main, stack + sizeof stack, SIGCHLD, const_cast<Target*>(&t));
+  } else {
+    child = fork();
+    if (child == 0) fork_child_main(const_cast<Target*>(&t));
   }
+  if (child < 0) die("fork: %s", strerror(errno));
   int status = 0;
   while (waitpid(child, &status, 0) < 0) {
     if (errno != EINTR) die("waitpid: %s", strerror(errno));
@@ -459,34 +472,43 @@ int cmd_fork(const Target& t) {
   return 0;
 }
 
-// Children that share our memory or never run our code: a vfork child that closes its copy of
-// the connection's descriptor (as many spawn helpers do before exec) and execs, then a
-// posix_spawn. The parent's connection must go on, tracked, as one connection.
-int cmd_spawn(const Target& t) {
-  Connection c(connect_or_die(t), false);
-  print_result("/spawn/1", c.request(t, "/spawn/1", IoStyle::kPlain));
-  std::fflush(stdout);
-  const int fd = c.fd();
-  pid_t child = vfork();
-  if (child < 0) die("vfork: %s", strerror(errno));
-  if (child == 0) {
-    close(fd);
-    execl("/bin/true", "true", static_cast<char*>(nullptr));
-    _exit(127);
-  }
+// Children that share our memory or never run our code: a clone(CLONE_VM | CLONE_VFORK) child
+// and a vfork child that each close their copy of the connection's descriptor (as many spawn
+// helpers do before exec) and exec, then a posix_spawn. The parent's connection must go on, tracked, as one connection.
+int close_and_exec_true(void* fd) {
+  close(*static_cast<const int*>(fd));
+  execl("/bin/true", "true", static_cast<char*>(nullptr));
+  _exit(127);
+}
+
+void wait_ok(pid_t child, const char* what) {
   int status = 0;
   while (waitpid(child, &status, 0) < 0) {
     if (errno != EINTR) die("waitpid: %s", strerror(errno));
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("vfork child failed (status %d)", status);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("%s child failed (status %d)", what, status);
+}
+
+int cmd_spawn(const Target& t) {
+  Connection c(connect_or_die(t), false);
+  print_result("/spawn/1", c.request(t, "/spawn/1", IoStyle::kPlain));
+  std::fflush(stdout);
+  int fd = c.fd();
+  // First a vfork-like child made with clone(CLONE_VM | CLONE_VFORK), before any vfork().
+  static char stack[64 * 1024] __attribute__((aligned(16)));
+  pid_t child = clone(close_and_exec_true, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &fd);
+  if (child < 0) die("clone: %s", strerror(errno));
+  wait_ok(child, "clone");
+  child = vfork();
+  if (child < 0) die("vfork: %s", strerror(errno));
+  if (child == 0) close_and_exec_true(&fd);
+  wait_ok(child, "vfork");
   char arg0[] = "true";
   char* spawn_argv[] = {arg0, nullptr};
   if (int e = posix_spawn(&child, "/bin/true", nullptr, nullptr, spawn_argv, environ); e != 0) {
     die("posix_spawn: %s", strerror(e));
   }
-  while (waitpid(child, &status, 0) < 0) {
-    if (errno != EINTR) die("waitpid: %s", strerror(errno));
-  }
+  wait_ok(child, "posix_spawn");
   print_result("/spawn/2", c.request(t, "/spawn/2", IoStyle::kPlain));
   return 0;
 }
@@ -549,7 +571,7 @@ int cmd_hang(const Target& t) {
   std::fputs(
       "usage: http_client nonblock|iov HOST PORT PATH...\n"
       "       http_client threads HOST PORT N M\n"
-      "       http_client fork|spawn|closeall|refused|hang HOST PORT\n"
+      "       http_client fork|clone|spawn|closeall|refused|hang HOST PORT\n"
       "       http_client sequential-new|keepalive HOST PORT N\n",
       stderr);
   std::exit(2);
@@ -579,7 +601,7 @@ int main(int argc, char** argv) {
     return cmd == "keepalive" ? cmd_keepalive(t, n) : cmd_sequential_new(t, n);
   }
   if (!rest.empty()) usage();
-  if (cmd == "fork") return cmd_fork(t);
+  if (cmd == "fork" || cmd == "clone") return cmd_fork(t, cmd == "clone");
   if (cmd == "spawn") return cmd_spawn(t);
   if (cmd == "closeall") return cmd_closeall(t);
   if (cmd == "refused") return cmd_refused(t);

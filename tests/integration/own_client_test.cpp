@@ -146,7 +146,7 @@ TEST_F(OwnClient, LongKeepAlive) {
 
 // A vfork child runs in our memory: its close() of the shared descriptor must not end the
 // parent's connection, and it records nothing. posix_spawn children never run our hooks.
-TEST_F(OwnClient, VforkAndPosixSpawnLeaveTheParentsConnectionAlone) {
+TEST_F(OwnClient, VforkLikeChildrenAndPosixSpawnLeaveTheParentsConnectionAlone) {
   auto argv = client("spawn", {});
   RunResult plain = untraced(argv);
   RunResult r = traced(argv);
@@ -186,8 +186,14 @@ TEST_F(OwnClient, ClosingEveryDescriptorKeepsRecording) {
   EXPECT_EQ(doc["summary"]["dropped_events"], 0);
 }
 
-TEST_F(OwnClient, ForkChildHasItsOwnTrace) {
-  RunResult r = traced(client("fork", {}));
+// fork() runs the atfork handlers; clone() without CLONE_VM makes the same kind of child and
+// runs none: the recorder must give the child its own file either way.
+class ForkChild : public OwnClient, public ::testing::WithParamInterface<const char*> {};
+
+INSTANTIATE_TEST_SUITE_P(Calls, ForkChild, ::testing::Values("fork", "clone"));
+
+TEST_P(ForkChild, HasItsOwnTrace) {
+  RunResult r = traced(client(GetParam(), {}));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "/parent/1 200 26\n/child/1 200 26\n/parent/2 200 26\n");
 
