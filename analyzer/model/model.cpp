@@ -712,9 +712,16 @@ void Model::on_data(const Event& ev, ConnState& c) {
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
                            uint64_t thread) {
   if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
-  c.close_notify_index.reset();
   // An inbound connection's exchanges run the other way: a request read, then a response written.
   const bool inbound = c.c.direction == ConnDirection::kInbound;
+  // After our close_notify, the peer's close_notify and the end of the stream are the session
+  // closing too (python's asyncio reads to EOF after its alert): the alert stays the last word
+  // and the peer's is not a response. Any other call means it was not.
+  if (c.close_notify_index && !call.is_send && !inbound && (call.bytes == 0 || call.tls_close_notify)) {
+    if (call.bytes != 0) return;
+  } else {
+    c.close_notify_index.reset();
+  }
   if (!call.is_send && call.bytes == 0) {
     // The client hung up. On our side that ends a response read to EOF; on a server's, it is the
     // client being done, not part of the response (which may even still be coming, after a

@@ -49,7 +49,7 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       return call.bytes;
     }
     case State::kDone:
-      if (info_ && call.is_send && call.capture == tf::CaptureKind::kTls)
+      if (info_ && call.capture == tf::CaptureKind::kTls)
         call.tls_close_notify = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
       return call.bytes;
     case State::kAwaitServer:

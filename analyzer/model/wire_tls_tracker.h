@@ -29,7 +29,7 @@ struct DataCall {
   tf::CaptureKind capture = tf::CaptureKind::kNone;
   std::string_view cap;      // the captured bytes
   uint8_t flags = 0;         // tf::kData*
-  bool tls_close_notify = false;  // set by WireTlsTracker: a send that looks like the closing alert
+  bool tls_close_notify = false;  // set by WireTlsTracker: a record that looks like the closing alert
 };
 
 class WireTlsTracker {
@@ -39,9 +39,7 @@ class WireTlsTracker {
   // call.tls_close_notify marks what looks like the closing alert.
   bool filter(DataCall& call) {
     // The common case, inline: no handshake under way and no TLS record header to look at.
-    if ((state_ == State::kNone || state_ == State::kDone) &&
-        !(call.is_send && call.capture == tf::CaptureKind::kTls))
-      return true;
+    if ((state_ == State::kNone || state_ == State::kDone) && call.capture != tf::CaptureKind::kTls) return true;
     // (A std::optional<uint64_t> result here cost a store-forwarding stall on every call.)
     const uint64_t app = app_bytes(call);
     if (app == kHandshake) return false;

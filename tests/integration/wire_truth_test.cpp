@@ -266,6 +266,26 @@ const TlsClient kTlsClients[] = {
                                        u};
      },
      "openssl", {"/s1", "/s2"}, {"python3", "-c", "import requests"}},
+    // asyncio's TLS runs on memory BIOs, so it is read from the wire; it sends its close_notify
+    // and reads to EOF, which must not make a third request.
+    {"python_asyncio",
+     [](const std::string& u, const fs::path&) {
+       return std::vector<std::string>{
+           paths().python.string(), "-c",
+           "import asyncio, ssl, sys, urllib.parse\n"
+           "async def main(u):\n"
+           "    r, w = await asyncio.open_connection(u.hostname, u.port, ssl=ssl._create_unverified_context())\n"
+           "    for p in ('/a1', '/a2'):\n"
+           "        w.write(b'GET ' + p.encode() + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+           "        head = await r.readuntil(b'\\r\\n\\r\\n')\n"
+           "        n = [l for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length:')][0]\n"
+           "        await r.readexactly(int(n.split(b':')[1]))\n"
+           "    w.close()\n"
+           "    await w.wait_closed()\n"
+           "asyncio.run(main(urllib.parse.urlsplit(sys.argv[1])))\n",
+           u};
+     },
+     "wire", {"/a1", "/a2"}},
     {"wget",
      [](const std::string& u, const fs::path&) {
        return std::vector<std::string>{"wget", "-q", "--no-check-certificate", "-O", "/dev/null", u + "/w1",

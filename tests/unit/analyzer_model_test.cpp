@@ -686,8 +686,12 @@ TEST(ModelTlsWire, StartTlsRoundTripGoesFirstWithLibraryTls) {
   EXPECT_EQ(c.requests[1].idle_ns, 500u - 151);
 }
 
+// Nor when the end of the stream (asyncio reads to EOF after its alert) or the server's own
+// close_notify follows it.
 TEST(ModelTlsWire, ClientCloseNotifyIsNotAnExchange) {
-  for (bool tls13 : {true, false}) {
+  enum After { kClose, kEof, kPeersAlert };
+  for (bool tls13 : {true, false})
+    for (After after : {kClose, kEof, kPeersAlert}) {
     TraceBuilder b;
     b.socket(1, 0, 1, 3);
     b.connect(1, 10, 1, 3, kPeer, 10);
@@ -702,12 +706,16 @@ TEST(ModelTlsWire, ClientCloseNotifyIsNotAnExchange) {
     }
     b.data(1, 400, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
     b.data(1, 500, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
-    if (tls13) b.data(1, 600, 1, 3, D::kSend, 24, 2, C::kTls, tls_record(0x17, std::string(19, 'a')));
-    else b.data(1, 600, 1, 3, D::kSend, 31, 2, C::kTls, tls_record(0x15, std::string(26, 'a')));
+    const std::string alert = tls13 ? tls_record(0x17, std::string(19, 'a')) : tls_record(0x15, std::string(26, 'a'));
+    b.data(1, 600, 1, 3, D::kSend, alert.size(), 2, C::kTls, alert);
+    if (after == kPeersAlert) b.data(1, 620, 1, 3, D::kRecv, alert.size(), 2, C::kTls, alert);
+    if (after != kClose) b.data(1, 650, 1, 3, D::kRecv, 0, 2);
     b.close(1, 700, 1, 3);
     auto out = model_of({&b});
     ASSERT_EQ(out.conns.size(), 1u);
-    EXPECT_EQ(out.conns[0].requests.size(), 1u) << (tls13 ? "TLS 1.3" : "TLS 1.2");
+    EXPECT_EQ(out.conns[0].requests.size(), 1u) << (tls13 ? "TLS 1.3" : "TLS 1.2") << ", then " << after;
+    EXPECT_EQ(out.conns[0].requests[0].end_ns, 504u);
+    EXPECT_EQ(out.conns[0].bytes_received, (tls13 ? 2000u + 900 : 3000u + 51 + 900) + (after == kPeersAlert ? alert.size() : 0));
   }
 }
 
