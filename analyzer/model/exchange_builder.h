@@ -14,17 +14,26 @@ namespace httptrace::analyzer {
 
 class ExchangeBuilder {
  public:
-  // ts = call start, end = call end. bytes > 0.
-  void send(uint64_t ts, uint64_t end, uint64_t bytes) {
+  // ts = call start, end = call end. bytes > 0. starts_request: the bytes begin with a request
+  // line. True when it began an exchange.
+  bool send(uint64_t ts, uint64_t end, uint64_t bytes, bool starts_request = false) {
+    bool began = false;
     if (phase_ != kSending) {
-      finish_current();
-      begin(ts);
+      if (interim_ && !starts_request) {
+        done_.back().first_byte_ns.reset();  // the body after a 100 Continue: still the request
+      } else {
+        finish_current();
+        begin(ts);
+        began = true;
+      }
+      interim_ = false;
     }
     Exchange& x = done_.back();
     x.bytes_sent += bytes;
     x.sent_ns = end;
     x.end_ns = std::max(x.end_ns, end);
     phase_ = kSending;
+    return began;
   }
   void recv(uint64_t ts, uint64_t end, uint64_t bytes) {
     if (!open_) {
@@ -32,6 +41,10 @@ class ExchangeBuilder {
       done_.back().sent_ns = ts;
     }
     Exchange& x = done_.back();
+    if (interim_) {  // the final response after an interim one (103 Early Hints): its first byte
+      interim_ = false;
+      x.first_byte_ns.reset();
+    }
     if (!x.first_byte_ns) {
       x.first_byte_ns = end;
       // The response arrived before the request's last write returned (an early "200 OK" while
@@ -43,6 +56,12 @@ class ExchangeBuilder {
     x.end_ns = std::max(x.end_ns, end);
     phase_ = kReceiving;
   }
+  // The response read so far was an interim one (1xx, not 101): the request goes on (its body
+  // follows a 100 Continue) or the final response follows, and the exchange's first byte is the
+  // final response's.
+  void interim() {
+    if (open_ && phase_ == kReceiving) interim_ = true;
+  }
   // A read returned 0: the peer closed, so the exchange in progress is over.
   void eof(uint64_t end) {
     if (!open_) return;
@@ -53,7 +72,7 @@ class ExchangeBuilder {
     if (!open_) return;
     last_end_ = done_.back().end_ns;
     has_last_ = true;
-    open_ = false;
+    open_ = interim_ = false;
     phase_ = kIdle;
   }
 
@@ -88,7 +107,7 @@ class ExchangeBuilder {
     else done_.clear();
     last_end_ = 0;
     carried_ = 0;
-    has_last_ = open_ = false;
+    has_last_ = open_ = interim_ = false;
     phase_ = kIdle;
   }
 
@@ -122,6 +141,7 @@ class ExchangeBuilder {
   uint32_t carried_ = 0;  // exchanges on this connection before it was inherited
   bool has_last_ = false;
   bool open_ = false;
+  bool interim_ = false;  // the last response read was a 1xx: see interim()
   Phase phase_ = kIdle;
 };
 

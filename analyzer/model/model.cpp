@@ -733,10 +733,9 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   const bool request_side = call.is_send != inbound;
   bool opens;
   if (request_side) {
-    opens = !b.sending();
     // A request read counts from when its bytes arrived (the read's end), not from when the
     // server began waiting for them.
-    b.send(inbound ? call.end : call.ts, call.end, call.bytes);
+    opens = b.send(inbound ? call.end : call.ts, call.end, call.bytes, e.has_request);
   } else {
     opens = b.current() == nullptr;
     const bool first = opens || !b.current()->first_byte_ns;
@@ -770,6 +769,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       c.c.h2_max_stream = 1;
       ++c.c.h2_streams;
     }
+    if (r.status >= 100 && r.status < 200 && r.status != 101) b.interim();
   }
   if (&b != &c.active()) return;
   if (opens && request_side) open_exchange(c, *x, thread);

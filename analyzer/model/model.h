@@ -21,6 +21,11 @@
 //   never before any of its calls returned. EAGAIN and other failed calls are not data; a 0-byte
 //   read (EOF) ends the exchange at that read. Bytes read before any write (server-first protocols) form an
 //   exchange whose sent_ns = start_ns.
+// - An interim response (1xx but 101: 100 Continue, 103 Early Hints) is not the response: the
+//   write that follows it (a body after the 100) goes on with the same request unless it starts a
+//   request line, and status and first_byte_ns are the final response's. (curl's
+//   time_starttransfer stops at the 100; SPEC §6 "the first read of the response" is read here as
+//   the final response's, so that wait is the server's time for the whole request.)
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
 // - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.

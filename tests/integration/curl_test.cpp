@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -147,6 +148,35 @@ TEST_F(Curl, WaitMatchesCurlsOwnTiming) {
   EXPECT_GE(our_wait_ms, 200.0);
   EXPECT_LE(std::fabs(our_wait_ms - curl_wait_ms), 5.0)
       << "ours " << our_wait_ms << " ms, curl's " << curl_wait_ms << " ms";
+}
+
+// curl sends a body over 1 MiB after "Expect: 100-continue": head, the server's 100, body, final
+// response are one request with the final status. (curl's own time_starttransfer stops at the
+// 100; our first byte is the final response's, so the upload is in the send phase.)
+TEST_F(Curl, ExpectContinueUploadIsOneRequest) {
+  TempDir work;
+  const fs::path body = work.path() / "body.bin";
+  std::ofstream(body, std::ios::binary) << std::string(2'000'000, 'b');
+  RunResult r = traced({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %{num_connects}",
+                        "--data-binary", "@" + body.string(), server_.url("/upload")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  int code = 0, connects = 0;
+  uint64_t uploaded = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "%d %" SCNu64 " %d", &code, &uploaded, &connects), 3) << r.out;
+  ASSERT_EQ(uploaded, 2'000'000u);
+
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), static_cast<size_t>(connects)) << doc.dump(1);
+  ASSERT_EQ(conns[0]["requests"].size(), 1u) << describe(conns[0]);
+  const json& q = conns[0]["requests"][0];
+  EXPECT_EQ(q["method"], "POST");
+  EXPECT_EQ(q["status"], code);
+  EXPECT_GT(q["bytes_sent"].get<uint64_t>(), uploaded);
+  EXPECT_EQ(q["bytes_sent"], conns[0]["bytes_sent"]);
+  EXPECT_EQ(q["bytes_received"], conns[0]["bytes_received"]);
+  ASSERT_TRUE(q["first_byte_ns"].is_number());
+  EXPECT_GE(q["first_byte_ns"].get<uint64_t>(), q["sent_ns"].get<uint64_t>());
 }
 
 class CurlIpv6 : public TracedTest {

@@ -15,6 +15,69 @@ const tf::Addr kPeer = ipv4("10.1.2.3", 8080);
 using D = tf::Direction;
 using C = tf::CaptureKind;
 
+// Expect: 100-continue (curl for bodies over 1 MiB): the head, the server's 100, the body, the
+// final response are one request, whose status and first byte are the final response's.
+TEST(Model, InterimResponsesBelongToTheRequest) {
+  TraceBuilder b(500);
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100 * us, 1, 180, 5 * us, "POST /up HTTP/1.1\r\nHost: api.example.com");
+  b.recv(1, 200 * us, 1, 25, 1 * us, "HTTP/1.1 100 Continue");
+  b.send(1, 210 * us, 1, 65536, 50 * us);
+  b.send(1, 260 * us, 1, 1000, 5 * us);
+  b.recv(1, 400 * us, 1, 150, 2 * us, "HTTP/1.1 201 Created");
+  // The next request: a 103 Early Hints, then the final response in a read of its own.
+  b.send(1, 500 * us, 1, 80, 5 * us, "GET /page HTTP/1.1\r\nHost: api.example.com");
+  b.recv(1, 600 * us, 1, 90, 1 * us, "HTTP/1.1 103 Early Hints");
+  b.recv(1, 700 * us, 1, 300, 2 * us, "HTTP/1.1 200 OK");
+  // An interim response followed by a new request line (the server sent its final answer
+  // together with the 100): that is the next request.
+  b.send(1, 800 * us, 1, 80, 5 * us, "PUT /x HTTP/1.1\r\nHost: api.example.com");
+  b.recv(1, 900 * us, 1, 100, 1 * us, "HTTP/1.1 100 Continue");
+  b.send(1, 1000 * us, 1, 80, 5 * us, "GET /y HTTP/1.1\r\nHost: api.example.com");
+  b.recv(1, 1100 * us, 1, 100, 1 * us, "HTTP/1.1 204 No Content");
+  b.close(1, 1200 * us, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& q = out.conns[0].requests;
+  ASSERT_EQ(q.size(), 4u);
+  EXPECT_EQ(q[0].method, "POST");
+  EXPECT_EQ(q[0].status, 201);
+  EXPECT_EQ(q[0].bytes_sent, 180u + 65536 + 1000);
+  EXPECT_EQ(q[0].bytes_received, 25u + 150);
+  EXPECT_EQ(q[0].sent_ns, 265 * us);
+  EXPECT_EQ(q[0].first_byte_ns, 402 * us);
+  EXPECT_EQ(q[0].end_ns, 402 * us);
+  EXPECT_EQ(q[1].target, "/page");
+  EXPECT_EQ(q[1].status, 200);
+  EXPECT_EQ(q[1].first_byte_ns, 702 * us);
+  EXPECT_EQ(q[1].bytes_received, 390u);
+  EXPECT_EQ(q[2].target, "/x");
+  EXPECT_EQ(q[2].status, 100);
+  EXPECT_EQ(q[3].target, "/y");
+  EXPECT_EQ(q[3].status, 204);
+}
+
+// The server's side of the same: it reads the head, writes the 100, reads the body.
+TEST(Model, InboundInterimResponseBelongsToTheRequest) {
+  TraceBuilder b(600);
+  b.accept(1, 100 * us, 1, 5, 4, ipv4("10.0.0.9", 40000), 10 * us);
+  b.data(1, 200 * us, 1, 5, D::kRecv, 180, 1 * us, C::kHttpReq, "POST /up HTTP/1.1\r\nHost: svc");
+  b.data(1, 300 * us, 1, 5, D::kSend, 25, 1 * us, C::kHttpResp, "HTTP/1.1 100 Continue");
+  b.data(1, 310 * us, 1, 5, D::kRecv, 65536, 40 * us);
+  b.data(1, 500 * us, 1, 5, D::kSend, 150, 2 * us, C::kHttpResp, "HTTP/1.1 201 Created");
+  b.close(1, 600 * us, 1, 5);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& q = out.conns[0].requests;
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].status, 201);
+  EXPECT_EQ(q[0].bytes_received, 180u + 65536);
+  EXPECT_EQ(q[0].bytes_sent, 25u + 150);
+  EXPECT_EQ(q[0].sent_ns, 350 * us);
+  EXPECT_EQ(q[0].first_byte_ns, 500 * us);
+}
+
 TEST(Model, KeepAliveReuseIdleAndDnsTieAcrossThreads) {
   TraceBuilder b(500);
   b.dns(2, 100 * us, "api.example.com", 50 * us, {ipv4("10.9.9.9"), ipv4("10.1.2.3")});
