@@ -225,6 +225,9 @@ inline constexpr uint8_t kDataCaptureCut = 1u << 2;    // v2: the capture's requ
 inline constexpr uint8_t kDataH2FramesCut = 1u << 3;   // kH2Frames: more frames started in the call than
                                                        //   fit; DATA (without END_STREAM) and control
                                                        //   frame headers were left out first
+inline constexpr uint8_t kDataStatusLineMore = 1u << 4;  // kHttpResp, not at a direction change: the
+                                                         //   rest of a status line the previous reads
+                                                         //   cut (a client reading it a byte at a time)
 
 // Capture: at a direction change the writer keeps a sanitised prefix of the bytes, never a body
 // or a header value other than Host. Its content depends on capture_kind:
@@ -237,7 +240,10 @@ inline constexpr uint8_t kDataH2FramesCut = 1u << 3;   // kH2Frames: more frames
 //                     are written as listed here, the value trimmed of surrounding blanks. Only
 //                     the bytes of that one call are seen: headers sent in a later call are not.
 //   kCaptureHttpResp  the status line, then the allow-listed response header lines present:
-//                     Connection, Keep-Alive (v1: the status line only)
+//                     Connection, Keep-Alive (v1: the status line only). When the read ended inside
+//                     the status line, the next reads (at most kStatusLineReads) keep it going with
+//                     kDataStatusLineMore: their bytes up to and including the line's "\n", printable
+//                     ASCII only (curl reads an HTTP proxy's answer to CONNECT a byte at a time).
 //   kCaptureTls       up to kTlsCaptureMax bytes of TLS records starting at a record header
 //                     (ClientHello / ServerHello are public handshake metadata, not payload)
 //   kCaptureOpaque    up to 8 bytes, only enough to recognise a protocol (e.g. h2 preface)
@@ -255,6 +261,7 @@ inline constexpr uint8_t kDataH2FramesCut = 1u << 3;   // kH2Frames: more frames
 enum class CaptureKind : uint8_t { kNone = 0, kHttpReq = 1, kHttpResp = 2, kTls = 3, kOpaque = 4,
                                    kH2Frames = 5, kTlsBody = 6 };
 inline constexpr size_t kHttpCaptureMax = 768;   // v1: 256
+inline constexpr unsigned kStatusLineReads = 128;
 inline constexpr size_t kTargetMax = 256;
 inline constexpr size_t kTlsCaptureMax = 2048;
 inline constexpr size_t kH2CaptureMaxFrames = 112;  // 1008 bytes (28 before H2HeadersEvent)

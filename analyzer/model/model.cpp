@@ -160,6 +160,8 @@ struct Model::ConnState {
   uint32_t miss_pending = 0;  // candidates this connection still waits on
   // The exchange opened by what looked like the client's closing alert, while nothing followed it.
   std::optional<uint32_t> close_notify_index;
+  // A status line read a byte at a time (tf::kDataStatusLineMore), while it is being completed.
+  std::string status_line;
   uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
   // The same connection in another traced process (mirrored addresses), when one is loaded.
   uint32_t mirror_file = kNoFile, mirror_conn = 0;
@@ -709,6 +711,26 @@ void Model::on_data(const Event& ev, ConnState& c) {
   build_exchange(c, *b, call, e, ev.thread_uid);
 }
 
+namespace {
+
+// The status of a status line read in pieces (tf::kDataStatusLineMore), once its end arrived.
+void more_status_line(Model::ConnState& c, ExchangeBuilder& b, Exchange& x, std::string_view more) {
+  if (c.status_line.empty() || x.status != 0) return;
+  if (c.status_line.size() + more.size() > tf::kHttpCaptureMax) {
+    c.status_line.clear();
+    return;
+  }
+  c.status_line.append(more);
+  if (more.find('\n') == std::string_view::npos) return;
+  const int status = sniff_status(c.status_line);
+  c.status_line.clear();
+  if (status == 0) return;
+  x.status = status;
+  if (status < 200 && status != 101) b.interim();
+}
+
+}  // namespace
+
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
                            uint64_t thread) {
   if (!c.miss_waiters.empty() && &b == &c.active()) resolve_miss_waiters(c, call.is_send);
@@ -756,6 +778,10 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       if (c.first_host.empty() && !r.host.empty()) c.first_host = host_without_port(r.host);
       c.h2.on_http1_request(offers_h2c_upgrade(r.connection));
     }
+  } else if (call.flags & tf::kDataStatusLineMore) {
+    more_status_line(c, b, *x, call.cap);
+  } else if (!e.has_response && call.capture == tf::CaptureKind::kHttpResp && x->status == 0) {
+    c.status_line.assign(call.cap, 0, std::min<size_t>(call.cap.size(), tf::kHttpCaptureMax));  // the start of one
   } else if (e.has_response && (x->status == 0 || x->status < 200)) {
     const HttpResponseView& r = response_;
     x->status = r.status;

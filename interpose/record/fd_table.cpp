@@ -74,6 +74,15 @@ bool FdTable::take_flag(int fd, uint32_t conn, uint64_t flag) {
   return false;
 }
 
+void FdTable::set_line_reads(int fd, uint32_t conn, unsigned n) {
+  if (!in_range(fd)) return;
+  uint64_t cur = slots_[fd].load(std::memory_order_relaxed);
+  for (int i = 0; i < kCasAttempts && conn_of(cur) == conn && conn != 0; ++i) {
+    const uint64_t next = (cur & ~kLineReadsMask) | (uint64_t{n & 0xff} << kLineReadsShift);
+    if (slots_[fd].compare_exchange_weak(cur, next, std::memory_order_relaxed)) return;
+  }
+}
+
 void FdTable::renumber(int fd, uint32_t new_conn) {
   if (!in_range(fd) || new_conn == 0) return;
   uint64_t cur = slots_[fd].load(std::memory_order_relaxed);

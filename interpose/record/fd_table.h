@@ -51,6 +51,11 @@ class FdTable {
   static uint64_t h2c_bits(size_t slot) { return kH2cBit | (uint64_t{slot & 0xff} << kH2cSlotShift); }
   static size_t h2c_slot(uint64_t word) { return static_cast<size_t>((word >> kH2cSlotShift) & 0xff); }
 
+  // Reads left that may still carry a status line cut by a read's end (format::kDataStatusLineMore).
+  static constexpr int kLineReadsShift = 48;
+  static constexpr uint64_t kLineReadsMask = uint64_t{0xff} << kLineReadsShift;
+  static unsigned line_reads(uint64_t word) { return static_cast<unsigned>((word >> kLineReadsShift) & 0xff); }
+
   static uint32_t conn_of(uint64_t word) { return static_cast<uint32_t>(word); }
   static bool pending(uint64_t word) { return (word & kPendingBit) != 0; }
 
@@ -95,6 +100,9 @@ class FdTable {
   // Sets flag (a k*Bit) in fd's word, or clears it and says whether it was set.
   void set_flag(int fd, uint32_t conn, uint64_t flag);
   bool take_flag(int fd, uint32_t conn, uint64_t flag);
+
+  // Sets line_reads() of fd's word to n (0..255).
+  void set_line_reads(int fd, uint32_t conn, unsigned n);
 
   // Gives fd a new connection id and keeps its other bits (fork child renumbering).
   void renumber(int fd, uint32_t new_conn);

@@ -74,6 +74,36 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
   return c;
 }
 
+// More of a status line the previous reads cut: this read's bytes up to and including the "\n"
+// that ends it, printable ASCII only. Another byte, or no line end within the reads allowed,
+// ends the capture.
+__attribute__((noinline, cold)) void emit_status_line_more(int fd, uint32_t conn, unsigned reads_left, format::DataEvent& ev, const iovec* iov,
+                           size_t iovcnt, int64_t result) {
+  uint8_t line[64];
+  const size_t n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), line, sizeof(line));
+  size_t kept = 0;
+  bool more = reads_left > 1;
+  while (kept < n) {
+    const uint8_t b = line[kept];
+    if (b == '\n') {
+      ++kept;
+      more = false;
+      break;
+    }
+    if (b != '\r' && (b < 0x20 || b > 0x7e)) {
+      more = false;
+      break;
+    }
+    ++kept;
+  }
+  if (kept == sizeof(line) && n < static_cast<size_t>(result)) more = false;
+  ev.flags |= format::kDataStatusLineMore;
+  ev.capture_kind = static_cast<uint8_t>(format::CaptureKind::kHttpResp);
+  ev.cap_len = static_cast<uint16_t>(kept);
+  trace_writer().emit(&ev, sizeof(ev), line, kept);
+  g_fd_table.set_line_reads(fd, conn, more ? reads_left - 1 : 0);
+}
+
 // A read that returned exactly a TLS handshake record header (0x16 0x03 x, length).
 bool bare_handshake_header(const capture::Result& c) {
   return c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16;
@@ -206,15 +236,24 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
     if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
       g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
     }
+    if (!plaintext && dir == Direction::kRecv) {
+      // All the read returned was the start of a status line: the next reads may finish it.
+      const bool cut = c.kind == format::CaptureKind::kHttpResp && c.len == result;
+      if (cut || FdTable::line_reads(word) != 0) g_fd_table.set_line_reads(fd, conn, cut ? format::kStatusLineReads : 0);
+    }
     if (!plaintext && c.kind == format::CaptureKind::kHttpResp) upgrade_to_h2c(fd, conn, ev, iov, iovcnt, result, t1);
     return;
   }
-  // Rare (once per TLS connection read by a BIO that splits header and body), hence the word
-  // check before the CAS.
-  if (result > 0 && (word & FdTable::kTlsHeaderBit) && dir == Direction::kRecv && !plaintext &&
-      g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
-    emit_with_capture(ev, iov, iovcnt, result, true);
-    return;
+  // Rare, hence one test of the word first: a read right after one that ended inside a status
+  // line (curl's CONNECT) or returned a TLS record's bare header (a BIO that splits header and
+  // body, once per TLS connection).
+  if ((word & (FdTable::kTlsHeaderBit | FdTable::kLineReadsMask)) != 0 && result > 0 && dir == Direction::kRecv &&
+      !plaintext) {
+    if (FdTable::line_reads(word) != 0) return emit_status_line_more(fd, conn, FdTable::line_reads(word), ev, iov, iovcnt, result);
+    if (g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
+      emit_with_capture(ev, iov, iovcnt, result, true);
+      return;
+    }
   }
   trace_writer().emit(&ev, sizeof(ev));
 }

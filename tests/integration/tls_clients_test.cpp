@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -307,6 +308,51 @@ void expect_failed_handshake(const json& doc, int port, const std::string& libra
   EXPECT_FALSE(t["error_text"].get<std::string>().empty());
   EXPECT_TRUE(t["version"].is_null()) << "nothing was negotiated";
   EXPECT_TRUE(c["requests"].empty());
+}
+
+// HTTPS through an HTTP proxy (tests/servers/connect_proxy.py): curl reads the proxy's answer to
+// CONNECT a byte at a time, and its status still comes through (kDataStatusLineMore). The
+// CONNECT is the connection's first exchange; a 407 from the proxy is seen as such.
+TEST_F(TlsClients, CurlThroughAProxyTunnel) {
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  const std::string via = "http://127.0.0.1:" + std::to_string(proxy.port());
+  RunResult r = traced({"curl", "-sk", "-x", via, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code}\n",
+                        server_.url("/t1"), server_.url("/t2")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "200\n200\n");
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tls"].is_object());
+  EXPECT_EQ(c["tls"]["library"], "openssl");
+  ASSERT_EQ(c["requests"].size(), 3u);
+  // The tunnel is open before the handshake inside it, which ends before the first request.
+  EXPECT_LE(u(c["requests"][0]["end_ns"]), u(c["tls"]["start_ns"]));
+  EXPECT_LE(u(c["tls"]["start_ns"]) + u(c["tls"]["duration_ns"]), u(c["requests"][1]["start_ns"]));
+  EXPECT_EQ(c["requests"][0]["method"], "CONNECT");
+  EXPECT_EQ(c["requests"][0]["target"], "localhost:" + std::to_string(server_.port()));
+  EXPECT_EQ(c["requests"][0]["status"], 200);
+  EXPECT_EQ(c["requests"][0]["bytes_received"], 39) << "HTTP/1.1 200 Connection established, CRLF CRLF";
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"localhost:" + std::to_string(server_.port()), "/t1", "/t2"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 200, 200}));
+}
+
+TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  RunResult r = traced({"curl", "-sk", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o", "/dev/null",
+                        "https://denied.example/"});
+  EXPECT_NE(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  ASSERT_EQ(conns[0]["requests"].size(), 1u) << describe(conns[0]);
+  EXPECT_EQ(conns[0]["requests"][0]["method"], "CONNECT");
+  EXPECT_EQ(conns[0]["requests"][0]["status"], 407);
+  EXPECT_TRUE(conns[0]["tls"].is_null());
 }
 
 TEST_F(TlsClients, FailedHandshakeCurl) {

@@ -78,6 +78,28 @@ TEST(Model, InboundInterimResponseBelongsToTheRequest) {
   EXPECT_EQ(q[0].first_byte_ns, 500 * us);
 }
 
+// The recorder's pieces of a status line read a byte at a time (kDataStatusLineMore) make the
+// exchange's status once the line ends.
+TEST(Model, AStatusLineInPiecesGivesTheStatus) {
+  TraceBuilder b(500);
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100 * us, 1, 60, 5 * us, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443");
+  const std::string line = "HTTP/1.1 407 Proxy Authentication Required\r\n";
+  for (size_t i = 0; i < line.size(); ++i) {
+    b.data(1, 200 * us + i, 1, 3, D::kRecv, 1, 1, C::kHttpResp, line.substr(i, 1),
+           i == 0 ? tf::kDataDirChange : tf::kDataStatusLineMore);
+  }
+  b.data(1, 300 * us, 1, 3, D::kRecv, 60, 1);
+  b.close(1, 400 * us, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  ASSERT_EQ(out.conns[0].requests.size(), 1u);
+  EXPECT_EQ(out.conns[0].requests[0].method, "CONNECT");
+  EXPECT_EQ(out.conns[0].requests[0].status, 407);
+  EXPECT_EQ(out.conns[0].requests[0].bytes_received, line.size() + 60);
+}
+
 TEST(Model, KeepAliveReuseIdleAndDnsTieAcrossThreads) {
   TraceBuilder b(500);
   b.dns(2, 100 * us, "api.example.com", 50 * us, {ipv4("10.9.9.9"), ipv4("10.1.2.3")});

@@ -189,6 +189,41 @@ TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
   EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
 }
 
+// curl reads an HTTP proxy's answer to CONNECT a byte at a time: after a read that ended inside
+// the status line, the next reads carry the rest of that line (kDataStatusLineMore) up to its
+// "\n", and nothing after it (the next header lines are no business of ours).
+TEST(RecorderEvents, AStatusLineReadAByteAtATimeIsCapturedToItsEnd) {
+  trace_path();
+  const size_t before = events().size();
+  const int fd = 705;
+  on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+  std::string req = "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n";
+  iovec rv{req.data(), req.size()};
+  record_data(fd, format::Direction::kSend, format::DataCall::kWrite, 0, 200, 210, static_cast<int64_t>(req.size()), &rv, 1);
+  const std::string answer = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n";
+  for (size_t i = 0; i < answer.size(); ++i) {
+    iovec one{const_cast<char*>(answer.data() + i), 1};
+    record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 300 + 10 * i, 305 + 10 * i, 1, &one, 1);
+  }
+  record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 2000);
+
+  const auto evs = events();
+  ASSERT_EQ(evs.size() - before, 2 + answer.size() + 1);  // socket, the CONNECT, each read, close
+  std::string line;
+  size_t captured = 0;
+  for (size_t i = 0; i < answer.size(); ++i) {
+    const auto& ev = evs[before + 2 + i];
+    const auto& d = as<format::DataEvent>(ev);
+    if (d.cap_len == 0) continue;
+    ++captured;
+    EXPECT_EQ(d.capture_kind, uint8_t(format::CaptureKind::kHttpResp)) << i;
+    EXPECT_EQ((d.flags & format::kDataStatusLineMore) != 0, i > 0) << i;
+    line.append(reinterpret_cast<const char*>(ev.data()) + sizeof(format::DataEvent), d.cap_len);
+  }
+  EXPECT_EQ(line, "HTTP/1.1 407 Proxy Authentication Required\r\n");
+  EXPECT_EQ(captured, line.size());
+}
+
 // A blocking read during which another thread closes the number and gets it back for a new
 // socket: the read was on the old connection, and its bytes are counted there.
 TEST(RecorderEvents, DataIsRecordedOnTheConnectionTheCallBeganOn) {
