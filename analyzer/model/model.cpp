@@ -774,6 +774,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       x->target.assign(r.target);
       x->target_cut = call.flags & tf::kDataCaptureCut;
       if (!r.traceparent.empty()) x->traceparent.assign(r.traceparent);
+      x->request_close = !r.connection.empty() && connection_says_close(r.connection);
       // Only the first request's Host is used (as the host when no lookup matched).
       if (c.first_host.empty() && !r.host.empty()) c.first_host = host_without_port(r.host);
       c.h2.on_http1_request(offers_h2c_upgrade(r.connection));

@@ -80,6 +80,7 @@ struct Exchange {
   // Keep-Alive timeout (the server's idle limit), when present.
   std::optional<bool> connection_close;
   std::optional<int> keep_alive_timeout_s;
+  bool request_close = false;  // the request's own Connection header said close
   // The call that ended it without a response: errno (ECONNRESET, EPIPE) or 0 for EOF; unset when
   // a response arrived or nothing says otherwise. A reuse that failed this way is a stale pool entry.
   std::optional<int32_t> failed_errno;

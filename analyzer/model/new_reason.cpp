@@ -22,6 +22,9 @@ int new_reason_rank(NewReason r) {
 
 NewReason ending_of(const Exchange* last, bool peer_ended, uint64_t close_ns) {
   if (last && last->reused && last->failed_errno && !last->first_byte_ns) return NewReason::kResetOnReuse;
+  // The client asked for the close (its request said Connection: close): the server's EOF and
+  // echoed header that follow are its answer, not its decision.
+  if (last && last->request_close && last->first_byte_ns) return NewReason::kClosedByClient;
   if (peer_ended) return NewReason::kClosedByPeer;
   if (last && last->connection_close.value_or(false)) return NewReason::kClosedByPeer;
   // Past the server's announced idle limit the server had (or was about to) drop it: a client

@@ -14,7 +14,8 @@
 //                    `Keep-Alive: timeout=N` it announced
 //   pool_miss        another one sat idle (last response complete, not being written)
 //   busy             every open one was mid-exchange (or still connecting): concurrency
-//   closed_by_client we closed the previous one while it was idle, then opened this one
+//   closed_by_client we closed the previous one while it was idle, or its last request asked for
+//                    the close (Connection: close) and got its answer, then opened this one
 //   first            no connection to that endpoint in this process before
 // Failure evidence outranks a miss because it explains the miss: a pool that just lost its
 // connection to the server has nothing idle to offer, whatever else is open. A closed connection

@@ -314,7 +314,8 @@ void write_why(TraceSet& traces, std::FILE* out) {
              "\nfirst = no connection to that endpoint before; busy = every open one was mid-exchange;\n"
              "pool_miss = one sat idle; closed_by_peer = the server closed the previous one (EOF/RST, Connection: "
              "close,\nKeep-Alive timeout); reset_on_reuse = a request on an idle connection got EOF/RST before a "
-             "response;\nclosed_by_client = the client closed the previous one while it was idle.\n");
+             "response;\nclosed_by_client = the client closed the previous one while it was idle, or asked for the close "
+             "(Connection: close).\n");
   if (model.dropped_events())
     fmt::print(out, "warning: {} events were dropped while recording; counts may be low\n", model.dropped_events());
 }

@@ -41,11 +41,17 @@ void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result
   trace_writer().emit(&ev, sizeof(ev));
 }
 
+// What the caller of emit_with_capture learns of the capture (its bytes may have been in that
+// function's own buffers, gone once it returns).
+struct Captured {
+  format::CaptureKind kind;
+  uint16_t len;
+  bool bare_handshake_header;  // exactly a TLS handshake record's header (0x16 0x03 x, length)
+};
+
 // Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
-__attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& ev,
-                                                            const iovec* iov, size_t iovcnt,
-                                                            int64_t result,
-                                                            bool tls_body = false) {
+__attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, const iovec* iov, size_t iovcnt,
+                                                     int64_t result, bool tls_body = false) {
   uint8_t scan[capture::kScanMax];
   uint8_t scratch[format::kHttpCaptureMax];
   const size_t total = static_cast<size_t>(result);
@@ -71,7 +77,7 @@ __attribute__((noinline)) capture::Result emit_with_capture(format::DataEvent& e
   ev.cap_len = c.len;
   if (c.target_cut) ev.flags |= format::kDataCaptureCut;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
-  return c;
+  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16};
 }
 
 // More of a status line the previous reads cut: this read's bytes up to and including the "\n"
@@ -102,11 +108,6 @@ __attribute__((noinline, cold)) void emit_status_line_more(int fd, uint32_t conn
   ev.cap_len = static_cast<uint16_t>(kept);
   trace_writer().emit(&ev, sizeof(ev), line, kept);
   g_fd_table.set_line_reads(fd, conn, more ? reads_left - 1 : 0);
-}
-
-// A read that returned exactly a TLS handshake record header (0x16 0x03 x, length).
-bool bare_handshake_header(const capture::Result& c) {
-  return c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16;
 }
 
 // The client preface opens h2c (prior knowledge): sent by a client, received by a server.
@@ -232,8 +233,8 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
         return emit_h2c(*hc, ev, iov, iovcnt, result, t1, true);
       }
     }
-    const capture::Result c = emit_with_capture(ev, iov, iovcnt, result);
-    if (!plaintext && dir == Direction::kRecv && bare_handshake_header(c)) {
+    const Captured c = emit_with_capture(ev, iov, iovcnt, result);
+    if (!plaintext && dir == Direction::kRecv && c.bare_handshake_header) {
       g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
     }
     if (!plaintext && dir == Direction::kRecv) {

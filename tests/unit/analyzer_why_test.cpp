@@ -179,6 +179,21 @@ TEST(NewReason, ResetOnReuseAfterEconnresetOrEpipe) {
   }
 }
 
+// PHP's file_get_contents, urllib.request: the request says Connection: close, the server
+// obliges (and echoes it) and closes first. The client chose not to keep the connection.
+TEST(NewReason, ClosedByClientWhenItsRequestAskedForTheClose) {
+  TraceBuilder b;
+  open(b, 1, 0, 3);
+  b.send(1, 1 * ms, 1, 50, 1000, "GET / HTTP/1.1\r\nHost: api\r\nConnection: close");
+  b.recv(1, 2 * ms, 1, 100, 1000, "HTTP/1.1 200 OK\r\nConnection: close");
+  b.recv(1, 3 * ms, 1, 0, 1000);  // the server's close
+  b.close(1, 3 * ms + 5000, 1, 3);
+  open(b, 2, 4, 3);
+  auto out = model_of({&b});
+  EXPECT_EQ(reason_of(out, 2), NewReason::kClosedByClient);
+  EXPECT_EQ(out.by_conn(2)->replaced, "1000:1");
+}
+
 TEST(NewReason, ClosedByClientWhenWeClosedAnIdleOne) {
   TraceBuilder b;
   open(b, 1, 0, 3);
