@@ -240,7 +240,9 @@ inline constexpr uint8_t kDataStatusLineMore = 1u << 4;  // kHttpResp, not at a 
 //                     are written as listed here, the value trimmed of surrounding blanks. Only
 //                     the bytes of that one call are seen: headers sent in a later call are not.
 //   kCaptureHttpResp  the status line, then the allow-listed response header lines present:
-//                     Connection, Keep-Alive (v1: the status line only). When the read ended inside
+//                     Connection, Keep-Alive (v1: the status line only); after an interim head
+//                     (1xx but 101) the heads that follow in the same call, each as "\r\n", its
+//                     status line and its allow-listed lines (at most three). When the read ended inside
 //                     the status line, the next reads (at most kStatusLineReads) keep it going with
 //                     kDataStatusLineMore: their bytes up to and including the line's "\n", printable
 //                     ASCII only (curl reads an HTTP proxy's answer to CONNECT a byte at a time).

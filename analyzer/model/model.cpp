@@ -713,6 +713,27 @@ void Model::on_data(const Event& ev, ConnState& c) {
 
 namespace {
 
+void set_response_headers(Exchange& x, const HttpResponseView& r) {
+  if (r.connection.empty()) x.connection_close.reset();
+  else x.connection_close = connection_says_close(r.connection);
+  const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
+  if (timeout >= 0) x.keep_alive_timeout_s = timeout;
+  else x.keep_alive_timeout_s.reset();
+}
+
+// x's response so far is an interim one. The recorder keeps the heads that followed it in the
+// same call ("\r\n" and the next status line): the last of them is the response, else the
+// request goes on (ExchangeBuilder::interim).
+void final_after_interim(std::string_view cap, Exchange& x, ExchangeBuilder& b) {
+  for (size_t at = cap.find("\r\nHTTP/"); at != std::string_view::npos; at = cap.find("\r\nHTTP/", at + 2)) {
+    HttpResponseView next;
+    if (!sniff_response(cap.substr(at + 2), next)) continue;
+    x.status = next.status;
+    set_response_headers(x, next);
+  }
+  if (x.status < 200 && x.status != 101) b.interim();
+}
+
 // The status of a status line read in pieces (tf::kDataStatusLineMore), once its end arrived.
 void more_status_line(Model::ConnState& c, ExchangeBuilder& b, Exchange& x, std::string_view more) {
   if (c.status_line.empty() || x.status != 0) return;
@@ -786,17 +807,13 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   } else if (e.has_response && (x->status == 0 || x->status < 200)) {
     const HttpResponseView& r = response_;
     x->status = r.status;
-    if (r.connection.empty()) x->connection_close.reset();
-    else x->connection_close = connection_says_close(r.connection);
-    const int timeout = r.keep_alive.empty() ? -1 : keep_alive_timeout_s(r.keep_alive);
-    if (timeout >= 0) x->keep_alive_timeout_s = timeout;
-    else x->keep_alive_timeout_s.reset();
+    set_response_headers(*x, r);
     if (c.h2.on_http1_status(r.status, *x, inbound ? call.ts : call.end)) {  // h2c: stream 1
       c.protocol.note(Protocol::kH2);
       c.c.h2_max_stream = 1;
       ++c.c.h2_streams;
     }
-    if (r.status >= 100 && r.status < 200 && r.status != 101) b.interim();
+    if (r.status >= 100 && r.status < 200 && r.status != 101) final_after_interim(call.cap, *x, b);
   }
   if (&b != &c.active()) return;
   if (opens && request_side) open_exchange(c, *x, thread);

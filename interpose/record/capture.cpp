@@ -206,7 +206,8 @@ const AllowedHeader* allowed(const uint8_t* line, size_t len) {
 // kHttpCaptureMax is left out. (The value is this header's own: whatever bytes it holds, they
 // are not another header's secret.) Stops at the blank line that ends the header block.
 template <const auto& list>
-size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, size_t n) {
+size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, size_t n,
+                      size_t* block_end = nullptr) {
   constexpr size_t kMax = format::kHttpCaptureMax;
   while (pos < len) {
     const void* nl = memchr(in + pos, '\n', len - pos);
@@ -214,7 +215,10 @@ size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, s
     const size_t eol = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in);
     size_t end = eol;
     if (end > pos && in[end - 1] == '\r') --end;
-    if (end == pos) break;  // blank line: end of the header block
+    if (end == pos) {  // blank line: end of the header block
+      if (block_end != nullptr) *block_end = eol + 1;
+      break;
+    }
     const AllowedHeader* h = allowed<list>(in + pos, end - pos);
     if (h != nullptr && !(eol + 1 < len && (in[eol + 1] == ' ' || in[eol + 1] == '\t'))) {
       size_t v = pos + h->len + 1;
@@ -296,8 +300,22 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (l != Line::kNo && line_len > 0) {
     size_t n = line_len < format::kHttpCaptureMax ? line_len : format::kHttpCaptureMax;
     copy_small(scratch, in, n);
-    if (l == Line::kWhole) {
-      n = append_headers<kResponseHeaders>(in, len, after_line(in, line_len), scratch, n);
+    // An interim head (1xx but 101: "100 Continue") may share the call with the final one: its
+    // status line and allow-listed headers follow, after "\r\n" (at most a few heads).
+    for (size_t at = 0, heads = 0; l == Line::kWhole; ++heads) {
+      size_t block_end = 0;
+      n = append_headers<kResponseHeaders>(in + at, len - at, after_line(in + at, line_len), scratch, n, &block_end);
+      // status_line() checked the three digits after the version's space.
+      const auto* sp = static_cast<const uint8_t*>(memchr(in + at, ' ', line_len));
+      const uint8_t* code = sp != nullptr ? sp + 1 : in + at;
+      const bool interim = sp != nullptr && code[0] == '1' && !(code[1] == '0' && code[2] == '1');
+      if (!interim || block_end == 0 || heads == 3) break;
+      at += block_end;
+      l = status_line(in + at, len - at, line_len);
+      if (l != Line::kWhole || n + 2 + line_len > format::kHttpCaptureMax) break;
+      memcpy(scratch + n, "\r\n", 2);
+      copy_small(scratch + n + 2, in + at, line_len);
+      n += 2 + line_len;
     }
     return {CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
   }

@@ -30,8 +30,11 @@ TEST(Model, InterimResponsesBelongToTheRequest) {
   b.send(1, 500 * us, 1, 80, 5 * us, "GET /page HTTP/1.1\r\nHost: api.example.com");
   b.recv(1, 600 * us, 1, 90, 1 * us, "HTTP/1.1 103 Early Hints");
   b.recv(1, 700 * us, 1, 300, 2 * us, "HTTP/1.1 200 OK");
+  // The 100 and the final response in one read (the recorder keeps both heads): answered.
+  b.send(1, 720 * us, 1, 80, 5 * us, "PUT /z HTTP/1.1\r\nHost: api.example.com");
+  b.recv(1, 730 * us, 1, 177, 1 * us, "HTTP/1.1 100 Continue\r\nHTTP/1.1 413 Payload Too Large\r\nConnection: close");
   // An interim response followed by a new request line (the server sent its final answer
-  // together with the 100): that is the next request.
+  // together with the 100, and the recorder did not see it): that is the next request.
   b.send(1, 800 * us, 1, 80, 5 * us, "PUT /x HTTP/1.1\r\nHost: api.example.com");
   b.recv(1, 900 * us, 1, 100, 1 * us, "HTTP/1.1 100 Continue");
   b.send(1, 1000 * us, 1, 80, 5 * us, "GET /y HTTP/1.1\r\nHost: api.example.com");
@@ -40,7 +43,7 @@ TEST(Model, InterimResponsesBelongToTheRequest) {
   auto out = model_of({&b});
   ASSERT_EQ(out.conns.size(), 1u);
   const auto& q = out.conns[0].requests;
-  ASSERT_EQ(q.size(), 4u);
+  ASSERT_EQ(q.size(), 5u);
   EXPECT_EQ(q[0].method, "POST");
   EXPECT_EQ(q[0].status, 201);
   EXPECT_EQ(q[0].bytes_sent, 180u + 65536 + 1000);
@@ -52,10 +55,14 @@ TEST(Model, InterimResponsesBelongToTheRequest) {
   EXPECT_EQ(q[1].status, 200);
   EXPECT_EQ(q[1].first_byte_ns, 702 * us);
   EXPECT_EQ(q[1].bytes_received, 390u);
-  EXPECT_EQ(q[2].target, "/x");
-  EXPECT_EQ(q[2].status, 100);
-  EXPECT_EQ(q[3].target, "/y");
-  EXPECT_EQ(q[3].status, 204);
+  EXPECT_EQ(q[2].target, "/z");
+  EXPECT_EQ(q[2].status, 413);
+  EXPECT_EQ(q[2].connection_close, true);
+  EXPECT_EQ(q[2].first_byte_ns, 731 * us);
+  EXPECT_EQ(q[3].target, "/x");
+  EXPECT_EQ(q[3].status, 100);
+  EXPECT_EQ(q[4].target, "/y");
+  EXPECT_EQ(q[4].status, 204);
 }
 
 // The server's side of the same: it reads the head, writes the 100, reads the body.

@@ -169,6 +169,21 @@ TEST(Capture, ResponseConnectionAndKeepAliveHeaders) {
   EXPECT_EQ(run("HTTP/1.1 200 OK\r\n\r\nConnection: close\r\n").bytes, "HTTP/1.1 200 OK");
 }
 
+// python's http.server answers "Expect: 100-continue" and then, without reading the body, the
+// request, in one write: the final head is kept after the interim one. Not after a final head,
+// and not after 101 (the bytes after it are another protocol).
+TEST(Capture, TheHeadAfterAnInterimOneInTheSameCall) {
+  EXPECT_EQ(run("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: s\r\nConnection: close\r\n\r\nbody").bytes,
+            "HTTP/1.1 100 Continue\r\nHTTP/1.1 200 OK\r\nConnection: close");
+  EXPECT_EQ(run("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
+                "HTTP/1.1 204 No Content\r\n\r\n").bytes,
+            "HTTP/1.1 103 Early Hints\r\nHTTP/1.1 100 Continue\r\nHTTP/1.1 204 No Content");
+  EXPECT_EQ(run("HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n\r\n").bytes, "HTTP/1.1 200 OK");
+  EXPECT_EQ(run("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\nHTTP/1.1 200 OK\r\n\r\n").bytes,
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade");
+  EXPECT_EQ(run("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 20").bytes, "HTTP/1.1 100 Continue") << "a cut line";
+}
+
 TEST(Capture, StatusLine) {
   const Captured c = run("HTTP/1.1 404 Not Found\r\nSet-Cookie: id=secret\r\n\r\nbody");
   EXPECT_EQ(c.kind, CaptureKind::kHttpResp);
