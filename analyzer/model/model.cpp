@@ -713,6 +713,9 @@ void Model::on_data(const Event& ev, ConnState& c) {
 
 namespace {
 
+// 100 Continue, 103 Early Hints: a head before the response. (101 ends HTTP/1 on the connection.)
+bool interim_status(int status) { return status >= 100 && status < 200 && status != 101; }
+
 void set_response_headers(Exchange& x, const HttpResponseView& r) {
   if (r.connection.empty()) x.connection_close.reset();
   else x.connection_close = connection_says_close(r.connection);
@@ -731,7 +734,7 @@ void final_after_interim(std::string_view cap, Exchange& x, ExchangeBuilder& b) 
     x.status = next.status;
     set_response_headers(x, next);
   }
-  if (x.status < 200 && x.status != 101) b.interim();
+  if (interim_status(x.status)) b.interim();
 }
 
 // The status of a status line read in pieces (tf::kDataStatusLineMore), once its end arrived.
@@ -747,7 +750,7 @@ void more_status_line(Model::ConnState& c, ExchangeBuilder& b, Exchange& x, std:
   c.status_line.clear();
   if (status == 0) return;
   x.status = status;
-  if (status < 200 && status != 101) b.interim();
+  if (interim_status(status)) b.interim();
 }
 
 }  // namespace
@@ -813,7 +816,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
       c.c.h2_max_stream = 1;
       ++c.c.h2_streams;
     }
-    if (r.status >= 100 && r.status < 200 && r.status != 101) final_after_interim(call.cap, *x, b);
+    if (interim_status(r.status)) final_after_interim(call.cap, *x, b);
   }
   if (&b != &c.active()) return;
   if (opens && request_side) open_exchange(c, *x, thread);
