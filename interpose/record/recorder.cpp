@@ -83,8 +83,9 @@ __attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, cons
 // More of a status line the previous reads cut: this read's bytes up to and including the "\n"
 // that ends it, printable ASCII only. Another byte, or no line end within the reads allowed,
 // ends the capture.
-__attribute__((noinline, cold)) void emit_status_line_more(int fd, uint32_t conn, unsigned reads_left, format::DataEvent& ev, const iovec* iov,
-                           size_t iovcnt, int64_t result) {
+__attribute__((noinline, cold)) void emit_status_line_more(int fd, uint32_t conn, unsigned reads_left,
+                                                           format::DataEvent& ev, const iovec* iov,
+                                                           size_t iovcnt, int64_t result) {
   uint8_t line[64];
   const size_t n = capture::gather_prefix(iov, iovcnt, static_cast<size_t>(result), line, sizeof(line));
   size_t kept = 0;
@@ -234,13 +235,13 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
       }
     }
     const Captured c = emit_with_capture(ev, iov, iovcnt, result);
-    if (!plaintext && dir == Direction::kRecv && c.bare_handshake_header) {
-      g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
-    }
     if (!plaintext && dir == Direction::kRecv) {
+      if (c.bare_handshake_header) g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
       // All the read returned was the start of a status line: the next reads may finish it.
       const bool cut = c.kind == format::CaptureKind::kHttpResp && c.len == result;
-      if (cut || FdTable::line_reads(word) != 0) g_fd_table.set_line_reads(fd, conn, cut ? format::kStatusLineReads : 0);
+      if (cut || FdTable::line_reads(word) != 0) {
+        g_fd_table.set_line_reads(fd, conn, cut ? format::kStatusLineReads : 0);
+      }
     }
     if (!plaintext && c.kind == format::CaptureKind::kHttpResp) upgrade_to_h2c(fd, conn, ev, iov, iovcnt, result, t1);
     return;
@@ -250,7 +251,9 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
   // body, once per TLS connection).
   if ((word & (FdTable::kTlsHeaderBit | FdTable::kLineReadsMask)) != 0 && result > 0 && dir == Direction::kRecv &&
       !plaintext) {
-    if (FdTable::line_reads(word) != 0) return emit_status_line_more(fd, conn, FdTable::line_reads(word), ev, iov, iovcnt, result);
+    if (const unsigned left = FdTable::line_reads(word); left != 0) {
+      return emit_status_line_more(fd, conn, left, ev, iov, iovcnt, result);
+    }
     if (g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
       emit_with_capture(ev, iov, iovcnt, result, true);
       return;
