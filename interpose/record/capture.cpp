@@ -141,7 +141,7 @@ Line request_line(const uint8_t* in, size_t len, RequestLine& rl) {
 }
 
 // HTTP/d.d SP ddd [SP reason] CRLF.
-Line status_line(const uint8_t* in, size_t len, size_t& line_len) {
+[[gnu::always_inline]] inline Line status_line(const uint8_t* in, size_t len, size_t& line_len) {
   size_t pos = 0;
   Line v = http_version(in, len, pos);
   line_len = v == Line::kCut ? len : pos;
@@ -206,8 +206,7 @@ const AllowedHeader* allowed(const uint8_t* line, size_t len) {
 // kHttpCaptureMax is left out. (The value is this header's own: whatever bytes it holds, they
 // are not another header's secret.) Stops at the blank line that ends the header block.
 template <const auto& list>
-size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, size_t n,
-                      size_t* block_end = nullptr) {
+[[gnu::always_inline]] inline size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, size_t n) {
   constexpr size_t kMax = format::kHttpCaptureMax;
   while (pos < len) {
     const void* nl = memchr(in + pos, '\n', len - pos);
@@ -215,10 +214,7 @@ size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, s
     const size_t eol = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in);
     size_t end = eol;
     if (end > pos && in[end - 1] == '\r') --end;
-    if (end == pos) {  // blank line: end of the header block
-      if (block_end != nullptr) *block_end = eol + 1;
-      break;
-    }
+    if (end == pos) break;  // blank line: end of the header block
     const AllowedHeader* h = allowed<list>(in + pos, end - pos);
     if (h != nullptr && !(eol + 1 < len && (in[eol + 1] == ' ' || in[eol + 1] == '\t'))) {
       size_t v = pos + h->len + 1;
@@ -241,6 +237,37 @@ size_t append_headers(const uint8_t* in, size_t len, size_t pos, uint8_t* out, s
 
 size_t after_line(const uint8_t* in, size_t line_len) {
   return line_len + (in[line_len] == '\r' ? 2 : 1);
+}
+
+// After an interim head (1xx but 101: "100 Continue"), the heads that share the call with it
+// (python's http.server writes the 100 and its answer at once): each as "\r\n", its status line
+// and its allow-listed lines, at most three more. Out of line: the usual response has none.
+__attribute__((noinline)) size_t interim_heads(const uint8_t* in, size_t len, size_t line_len, uint8_t* out,
+                                               size_t n) {
+  for (size_t at = 0, heads = 0;; ++heads) {
+    const uint8_t* code = in + at + (in[at + 6] == '.' ? 9 : 7);
+    const bool interim = code[0] == '1' && !(code[1] == '0' && code[2] == '1');
+    const size_t head = at + after_line(in + at, line_len);
+    n = append_headers<kResponseHeaders>(in + at, len - at, head - at, out, n);
+    if (!interim || heads == 3) return n;
+    // The blank line that ends this head: a line of "\r\n" or "\n".
+    size_t pos = head;
+    while (pos < len && in[pos] != '\n' && !(in[pos] == '\r' && pos + 1 < len && in[pos + 1] == '\n')) {
+      const void* nl = memchr(in + pos, '\n', len - pos);
+      if (nl == nullptr) return n;
+      pos = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in) + 1;
+    }
+    if (pos >= len) return n;
+    at = pos + (in[pos] == '\r' ? 2 : 1);
+    if (at >= len) return n;
+    if (status_line(in + at, len - at, line_len) != Line::kWhole ||
+        n + 2 + line_len > format::kHttpCaptureMax) {
+      return n;
+    }
+    memcpy(out + n, "\r\n", 2);
+    copy_small(out + n + 2, in + at, line_len);
+    n += 2 + line_len;
+  }
 }
 
 Result http_request(const uint8_t* in, size_t len, const RequestLine& rl, bool whole,
@@ -300,22 +327,13 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (l != Line::kNo && line_len > 0) {
     size_t n = line_len < format::kHttpCaptureMax ? line_len : format::kHttpCaptureMax;
     copy_small(scratch, in, n);
-    // An interim head (1xx but 101: "100 Continue") may share the call with the final one: its
-    // status line and allow-listed headers follow, after "\r\n" (at most a few heads).
-    for (size_t at = 0, heads = 0; l == Line::kWhole; ++heads) {
-      size_t block_end = 0;
-      n = append_headers<kResponseHeaders>(in + at, len - at, after_line(in + at, line_len), scratch, n, &block_end);
-      // status_line() checked the three digits after the version's space.
-      const auto* sp = static_cast<const uint8_t*>(memchr(in + at, ' ', line_len));
-      const uint8_t* code = sp != nullptr ? sp + 1 : in + at;
-      const bool interim = sp != nullptr && code[0] == '1' && !(code[1] == '0' && code[2] == '1');
-      if (!interim || block_end == 0 || heads == 3) break;
-      at += block_end;
-      l = status_line(in + at, len - at, line_len);
-      if (l != Line::kWhole || n + 2 + line_len > format::kHttpCaptureMax) break;
-      memcpy(scratch + n, "\r\n", 2);
-      copy_small(scratch + n + 2, in + at, line_len);
-      n += 2 + line_len;
+    if (l == Line::kWhole) {
+      const uint8_t* code = in + (in[6] == '.' ? 9 : 7);  // status_line() checked "HTTP/d[.d] ddd"
+      if (code[0] != '1' || (code[1] == '0' && code[2] == '1')) {
+        n = append_headers<kResponseHeaders>(in, len, after_line(in, line_len), scratch, n);
+      } else {
+        n = interim_heads(in, len, line_len, scratch, n);
+      }
     }
     return {CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
   }
