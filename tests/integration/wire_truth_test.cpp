@@ -373,7 +373,16 @@ TEST_P(WireTruthTls, TheHandshakeAndTheBytesAreTheWires) {
   const WireConnection& w = seen.begin()->second;
   EXPECT_EQ(w.client_port, std::stoi(local.substr(local.rfind(':') + 1)));
   EXPECT_EQ(c["bytes_sent"].get<uint64_t>(), w.bytes_to_server);
-  EXPECT_EQ(c["bytes_received"].get<uint64_t>(), w.bytes_to_client);
+  // We count what the client read. A TLS 1.3 server sends session tickets of its own accord, and
+  // a client that stops reading after its last response (ruby, now and then) leaves the last of
+  // them in its socket: the bytes we did not count are whole packets at the end of the stream.
+  const uint64_t received = c["bytes_received"].get<uint64_t>();
+  ASSERT_LE(received, w.bytes_to_client);
+  uint64_t unread = 0;
+  for (auto p = w.payload.rbegin(); p != w.payload.rend() && unread < w.bytes_to_client - received; ++p) {
+    if (!p->first) unread += p->second.length;
+  }
+  EXPECT_EQ(unread, w.bytes_to_client - received) << "not a tail of whole packets";
   ASSERT_TRUE(c["tls"].is_object());
   const std::string library = c["tls"]["library"].get<std::string>();
   if (client.library) {
