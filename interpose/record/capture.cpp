@@ -239,25 +239,29 @@ size_t after_line(const uint8_t* in, size_t line_len) {
   return line_len + (in[line_len] == '\r' ? 2 : 1);
 }
 
+// A whole status line ("HTTP/d[.d] ddd", checked by status_line()) of an interim head: 1xx but
+// 101, after which the bytes are another protocol.
+bool interim_status(const uint8_t* line) {
+  const uint8_t* code = line + (line[6] == '.' ? 9 : 7);
+  return code[0] == '1' && !(code[1] == '0' && code[2] == '1');
+}
+
 // After an interim head (1xx but 101: "100 Continue"), the heads that share the call with it
 // (python's http.server writes the 100 and its answer at once): each as "\r\n", its status line
 // and its allow-listed lines, at most three more. Out of line: the usual response has none.
 __attribute__((noinline)) size_t interim_heads(const uint8_t* in, size_t len, size_t line_len, uint8_t* out,
                                                size_t n) {
   for (size_t at = 0, heads = 0;; ++heads) {
-    const uint8_t* code = in + at + (in[at + 6] == '.' ? 9 : 7);
-    const bool interim = code[0] == '1' && !(code[1] == '0' && code[2] == '1');
     const size_t head = at + after_line(in + at, line_len);
     n = append_headers<kResponseHeaders>(in + at, len - at, head - at, out, n);
-    if (!interim || heads == 3) return n;
-    // The blank line that ends this head: a line of "\r\n" or "\n".
+    if (!interim_status(in + at) || heads == 3) return n;
+    // Past the blank line that ends this head.
     size_t pos = head;
-    while (pos < len && in[pos] != '\n' && !(in[pos] == '\r' && pos + 1 < len && in[pos + 1] == '\n')) {
-      const void* nl = memchr(in + pos, '\n', len - pos);
+    while (line_end(in, len, pos) != Line::kWhole) {
+      const void* nl = pos < len ? memchr(in + pos, '\n', len - pos) : nullptr;
       if (nl == nullptr) return n;
       pos = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in) + 1;
     }
-    if (pos >= len) return n;
     at = pos + (in[pos] == '\r' ? 2 : 1);
     if (at >= len) return n;
     if (status_line(in + at, len - at, line_len) != Line::kWhole ||
@@ -328,12 +332,8 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
     size_t n = line_len < format::kHttpCaptureMax ? line_len : format::kHttpCaptureMax;
     copy_small(scratch, in, n);
     if (l == Line::kWhole) {
-      const uint8_t* code = in + (in[6] == '.' ? 9 : 7);  // status_line() checked "HTTP/d[.d] ddd"
-      if (code[0] != '1' || (code[1] == '0' && code[2] == '1')) {
-        n = append_headers<kResponseHeaders>(in, len, after_line(in, line_len), scratch, n);
-      } else {
-        n = interim_heads(in, len, line_len, scratch, n);
-      }
+      n = interim_status(in) ? interim_heads(in, len, line_len, scratch, n)
+                             : append_headers<kResponseHeaders>(in, len, after_line(in, line_len), scratch, n);
     }
     return {CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
   }

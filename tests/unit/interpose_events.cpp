@@ -224,6 +224,36 @@ TEST(RecorderEvents, AStatusLineReadAByteAtATimeIsCapturedToItsEnd) {
   EXPECT_EQ(captured, line.size());
 }
 
+// Bytes that only looked like a status line's start keep nothing once they stop being printable
+// text, and a line that never ends is given up after kStatusLineReads reads.
+TEST(RecorderEvents, AStatusLineThatIsNotOneIsNotFollowed) {
+  trace_path();
+  for (const bool binary : {true, false}) {
+    const size_t before = events().size();
+    const int fd = 706;
+    on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+    std::string req = "GET / HTTP/1.1\r\n\r\n";
+    iovec rv{req.data(), req.size()};
+    record_data(fd, format::Direction::kSend, format::DataCall::kWrite, 0, 200, 210, static_cast<int64_t>(req.size()), &rv, 1);
+    std::string stream = "H";
+    const size_t reads = format::kStatusLineReads + 20;
+    for (size_t i = 1; i < reads; ++i) stream += binary ? (i == 3 ? '\x01' : 'A') : 'x';
+    for (size_t i = 0; i < stream.size(); ++i) {
+      iovec one{stream.data() + i, 1};
+      record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 300 + 10 * i, 305 + 10 * i, 1, &one, 1);
+    }
+    record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 9000);
+    const auto evs = events();
+    ASSERT_EQ(evs.size() - before, 2 + stream.size() + 1);
+    std::string kept;
+    for (size_t i = 0; i < stream.size(); ++i) {
+      const auto& ev = evs[before + 2 + i];
+      kept.append(reinterpret_cast<const char*>(ev.data()) + sizeof(format::DataEvent), as<format::DataEvent>(ev).cap_len);
+    }
+    EXPECT_EQ(kept, binary ? "HAA" : "H" + std::string(format::kStatusLineReads, 'x')) << binary;
+  }
+}
+
 // A blocking read during which another thread closes the number and gets it back for a new
 // socket: the read was on the old connection, and its bytes are counted there.
 TEST(RecorderEvents, DataIsRecordedOnTheConnectionTheCallBeganOn) {
