@@ -1,5 +1,6 @@
-// Clients built on other runtimes: CPython's http.client, GNU wget, and node (libuv).
+// Clients built on other runtimes: CPython's http.client, GNU wget, node (libuv) and java.net.http.
 #include <algorithm>
+#include <fstream>
 
 #include "tests/integration/fixture.h"
 
@@ -87,6 +88,38 @@ TEST_F(RuntimeClients, WgetOneRequest) {
 
 // node's libuv makes its socket calls (connect, getsockopt SO_ERROR, write, read) through the
 // dynamic libc, and runs getaddrinfo on a thread-pool thread: both are visible to the recorder.
+// java.net.http with expectContinue(true): head, the server's 100 Continue, 3 MB of body, 200.
+// One request, with the status the client itself got.
+constexpr char kJavaExpectContinue[] = R"(
+import java.net.URI;
+import java.net.http.*;
+public class Post {
+  public static void main(String[] a) throws Exception {
+    HttpClient c = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    HttpRequest r = HttpRequest.newBuilder(URI.create(a[0])).expectContinue(true)
+        .POST(HttpRequest.BodyPublishers.ofByteArray(new byte[3_000_000])).build();
+    System.out.println(c.send(r, HttpResponse.BodyHandlers.ofString()).statusCode());
+  }
+}
+)";
+
+TEST_F(RuntimeClients, JavaExpectContinueUploadIsOneRequest) {
+  if (untraced({"java", "-version"}).exit_code != 0) GTEST_SKIP() << "java is not installed";
+  TempDir work;
+  std::ofstream(work.path() / "Post.java") << kJavaExpectContinue;
+  RunResult r = traced({"java", (work.path() / "Post.java").string(), server_.url("/upload", "127.0.0.1")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  ASSERT_EQ(conns[0]["requests"].size(), 1u) << describe(conns[0]);
+  const json& q = conns[0]["requests"][0];
+  EXPECT_EQ(q["method"], "POST");
+  EXPECT_EQ(std::to_string(q["status"].get<int>()) + "\n", r.out);
+  EXPECT_GT(q["bytes_sent"].get<uint64_t>(), 3'000'000u);
+  EXPECT_EQ(q["bytes_received"], conns[0]["bytes_received"]);
+}
+
 TEST_F(RuntimeClients, NodeKeepAliveAgent) {
   if (!fs::exists("/usr/bin/node")) GTEST_SKIP() << "no /usr/bin/node";
   RunResult r = traced({"/usr/bin/node", "-e", kNodeKeepAlive, server_.port_str()});
