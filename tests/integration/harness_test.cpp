@@ -1,6 +1,7 @@
 // The harness and the test server on their own, untraced: if these fail, every other failure in
 // the suite is suspect.
 #include "tests/integration/harness.h"
+#include "tests/integration/packet_capture.h"
 
 #include <gtest/gtest.h>
 
@@ -81,6 +82,39 @@ TEST(Harness, OwnClientAgainstServer) {
                      "/chunked/3", "/status/204", "/bytes/100000"});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "/a 200 26\n/chunked/3 200 24\n/status/204 204 0\n/bytes/100000 200 100000\n");
+}
+
+// A tail loss probe sends a packet's bytes again; the program reads them once. Lines as
+// tcpdump -nn -tt -S prints them.
+TEST(Harness, WireCountsARetransmittedPacketOnce) {
+  const char* lines[] = {
+      "1764713000.000000001 IP 127.0.0.1.40000 > 127.0.0.1.8443: Flags [S], seq 4294967000, win 65495, length 0",
+      "1764713000.000000002 IP 127.0.0.1.40000 > 127.0.0.1.8443: Flags [P.], seq 4294967001:4294967101, ack 7, "
+      "win 512, length 100",
+      "1764713000.000000003 IP 127.0.0.1.8443 > 127.0.0.1.40000: Flags [P.], seq 7:262, ack 4294967101, win 512, "
+      "length 255",
+      "1764713000.000000004 IP 127.0.0.1.8443 > 127.0.0.1.40000: Flags [P.], seq 7:262, ack 4294967101, win 512, "
+      "length 255",
+      // Across the sequence-number wrap, half of it seen before.
+      "1764713000.000000005 IP 127.0.0.1.40000 > 127.0.0.1.8443: Flags [P.], seq 4294967051:4294967396, ack 262, "
+      "win 512, length 345",
+      "1764713000.000000006 IP 127.0.0.1.8443 > 127.0.0.1.40000: Flags [.], ack 100, win 512, length 0",
+  };
+  std::vector<WirePacket> packets;
+  for (const char* l : lines) {
+    WirePacket p;
+    ASSERT_TRUE(parse_tcpdump_line(l, &p)) << l;
+    packets.push_back(p);
+  }
+  const auto seen = connections_from(packets, 8443, {});
+  ASSERT_EQ(seen.size(), 1u);
+  const WireConnection& c = seen.at(40000);
+  EXPECT_EQ(c.syn_ns, 1764713000000000001u);
+  EXPECT_EQ(c.bytes_to_client, 255u);
+  EXPECT_EQ(c.bytes_to_server, 395u);
+  EXPECT_EQ(c.retransmitted, 255u + 50u);
+  ASSERT_EQ(c.payload.size(), 3u);
+  EXPECT_EQ(c.payload[2].second.length, 295u);
 }
 
 }  // namespace
