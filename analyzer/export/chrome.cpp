@@ -84,7 +84,7 @@ class ChromeEventWriter : public ConnectionSink {
   ChromeEventWriter(JsonWriter& w, const TimeBase& tb) : w_(w), tb_(tb) {}
 
   void on_connection(const Connection& c) override {
-    if (!c.dns && !c.has_connect && !c.tls && c.requests.empty()) return;  // nothing to draw
+    if (!c.dns && !c.has_connect && !c.tunnel && !c.tls && c.requests.empty()) return;  // nothing to draw
     pid_ = c.pid;
     conn_tid_ = track_of(c.id);
     use_track(conn_tid_);
@@ -126,6 +126,16 @@ class ChromeEventWriter : public ConnectionSink {
       }
     }
     w_.raw(std::string_view(ev_).substr(1));  // without the first event's leading comma
+    if (c.tunnel) {
+      const Tunnel& t = *c.tunnel;
+      const auto [s, e] = clip(t.start_ns, t.start_ns + t.duration_ns);
+      complete("tunnel", "net", s, e);
+      w_.key("args").begin_object();
+      w_.key("target").value(t.target);
+      if (t.status) w_.key("status").value(t.status);
+      w_.end_object();
+      w_.end_object();
+    }
     if (c.tls) {
       const TlsInfo& t = *c.tls;
       const auto [s, e] = clip(t.start_ns, t.start_ns + t.duration_ns);

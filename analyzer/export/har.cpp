@@ -54,6 +54,9 @@ HarTimings timings_of(const Connection& c, const Exchange& x, bool setup) {
     // A lookup shared by several connections was paid for by the first one.
     if (c.dns && c.dns_first_use) t.dns = us(c.dns->duration_ns);
     if (c.has_connect) t.connect = us(c.connect_duration_ns);
+    // Through a proxy the connection is set up once its tunnel is: HAR has no phase of its own
+    // for CONNECT (DevTools counts it in "Initial connection"), so it is part of connect.
+    if (c.tunnel) t.connect = std::max<int64_t>(t.connect, 0) + us(c.tunnel->duration_ns);
     if (c.tls) {
       t.ssl = us(c.tls->duration_ns);
       t.connect = std::max<int64_t>(t.connect, 0) + t.ssl;
@@ -116,7 +119,15 @@ class HarEntryWriter : public ConnectionSink {
     ip_len_ = ip ? format_addr_to(ip_, c.peer, false) : 0;
     https_ = c.tls.has_value();
     authority_.clear();
-    if (c.host && c.host->find(':') != std::string::npos) {
+    // Through a proxy's tunnel the URL names the server behind it, not the proxy.
+    const bool tunnelled = c.tunnel && !c.tunnel->host.empty();
+    if (tunnelled && c.tunnel->host.find(':') != std::string::npos) {
+      authority_ += '[';
+      append_url_part(authority_, c.tunnel->host);
+      authority_ += ']';
+    } else if (tunnelled) {
+      append_url_part(authority_, c.tunnel->host);
+    } else if (c.host && c.host->find(':') != std::string::npos) {
       authority_ += '[';  // an IPv6 literal from a Host header
       append_url_part(authority_, *c.host);
       authority_ += ']';
@@ -131,7 +142,8 @@ class HarEntryWriter : public ConnectionSink {
     } else {
       authority_ += "localhost";  // a Unix socket without a Host header: a URL needs some host
     }
-    if (ip && c.peer.port != (https_ ? 443 : 80)) authority_ += ':' + std::to_string(c.peer.port);
+    const uint16_t port = tunnelled ? c.tunnel->port : ip ? c.peer.port : 0;
+    if (port && port != (https_ ? 443 : 80)) authority_ += ':' + std::to_string(port);
     http_version_ = c.protocol && *c.protocol == "http/1.1" ? "HTTP/1.1"
                     : c.protocol && *c.protocol == "h2"     ? "HTTP/2.0"  // as browsers write it
                     : c.protocol                            ? *c.protocol
@@ -216,6 +228,13 @@ class HarEntryWriter : public ConnectionSink {
       conn_tail_ += '}';
     } else {
       conn_tail_ += "null";
+    }
+    if (c.tunnel) {
+      conn_tail_ += ",\"_tunnel\":{\"target\":";
+      append_json_string(conn_tail_, c.tunnel->target);
+      conn_tail_ += ",\"status\":";
+      add_int(conn_tail_, c.tunnel->status);
+      conn_tail_ += '}';
     }
     conn_tail_ += ",\"_pid\":";
     add_int(conn_tail_, c.pid);

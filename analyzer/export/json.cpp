@@ -89,6 +89,18 @@ class JsonConnectionWriter : public ConnectionSink {
       w.end_object();
     }
     w.end_array();
+    if (c.tunnel) {
+      w.key("tunnel").begin_object();
+      w.key("start_ns").value(t(c.tunnel->start_ns));
+      w.key("duration_ns").value(c.tunnel->duration_ns);
+      w.key("target").value(c.tunnel->target);
+      if (c.tunnel->status) w.key("status").value(c.tunnel->status);
+      else w.key("status").null();
+      w.key("round_trips").value(c.tunnel->round_trips);
+      w.end_object();
+    } else {
+      w.key("tunnel").null();
+    }
     if (c.tls) {
       const TlsInfo& s = *c.tls;
       auto opt = [&](JsonWriter::Key k, const std::string& v) {

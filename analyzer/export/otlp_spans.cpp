@@ -27,7 +27,7 @@ void put64(uint8_t* p, uint64_t v) {
 }
 
 // Span kinds within a connection, mixed into its span ids.
-enum Tag : uint64_t { kSetup = 1, kDns, kConnect, kTls, kRequest };
+enum Tag : uint64_t { kSetup = 1, kDns, kConnect, kTls, kRequest, kTunnel };
 
 SpanId span_id(const TraceId& trace, std::string_view conn_id, uint64_t tag, uint64_t index) {
   uint64_t t;
@@ -143,11 +143,15 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
   char addr[kMaxAddrText];
   const std::string_view peer_ip(addr, c.peer.family ? format_addr_to(addr, c.peer, false) : 0);
   const std::string peer_ip_s(peer_ip);
-  const std::string server = c.host ? *c.host : peer_ip_s;
+  // Semconv: through an intermediary (a proxy's tunnel), server.* is the server behind it and
+  // network.peer.* the proxy.
+  const bool tunnelled = c.tunnel && !c.tunnel->host.empty();
+  const std::string server = tunnelled ? c.tunnel->host : c.host ? *c.host : peer_ip_s;
   const bool inet = is_inet(c.peer);
+  const uint16_t server_port = tunnelled ? c.tunnel->port : inet ? c.peer.port : 0;
   auto endpoint_attrs = [&](Span& s) {
     if (!server.empty()) s.add_str("server.address", server);
-    if (inet) s.add_int("server.port", c.peer.port);
+    if (server_port) s.add_int("server.port", server_port);
     if (!peer_ip.empty()) s.add_str("network.peer.address", peer_ip_s);
     if (inet) s.add_int("network.peer.port", c.peer.port);
   };
@@ -156,7 +160,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
   // A lookup that an earlier connection already used was not paid for by this one: leaving it
   // out keeps the setup span from stretching back over the earlier connection's life.
   const bool own_dns = c.dns && c.dns_first_use;
-  const bool has_setup = own_dns || c.has_connect || c.tls;
+  const bool has_setup = own_dns || c.has_connect || c.tunnel || c.tls;
   SpanId setup_id{};
   if (has_setup) {
     uint64_t start = UINT64_MAX, end = 0;
@@ -166,6 +170,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
     };
     if (own_dns) cover(c.dns->start_ns, c.dns->duration_ns);
     if (c.has_connect) cover(c.connect_start_ns, c.connect_duration_ns);
+    if (c.tunnel) cover(c.tunnel->start_ns, c.tunnel->duration_ns);
     if (c.tls) cover(c.tls->start_ns, c.tls->duration_ns);
     setup_id = span_id(setup_trace, c.id, kSetup, 0);
     Span& s = next();
@@ -205,6 +210,21 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
         k.status = StatusCode::kError;
       }
     }
+    if (c.tunnel) {
+      // Semconv's CONNECT: a request whose method is CONNECT and whose target is the server.
+      const Tunnel& t = *c.tunnel;
+      Span& k = child(kTunnel, "CONNECT", t.start_ns, t.duration_ns);
+      k.add_str("http.request.method", "CONNECT");
+      if (!t.host.empty()) k.add_str("server.address", t.host);
+      if (t.port) k.add_int("server.port", t.port);
+      if (!peer_ip.empty()) k.add_str("network.peer.address", peer_ip_s);
+      if (inet) k.add_int("network.peer.port", c.peer.port);
+      if (t.status) k.add_int("http.response.status_code", t.status);
+      if (t.status < 200 || t.status >= 300) {
+        k.add_str("error.type", t.status ? std::to_string(t.status) : std::string("no answer"));
+        k.status = StatusCode::kError;
+      }
+    }
     if (c.tls) {
       const TlsInfo& t = *c.tls;
       Span& k = child(kTls, "TLS handshake", t.start_ns, t.duration_ns);
@@ -228,7 +248,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
                                    : *c.protocol == "http/1.1" ? std::string_view("1.1")
                                                            : std::string_view();
   const char* scheme = c.tls ? "https" : "http";
-  const bool default_port = !inet || c.peer.port == (c.tls ? 443 : 80);
+  const bool default_port = server_port == 0 || server_port == (c.tls ? 443 : 80);
   for (const Exchange& x : c.requests) {
     Span& s = next();
     if (x.span_id) {
@@ -260,11 +280,11 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
         if (x.target[0] == '/' || x.target == "*") {
           u.s.assign(scheme);
           u.s += "://";
-          const bool v6 = !c.host && c.peer.family == 10;
+          const bool v6 = tunnelled ? server.find(':') != std::string::npos : !c.host && c.peer.family == 10;
           if (v6) u.s += '[';
           u.s += server;
           if (v6) u.s += ']';
-          if (!default_port) u.s += ':' + std::to_string(c.peer.port);
+          if (!default_port) u.s += ':' + std::to_string(server_port);
           if (x.target != "*") u.s += x.target;
         } else {
           u.s.assign(x.target);  // absolute-form (a proxy request) is already the full URL

@@ -140,7 +140,10 @@ const char* new_reason_name(NewReason r) {
   return nullptr;
 }
 
-std::string Connection::endpoint_host() const { return host ? *host : format_addr(peer, false); }
+std::string Connection::endpoint_host() const {
+  if (tunnel && !tunnel->host.empty()) return tunnel->host;
+  return host ? *host : format_addr(peer, false);
+}
 
 struct Model::ConnState {
   Connection c;
@@ -753,6 +756,41 @@ void more_status_line(Model::ConnState& c, ExchangeBuilder& b, Exchange& x, std:
   if (interim_status(status)) b.interim();
 }
 
+// How many of xs, from the first, are CONNECTs (an HTTP proxy's tunnel being opened).
+size_t leading_connects(const std::vector<Exchange>& xs) {
+  size_t n = 0;
+  while (n < xs.size() && xs[n].method == "CONNECT") ++n;
+  return n;
+}
+
+// Moves the first n of xs (CONNECTs) into c's tunnel.
+void take_tunnel(Connection& c, std::vector<Exchange>& xs, size_t n) {
+  if (n == 0) return;
+  Tunnel& t = c.tunnel ? *c.tunnel : c.tunnel.emplace();
+  if (t.round_trips == 0) t.start_ns = xs[0].start_ns;
+  const Exchange& last = xs[n - 1];
+  t.duration_ns = last.end_ns > t.start_ns ? last.end_ns - t.start_ns : 0;
+  t.target = last.target;
+  // "host:port", "[v6]:port": the server behind the proxy, which URLs and spans name.
+  std::string_view a(t.target), port;
+  if (a.starts_with('[') && a.find(']') != std::string_view::npos) {
+    const size_t close = a.find(']');
+    if (a.substr(close + 1).starts_with(':')) port = a.substr(close + 2);
+    a = a.substr(1, close - 1);
+  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    port = a.substr(colon + 1);
+    a = a.substr(0, colon);
+  }
+  unsigned number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  t.port = !port.empty() && ec == std::errc() && end == port.data() + port.size() && number <= 65535
+               ? static_cast<uint16_t>(number) : 0;
+  t.host.assign(a);
+  t.status = last.status;
+  t.round_trips += static_cast<uint32_t>(n);
+  xs.erase(xs.begin(), xs.begin() + ptrdiff_t(n));
+}
+
 }  // namespace
 
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
@@ -777,6 +815,15 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     return;
   }
   const bool request_side = call.is_send != inbound;
+  // The first request through a proxy's tunnel: what came before was setting the connection up,
+  // and this request is numbered, and counted, as a new connection's first.
+  if (request_side && !inbound && !b.sending() && b.any()) {
+    auto& xs = b.done();
+    if (const int st = xs.back().status; leading_connects(xs) == xs.size() && st >= 200 && st < 300) {
+      take_tunnel(c.c, xs, xs.size());
+      b.reset();
+    }
+  }
   bool opens;
   if (request_side) {
     // A request read counts from when its bytes arrived (the read's end), not from when the
@@ -1141,10 +1188,12 @@ namespace {
 
 // With library TLS the exchanges come from the plaintext calls; a round trip in the clear before
 // the handshake (STARTTLS: PostgreSQL's SSLRequest) is seen only on the wire. It goes first.
+// A proxy's CONNECT before it is the tunnel.
 void prepend_clear_text_exchanges(Model::ConnState& s) {
   std::vector<Exchange>& out = s.c.requests;
   const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : s.c.tls->start_ns;
-  const auto& wire = s.wire.done();
+  auto& wire = s.wire.done();
+  if (s.c.direction == ConnDirection::kOutbound) take_tunnel(s.c, wire, leading_connects(wire));
   size_t pre = 0;
   while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
   if (pre == 0) return;
@@ -1188,7 +1237,11 @@ void Model::emit(ConnState& s) {
     wire.pop_back();
   // Swapped, not moved: the builder inherits c.requests' (empty) buffer for a recycled ConnState.
   c.requests.swap(s.active().done());
-  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) prepend_clear_text_exchanges(s);
+  if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
+    prepend_clear_text_exchanges(s);
+  } else if (c.direction == ConnDirection::kOutbound && leading_connects(c.requests) == c.requests.size()) {
+    take_tunnel(c, c.requests, c.requests.size());  // refused, or never used
+  }
   if (s.protocol.h2()) {
     c.h2_responses = std::max(c.h2_responses, s.h2.take(c.requests));
     if (s.first_host.empty()) s.first_host = host_without_port(s.h2.first_authority());

@@ -26,6 +26,8 @@
 //   request line, and status and first_byte_ns are the final response's. (curl's
 //   time_starttransfer stops at the 100; SPEC §6 "the first read of the response" is read here as
 //   the final response's, so that wait is the server's time for the whole request.)
+// - Outbound, CONNECT exchanges before any other are the connection's tunnel (struct Tunnel), not
+//   requests: the first request through it is a new connection's, not a reuse.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
 // - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.
@@ -118,6 +120,18 @@ struct TlsInfo {
   std::string error_text;
 };
 
+// An HTTP proxy's tunnel (CONNECT host:port, answered 2xx, then the bytes are the target's): part of
+// setting the connection up, as curl's time_appconnect and DevTools' connection setup count it,
+// not a request. A refused CONNECT (407) is a tunnel with that status and no requests after it.
+struct Tunnel {
+  uint64_t start_ns = 0, duration_ns = 0;  // the first CONNECT's start to the last one's end
+  std::string target;                      // the last CONNECT's authority: "host:port"
+  std::string host;                        // target's host ("::1" without brackets), port
+  uint16_t port = 0;                       // 0 when target names none
+  int status = 0;                          // the proxy's last answer; 0 when none was read
+  uint32_t round_trips = 0;                // CONNECTs sent (2: a 407, then with credentials)
+};
+
 // A connect() that lost: refused, failed, or abandoned while pending (the other address of a
 // happy-eyeballs race won). Reported under the connection that was made instead.
 struct ConnectAttempt {
@@ -148,6 +162,7 @@ struct Connection {
   int32_t connect_error = 0;  // errno, 0 = success
   bool connect_pending = false;
   std::vector<ConnectAttempt> attempts;  // the losing attempts before (or beside) this connect
+  std::optional<Tunnel> tunnel;  // outbound through an HTTP proxy's CONNECT
   std::optional<TlsInfo> tls;
   std::optional<std::string> protocol;  // "http/1.1" | "h2"
   bool inherited = false;
@@ -168,8 +183,10 @@ struct Connection {
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
-  // Where requests went: host when known, else the peer IP; and the port.
+  // Where requests went: the server behind a proxy's tunnel, else host when known, else the peer
+  // IP; and the port.
   std::string endpoint_host() const;
+  uint16_t endpoint_port() const { return tunnel && tunnel->port ? tunnel->port : peer.port; }
 };
 
 struct ProcessInfo {

@@ -88,12 +88,13 @@ class EndpointPhases {
     // Connections come in runs to one endpoint: the last one's entry is tried first; then a hash
     // of the host as it stands, before building a key (a string) and searching the map (string
     // compares down the tree, once per connection of a million-connection export).
-    if (!last_ || !c.host || c.peer.port != last_->first.second || *c.host != last_->first.first) {
-      auto it = c.host ? index_.find({*c.host, c.peer.port}) : index_.end();
+    const std::string* host = c.tunnel ? nullptr : c.host ? &*c.host : nullptr;  // the fast path's key
+    if (!last_ || !host || c.peer.port != last_->first.second || *host != last_->first.first) {
+      auto it = host ? index_.find({*host, c.peer.port}) : index_.end();
       if (it != index_.end()) {
         last_ = it->second;
       } else {
-        last_ = &*by_endpoint_.try_emplace({c.endpoint_host(), c.peer.port}).first;
+        last_ = &*by_endpoint_.try_emplace({c.endpoint_host(), c.endpoint_port()}).first;
         index_.try_emplace({last_->first.first, last_->first.second}, last_);  // views the map's key
       }
     }

@@ -70,7 +70,7 @@ std::string failure_name(int32_t err) { return err == 0 ? "EOF" : errno_name(err
 std::string endpoint_of(const Connection& c) {
   std::string key = printable(c.endpoint_host());
   if (key.find(':') != std::string::npos) key = "[" + key + "]";
-  return fmt::format("{}:{}", key, c.peer.port);
+  return fmt::format("{}:{}", key, c.endpoint_port());
 }
 
 // How long a pooled connection sat idle before reuse found it dead: the server's keep-alive

@@ -32,7 +32,7 @@ void ReuseCollector::on_connection(const Connection& c) {
   if (c.direction == ConnDirection::kInbound) return;
   std::string key = printable(c.endpoint_host());
   if (key.find(':') != std::string::npos) key = "[" + key + "]";
-  auto& s = by_endpoint[{key, c.peer.port}];
+  auto& s = by_endpoint[{key, c.endpoint_port()}];
   ++s.connections;
   s.failed += c.failed();
   s.requests += c.requests.size();

@@ -229,6 +229,14 @@ class RowBuilder {
       if (c.connect_pending) label += " (no result seen)";
       setup_line(label, c.connect_start_ns, c.connect_duration_ns, kConnect, c.failed());
     }
+    if (c.tunnel) {
+      // Through an HTTP proxy: CONNECT's round trip(s), and the proxy's answer when it refused.
+      const Tunnel& t = *c.tunnel;
+      const bool up = t.status >= 200 && t.status < 300;
+      std::string label = "tunnel " + printable(t.target);
+      if (!up) label += t.status ? " " + std::to_string(t.status) : std::string(" (no answer)");
+      setup_line(label, t.start_ns, t.duration_ns, kConnect, !up);
+    }
     if (c.tls) setup_line("tls", c.tls->start_ns, c.tls->duration_ns, kTls, c.tls->error != 0);
     if (c.protocol && *c.protocol == "h2") {
       head_.assign("  ");
@@ -322,7 +330,9 @@ class RowBuilder {
     append_uint(head_, uint64_t(uint32_t(c.pid)));
     head_.append("  conn ").append(c.id).append("  ");
     const std::string addr = c.peer.family ? format_addr(c.peer, true) : "";
-    if (c.host) {
+    if (c.tunnel) {
+      head_.append(printable(c.tunnel->target)).append(" via proxy ").append(addr.empty() ? "-" : addr);
+    } else if (c.host) {
       const std::string host = printable(*c.host);
       // A host that is the peer's own address (a URL with an IP) needs saying once.
       if (addr.empty()) head_ += host;

@@ -92,7 +92,7 @@ class WhyCollector : public ConnectionSink, public DnsSink {
     if (c.direction == ConnDirection::kInbound || c.inherited) return;
     std::string key = printable(c.endpoint_host());
     if (key.find(':') != std::string::npos) key = "[" + key + "]";
-    EndpointWhy& e = by_endpoint[{key, c.peer.port}];
+    EndpointWhy& e = by_endpoint[{key, c.endpoint_port()}];
     e.phases.add(c);
     if (c.new_reason != NewReason::kNone) {
       const size_t r = size_t(c.new_reason);

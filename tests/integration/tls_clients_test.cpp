@@ -10,9 +10,11 @@
 #include <atomic>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/export_util.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
 
@@ -312,15 +314,16 @@ void expect_failed_handshake(const json& doc, int port, const std::string& libra
 
 // HTTPS through an HTTP proxy (tests/servers/connect_proxy.py): curl reads the proxy's answer to
 // CONNECT a byte at a time, and its status still comes through (kDataStatusLineMore). The
-// CONNECT is the connection's first exchange; a 407 from the proxy is seen as such.
+// CONNECT sets the connection up (its tunnel), as curl's own -w counts it: the first request
+// through it is a new connection's, and the exports name the server behind the proxy.
 TEST_F(TlsClients, CurlThroughAProxyTunnel) {
   ScriptServer proxy("connect_proxy.py", RunOptions{});
   ASSERT_TRUE(proxy.ok()) << proxy.error();
   const std::string via = "http://127.0.0.1:" + std::to_string(proxy.port());
-  RunResult r = traced({"curl", "-sk", "-x", via, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code}\n",
-                        server_.url("/t1"), server_.url("/t2")});
+  RunResult r = traced({"curl", "-sk", "-x", via, "-o", "/dev/null", "-o", "/dev/null", "-w",
+                        "%{http_connect} %{http_code} %{num_connects}\n", server_.url("/t1"), server_.url("/t2")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_EQ(r.out, "200\n200\n");
+  EXPECT_EQ(r.out, "200 200 1\n000 200 0\n") << "curl: the tunnel, then a reuse of it";
   HT_EXPORT(doc, dir_.path());
   auto conns = connections_to(doc, proxy.port());
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
@@ -328,31 +331,107 @@ TEST_F(TlsClients, CurlThroughAProxyTunnel) {
   SCOPED_TRACE(describe(c));
   ASSERT_TRUE(c["tls"].is_object());
   EXPECT_EQ(c["tls"]["library"], "openssl");
-  ASSERT_EQ(c["requests"].size(), 3u);
-  // The tunnel is open before the handshake inside it, which ends before the first request.
-  EXPECT_LE(u(c["requests"][0]["end_ns"]), u(c["tls"]["start_ns"]));
-  EXPECT_LE(u(c["tls"]["start_ns"]) + u(c["tls"]["duration_ns"]), u(c["requests"][1]["start_ns"]));
-  EXPECT_EQ(c["requests"][0]["method"], "CONNECT");
-  EXPECT_EQ(c["requests"][0]["target"], "localhost:" + std::to_string(server_.port()));
-  EXPECT_EQ(c["requests"][0]["status"], 200);
-  EXPECT_EQ(c["requests"][0]["bytes_received"], 39) << "HTTP/1.1 200 Connection established, CRLF CRLF";
-  EXPECT_EQ(targets(c), (std::vector<std::string>{"localhost:" + std::to_string(server_.port()), "/t1", "/t2"}));
-  EXPECT_EQ(statuses(c), (std::vector<int>{200, 200, 200}));
+  const std::string target = "localhost:" + std::to_string(server_.port());
+  ASSERT_TRUE(c["tunnel"].is_object());
+  EXPECT_EQ(c["tunnel"]["target"], target);
+  EXPECT_EQ(c["tunnel"]["status"], 200);
+  EXPECT_EQ(c["tunnel"]["round_trips"], 1);
+  // Connect, then the tunnel, then the handshake inside it, then the first request.
+  EXPECT_GE(u(c["tunnel"]["start_ns"]), u(c["connect"]["start_ns"]) + u(c["connect"]["duration_ns"]));
+  EXPECT_LE(u(c["tunnel"]["start_ns"]) + u(c["tunnel"]["duration_ns"]), u(c["tls"]["start_ns"]));
+  ASSERT_EQ(c["requests"].size(), 2u);
+  EXPECT_LE(u(c["tls"]["start_ns"]) + u(c["tls"]["duration_ns"]), u(c["requests"][0]["start_ns"]));
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/t1", "/t2"}));
+  EXPECT_EQ(statuses(c), (std::vector<int>{200, 200}));
+  EXPECT_FALSE(c["requests"][0]["reused"]);
+  EXPECT_TRUE(c["requests"][1]["reused"]);
+  EXPECT_EQ(doc["summary"]["requests"], 2);
+  EXPECT_EQ(doc["summary"]["reused_requests"], 1);
+
+  // HAR and OTLP name the server behind the proxy; the tunnel is part of setting up.
+  const fs::path out = work_.path() / "exports";
+  fs::create_directories(out);
+  const Export har = export_as("har", dir_.path(), out / "t.har");
+  ASSERT_TRUE(har.ok) << har.error;
+  std::vector<std::string> urls;
+  for (const json& e : har.doc["log"]["entries"]) {
+    if (e["connection"] != c["id"]) continue;
+    urls.push_back(e["request"]["url"].get<std::string>());
+    if (!e["_reused"].get<bool>()) {
+      EXPECT_GE(e["timings"]["connect"].get<double>() * 1e6,
+                static_cast<double>(u(c["tunnel"]["duration_ns"]) + u(c["tls"]["duration_ns"])) - 2000);
+    }
+    EXPECT_EQ(e["_tunnel"]["target"], target);
+  }
+  EXPECT_EQ(urls, (std::vector<std::string>{"https://" + target + "/t1", "https://" + target + "/t2"}));
+  const Export otlp = export_as("otlp", dir_.path(), out / "otlp.json");
+  ASSERT_TRUE(otlp.ok) << otlp.error;
+  int connects = 0, gets = 0;
+  for (const json& rs : otlp.doc["resourceSpans"]) {
+    for (const json& ss : rs["scopeSpans"]) {
+      for (const json& sp : ss["spans"]) {
+        std::map<std::string, json> attrs;
+        for (const json& a : sp["attributes"]) attrs[a["key"]] = a["value"];
+        if (sp["name"] == "CONNECT") {
+          ++connects;
+          EXPECT_EQ(attrs["server.address"]["stringValue"], "localhost");
+          EXPECT_EQ(attrs["network.peer.port"]["intValue"], std::to_string(proxy.port()));
+        } else if (sp["name"] == "GET") {
+          ++gets;
+          EXPECT_EQ(attrs["server.port"]["intValue"], std::to_string(server_.port()));
+          EXPECT_TRUE(attrs["url.full"]["stringValue"].get<std::string>().starts_with("https://" + target + "/t"));
+        }
+      }
+    }
+  }
+  EXPECT_EQ(connects, 1);
+  EXPECT_EQ(gets, 2);
 }
 
+// A proxy that refuses the tunnel: its answer is the tunnel's status, and there is no request.
 TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
   ScriptServer proxy("connect_proxy.py", RunOptions{});
   ASSERT_TRUE(proxy.ok()) << proxy.error();
   RunResult r = traced({"curl", "-sk", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o", "/dev/null",
-                        "https://denied.example/"});
+                        "-w", "%{http_connect}", "https://denied.example/"});
   EXPECT_NE(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "407");
   HT_EXPORT(doc, dir_.path());
   auto conns = connections_to(doc, proxy.port());
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
-  ASSERT_EQ(conns[0]["requests"].size(), 1u) << describe(conns[0]);
-  EXPECT_EQ(conns[0]["requests"][0]["method"], "CONNECT");
-  EXPECT_EQ(conns[0]["requests"][0]["status"], 407);
+  SCOPED_TRACE(describe(conns[0]));
+  EXPECT_TRUE(conns[0]["requests"].empty());
+  ASSERT_TRUE(conns[0]["tunnel"].is_object());
+  EXPECT_EQ(conns[0]["tunnel"]["status"], 407);
+  EXPECT_EQ(conns[0]["tunnel"]["target"], "denied.example:443");
   EXPECT_TRUE(conns[0]["tls"].is_null());
+  const RunResult timeline = run({paths().cli.string(), "timeline", "--color=never", dir_.path().string()});
+  EXPECT_NE(timeline.out.find("tunnel denied.example:443 407"), std::string::npos) << timeline.out;
+}
+
+// Plain HTTP through the tunnel (curl -p): the CONNECT and the requests share one byte stream.
+TEST_F(TlsClients, CurlThroughAPlainTunnel) {
+  TestServer plain;
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  RunResult r = traced({"curl", "-s", "-p", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o",
+                        "/dev/null", "-o", "/dev/null", plain.url("/p1"), plain.url("/p2")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tunnel"].is_object());
+  EXPECT_EQ(c["tunnel"]["status"], 200);
+  EXPECT_TRUE(c["tls"].is_null());
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/p1", "/p2"}));
+  ASSERT_EQ(c["requests"].size(), 2u);
+  EXPECT_EQ(c["requests"][0]["index"], 0);
+  EXPECT_FALSE(c["requests"][0]["reused"]);
+  EXPECT_TRUE(c["requests"][0]["idle_ns"].is_null());
+  EXPECT_GE(u(c["requests"][0]["start_ns"]), u(c["tunnel"]["start_ns"]) + u(c["tunnel"]["duration_ns"]));
 }
 
 TEST_F(TlsClients, FailedHandshakeCurl) {

@@ -101,10 +101,48 @@ TEST(Model, AStatusLineInPiecesGivesTheStatus) {
   b.close(1, 400 * us, 1, 3);
   auto out = model_of({&b});
   ASSERT_EQ(out.conns.size(), 1u);
-  ASSERT_EQ(out.conns[0].requests.size(), 1u);
-  EXPECT_EQ(out.conns[0].requests[0].method, "CONNECT");
-  EXPECT_EQ(out.conns[0].requests[0].status, 407);
-  EXPECT_EQ(out.conns[0].requests[0].bytes_received, line.size() + 60);
+  // A refused CONNECT is the proxy's answer about the tunnel, not a request.
+  EXPECT_TRUE(out.conns[0].requests.empty());
+  ASSERT_TRUE(out.conns[0].tunnel);
+  EXPECT_EQ(out.conns[0].tunnel->status, 407);
+  EXPECT_EQ(out.conns[0].tunnel->target, "a.example:443");
+  EXPECT_EQ(out.conns[0].tunnel->start_ns, 100 * us);
+  EXPECT_EQ(out.conns[0].tunnel->duration_ns, 300 * us + 1 - 100 * us);
+  EXPECT_EQ(out.conns[0].bytes_received, line.size() + 60);
+}
+
+// Through a proxy's tunnel (a 407, the CONNECT again with credentials, a 200), the requests are a
+// new connection's: the first one is not reused, and they are numbered from 0.
+TEST(Model, AProxysTunnelIsSetUpNotARequest) {
+  TraceBuilder b(500);
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 100 * us, 1, 60, 5 * us, "CONNECT a.example:80 HTTP/1.1\r\nHost: a.example:80");
+  b.recv(1, 200 * us, 1, 80, 1 * us, "HTTP/1.1 407 Proxy Authentication Required");
+  b.send(1, 300 * us, 1, 90, 5 * us, "CONNECT a.example:80 HTTP/1.1\r\nHost: a.example:80");
+  b.recv(1, 400 * us, 1, 39, 1 * us, "HTTP/1.1 200 Connection established");
+  b.send(1, 500 * us, 1, 70, 5 * us, "GET /one HTTP/1.1\r\nHost: a.example");
+  b.recv(1, 600 * us, 1, 100, 1 * us, "HTTP/1.1 200 OK");
+  b.send(1, 700 * us, 1, 70, 5 * us, "GET /two HTTP/1.1\r\nHost: a.example");
+  b.recv(1, 800 * us, 1, 100, 1 * us, "HTTP/1.1 204 No Content");
+  b.close(1, 900 * us, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const auto& c = out.conns[0];
+  ASSERT_TRUE(c.tunnel);
+  EXPECT_EQ(c.tunnel->status, 200);
+  EXPECT_EQ(c.tunnel->round_trips, 2u);
+  EXPECT_EQ(c.tunnel->start_ns, 100 * us);
+  EXPECT_EQ(c.tunnel->duration_ns, 401 * us - 100 * us);
+  ASSERT_EQ(c.requests.size(), 2u);
+  EXPECT_EQ(c.requests[0].index, 0u);
+  EXPECT_EQ(c.requests[0].target, "/one");
+  EXPECT_FALSE(c.requests[0].reused);
+  EXPECT_FALSE(c.requests[0].idle_ns);
+  EXPECT_EQ(c.requests[1].index, 1u);
+  EXPECT_TRUE(c.requests[1].reused);
+  EXPECT_EQ(c.requests[1].idle_ns, 700 * us - 601 * us);
+  EXPECT_EQ(c.bytes_sent, 60u + 90 + 70 + 70);
 }
 
 TEST(Model, KeepAliveReuseIdleAndDnsTieAcrossThreads) {
