@@ -55,7 +55,7 @@ tr.warn { border: 0; }
 .seg { position: absolute; top: 4px; height: 12px; min-width: 1px; background: var(--c); }
 .seg.life { top: 9px; height: 2px; background: #b8c0cc; }
 .seg.idle { top: 8px; height: 4px; background: var(--idle); }
-.seg.dns { --c: var(--dns); } .seg.connect { --c: var(--connect); } .seg.tls { --c: var(--tls); }
+.seg.dns { --c: var(--dns); } .seg.connect, .seg.tunnel { --c: var(--connect); } .seg.tls { --c: var(--tls); }
 .seg.send { --c: var(--send); } .seg.wait { --c: var(--wait); } .seg.receive { --c: var(--receive); }
 .seg.fail { outline: 2px solid var(--fail); outline-offset: -1px; }
 .seg:hover { filter: brightness(0.8); }
@@ -126,6 +126,7 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
     var t = c.start;
     if (c.dns) t = Math.max(t, c.dns[0] + c.dns[1]);
     if (c.connect) t = Math.max(t, c.connect[0] + c.connect[1]);
+    if (c.tunnel) t = Math.max(t, c.tunnel.start + c.tunnel.dur);
     if (c.tls) t = Math.max(t, c.tls.start + c.tls.dur);
     c.reqs.forEach(function (r) { t = Math.max(t, r.end); });
     return t;
@@ -171,6 +172,10 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
     seg(lane, 'life', c.start, connEnd(c) - c.start, ci);
     if (c.dns) seg(lane, 'dns', c.dns[0], c.dns[1], ci);
     if (c.connect) seg(lane, 'connect', c.connect[0], c.connect[1], ci, undefined, c.connErr ? 'fail' : '');
+    if (c.tunnel) {
+      var up = c.tunnel.status >= 200 && c.tunnel.status < 300;
+      seg(lane, 'tunnel', c.tunnel.start, c.tunnel.dur, ci, undefined, up ? '' : 'fail');
+    }
     if (c.tls) seg(lane, 'tls', c.tls.start, c.tls.dur, ci, undefined, c.tls.err ? 'fail' : '');
     c.reqs.forEach(function (r, ri) {
       if (r.idle !== undefined && r.reused) seg(lane, 'idle', r.start - r.idle, r.idle, ci, ri);
@@ -275,6 +280,11 @@ inline constexpr const char* kHtmlScript = R"JS(<script>
       line(tip, 'peer', c.peer);
       line(tip, 'error', c.connErr);
       if (c.pending) line(tip, 'state', 'still connecting at the end of the trace');
+    } else if (k === 'tunnel') {
+      phase(tip, 'proxy tunnel (CONNECT)', c.tunnel.start, c.tunnel.dur);
+      line(tip, 'target', c.tunnel.target);
+      line(tip, 'proxy', c.peer);
+      line(tip, 'proxy answered', c.tunnel.status ? String(c.tunnel.status) : 'nothing');
     } else if (k === 'tls') {
       phase(tip, 'tls handshake', c.tls.start, c.tls.dur);
       line(tip, 'version', c.tls.version);

@@ -165,6 +165,12 @@ class ReportSink : public ConnectionSink {
       if (c.connect_error) str("connErr", errno_name(c.connect_error));
       if (c.connect_pending) j += ",\"pending\":true";
     }
+    if (c.tunnel) {
+      j += fmt::format(",\"tunnel\":{{\"start\":{},\"dur\":{},\"status\":{}", rel(c.tunnel->start_ns),
+                       c.tunnel->duration_ns, c.tunnel->status);
+      str("target", c.tunnel->target);
+      j += '}';
+    }
     if (c.tls) {
       j += fmt::format(",\"tls\":{{\"start\":{},\"dur\":{},\"resumed\":{}", rel(c.tls->start_ns), c.tls->duration_ns,
                        c.tls->resumed);

@@ -10,6 +10,7 @@
 
 #include "tests/integration/chain_service.h"
 #include "tests/integration/fixture.h"
+#include "tests/integration/script_server.h"
 
 namespace httptrace::itest {
 namespace {
@@ -250,6 +251,23 @@ TEST_F(HtmlReport, CurlKeepAliveAndANewConnection) {
   EXPECT_EQ(printed.run.exit_code, 0) << printed.run.describe();
   EXPECT_TRUE(printed.console.empty()) << ::testing::PrintToString(printed.console);
   EXPECT_EQ(read_file(pdf).substr(0, 5), "%PDF-") << "no PDF at " << pdf;
+}
+
+// Through an HTTP proxy's tunnel (curl -p): the CONNECT is drawn as the connection's set-up, and
+// its request bars are the two GETs only.
+TEST_F(HtmlReport, AProxyTunnelIsPartOfTheSetUp) {
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  RunResult r = traced({"curl", "-s", "-p", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o",
+                        "/dev/null", "-o", "/dev/null", server_.url("/p1"), server_.url("/p2")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  const fs::path page = work_ / "report.html";
+  RunResult rep = run({paths().cli.string(), "report", "-o", page.string(), dir_.path().string()});
+  ASSERT_EQ(rep.exit_code, 0) << rep.describe();
+  const std::string rows = drawn_rows(check_page(page, dir_.path(), doc));
+  EXPECT_EQ(count(rows, "seg tunnel"), 1u) << rows;
+  EXPECT_EQ(count(rows, "seg send"), 2u) << rows;
 }
 
 // `run --export json -o F --report F.html`: the traced command's output and status are its own,
