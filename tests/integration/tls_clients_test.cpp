@@ -388,6 +388,59 @@ TEST_F(TlsClients, CurlThroughAProxyTunnel) {
   EXPECT_EQ(gets, 2);
 }
 
+// java.net.http through the tunnel, its TLS seen only on the wire: the CONNECT, the handshake
+// and the requests share one byte stream, and the handshake is still no exchange.
+constexpr char kJavaProxyGet[] = R"(
+import java.net.*;
+import java.net.http.*;
+import java.security.cert.X509Certificate;
+import javax.net.ssl.*;
+public class GetProxy {
+  public static void main(String[] a) throws Exception {
+    TrustManager[] all = {new X509TrustManager() {
+      public void checkClientTrusted(X509Certificate[] c, String s) {}
+      public void checkServerTrusted(X509Certificate[] c, String s) {}
+      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
+    }};
+    SSLContext ctx = SSLContext.getInstance("TLS");
+    ctx.init(null, all, null);
+    SSLParameters p = new SSLParameters();
+    p.setEndpointIdentificationAlgorithm("");
+    HttpClient c = HttpClient.newBuilder().sslContext(ctx).sslParameters(p)
+        .proxy(ProxySelector.of(new InetSocketAddress("127.0.0.1", Integer.parseInt(a[1]))))
+        .version(HttpClient.Version.HTTP_1_1).build();
+    for (String path : new String[] {"/j1", "/j2"})
+      c.send(HttpRequest.newBuilder(URI.create(a[0] + path)).build(), HttpResponse.BodyHandlers.ofString());
+  }
+}
+)";
+
+TEST_F(TlsClients, JavaThroughAProxyTunnel) {
+  if (run({"java", "-version"}).exit_code != 0) GTEST_SKIP() << "java is not installed";
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  std::ofstream(work_.path() / "GetProxy.java") << kJavaProxyGet;
+  RunResult r = traced({"java", (work_.path() / "GetProxy.java").string(), server_.url(""), std::to_string(proxy.port())});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tunnel"].is_object());
+  EXPECT_EQ(c["tunnel"]["status"], 200);
+  EXPECT_EQ(c["tunnel"]["target"], "localhost:" + std::to_string(server_.port()));
+  ASSERT_TRUE(c["tls"].is_object());
+  EXPECT_EQ(c["tls"]["library"], "wire");
+  EXPECT_EQ(c["tls"]["version"], "TLSv1.3");
+  EXPECT_LE(u(c["tunnel"]["start_ns"]) + u(c["tunnel"]["duration_ns"]), u(c["tls"]["start_ns"]));
+  ASSERT_EQ(c["requests"].size(), 2u);
+  EXPECT_EQ(c["requests"][0]["index"], 0);
+  EXPECT_FALSE(c["requests"][0]["reused"]);
+  EXPECT_TRUE(c["requests"][1]["reused"]);
+  EXPECT_GE(u(c["requests"][0]["start_ns"]), u(c["tls"]["start_ns"]) + u(c["tls"]["duration_ns"]));
+}
+
 // A proxy that refuses the tunnel: its answer is the tunnel's status, and there is no request.
 TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
   ScriptServer proxy("connect_proxy.py", RunOptions{});
