@@ -20,6 +20,10 @@
 //                read too (the record's body: a ServerHello tells the TLS version on the wire)
 //   bit  38      h2c: the connection began with the HTTP/2 preface; bits 40..47 hold its slot in
 //                the h2 pool (record/h2_conn.h). Set on the descriptor that carried the preface.
+//   bit  39      the last wire read ended after an interim response's head (103 Early Hints):
+//                capture the next read too (the final head); bit 56 the same for TLS plaintext
+//   bits 48..55  reads left that may finish a status line a read cut (curl reads CONNECT's answer
+//                a byte at a time)
 // Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
 // and reused by another thread in between is never modified on behalf of the old connection.
 #pragma once
@@ -47,6 +51,10 @@ class FdTable {
   }
   static constexpr uint64_t kTlsHeaderBit = 1ull << 37;
   static constexpr uint64_t kH2cBit = 1ull << 38;
+  // The last read ended after an interim response's head: the next read's head is the final one.
+  // One bit per layer: under a TLS library the socket's own reads (records) come in between.
+  static constexpr uint64_t kFinalHeadBit = 1ull << 39, kFinalHeadPlainBit = 1ull << 56;
+  static uint64_t final_head_bit(bool plaintext) { return plaintext ? kFinalHeadPlainBit : kFinalHeadBit; }
   static constexpr int kH2cSlotShift = 40;
   static uint64_t h2c_bits(size_t slot) { return kH2cBit | (uint64_t{slot & 0xff} << kH2cSlotShift); }
   static size_t h2c_slot(uint64_t word) { return static_cast<size_t>((word >> kH2cSlotShift) & 0xff); }

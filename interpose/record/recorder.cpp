@@ -47,6 +47,7 @@ struct Captured {
   format::CaptureKind kind;
   uint16_t len;
   bool bare_handshake_header;  // exactly a TLS handshake record's header (0x16 0x03 x, length)
+  bool awaiting_final;         // capture::Result::awaiting_final
 };
 
 // Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
@@ -77,7 +78,7 @@ __attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, cons
   ev.cap_len = c.len;
   if (c.target_cut) ev.flags |= format::kDataCaptureCut;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
-  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16};
+  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16, c.awaiting_final};
 }
 
 // More of a status line the previous reads cut: this read's bytes up to and including the "\n"
@@ -109,6 +110,13 @@ __attribute__((noinline, cold)) void emit_status_line_more(int fd, uint32_t conn
   ev.cap_len = static_cast<uint16_t>(kept);
   trace_writer().emit(&ev, sizeof(ev), line, kept);
   g_fd_table.set_line_reads(fd, conn, more ? reads_left - 1 : 0);
+}
+
+// A read that ended after an interim response's head has the next read on its layer captured
+// (the final head); any other read ends that wait.
+void await_final_head(int fd, uint32_t conn, bool plaintext, bool awaiting) {
+  if (awaiting) g_fd_table.set_flag(fd, conn, FdTable::final_head_bit(plaintext));
+  else g_fd_table.take_flag(fd, conn, FdTable::final_head_bit(plaintext));
 }
 
 // The client preface opens h2c (prior knowledge): sent by a client, received by a server.
@@ -235,6 +243,9 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
       }
     }
     const Captured c = emit_with_capture(ev, iov, iovcnt, result);
+    if (dir == Direction::kRecv && (c.awaiting_final || (word & FdTable::final_head_bit(plaintext)) != 0)) {
+      await_final_head(fd, conn, plaintext, c.awaiting_final);
+    }
     if (!plaintext && dir == Direction::kRecv) {
       if (c.bare_handshake_header) g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
       // All the read returned was the start of a status line: the next reads may finish it.
@@ -247,16 +258,23 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
     return;
   }
   // Rare, hence one test of the word first: a read right after one that ended inside a status
-  // line (curl's CONNECT) or returned a TLS record's bare header (a BIO that splits header and
-  // body, once per TLS connection).
-  if ((word & (FdTable::kTlsHeaderBit | FdTable::kLineReadsMask)) != 0 && result > 0 && dir == Direction::kRecv &&
-      !plaintext) {
-    if (const unsigned left = FdTable::line_reads(word); left != 0) {
-      return emit_status_line_more(fd, conn, left, ev, iov, iovcnt, result);
-    }
-    if (g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
-      emit_with_capture(ev, iov, iovcnt, result, true);
+  // line (curl's CONNECT), after an interim response's head (103 Early Hints), or that returned a
+  // TLS record's bare header (a BIO that splits header and body, once per TLS connection).
+  const uint64_t final_head = FdTable::final_head_bit(plaintext);
+  if ((word & (FdTable::kTlsHeaderBit | FdTable::kLineReadsMask | final_head)) != 0 && result > 0 &&
+      dir == Direction::kRecv) {
+    if (word & final_head) {
+      await_final_head(fd, conn, plaintext, emit_with_capture(ev, iov, iovcnt, result).awaiting_final);
       return;
+    }
+    if (!plaintext) {
+      if (const unsigned left = FdTable::line_reads(word); left != 0) {
+        return emit_status_line_more(fd, conn, left, ev, iov, iovcnt, result);
+      }
+      if (g_fd_table.take_flag(fd, conn, FdTable::kTlsHeaderBit)) {
+        emit_with_capture(ev, iov, iovcnt, result, true);
+        return;
+      }
     }
   }
   trace_writer().emit(&ev, sizeof(ev));

@@ -179,6 +179,26 @@ TEST_F(Curl, ExpectContinueUploadIsOneRequest) {
   EXPECT_GE(q["first_byte_ns"].get<uint64_t>(), q["sent_ns"].get<uint64_t>());
 }
 
+// 103 Early Hints, then the response 60 ms later: two heads in two reads with no write between.
+// The request's status is the final one, its first byte the final head's (the recorder captures
+// the read after an interim head though it is no turn of the conversation), and it is one
+// request; curl names the same status.
+TEST_F(Curl, EarlyHintsThenTheResponseIsOneRequest) {
+  RunResult r = traced({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", server_.url("/early-hints/60")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "200");
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  ASSERT_EQ(conns[0]["requests"].size(), 1u) << describe(conns[0]);
+  const json& q = conns[0]["requests"][0];
+  EXPECT_EQ(q["status"], 200);
+  ASSERT_TRUE(q["first_byte_ns"].is_number());
+  EXPECT_GE(q["first_byte_ns"].get<uint64_t>(), q["sent_ns"].get<uint64_t>() + 60'000'000u)
+      << "the final head came 60 ms after the 103";
+  EXPECT_EQ(q["bytes_received"], conns[0]["bytes_received"]);
+}
+
 class CurlIpv6 : public TracedTest {
  protected:
   CurlIpv6() : server6_({.ipv6 = true}) {}

@@ -11,6 +11,7 @@ Stdlib only, so it runs on a bare Debian python3. Contract with the callers:
 
 Routes (any method; a request body announced by Content-Length is read and discarded):
   /delay/<ms>     waits <ms> before sending anything, so time-to-first-byte is about <ms>
+  /early-hints/<ms>  a "103 Early Hints" head at once, the 200 response <ms> later
   /chunked/<n>    Transfer-Encoding: chunked, n chunks
   /close          "Connection: close", then the server closes the connection
   /idle-close/<ms> "Keep-Alive: timeout=<ms rounded up to seconds>", then the server closes the
@@ -96,6 +97,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(400, b"bad delay\n")
             time.sleep(ms / 1000.0)
             return self.reply(200, b"delayed %d ms\n" % ms)
+        if head == "early-hints":
+            # A 103 head, a pause, then the response: the client reads the two heads apart.
+            ms = number(arg, MAX_DELAY_MS)
+            if ms is None:
+                return self.reply(400, b"bad delay\n")
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            time.sleep(ms / 1000.0)
+            return self.reply(200, b"after early hints\n")
         if head == "chunked":
             n = number(arg, MAX_CHUNKS)
             if n is None:

@@ -189,6 +189,47 @@ TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
   EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
 }
 
+// A 103 Early Hints head read on its own: the next read on the same layer (the final response's
+// head) is captured too, though it is no turn of the conversation, and the read after it is not.
+// Under a TLS library the socket's record reads in between neither take nor lose that.
+TEST(RecorderEvents, TheFinalHeadAfterAnInterimOneIsCaptured) {
+  trace_path();
+  for (const uint8_t layer : {uint8_t{0}, uint8_t{format::kDataTlsPlaintext}}) {
+    SCOPED_TRACE(layer ? "plaintext" : "wire");
+    const size_t before = events().size();
+    const int fd = 704;
+    on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+    std::string req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n", record("\x17\x03\x03\x00\x20", 5);
+    std::string hints = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n";
+    std::string final_head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", body = "HTTP/1.1 999 body";
+    iovec rv{req.data(), req.size()}, tv{record.data(), record.size()}, hv{hints.data(), hints.size()},
+        fv{final_head.data(), final_head.size()}, bv{body.data(), body.size()};
+    auto rd = [&](const iovec& v, uint8_t flags, uint64_t t) {
+      record_data(fd, format::Direction::kRecv, format::DataCall::kRead, flags, t, t + 5,
+                  static_cast<int64_t>(v.iov_len), &v, 1);
+    };
+    record_data(fd, format::Direction::kSend, format::DataCall::kWrite, layer, 200, 210,
+                static_cast<int64_t>(req.size()), &rv, 1);
+    if (layer) rd(tv, 0, 290);
+    rd(hv, layer, 300);
+    if (layer) rd(tv, 0, 390);
+    rd(fv, layer, 400);
+    rd(bv, layer, 500);
+    record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 600);
+    std::vector<std::string> heads;
+    const auto evs = events();
+    for (size_t i = before; i < evs.size(); ++i) {
+      if (kind(evs[i]) != uint16_t(format::EventKind::kData)) continue;
+      const auto d = as<format::DataEvent>(evs[i]);
+      if ((d.flags & format::kDataTlsPlaintext) != layer || d.dir != uint8_t(format::Direction::kRecv)) continue;
+      heads.push_back(d.capture_kind == uint8_t(format::CaptureKind::kHttpResp)
+                          ? std::string(reinterpret_cast<const char*>(evs[i].data()) + sizeof d, d.cap_len)
+                          : std::string("-"));
+    }
+    EXPECT_EQ(heads, (std::vector<std::string>{"HTTP/1.1 103 Early Hints", "HTTP/1.1 200 OK\r\nConnection: close", "-"}));
+  }
+}
+
 // curl reads an HTTP proxy's answer to CONNECT a byte at a time: after a read that ended inside
 // the status line, the next reads carry the rest of that line (kDataStatusLineMore) up to its
 // "\n", and nothing after it (the next header lines are no business of ours).
