@@ -248,11 +248,9 @@ bool interim_status(const uint8_t* line) {
 
 // After an interim head (1xx but 101: "100 Continue"), the heads that share the call with it
 // (python's http.server writes the 100 and its answer at once): each as "\r\n", its status line
-// and its allow-listed lines, at most three more. *awaiting_final: the call ended right after an
-// interim head, so the final one comes in a later call (103 Early Hints, then the response). Out
-// of line: the usual response has none.
+// and its allow-listed lines, at most three more. Out of line: the usual response has none.
 __attribute__((noinline)) size_t interim_heads(const uint8_t* in, size_t len, size_t line_len, uint8_t* out,
-                                               size_t n, bool* awaiting_final) {
+                                               size_t n) {
   for (size_t at = 0, heads = 0;; ++heads) {
     const size_t head = at + after_line(in + at, line_len);
     n = append_headers<kResponseHeaders>(in + at, len - at, head - at, out, n);
@@ -265,10 +263,7 @@ __attribute__((noinline)) size_t interim_heads(const uint8_t* in, size_t len, si
       pos = static_cast<size_t>(static_cast<const uint8_t*>(nl) - in) + 1;
     }
     at = pos + (in[pos] == '\r' ? 2 : 1);
-    if (at >= len) {
-      *awaiting_final = true;
-      return n;
-    }
+    if (at >= len) return n;
     if (status_line(in + at, len - at, line_len) != Line::kWhole ||
         n + 2 + line_len > format::kHttpCaptureMax) {
       return n;
@@ -336,14 +331,11 @@ Result sanitize(const uint8_t* in, size_t len, uint8_t* scratch) {
   if (l != Line::kNo && line_len > 0) {
     size_t n = line_len < format::kHttpCaptureMax ? line_len : format::kHttpCaptureMax;
     copy_small(scratch, in, n);
-    bool awaiting_final = false;
     if (l == Line::kWhole) {
-      n = interim_status(in) ? interim_heads(in, len, line_len, scratch, n, &awaiting_final)
+      n = interim_status(in) ? interim_heads(in, len, line_len, scratch, n)
                              : append_headers<kResponseHeaders>(in, len, after_line(in, line_len), scratch, n);
     }
-    Result r{CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
-    r.awaiting_final = awaiting_final;
-    return r;
+    return {CaptureKind::kHttpResp, scratch, static_cast<uint16_t>(n)};
   }
   RequestLine rl;
   l = request_line(in, len, rl);

@@ -39,9 +39,6 @@ struct Result {
   const uint8_t* data = nullptr;  // points into `in` or `scratch`
   uint16_t len = 0;
   bool target_cut = false;  // the request target was cut at kTargetMax (format::kDataCaptureCut)
-  // The transfer ended with an interim response's head (1xx but 101): the final response's
-  // head starts a later read, which the recorder captures too.
-  bool awaiting_final = false;
 };
 
 // Classifies the first `len` bytes of a transfer and returns what may be recorded. scratch must

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <string_view>
 
 #include "interpose/record/capture.h"
 #include "interpose/record/events.h"
@@ -47,8 +48,20 @@ struct Captured {
   format::CaptureKind kind;
   uint16_t len;
   bool bare_handshake_header;  // exactly a TLS handshake record's header (0x16 0x03 x, length)
-  bool awaiting_final;         // capture::Result::awaiting_final
+  bool awaiting_final;         // its last head is an interim one: the final head is still to come
 };
+
+// A response capture ("HTTP/1.1 103 ...", then "\r\n" and each further head's status line and
+// allow-listed lines: capture.h) whose last head is an interim one (1xx but 101: 103 Early
+// Hints, 100 Continue): the final response's head starts a later read.
+__attribute__((noinline, cold)) bool ends_with_interim_head(const uint8_t* cap, size_t len) {
+  const std::string_view c(reinterpret_cast<const char*>(cap), len);
+  const size_t at = c.rfind("\r\nHTTP/");
+  const std::string_view line = at == std::string_view::npos ? c : c.substr(at + 2);
+  if (line.size() < 12) return false;
+  const std::string_view code = line.substr(line[6] == '.' ? 9 : 7, 3);
+  return code.size() == 3 && code[0] == '1' && code != "101";
+}
 
 // Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
 __attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, const iovec* iov, size_t iovcnt,
@@ -78,7 +91,10 @@ __attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, cons
   ev.cap_len = c.len;
   if (c.target_cut) ev.flags |= format::kDataCaptureCut;
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
-  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16, c.awaiting_final};
+  // A response capture whose status begins with 1 is rare: looked at out of line.
+  const bool interim = c.kind == format::CaptureKind::kHttpResp && c.len > 12 && c.data[c.data[6] == '.' ? 9 : 7] == '1';
+  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16,
+          interim && ends_with_interim_head(c.data, c.len)};
 }
 
 // More of a status line the previous reads cut: this read's bytes up to and including the "\n"
@@ -243,7 +259,7 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
       }
     }
     const Captured c = emit_with_capture(ev, iov, iovcnt, result);
-    if (dir == Direction::kRecv && (c.awaiting_final || (word & FdTable::final_head_bit(plaintext)) != 0)) {
+    if (dir == Direction::kRecv && (c.awaiting_final || (word & (FdTable::kFinalHeadBit | FdTable::kFinalHeadPlainBit)))) {
       await_final_head(fd, conn, plaintext, c.awaiting_final);
     }
     if (!plaintext && dir == Direction::kRecv) {
@@ -260,10 +276,10 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
   // Rare, hence one test of the word first: a read right after one that ended inside a status
   // line (curl's CONNECT), after an interim response's head (103 Early Hints), or that returned a
   // TLS record's bare header (a BIO that splits header and body, once per TLS connection).
-  const uint64_t final_head = FdTable::final_head_bit(plaintext);
-  if ((word & (FdTable::kTlsHeaderBit | FdTable::kLineReadsMask | final_head)) != 0 && result > 0 &&
-      dir == Direction::kRecv) {
-    if (word & final_head) {
+  constexpr uint64_t kRare = FdTable::kTlsHeaderBit | FdTable::kLineReadsMask | FdTable::kFinalHeadBit |
+                             FdTable::kFinalHeadPlainBit;
+  if ((word & kRare) != 0 && result > 0 && dir == Direction::kRecv) {
+    if (word & FdTable::final_head_bit(plaintext)) {
       await_final_head(fd, conn, plaintext, emit_with_capture(ev, iov, iovcnt, result).awaiting_final);
       return;
     }
