@@ -75,9 +75,29 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       info_->duration_ns = call.end - info_->start_ns;
       state_ = State::kDone;
       uint64_t extra = call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
-      if (extra == 0 && info_->version == "TLSv1.3") extra = after_cut_finished(call);
+      if (extra == 0 && info_->version == "TLSv1.3") {
+        if (type == kTlsChangeCipherSpec && call.bytes == 6) {
+          state_ = State::kClientFinished;
+          last_end_ = call.end;
+          return kHandshake;
+        }
+        extra = after_cut_finished(call);
+      }
       if (extra == 0) return kHandshake;
       return extra;
+    }
+    case State::kClientFinished: {
+      // The Finished record, and whatever the same write carried behind it: the request.
+      state_ = State::kDone;
+      const std::string_view c = call.cap;
+      if (!call.is_send || call.capture != tf::CaptureKind::kTls || c.size() < 5 ||
+          first_record_type(c) != kTlsApplicationData) {
+        info_->duration_ns = last_end_ - info_->start_ns;
+        return call.bytes;
+      }
+      info_->duration_ns = call.end - info_->start_ns;
+      const uint64_t record = 5 + ((uint64_t{uint8_t(c[3])} << 8) | uint8_t(c[4]));
+      return call.bytes > record ? call.bytes - record : kHandshake;
     }
     case State::kAwaitServerFinish:
     case State::kServerFinish:

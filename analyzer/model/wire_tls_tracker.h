@@ -7,7 +7,9 @@
 // server's reply (its CCS + Finished) has been read, i.e. at the client's next write. If it starts
 // with CCS (0x14) or application data (0x17) -- TLS 1.3, whose Finished is wrapped in 0x17, or an
 // abbreviated 1.2 resumption -- the client's flight itself ends the handshake; application data
-// coalesced into that same write (visible from the record lengths) starts the first exchange. A
+// coalesced into that same write (visible from the record lengths) starts the first exchange;
+// a TLS 1.3 client that writes its CCS alone (java) sends its Finished in the next write, which
+// ends the handshake (the recorder captures that write's record header). A
 // TLS 1.3 NewSessionTicket read later is counted in the first response, a small known inaccuracy.
 // A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
 // too; the exchanges before it stay exchanges.
@@ -65,6 +67,7 @@ class WireTlsTracker {
     kServerFlight,       // reading the server's first flight
     kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
     kServerFinish,       // reading the server's CCS+Finished
+    kClientFinished,     // TLS 1.3: the client's CCS was written alone, its Finished is next
     kDone,
   };
   static constexpr uint64_t kHandshake = ~uint64_t{0};

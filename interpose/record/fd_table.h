@@ -24,6 +24,8 @@
 //                capture the next read too (the final head); bit 56 the same for TLS plaintext
 //   bits 48..55  reads left that may finish a status line a read cut (curl reads CONNECT's answer
 //                a byte at a time)
+//   bit  57      the last wire write was a ChangeCipherSpec alone (java's TLS 1.3): capture the
+//                next write too (the Finished record's header: where the request behind it begins)
 // Every update is a compare-and-swap that re-checks the connection id, so a slot that was closed
 // and reused by another thread in between is never modified on behalf of the old connection.
 #pragma once
@@ -55,6 +57,8 @@ class FdTable {
   // One bit per layer: under a TLS library the socket's own reads (records) come in between.
   static constexpr uint64_t kFinalHeadBit = 1ull << 39, kFinalHeadPlainBit = 1ull << 56;
   static uint64_t final_head_bit(bool plaintext) { return plaintext ? kFinalHeadPlainBit : kFinalHeadBit; }
+  // The last wire write was a TLS ChangeCipherSpec record alone: capture the next write too.
+  static constexpr uint64_t kCcsSentBit = 1ull << 57;
   static constexpr int kH2cSlotShift = 40;
   static uint64_t h2c_bits(size_t slot) { return kH2cBit | (uint64_t{slot & 0xff} << kH2cSlotShift); }
   static size_t h2c_slot(uint64_t word) { return static_cast<size_t>((word >> kH2cSlotShift) & 0xff); }

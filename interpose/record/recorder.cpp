@@ -47,7 +47,7 @@ void finish_pending_connect(int fd, uint32_t conn, Direction dir, int64_t result
 struct Captured {
   format::CaptureKind kind;
   uint16_t len;
-  bool bare_handshake_header;  // exactly a TLS handshake record's header (0x16 0x03 x, length)
+  uint8_t bare_record_type;    // the capture is exactly one TLS record's header: its type; else 0
   bool awaiting_final;         // its last head is an interim one: the final head is still to come
 };
 
@@ -93,7 +93,7 @@ __attribute__((noinline)) Captured emit_with_capture(format::DataEvent& ev, cons
   trace_writer().emit(&ev, sizeof(ev), c.data, c.len);
   // A response capture whose status begins with 1 is rare: looked at out of line.
   const bool interim = c.kind == format::CaptureKind::kHttpResp && c.len > 12 && c.data[c.data[6] == '.' ? 9 : 7] == '1';
-  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 && c.data[0] == 0x16,
+  return {c.kind, c.len, c.kind == format::CaptureKind::kTls && c.len == 5 ? c.data[0] : uint8_t{0},
           interim && ends_with_interim_head(c.data, c.len)};
 }
 
@@ -263,22 +263,33 @@ void record_data(const DataStart& start, int fd, Direction dir, format::DataCall
       await_final_head(fd, conn, plaintext, c.awaiting_final);
     }
     if (!plaintext && dir == Direction::kRecv) {
-      if (c.bare_handshake_header) g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
+      if (c.bare_record_type == 0x16) g_fd_table.set_flag(fd, conn, FdTable::kTlsHeaderBit);
       // All the read returned was the start of a status line: the next reads may finish it.
       const bool cut = c.kind == format::CaptureKind::kHttpResp && c.len == result;
       if (cut || FdTable::line_reads(word) != 0) {
         g_fd_table.set_line_reads(fd, conn, cut ? format::kStatusLineReads : 0);
       }
     }
+    // A ChangeCipherSpec sent on its own (java's TLS 1.3): its Finished follows in the next write,
+    // whose record header tells where the request behind it begins.
+    if (!plaintext && dir == Direction::kSend && c.bare_record_type == 0x14 && result == 6) {
+      g_fd_table.set_flag(fd, conn, FdTable::kCcsSentBit);
+    }
     if (!plaintext && c.kind == format::CaptureKind::kHttpResp) upgrade_to_h2c(fd, conn, ev, iov, iovcnt, result, t1);
     return;
   }
   // Rare, hence one test of the word first: a read right after one that ended inside a status
   // line (curl's CONNECT), after an interim response's head (103 Early Hints), or that returned a
-  // TLS record's bare header (a BIO that splits header and body, once per TLS connection).
+  // TLS record's bare header (a BIO that splits header and body, once per TLS connection); a
+  // write right after a ChangeCipherSpec written alone.
   constexpr uint64_t kRare = FdTable::kTlsHeaderBit | FdTable::kLineReadsMask | FdTable::kFinalHeadBit |
-                             FdTable::kFinalHeadPlainBit;
-  if ((word & kRare) != 0 && result > 0 && dir == Direction::kRecv) {
+                             FdTable::kFinalHeadPlainBit | FdTable::kCcsSentBit;
+  if ((word & kRare) != 0 && result > 0 && dir == Direction::kSend) {
+    if (!plaintext && (word & FdTable::kCcsSentBit) && g_fd_table.take_flag(fd, conn, FdTable::kCcsSentBit)) {
+      emit_with_capture(ev, iov, iovcnt, result);
+      return;
+    }
+  } else if ((word & kRare) != 0 && result > 0) {
     if (word & FdTable::final_head_bit(plaintext)) {
       await_final_head(fd, conn, plaintext, emit_with_capture(ev, iov, iovcnt, result).awaiting_final);
       return;

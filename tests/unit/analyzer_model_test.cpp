@@ -457,6 +457,37 @@ TEST(Model, Tls13FromTheWireWithRequestCoalescedIntoTheFinishedWrite) {
   EXPECT_EQ(out.conns[0].requests[0].start_ns, 300u);
 }
 
+// java.net.http writes its TLS 1.3 CCS alone and its Finished in the next write (the recorder
+// captures that write's record header): the handshake ends with the Finished, and the request
+// is what follows it -- here behind it in the same write, then a write of its own. A trace
+// recorded before that capture keeps the old reading (the handshake ends at the CCS).
+TEST(Model, Tls13FinishedWrittenApartFromItsCcs) {
+  for (const bool captured : {true, false}) {
+    SCOPED_TRACE(captured ? "Finished captured" : "older trace");
+    TraceBuilder b;
+    b.socket(1, 0, 1, 3);
+    b.connect(1, 10, 1, 3, kPeer, 10);
+    b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", {}));
+    b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+    b.data(1, 300, 1, 3, D::kSend, 6, 2, C::kTls, ccs().substr(0, 5));
+    const std::string finished = tls_record(0x17, std::string(85, 'f'));
+    if (captured) b.data(1, 400, 1, 3, D::kSend, 90 + 40, 2, C::kTls, finished.substr(0, 5));
+    else b.data(1, 400, 1, 3, D::kSend, 90 + 40, 2);
+    b.data(1, 410, 1, 3, D::kSend, 138, 2);
+    b.data(1, 500, 1, 3, D::kRecv, 900, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.close(1, 800, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns.size(), 1u);
+    const Connection& c = out.conns[0];
+    ASSERT_TRUE(c.tls);
+    ASSERT_EQ(c.requests.size(), 1u);
+    EXPECT_EQ(c.tls->duration_ns, captured ? 402u - 100 : 302u - 100);
+    EXPECT_EQ(c.requests[0].start_ns, 400u);
+    EXPECT_EQ(c.requests[0].bytes_sent, captured ? 40u + 138 : 130u + 138);
+    EXPECT_EQ(c.bytes_sent, 300u + 6 + 130 + 138);
+  }
+}
+
 TEST(Model, Tls12FullHandshakeFromTheWire) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);

@@ -189,6 +189,43 @@ TEST(RecorderEvents, HandshakeRecordBodyAfterABareHeaderIsCaptured) {
   EXPECT_EQ(kind_of(4), uint8_t(format::CaptureKind::kNone)) << "only the read right after";
 }
 
+// A TLS 1.3 client that writes its ChangeCipherSpec alone (java) has the next write's record
+// header captured (its Finished: where the request behind it begins); the write after that is
+// not, nor the write after a CCS that came with its Finished.
+TEST(RecorderEvents, TheWriteAfterALoneChangeCipherSpecIsCaptured) {
+  trace_path();
+  for (const bool alone : {true, false}) {
+    SCOPED_TRACE(alone ? "CCS alone" : "CCS and Finished together");
+    const size_t before = events().size();
+    const int fd = 707;
+    on_socket(fd, AF_INET, SOCK_STREAM, 0, 100);
+    std::string hello = "\x16\x03\x01\x00\x04\x01\x00\x00\x00", server = "\x16\x03\x03\x00\x04\x02\x00\x00\x00";
+    std::string ccs("\x14\x03\x03\x00\x01\x01", 6), finished = std::string("\x17\x03\x03\x00\x55", 5) + std::string(85, 'f');
+    std::string flight = alone ? ccs : ccs + finished, request = std::string("\x17\x03\x03\x00\x85", 5) + std::string(133, 'r');
+    iovec hv{hello.data(), hello.size()}, sv{server.data(), server.size()}, cv{flight.data(), flight.size()},
+        fv{finished.data(), finished.size()}, rv{request.data(), request.size()};
+    auto wr = [&](const iovec& v, uint64_t t) {
+      record_data(fd, format::Direction::kSend, format::DataCall::kWrite, 0, t, t + 5, static_cast<int64_t>(v.iov_len), &v, 1);
+    };
+    wr(hv, 200);
+    record_data(fd, format::Direction::kRecv, format::DataCall::kRead, 0, 300, 305, static_cast<int64_t>(server.size()), &sv, 1);
+    wr(cv, 400);
+    if (alone) wr(fv, 500);
+    wr(rv, 600);
+    record_close(fd, untrack_for_close(fd), 0, format::CloseHow::kClose, 700);
+    std::vector<std::string> caps;
+    const auto evs = events();
+    for (size_t i = before; i < evs.size(); ++i) {
+      if (kind(evs[i]) != uint16_t(format::EventKind::kData)) continue;
+      const auto d = as<format::DataEvent>(evs[i]);
+      if (d.dir != uint8_t(format::Direction::kSend)) continue;
+      caps.push_back(std::string(reinterpret_cast<const char*>(evs[i].data()) + sizeof d, d.cap_len));
+    }
+    if (alone) EXPECT_EQ(caps, (std::vector<std::string>{hello, ccs.substr(0, 5), finished.substr(0, 5), ""}));
+    else EXPECT_EQ(caps, (std::vector<std::string>{hello, ccs.substr(0, 5), ""}));
+  }
+}
+
 // A 103 Early Hints head read on its own: the next read on the same layer (the final response's
 // head) is captured too, though it is no turn of the conversation, and the read after it is not.
 // Under a TLS library the socket's record reads in between neither take nor lose that.
