@@ -439,6 +439,7 @@ TEST_F(TlsClients, JavaThroughAProxyTunnel) {
   EXPECT_FALSE(c["requests"][0]["reused"]);
   EXPECT_TRUE(c["requests"][1]["reused"]);
   EXPECT_GE(u(c["requests"][0]["start_ns"]), u(c["tls"]["start_ns"]) + u(c["tls"]["duration_ns"]));
+  EXPECT_EQ(c["requests"][0]["bytes_sent"], c["requests"][1]["bytes_sent"]) << "java's Finished is no request byte";
 }
 
 // A proxy that refuses the tunnel: its answer is the tunnel's status, and there is no request.
