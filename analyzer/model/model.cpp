@@ -165,6 +165,11 @@ struct Model::ConnState {
   std::optional<uint32_t> close_notify_index;
   // A status line read a byte at a time (tf::kDataStatusLineMore), while it is being completed.
   std::string status_line;
+  // Through an HTTP proxy: the target its first CONNECT named, "" when none (new_reason keys the
+  // endpoint by proxy and target). reason_deferred: connected to a peer known to be a proxy, so
+  // the reason waits for its first request, which says which endpoint it is for.
+  std::string proxy_target;
+  bool reason_deferred = false;
   uint64_t attempt_end_ns = 0;  // for a held attempt: when it was given up
   // The same connection in another traced process (mirrored addresses), when one is loaded.
   uint32_t mirror_file = kNoFile, mirror_conn = 0;
@@ -219,6 +224,8 @@ struct Model::ProcState {
   std::array<uint8_t, 16> tree_trace{};  // the trace of its process tree's own requests
   ConnTable<ConnState> conns;  // owns the open connections
   EndpointHistory endpoints;   // how recent connections ended, for new_reason
+  std::vector<tf::Addr> proxies;  // peers a CONNECT was sent to (a few: bounded by kMaxProxies)
+  static constexpr size_t kMaxProxies = 16;
   // The last kDnsTieWindow lookups, for tying connects: a ring whose slots are overwritten in
   // place, so their strings and vectors keep their buffers and a lookup costs no allocation.
   struct RecentDns {
@@ -461,13 +468,23 @@ uint64_t last_end_of(ExchangeBuilder& b, uint64_t otherwise) {
 // Scans the open connections to c's endpoint when c connects: an idle one makes c a pool miss now;
 // one still reading a response decides later (resolve_miss_waiters). Then the reason (new_reason.h).
 void Model::mark_pool_miss(ProcState& p, ConnState& c) {
+  if (!c.reason_deferred && c.proxy_target.empty()) {
+    for (const tf::Addr& proxy : p.proxies) {
+      if (same_ip(proxy, c.c.peer) && proxy.port == c.c.peer.port) {
+        c.reason_deferred = true;  // decided at its first request (build_exchange)
+        c.c.new_reason = NewReason::kFirst;
+        return;
+      }
+    }
+  }
+  c.reason_deferred = false;
   using A = ExchangeBuilder::Availability;
   OpenScan scan;
   const uint64_t now = c.c.connect_start_ns;
   p.conns.for_each([&](uint32_t, ConnState& other) {
     if (&other == &c || !other.c.has_connect || other.c.connect_error || other.accepted) return;
     const auto& o = other.c;
-    if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port) return;
+    if (!same_ip(o.peer, c.c.peer) || o.peer.port != c.c.peer.port || other.proxy_target != c.proxy_target) return;
     if (other.peer_ended) {
       ExchangeBuilder& b = other.active();
       const NewReason ending = ending_of(b.done().empty() ? nullptr : &b.done().back(), true, now);
@@ -499,7 +516,7 @@ void Model::mark_pool_miss(ProcState& p, ConnState& c) {
     }
   });
   if (scan.idle) c.c.pool_miss = 1;
-  ReasonVerdict v = p.endpoints.decide(c.c.peer, now, scan);
+  ReasonVerdict v = p.endpoints.decide(c.c.peer, c.proxy_target, now, scan);
   c.c.new_reason = v.reason;
   c.c.replaced = std::move(v.replaced);
   c.c.replaced_idle_ns = v.idle_ns;
@@ -865,9 +882,24 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     }
     if (interim_status(r.status)) final_after_interim(call.cap, *x, b);
   }
+  if (opens && request_side && !inbound && x->index == 0 && !c.c.tunnel && c.proxy_target.empty()) first_request(c, *x);
   if (&b != &c.active()) return;
   if (opens && request_side) open_exchange(c, *x, thread);
   else if (c.parent_file != ConnState::kNoFile) account_child(c, *x);
+}
+
+// An outbound connection's first request: a CONNECT makes its peer a proxy and names the
+// endpoint (proxy, target) that a reason put off until now is decided for.
+void Model::first_request(ConnState& c, const Exchange& x) {
+  ProcState& p = *procs_[c.file];
+  if (x.method == "CONNECT" && !x.target.empty()) {
+    c.proxy_target = x.target;
+    const bool known = std::any_of(p.proxies.begin(), p.proxies.end(), [&](const tf::Addr& a) {
+      return same_ip(a, c.c.peer) && a.port == c.c.peer.port;
+    });
+    if (!known && p.proxies.size() < ProcState::kMaxProxies) p.proxies.push_back(c.c.peer);
+  }
+  if (c.reason_deferred) mark_pool_miss(p, c);
 }
 
 // Where a request sits in a distributed trace, decided when it opens (its request's first call,
@@ -1050,8 +1082,8 @@ void Model::remember_close(ProcState& p, ConnState& s, uint64_t close_ns) {
   if (s.accepted || c.inherited || !c.has_connect || c.connect_pending || c.connect_error) return;
   const auto& done = s.active().done();
   const Exchange* last = done.empty() ? nullptr : &done.back();
-  p.endpoints.on_close(c.peer, c.id, close_ns, idle_since(done, c.start_ns), ending_of(last, s.peer_ended, close_ns),
-                       s.replaced_by_later);
+  p.endpoints.on_close(c.peer, s.proxy_target, c.id, close_ns, idle_since(done, c.start_ns),
+                       ending_of(last, s.peer_ended, close_ns), s.replaced_by_later);
 }
 
 void Model::close(uint32_t file, uint32_t conn, std::optional<uint64_t> close_ns) {

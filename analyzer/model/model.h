@@ -254,6 +254,7 @@ class Model {
   struct TupleIndex;
   void index_addresses(ConnState& c);
   void unindex(ConnState& c);
+  void first_request(ConnState& c, const Exchange& x);
   void open_exchange(ConnState& c, Exchange& x, uint64_t thread);
   void open_streams(ConnState& c, uint64_t thread);
   void serve(ConnState& c, uint64_t thread);

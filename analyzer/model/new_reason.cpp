@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 namespace httptrace::analyzer {
 
@@ -43,10 +44,11 @@ uint64_t idle_since(const std::vector<Exchange>& done, uint64_t start_ns) {
   return done.empty() ? start_ns : done.back().end_ns;
 }
 
-EndpointHistory::Key EndpointHistory::key_of(const tf::Addr& a) {
+EndpointHistory::Key EndpointHistory::key_of(const tf::Addr& a, std::string_view tunnel) {
   static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   Key k{};
   k.port = a.port;
+  if (!tunnel.empty()) k.tunnel = std::hash<std::string_view>{}(tunnel) | 1;
   if (a.family == AF_INET6 && std::memcmp(a.ip, kMapped, sizeof kMapped) == 0) {
     k.family = AF_INET;  // ::ffff:a.b.c.d is a.b.c.d, as the model's same_ip has it
     std::memcpy(k.ip.data(), a.ip + 12, 4);
@@ -65,6 +67,7 @@ size_t EndpointHistory::KeyHash::operator()(const Key& k) const {
   uint64_t h = (0x9e3779b97f4a7c15u ^ (uint64_t{k.family} << 16 | k.port)) * 0xff51afd7ed558ccdu;
   h = (h ^ w[0] ^ (h >> 29)) * 0xc4ceb9fe1a85ec53u;
   h = (h ^ w[1] ^ (h >> 29)) * 0xff51afd7ed558ccdu;
+  h ^= k.tunnel;
   return h ^ (h >> 32);
 }
 
@@ -88,9 +91,9 @@ EndpointHistory::Endpoint& EndpointHistory::get(const Key& k) {
   return cur_[k];
 }
 
-void EndpointHistory::on_close(const tf::Addr& peer, const std::string& id, uint64_t close_ns, uint64_t idle_since_ns,
-                               NewReason ending, bool claimed) {
-  const Key k = key_of(peer);
+void EndpointHistory::on_close(const tf::Addr& peer, std::string_view tunnel, const std::string& id, uint64_t close_ns,
+                               uint64_t idle_since_ns, NewReason ending, bool claimed) {
+  const Key k = key_of(peer, tunnel);
   Endpoint* e = find(k);
   if (!e) e = &get(k);
   if (e->n < kClosedPerEndpoint) ++e->n;
@@ -103,8 +106,9 @@ void EndpointHistory::on_close(const tf::Addr& peer, const std::string& id, uint
   c.claimed = claimed;
 }
 
-ReasonVerdict EndpointHistory::decide(const tf::Addr& peer, uint64_t connect_ns, const OpenScan& open) {
-  Endpoint* e = find(key_of(peer));
+ReasonVerdict EndpointHistory::decide(const tf::Addr& peer, std::string_view tunnel, uint64_t connect_ns,
+                                      const OpenScan& open) {
+  Endpoint* e = find(key_of(peer, tunnel));
   Closed* unclaimed = nullptr;  // the newest close nobody replaced yet
   Closed* newest = nullptr;
   if (e && e->n) {

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "analyzer/model/model.h"
@@ -83,11 +84,13 @@ class EndpointHistory {
 
   // A connected outbound connection to peer ended at close_ns. claimed: something already took
   // its place (it was named as replaced while still open).
-  void on_close(const tf::Addr& peer, const std::string& id, uint64_t close_ns, uint64_t idle_since_ns,
-                NewReason ending, bool claimed);
-  // The reason of a connect to peer at connect_ns, given the open connections; takes the closed
-  // connection it names, if any.
-  ReasonVerdict decide(const tf::Addr& peer, uint64_t connect_ns, const OpenScan& open);
+  // tunnel: the target of its proxy tunnel (CONNECT host:port), "" when none: through one proxy,
+  // each target is an endpoint of its own.
+  void on_close(const tf::Addr& peer, std::string_view tunnel, const std::string& id, uint64_t close_ns,
+                uint64_t idle_since_ns, NewReason ending, bool claimed);
+  // The reason of a connect to peer (tunnel: as above) at connect_ns, given the open connections;
+  // takes the closed connection it names, if any.
+  ReasonVerdict decide(const tf::Addr& peer, std::string_view tunnel, uint64_t connect_ns, const OpenScan& open);
 
   size_t endpoints() const { return cur_.size() + old_.size(); }
 
@@ -106,12 +109,13 @@ class EndpointHistory {
   struct Key {
     uint16_t family, port;
     std::array<uint8_t, 16> ip;
+    uint64_t tunnel;  // a hash of the tunnel's target; 0 for none
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
     size_t operator()(const Key& k) const;
   };
-  static Key key_of(const tf::Addr& a);
+  static Key key_of(const tf::Addr& a, std::string_view tunnel);
   Endpoint* find(const Key& k);  // promotes an entry of the old generation
   Endpoint& get(const Key& k);
 

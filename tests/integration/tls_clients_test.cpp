@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -461,6 +462,33 @@ TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
   EXPECT_TRUE(conns[0]["tls"].is_null());
   const RunResult timeline = run({paths().cli.string(), "timeline", "--color=never", dir_.path().string()});
   EXPECT_NE(timeline.out.find("tunnel denied.example:443 407"), std::string::npos) << timeline.out;
+}
+
+// curl through one proxy to two names of the server: two tunnels, two endpoints. The second is
+// no pool miss though the first sat idle beside it (curl keys its pool by target too).
+TEST_F(TlsClients, CurlThroughAProxyToTwoTargets) {
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  const std::string port = std::to_string(server_.port());
+  RunResult r = traced({"curl", "-sk", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o", "/dev/null",
+                        "-o", "/dev/null", "-w", "%{num_connects}\n", "https://localhost:" + port + "/a",
+                        "https://127.0.0.1:" + port + "/b"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "1\n1\n");
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 2u) << doc.dump(1);
+  std::set<std::string> tunnels;
+  for (const json& c : conns) {
+    SCOPED_TRACE(describe(c));
+    ASSERT_TRUE(c["tunnel"].is_object());
+    tunnels.insert(c["tunnel"]["target"].get<std::string>());
+    EXPECT_EQ(c["new_reason"], "first");
+  }
+  EXPECT_EQ(tunnels, (std::set<std::string>{"localhost:" + port, "127.0.0.1:" + port}));
+  const RunResult reuse = run({paths().cli.string(), "reuse", dir_.path().string()});
+  EXPECT_NE(reuse.out.find("localhost:" + port), std::string::npos) << reuse.out;
+  EXPECT_NE(reuse.out.find("127.0.0.1:" + port), std::string::npos) << reuse.out;
 }
 
 // Plain HTTP through the tunnel (curl -p): the CONNECT and the requests share one byte stream.

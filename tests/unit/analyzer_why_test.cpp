@@ -290,22 +290,45 @@ TEST(NewReason, NoneForAcceptedInheritedAndFailed) {
   }
 }
 
+// Through one HTTP proxy, a tunnel to another target is a first connection however idle the
+// open tunnel beside it; a second tunnel to the same target while the first sat idle is a miss.
+TEST(NewReason, ThroughAProxyEachTargetIsItsOwnEndpoint) {
+  TraceBuilder b;
+  auto tunnel = [&](uint32_t conn, uint64_t t, int fd, const std::string& target) {
+    open(b, conn, t, fd);
+    b.send(1, t * ms + ms, conn, 60, 1000, "CONNECT " + target + " HTTP/1.1\r\nHost: " + target);
+    b.recv(1, t * ms + 2 * ms, conn, 39, 1000, "HTTP/1.1 200 Connection established");
+    exchange(b, conn, t + 3);
+  };
+  tunnel(1, 0, 3, "a.example:443");   // idle from 4 ms on
+  tunnel(2, 10, 4, "b.example:443");  // another server behind the proxy: first
+  tunnel(3, 20, 5, "a.example:443");  // conn 1 sat idle: a miss
+  auto out = model_of({&b});
+  EXPECT_EQ(reason_of(out, 1), NewReason::kFirst);
+  EXPECT_EQ(reason_of(out, 2), NewReason::kFirst);
+  EXPECT_EQ(reason_of(out, 3), NewReason::kPoolMiss);
+  EXPECT_EQ(out.by_conn(3)->replaced, "1000:1");
+  EXPECT_EQ(out.by_conn(2)->replaced, "");
+}
+
 TEST(NewReason, EndpointHistoryStaysBounded) {
   EndpointHistory h;
   OpenScan none;
   for (uint32_t i = 0; i < 3 * EndpointHistory::kMaxEndpoints; ++i) {
     tf::Addr a = ipv4("10.0.0.0", 80);
     std::memcpy(a.ip, &i, sizeof i);
-    h.on_close(a, "1:" + std::to_string(i), i, i, NewReason::kClosedByClient, false);
+    h.on_close(a, "", "1:" + std::to_string(i), i, i, NewReason::kClosedByClient, false);
     ASSERT_LE(h.endpoints(), 2 * EndpointHistory::kMaxEndpoints);
   }
   tf::Addr recent = ipv4("10.0.0.0", 80);
   uint32_t last = 3 * EndpointHistory::kMaxEndpoints - 1;
   std::memcpy(recent.ip, &last, sizeof last);
-  EXPECT_EQ(h.decide(recent, last + 10, none).reason, NewReason::kClosedByClient);
+  EXPECT_EQ(h.decide(recent, "", last + 10, none).reason, NewReason::kClosedByClient);
   // Many closes to one endpoint keep only the last few.
-  for (uint32_t i = 0; i < 1000; ++i) h.on_close(kPeer, "2:" + std::to_string(i), i, i, NewReason::kClosedByPeer, false);
-  ReasonVerdict v = h.decide(kPeer, 2000, none);
+  for (uint32_t i = 0; i < 1000; ++i) h.on_close(kPeer, "", "2:" + std::to_string(i), i, i, NewReason::kClosedByPeer, false);
+  ReasonVerdict v = h.decide(kPeer, "", 2000, none);
+  // Through a proxy each target is its own endpoint: the closes above are none of its history.
+  EXPECT_EQ(h.decide(kPeer, "a.example:443", 2000, none).reason, NewReason::kFirst);
   EXPECT_EQ(v.reason, NewReason::kClosedByPeer);
   EXPECT_EQ(v.replaced, "2:999");
 }
