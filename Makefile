@@ -102,6 +102,9 @@ NGHTTP2_STATIC := -l:libnghttp2.a -Wl,--exclude-libs,libnghttp2.a
 $(LIB): $(call pic,$(INTERPOSE_SRC)) interpose/hooks/exports.map
 	$(CXX) -shared -o $@ $(filter %.o,$^) -Wl,--version-script=interpose/hooks/exports.map -Wl,-z,now \
 	    $(NGHTTP2_STATIC) -ldl -lpthread
+	@if readelf -d $@ | grep -q 'NEEDED.*libstdc++'; then \
+	    echo "$@ must not need libstdc++ (every C program would load it): a std call that throws?" >&2; \
+	    nm -D --undefined-only $@ | grep -E 'GLIBCXX|CXXABI' >&2; rm -f $@; exit 1; fi
 
 $(CORE_A): $(call pic,$(INTERPOSE_CORE))
 	@mkdir -p $(dir $@)

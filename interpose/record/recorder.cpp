@@ -54,13 +54,15 @@ struct Captured {
 // A response capture ("HTTP/1.1 103 ...", then "\r\n" and each further head's status line and
 // allow-listed lines: capture.h) whose last head is an interim one (1xx but 101: 103 Early
 // Hints, 100 Continue): the final response's head starts a later read.
+// (No std::string_view::substr here: its out_of_range throw would make the library need
+// libstdc++, a DT_NEEDED every C program would load.)
 __attribute__((noinline, cold)) bool ends_with_interim_head(const uint8_t* cap, size_t len) {
   const std::string_view c(reinterpret_cast<const char*>(cap), len);
   const size_t at = c.rfind("\r\nHTTP/");
-  const std::string_view line = at == std::string_view::npos ? c : c.substr(at + 2);
-  if (line.size() < 12) return false;
-  const std::string_view code = line.substr(line[6] == '.' ? 9 : 7, 3);
-  return code.size() == 3 && code[0] == '1' && code != "101";
+  const size_t line = at == std::string_view::npos ? 0 : at + 2;  // "HTTP/1.1 103" or "HTTP/2 103"
+  if (len < line + 12) return false;
+  const char* code = c.data() + line + (c[line + 6] == '.' ? 9 : 7);
+  return code[0] == '1' && !(code[1] == '0' && code[2] == '1');
 }
 
 // Kept out of line: the 2 KiB scan buffer is only paid for at a direction change.
