@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/chrome_trace_check.h"
 #include "tests/integration/export_util.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
@@ -365,6 +366,13 @@ TEST_F(TlsClients, CurlThroughAProxyTunnel) {
     EXPECT_EQ(e["_tunnel"]["target"], target);
   }
   EXPECT_EQ(urls, (std::vector<std::string>{"https://" + target + "/t1", "https://" + target + "/t2"}));
+  EXPECT_EQ(validate_har(out / "t.har"), "ok " + std::to_string(har.doc["log"]["entries"].size()));
+  const Export chrome = export_as("chrome", dir_.path(), out / "chrome.json");
+  ASSERT_TRUE(chrome.ok) << chrome.error;
+  EXPECT_EQ(testcheck::check_chrome_trace(chrome.doc), std::vector<std::string>{}) << "the tunnel slice fits the track";
+  int tunnel_slices = 0;
+  for (const json& e : chrome.doc["traceEvents"]) tunnel_slices += e["ph"] == "X" && e["name"] == "tunnel";
+  EXPECT_EQ(tunnel_slices, 1);
   const Export otlp = export_as("otlp", dir_.path(), out / "otlp.json");
   ASSERT_TRUE(otlp.ok) << otlp.error;
   int connects = 0, gets = 0;
