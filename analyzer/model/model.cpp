@@ -694,6 +694,54 @@ void Model::on_tls_handshake(const Event& ev, ConnState& c) {
   c.lib_tls = std::move(t);
 }
 
+namespace {
+
+// How many of xs, from the first, are CONNECTs (an HTTP proxy's tunnel being opened).
+size_t leading_connects(const std::vector<Exchange>& xs) {
+  size_t n = 0;
+  while (n < xs.size() && xs[n].method == "CONNECT") ++n;
+  return n;
+}
+
+// Moves the first n of xs (CONNECTs) into c's tunnel.
+void take_tunnel(Connection& c, std::vector<Exchange>& xs, size_t n) {
+  if (n == 0) return;
+  Tunnel& t = c.tunnel ? *c.tunnel : c.tunnel.emplace();
+  if (t.round_trips == 0) t.start_ns = xs[0].start_ns;
+  const Exchange& last = xs[n - 1];
+  t.duration_ns = last.end_ns > t.start_ns ? last.end_ns - t.start_ns : 0;
+  t.target = last.target;
+  // "host:port", "[v6]:port": the server behind the proxy, which URLs and spans name.
+  std::string_view a(t.target), port;
+  if (a.starts_with('[') && a.find(']') != std::string_view::npos) {
+    const size_t close = a.find(']');
+    if (a.substr(close + 1).starts_with(':')) port = a.substr(close + 2);
+    a = a.substr(1, close - 1);
+  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    port = a.substr(colon + 1);
+    a = a.substr(0, colon);
+  }
+  unsigned number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  t.port = !port.empty() && ec == std::errc() && end == port.data() + port.size() && number <= 65535
+               ? static_cast<uint16_t>(number) : 0;
+  t.host.assign(a);
+  t.status = last.status;
+  t.round_trips += static_cast<uint32_t>(n);
+  xs.erase(xs.begin(), xs.begin() + ptrdiff_t(n));
+}
+
+// When b's exchanges so far are an HTTP proxy's CONNECTs, the last answered 2xx, the tunnel is
+// open: they become c's tunnel and b starts afresh.
+void take_open_tunnel(Connection& c, ExchangeBuilder& b) {
+  auto& xs = b.done();
+  if (xs.empty() || leading_connects(xs) != xs.size() || xs.back().status < 200 || xs.back().status >= 300) return;
+  take_tunnel(c, xs, xs.size());
+  b.reset();
+}
+
+}  // namespace
+
 // The stages of a data call: byte accounting (wire totals), the wire TLS filter, what the captured
 // bytes say (protocol decision), and the exchange builder.
 void Model::on_data(const Event& ev, ConnState& c) {
@@ -716,7 +764,16 @@ void Model::on_data(const Event& ev, ConnState& c) {
     (call.is_send ? c.c.bytes_sent : c.c.bytes_received) += call.bytes;
     b = &c.wire;
     if (call.bytes == 0 && call.is_send) return;
-    if (!c.wire_tls.filter(call)) return;
+    const bool had_tls = c.wire_tls.seen();
+    if (!c.wire_tls.filter(call)) {
+      // The ClientHello ends what went before in the clear (a STARTTLS round trip, a proxy's
+      // CONNECT): the wire's later records are no part of it.
+      if (!had_tls && c.wire_tls.seen()) {
+        if (c.c.direction == ConnDirection::kOutbound) take_open_tunnel(c.c, c.wire);
+        c.wire.finish_current();
+      }
+      return;
+    }
   }
 
   if (call.capture == tf::CaptureKind::kNone) return build_exchange(c, *b, call, CallEvidence{}, ev.thread_uid);
@@ -773,41 +830,6 @@ void more_status_line(Model::ConnState& c, ExchangeBuilder& b, Exchange& x, std:
   if (interim_status(status)) b.interim();
 }
 
-// How many of xs, from the first, are CONNECTs (an HTTP proxy's tunnel being opened).
-size_t leading_connects(const std::vector<Exchange>& xs) {
-  size_t n = 0;
-  while (n < xs.size() && xs[n].method == "CONNECT") ++n;
-  return n;
-}
-
-// Moves the first n of xs (CONNECTs) into c's tunnel.
-void take_tunnel(Connection& c, std::vector<Exchange>& xs, size_t n) {
-  if (n == 0) return;
-  Tunnel& t = c.tunnel ? *c.tunnel : c.tunnel.emplace();
-  if (t.round_trips == 0) t.start_ns = xs[0].start_ns;
-  const Exchange& last = xs[n - 1];
-  t.duration_ns = last.end_ns > t.start_ns ? last.end_ns - t.start_ns : 0;
-  t.target = last.target;
-  // "host:port", "[v6]:port": the server behind the proxy, which URLs and spans name.
-  std::string_view a(t.target), port;
-  if (a.starts_with('[') && a.find(']') != std::string_view::npos) {
-    const size_t close = a.find(']');
-    if (a.substr(close + 1).starts_with(':')) port = a.substr(close + 2);
-    a = a.substr(1, close - 1);
-  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
-    port = a.substr(colon + 1);
-    a = a.substr(0, colon);
-  }
-  unsigned number = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
-  t.port = !port.empty() && ec == std::errc() && end == port.data() + port.size() && number <= 65535
-               ? static_cast<uint16_t>(number) : 0;
-  t.host.assign(a);
-  t.status = last.status;
-  t.round_trips += static_cast<uint32_t>(n);
-  xs.erase(xs.begin(), xs.begin() + ptrdiff_t(n));
-}
-
 }  // namespace
 
 void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& call, const CallEvidence& e,
@@ -834,13 +856,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   const bool request_side = call.is_send != inbound;
   // The first request through a proxy's tunnel: what came before was setting the connection up,
   // and this request is numbered, and counted, as a new connection's first.
-  if (request_side && !inbound && !b.sending() && b.any()) {
-    auto& xs = b.done();
-    if (const int st = xs.back().status; leading_connects(xs) == xs.size() && st >= 200 && st < 300) {
-      take_tunnel(c.c, xs, xs.size());
-      b.reset();
-    }
-  }
+  if (request_side && !inbound && !b.sending() && b.any()) take_open_tunnel(c.c, b);
   bool opens;
   if (request_side) {
     // A request read counts from when its bytes arrived (the read's end), not from when the

@@ -87,6 +87,12 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       return extra;
     }
     case State::kClientFinished: {
+      if (!call.is_send && call.bytes > 0) {
+        // The rest of the server's flight: GnuTLS writes its CCS as soon as it has read the
+        // ServerHello, then reads on.
+        last_end_ = call.end;
+        return kHandshake;
+      }
       // The Finished record, and whatever the same write carried behind it: the request.
       state_ = State::kDone;
       const std::string_view c = call.cap;

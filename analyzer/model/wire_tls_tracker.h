@@ -8,8 +8,9 @@
 // with CCS (0x14) or application data (0x17) -- TLS 1.3, whose Finished is wrapped in 0x17, or an
 // abbreviated 1.2 resumption -- the client's flight itself ends the handshake; application data
 // coalesced into that same write (visible from the record lengths) starts the first exchange;
-// a TLS 1.3 client that writes its CCS alone (java) sends its Finished in the next write, which
-// ends the handshake (the recorder captures that write's record header). A
+// a TLS 1.3 client that writes its CCS alone sends its Finished in its next write, which ends
+// the handshake (java reads nothing in between and the recorder captures that write's record
+// header; GnuTLS reads the rest of the server's flight first, so its Finished is a turn). A
 // TLS 1.3 NewSessionTicket read later is counted in the first response, a small known inaccuracy.
 // A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
 // too; the exchanges before it stay exchanges.

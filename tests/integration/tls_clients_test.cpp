@@ -472,6 +472,27 @@ TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
   EXPECT_NE(timeline.out.find("tunnel denied.example:443 407"), std::string::npos) << timeline.out;
 }
 
+// wget (GnuTLS) through the tunnel: GnuTLS writes its TLS 1.3 CCS before reading the server's
+// flight and reads a session ticket before its request; none of those reads is the tunnel's.
+TEST_F(TlsClients, WgetThroughAProxyTunnel) {
+  ScriptServer proxy("connect_proxy.py", RunOptions{});
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  RunResult r = traced({"env", "https_proxy=http://127.0.0.1:" + std::to_string(proxy.port()), "wget", "-q",
+                        "--no-check-certificate", "-O", "/dev/null", server_.url("/w1"), server_.url("/w2")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, proxy.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tunnel"].is_object());
+  ASSERT_TRUE(c["tls"].is_object());
+  EXPECT_EQ(c["tls"]["library"], "gnutls");
+  EXPECT_LE(u(c["tunnel"]["start_ns"]) + u(c["tunnel"]["duration_ns"]), u(c["tls"]["start_ns"]));
+  EXPECT_EQ(targets(c), (std::vector<std::string>{"/w1", "/w2"}));
+  EXPECT_FALSE(c["requests"][0]["reused"]);
+}
+
 // curl through one proxy to two names of the server: two tunnels, two endpoints. The second is
 // no pool miss though the first sat idle beside it (curl keys its pool by target too).
 TEST_F(TlsClients, CurlThroughAProxyToTwoTargets) {

@@ -488,6 +488,40 @@ TEST(Model, Tls13FinishedWrittenApartFromItsCcs) {
   }
 }
 
+// GnuTLS writes its TLS 1.3 CCS right after reading the ServerHello and reads the rest of the
+// server's flight before its Finished: those reads are the handshake, no response. Through a
+// proxy they had stretched the CONNECT exchange (the tunnel) over the handshake.
+TEST(Model, Tls13CcsWrittenBeforeTheServersFlightIsRead) {
+  TraceBuilder b;
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.send(1, 50, 1, 84, 5, "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443");
+  b.recv(1, 80, 1, 39, 2, "HTTP/1.1 200 Connection established");
+  b.data(1, 100, 1, 3, D::kSend, 517, 1, C::kTls, client_hello("a.example", {}));
+  const std::string hello = server_hello(true);
+  b.data(1, 200, 1, 3, D::kRecv, 5, 1, C::kTls, hello.substr(0, 5));
+  b.data(1, 210, 1, 3, D::kRecv, int64_t(hello.size()) - 5, 1, C::kTlsBody, hello.substr(5));
+  b.data(1, 300, 1, 3, D::kSend, 6, 2, C::kTls, ccs().substr(0, 5));
+  b.data(1, 310, 1, 3, D::kRecv, 6, 1, C::kTls, ccs().substr(0, 5));
+  b.data(1, 320, 1, 3, D::kRecv, 844, 1);
+  b.data(1, 330, 1, 3, D::kRecv, 74, 1);
+  b.data(1, 400, 1, 3, D::kSend, 74, 2, C::kTls, tls_record(0x17, std::string(69, 'f')).substr(0, 5));
+  b.data(1, 410, 1, 3, D::kSend, 120, 2);
+  b.data(1, 500, 1, 3, D::kRecv, 300, 4, C::kTls, tls_record(0x17, std::string(20, 'x')));
+  b.close(1, 800, 1, 3);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tunnel);
+  EXPECT_EQ(c.tunnel->start_ns + c.tunnel->duration_ns, 82u);
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->duration_ns, 402u - 100);
+  ASSERT_EQ(c.requests.size(), 1u);
+  EXPECT_EQ(c.requests[0].start_ns, 410u);
+  EXPECT_EQ(c.requests[0].bytes_sent, 120u);
+  EXPECT_EQ(c.requests[0].bytes_received, 300u);
+}
+
 TEST(Model, Tls12FullHandshakeFromTheWire) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);
