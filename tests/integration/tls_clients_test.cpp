@@ -17,6 +17,7 @@
 
 #include "tests/integration/chrome_trace_check.h"
 #include "tests/integration/export_util.h"
+#include "tests/integration/java_clients.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
 
@@ -314,20 +315,30 @@ void expect_failed_handshake(const json& doc, int port, const std::string& libra
   EXPECT_TRUE(c["requests"].empty());
 }
 
+// Through an HTTP proxy that tunnels (tests/servers/connect_proxy.py).
+class ProxyTunnel : public TlsClients {
+ protected:
+  void SetUp() override {
+    TlsClients::SetUp();
+    ASSERT_TRUE(proxy_.ok()) << proxy_.error();
+  }
+  std::string proxy_url() const { return "http://127.0.0.1:" + std::to_string(proxy_.port()); }
+  // The connections the traced program made to the proxy, from the export of its traces.
+  std::vector<json> to_proxy(const json& doc) { return connections_to(doc, proxy_.port()); }
+  ScriptServer proxy_{"connect_proxy.py", RunOptions{}};
+};
+
 // HTTPS through an HTTP proxy (tests/servers/connect_proxy.py): curl reads the proxy's answer to
 // CONNECT a byte at a time, and its status still comes through (kDataStatusLineMore). The
 // CONNECT sets the connection up (its tunnel), as curl's own -w counts it: the first request
 // through it is a new connection's, and the exports name the server behind the proxy.
-TEST_F(TlsClients, CurlThroughAProxyTunnel) {
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
-  const std::string via = "http://127.0.0.1:" + std::to_string(proxy.port());
-  RunResult r = traced({"curl", "-sk", "-x", via, "-o", "/dev/null", "-o", "/dev/null", "-w",
+TEST_F(ProxyTunnel, CurlThroughAProxyTunnel) {
+  RunResult r = traced({"curl", "-sk", "-x", proxy_url(), "-o", "/dev/null", "-o", "/dev/null", "-w",
                         "%{http_connect} %{http_code} %{num_connects}\n", server_.url("/t1"), server_.url("/t2")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "200 200 1\n000 200 0\n") << "curl: the tunnel, then a reuse of it";
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   const json& c = conns[0];
   SCOPED_TRACE(describe(c));
@@ -384,7 +395,7 @@ TEST_F(TlsClients, CurlThroughAProxyTunnel) {
         if (sp["name"] == "CONNECT") {
           ++connects;
           EXPECT_EQ(attrs["server.address"]["stringValue"], "localhost");
-          EXPECT_EQ(attrs["network.peer.port"]["intValue"], std::to_string(proxy.port()));
+          EXPECT_EQ(attrs["network.peer.port"]["intValue"], std::to_string(proxy_.port()));
         } else if (sp["name"] == "GET") {
           ++gets;
           EXPECT_EQ(attrs["server.port"]["intValue"], std::to_string(server_.port()));
@@ -399,40 +410,14 @@ TEST_F(TlsClients, CurlThroughAProxyTunnel) {
 
 // java.net.http through the tunnel, its TLS seen only on the wire: the CONNECT, the handshake
 // and the requests share one byte stream, and the handshake is still no exchange.
-constexpr char kJavaProxyGet[] = R"(
-import java.net.*;
-import java.net.http.*;
-import java.security.cert.X509Certificate;
-import javax.net.ssl.*;
-public class GetProxy {
-  public static void main(String[] a) throws Exception {
-    TrustManager[] all = {new X509TrustManager() {
-      public void checkClientTrusted(X509Certificate[] c, String s) {}
-      public void checkServerTrusted(X509Certificate[] c, String s) {}
-      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
-    }};
-    SSLContext ctx = SSLContext.getInstance("TLS");
-    ctx.init(null, all, null);
-    SSLParameters p = new SSLParameters();
-    p.setEndpointIdentificationAlgorithm("");
-    HttpClient c = HttpClient.newBuilder().sslContext(ctx).sslParameters(p)
-        .proxy(ProxySelector.of(new InetSocketAddress("127.0.0.1", Integer.parseInt(a[1]))))
-        .version(HttpClient.Version.HTTP_1_1).build();
-    for (String path : new String[] {"/j1", "/j2"})
-      c.send(HttpRequest.newBuilder(URI.create(a[0] + path)).build(), HttpResponse.BodyHandlers.ofString());
-  }
-}
-)";
 
-TEST_F(TlsClients, JavaThroughAProxyTunnel) {
+TEST_F(ProxyTunnel, JavaThroughAProxyTunnel) {
   if (run({"java", "-version"}).exit_code != 0) GTEST_SKIP() << "java is not installed";
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
-  std::ofstream(work_.path() / "GetProxy.java") << kJavaProxyGet;
-  RunResult r = traced({"java", (work_.path() / "GetProxy.java").string(), server_.url(""), std::to_string(proxy.port())});
+  std::ofstream(work_.path() / "Get.java") << kJavaHttpsGet;
+  RunResult r = traced({"java", (work_.path() / "Get.java").string(), server_.url(""), std::to_string(proxy_.port())});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   const json& c = conns[0];
   SCOPED_TRACE(describe(c));
@@ -452,15 +437,13 @@ TEST_F(TlsClients, JavaThroughAProxyTunnel) {
 }
 
 // A proxy that refuses the tunnel: its answer is the tunnel's status, and there is no request.
-TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
-  RunResult r = traced({"curl", "-sk", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o", "/dev/null",
+TEST_F(ProxyTunnel, CurlSeesTheProxysRefusal) {
+  RunResult r = traced({"curl", "-sk", "-x", proxy_url(), "-o", "/dev/null",
                         "-w", "%{http_connect}", "https://denied.example/"});
   EXPECT_NE(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "407");
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   SCOPED_TRACE(describe(conns[0]));
   EXPECT_TRUE(conns[0]["requests"].empty());
@@ -474,14 +457,12 @@ TEST_F(TlsClients, CurlSeesTheProxysRefusal) {
 
 // wget (GnuTLS) through the tunnel: GnuTLS writes its TLS 1.3 CCS before reading the server's
 // flight and reads a session ticket before its request; none of those reads is the tunnel's.
-TEST_F(TlsClients, WgetThroughAProxyTunnel) {
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
-  RunResult r = traced({"env", "https_proxy=http://127.0.0.1:" + std::to_string(proxy.port()), "wget", "-q",
+TEST_F(ProxyTunnel, WgetThroughAProxyTunnel) {
+  RunResult r = traced({"env", "https_proxy=" + proxy_url(), "wget", "-q",
                         "--no-check-certificate", "-O", "/dev/null", server_.url("/w1"), server_.url("/w2")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   const json& c = conns[0];
   SCOPED_TRACE(describe(c));
@@ -495,17 +476,15 @@ TEST_F(TlsClients, WgetThroughAProxyTunnel) {
 
 // curl through one proxy to two names of the server: two tunnels, two endpoints. The second is
 // no pool miss though the first sat idle beside it (curl keys its pool by target too).
-TEST_F(TlsClients, CurlThroughAProxyToTwoTargets) {
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
+TEST_F(ProxyTunnel, CurlThroughAProxyToTwoTargets) {
   const std::string port = std::to_string(server_.port());
-  RunResult r = traced({"curl", "-sk", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o", "/dev/null",
+  RunResult r = traced({"curl", "-sk", "-x", proxy_url(), "-o", "/dev/null",
                         "-o", "/dev/null", "-w", "%{num_connects}\n", "https://localhost:" + port + "/a",
                         "https://127.0.0.1:" + port + "/b"});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "1\n1\n");
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 2u) << doc.dump(1);
   std::set<std::string> tunnels;
   for (const json& c : conns) {
@@ -521,16 +500,14 @@ TEST_F(TlsClients, CurlThroughAProxyToTwoTargets) {
 }
 
 // Plain HTTP through the tunnel (curl -p): the CONNECT and the requests share one byte stream.
-TEST_F(TlsClients, CurlThroughAPlainTunnel) {
+TEST_F(ProxyTunnel, CurlThroughAPlainTunnel) {
   TestServer plain;
   ASSERT_TRUE(plain.ok()) << plain.error();
-  ScriptServer proxy("connect_proxy.py", RunOptions{});
-  ASSERT_TRUE(proxy.ok()) << proxy.error();
-  RunResult r = traced({"curl", "-s", "-p", "-x", "http://127.0.0.1:" + std::to_string(proxy.port()), "-o",
+  RunResult r = traced({"curl", "-s", "-p", "-x", proxy_url(), "-o",
                         "/dev/null", "-o", "/dev/null", plain.url("/p1"), plain.url("/p2")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   HT_EXPORT(doc, dir_.path());
-  auto conns = connections_to(doc, proxy.port());
+  auto conns = to_proxy(doc);
   ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
   const json& c = conns[0];
   SCOPED_TRACE(describe(c));

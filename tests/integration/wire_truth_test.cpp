@@ -11,6 +11,7 @@
 #include <set>
 
 #include "tests/integration/fixture.h"
+#include "tests/integration/java_clients.h"
 #include "tests/integration/packet_capture.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
@@ -225,29 +226,6 @@ struct TlsClient {
 };
 
 // java.net.http with a trust-everything context: two requests on one connection.
-constexpr char kJavaTlsGet[] = R"(
-import java.net.URI;
-import java.net.http.*;
-import java.security.cert.X509Certificate;
-import javax.net.ssl.*;
-public class Get {
-  public static void main(String[] a) throws Exception {
-    TrustManager[] all = {new X509TrustManager() {
-      public void checkClientTrusted(X509Certificate[] c, String s) {}
-      public void checkServerTrusted(X509Certificate[] c, String s) {}
-      public X509Certificate[] getAcceptedIssuers() { return new X509Certificate[0]; }
-    }};
-    SSLContext ctx = SSLContext.getInstance("TLS");
-    ctx.init(null, all, null);
-    SSLParameters p = new SSLParameters();
-    p.setEndpointIdentificationAlgorithm("");
-    HttpClient c = HttpClient.newBuilder().sslContext(ctx).sslParameters(p)
-        .version(HttpClient.Version.HTTP_1_1).build();
-    for (String path : new String[] {"/j1", "/j2"})
-      c.send(HttpRequest.newBuilder(URI.create(a[0] + path)).build(), HttpResponse.BodyHandlers.ofString());
-  }
-}
-)";
 
 const TlsClient kTlsClients[] = {
     {"curl",
@@ -337,7 +315,7 @@ const TlsClient kTlsClients[] = {
      nullptr, {"/n1", "/n2"}, {"node", "-e", ""}},
     {"java",
      [](const std::string& u, const fs::path& work) {
-       std::ofstream(work / "Get.java") << kJavaTlsGet;
+       std::ofstream(work / "Get.java") << kJavaHttpsGet;
        return std::vector<std::string>{"java", (work / "Get.java").string(), u};
      },
      "wire", {"/j1", "/j2"}, {"java", "-version"}},
