@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 
 namespace httptrace::analyzer {
 
@@ -169,6 +170,19 @@ std::string host_without_port(std::string_view host) {
   size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(':') == colon) host = host.substr(0, colon);
   return std::string(host);
+}
+
+uint16_t port_of_authority(std::string_view authority) {
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close != std::string_view::npos && authority.substr(close + 1).starts_with(':')) port = authority.substr(close + 2);
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos && authority.find(':') == colon) {
+    port = authority.substr(colon + 1);
+  }
+  unsigned n = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  return !port.empty() && ec == std::errc() && end == port.data() + port.size() && n <= 65535 ? static_cast<uint16_t>(n) : 0;
 }
 
 }  // namespace httptrace::analyzer

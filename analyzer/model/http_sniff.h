@@ -53,5 +53,7 @@ int keep_alive_timeout_s(std::string_view value);
 bool sniff_h2_preface(std::string_view bytes);
 // "example.com:8080" -> "example.com", "[::1]:80" -> "::1".
 std::string host_without_port(std::string_view host);
+// The port an authority ("host:port", "[v6]:port") names; 0 when none.
+uint16_t port_of_authority(std::string_view authority);
 
 }  // namespace httptrace::analyzer

@@ -711,21 +711,9 @@ void take_tunnel(Connection& c, std::vector<Exchange>& xs, size_t n) {
   const Exchange& last = xs[n - 1];
   t.duration_ns = last.end_ns > t.start_ns ? last.end_ns - t.start_ns : 0;
   t.target = last.target;
-  // "host:port", "[v6]:port": the server behind the proxy, which URLs and spans name.
-  std::string_view a(t.target), port;
-  if (a.starts_with('[') && a.find(']') != std::string_view::npos) {
-    const size_t close = a.find(']');
-    if (a.substr(close + 1).starts_with(':')) port = a.substr(close + 2);
-    a = a.substr(1, close - 1);
-  } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
-    port = a.substr(colon + 1);
-    a = a.substr(0, colon);
-  }
-  unsigned number = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
-  t.port = !port.empty() && ec == std::errc() && end == port.data() + port.size() && number <= 65535
-               ? static_cast<uint16_t>(number) : 0;
-  t.host.assign(a);
+  // The server behind the proxy, which URLs and spans name.
+  t.host = host_without_port(t.target);
+  t.port = port_of_authority(t.target);
   t.status = last.status;
   t.round_trips += static_cast<uint32_t>(n);
   xs.erase(xs.begin(), xs.begin() + ptrdiff_t(n));

@@ -52,6 +52,12 @@ TEST(HttpSniff, H2PrefaceAndHostPort) {
   EXPECT_EQ(host_without_port("example.com:8080"), "example.com");
   EXPECT_EQ(host_without_port("example.com"), "example.com");
   EXPECT_EQ(host_without_port("[::1]:443"), "::1");
+  EXPECT_EQ(port_of_authority("example.com:8080"), 8080);
+  EXPECT_EQ(port_of_authority("[::1]:443"), 443);
+  EXPECT_EQ(port_of_authority("example.com"), 0);
+  EXPECT_EQ(port_of_authority("::1"), 0) << "a bare IPv6 address names no port";
+  EXPECT_EQ(port_of_authority("a:99999"), 0);
+  EXPECT_EQ(port_of_authority("a:80x"), 0);
 }
 
 TEST(HttpSniff, AllowListedRequestHeaders) {
