@@ -28,6 +28,7 @@ class ExchangeBuilder {
       }
       interim_ = false;
     }
+    tickets_ = 0;
     Exchange& x = done_.back();
     x.bytes_sent += bytes;
     x.sent_ns = end;
@@ -35,12 +36,25 @@ class ExchangeBuilder {
     phase_ = kSending;
     return began;
   }
-  void recv(uint64_t ts, uint64_t end, uint64_t bytes) {
-    if (!open_) {
+  // maybe_tickets: the read may be a TLS 1.3 server's session tickets (WireTlsTracker). Such
+  // reads in a row were, when the client reads something else before it writes: that read is
+  // where the response begins.
+  void recv(uint64_t ts, uint64_t end, uint64_t bytes, bool maybe_tickets = false) {
+    const bool opens = !open_;
+    if (opens) {
       begin(ts);
       done_.back().sent_ns = ts;
     }
     Exchange& x = done_.back();
+    if (maybe_tickets && (tickets_ != 0 || !x.first_byte_ns)) {
+      if (tickets_ == 0) tickets_opened_ = opens;
+      tickets_ += bytes;
+    } else if (tickets_ != 0) {
+      x.bytes_received -= tickets_;
+      x.first_byte_ns.reset();
+      if (tickets_opened_) x.start_ns = x.sent_ns = ts;
+      tickets_ = 0;
+    }
     if (interim_) {  // the final response after an interim one (103 Early Hints): its first byte
       interim_ = false;
       x.first_byte_ns.reset();
@@ -72,7 +86,8 @@ class ExchangeBuilder {
     if (!open_) return;
     last_end_ = done_.back().end_ns;
     has_last_ = true;
-    open_ = interim_ = false;
+    open_ = interim_ = tickets_opened_ = false;
+    tickets_ = 0;
     phase_ = kIdle;
   }
 
@@ -107,7 +122,8 @@ class ExchangeBuilder {
     else done_.clear();
     last_end_ = 0;
     carried_ = 0;
-    has_last_ = open_ = interim_ = false;
+    has_last_ = open_ = interim_ = tickets_opened_ = false;
+    tickets_ = 0;
     phase_ = kIdle;
   }
 
@@ -142,6 +158,8 @@ class ExchangeBuilder {
   bool has_last_ = false;
   bool open_ = false;
   bool interim_ = false;  // the last response read was a 1xx: see interim()
+  bool tickets_opened_ = false;  // the read in tickets_ began the exchange
+  uint64_t tickets_ = 0;  // bytes of the last read, if it may be session tickets (see recv())
   Phase phase_ = kIdle;
 };
 

@@ -5,6 +5,12 @@
 #include "analyzer/model/tls_wire.h"
 
 namespace httptrace::analyzer {
+namespace {
+
+// The size of the record whose header starts c (at least 5 bytes).
+uint64_t first_record_size(std::string_view c) { return 5 + ((uint64_t{uint8_t(c[3])} << 8) | uint8_t(c[4])); }
+
+}  // namespace
 
 void WireTlsTracker::read_server_hello(const DataCall& call) {
   TlsInfo& t = *info_;
@@ -42,12 +48,26 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
         if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
         info_ = std::move(t);
         state_ = State::kAwaitServer;
-        last_end_ = call.end;
+        last_end_ = hello_end_ = call.end;
         return kHandshake;
       }
       state_ = State::kNone;
       return call.bytes;
     }
+    case State::kTicketsDue:
+      if (!call.is_send && call.bytes > 0 && tickets(call)) {
+        // Before any request of a client that offered HTTP (the client speaks first) nothing
+        // but tickets can come; where the server may speak first, this may be its greeting.
+        if (!app_sent_) {
+          for (const std::string& p : info_->alpn_offered)
+            if (p == "http/1.1" || p == "h2" || p == "http/1.0") return kHandshake;
+        }
+        call.maybe_tickets = true;
+        return call.bytes;
+      }
+      // The request may be written before the tickets are read (java); after them, it ends them.
+      if (!call.is_send || ticket_record_ != 0) state_ = State::kDone;
+      [[fallthrough]];
     case State::kDone:
       if (info_ && call.capture == tf::CaptureKind::kTls)
         call.tls_close_notify = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
@@ -56,6 +76,7 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
     case State::kServerFlight: {
       if (!call.is_send) {
         if (call.bytes == 0) return call.bytes;  // EOF during the handshake: ends the (empty) exchange
+        if (state_ == State::kAwaitServer) turnaround_ = call.end - hello_end_;
         read_server_hello(call);
         state_ = State::kServerFlight;
         last_end_ = call.end;
@@ -73,7 +94,7 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       }
       // The client's flight finishes the handshake (TLS 1.3 or an abbreviated 1.2).
       info_->duration_ns = call.end - info_->start_ns;
-      state_ = State::kDone;
+      finish(call.end);
       uint64_t extra = call.capture == tf::CaptureKind::kTls ? bytes_after_finished(call.cap, call.bytes) : 0;
       if (extra == 0 && info_->version == "TLSv1.3") {
         if (type == kTlsChangeCipherSpec && call.bytes == 6) {
@@ -94,7 +115,7 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
         return kHandshake;
       }
       // The Finished record, and whatever the same write carried behind it: the request.
-      state_ = State::kDone;
+      finish(call.end);
       const std::string_view c = call.cap;
       if (!call.is_send || call.capture != tf::CaptureKind::kTls || c.size() < 5 ||
           first_record_type(c) != kTlsApplicationData) {
@@ -102,7 +123,7 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
         return call.bytes;
       }
       info_->duration_ns = call.end - info_->start_ns;
-      const uint64_t record = 5 + ((uint64_t{uint8_t(c[3])} << 8) | uint8_t(c[4]));
+      const uint64_t record = first_record_size(c);
       return call.bytes > record ? call.bytes - record : kHandshake;
     }
     case State::kAwaitServerFinish:
@@ -119,6 +140,35 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       return call.bytes;
   }
   return call.bytes;
+}
+
+void WireTlsTracker::finish(uint64_t end) {
+  if (info_->version != "TLSv1.3") {
+    state_ = State::kDone;
+    return;
+  }
+  // Tickets leave the server one turn after the Finished: within twice the ServerHello's turn
+  // (which also covered the server's signature), with room for a busy server.
+  state_ = State::kTicketsDue;
+  tickets_by_ = end + 2 * turnaround_ + 10'000'000;
+  ticket_record_ = 0;
+}
+
+// Whether a read after a TLS 1.3 handshake may be session tickets: records of one size (OpenSSL
+// sends two alike; the recorder keeps the first one's header, later reads in a row have none),
+// arriving soon after the Finished.
+bool WireTlsTracker::tickets(const DataCall& call) {
+  if (call.end > tickets_by_) return false;
+  const std::string_view c = call.cap;
+  if (call.capture == tf::CaptureKind::kTls) {
+    if (c.size() < 5 || first_record_type(c) != kTlsApplicationData) return false;
+    const uint64_t record = first_record_size(c);
+    if (ticket_record_ != 0 && record != ticket_record_) return false;
+    ticket_record_ = record;
+  } else if (call.capture != tf::CaptureKind::kNone || ticket_record_ == 0) {
+    return false;
+  }
+  return call.bytes % ticket_record_ == 0;
 }
 
 // The recorder keeps only the first record header of a flight that does not start with a
@@ -140,10 +190,11 @@ void WireTlsTracker::inherit(const WireTlsTracker& parent) {
   info_ = parent.info_;
   suite_ = parent.suite_;
   state_ = parent.state_ == State::kUnknown || parent.state_ == State::kNone ? parent.state_ : State::kDone;
+  app_sent_ = true;
 }
 
 std::optional<TlsInfo> WireTlsTracker::take() {
-  if (info_ && state_ != State::kDone) info_->duration_ns = last_end_ - info_->start_ns;
+  if (info_ && state_ != State::kDone && state_ != State::kTicketsDue) info_->duration_ns = last_end_ - info_->start_ns;
   return std::move(info_);
 }
 

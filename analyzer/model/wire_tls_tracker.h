@@ -10,8 +10,13 @@
 // coalesced into that same write (visible from the record lengths) starts the first exchange;
 // a TLS 1.3 client that writes its CCS alone sends its Finished in its next write, which ends
 // the handshake (java reads nothing in between and the recorder captures that write's record
-// header; GnuTLS reads the rest of the server's flight first, so its Finished is a turn). A
-// TLS 1.3 NewSessionTicket read later is counted in the first response, a small known inaccuracy.
+// header; GnuTLS reads the rest of the server's flight first, so its Finished is a turn).
+// A TLS 1.3 server sends its session tickets (NewSessionTicket, encrypted like data) as soon as
+// it has the client's Finished, before it reads the request: node and java read them on their
+// own, milliseconds before a slow response. The first reads after a 1.3 handshake that are whole
+// records of one size, arriving soon after the Finished, are marked as possibly tickets
+// (DataCall::maybe_tickets); the exchange builder takes them for tickets when the client reads
+// something else before it writes (ExchangeBuilder::recv), else they were the response.
 // A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
 // too; the exchanges before it stay exchanges.
 #pragma once
@@ -33,6 +38,7 @@ struct DataCall {
   std::string_view cap;      // the captured bytes
   uint8_t flags = 0;         // tf::kData*
   bool tls_close_notify = false;  // set by WireTlsTracker: a record that looks like the closing alert
+  bool maybe_tickets = false;     // set by WireTlsTracker: may be TLS 1.3 session tickets (see above)
 };
 
 class WireTlsTracker {
@@ -46,6 +52,7 @@ class WireTlsTracker {
     // (A std::optional<uint64_t> result here cost a store-forwarding stall on every call.)
     const uint64_t app = app_bytes(call);
     if (app == kHandshake) return false;
+    if (call.is_send && app != 0) app_sent_ = true;
     if (app != call.bytes) {
       call.bytes = app;
       call.capture = tf::CaptureKind::kNone;
@@ -69,16 +76,23 @@ class WireTlsTracker {
     kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
     kServerFinish,       // reading the server's CCS+Finished
     kClientFinished,     // TLS 1.3: the client's CCS was written alone, its Finished is next
+    kTicketsDue,         // TLS 1.3 done: the server's first reads may be its session tickets
     kDone,
   };
   static constexpr uint64_t kHandshake = ~uint64_t{0};
   uint64_t app_bytes(DataCall& call);  // kHandshake, or how many bytes are application data
   void read_server_hello(const DataCall& call);
   uint64_t after_cut_finished(const DataCall& call) const;
+  void finish(uint64_t end);
+  bool tickets(const DataCall& call);
 
   State state_ = State::kUnknown;
   std::optional<TlsInfo> info_;
   uint64_t last_end_ = 0;  // end of the last handshake call
+  uint64_t hello_end_ = 0, turnaround_ = 0;  // ClientHello written; from then to the first server read
+  uint64_t tickets_by_ = 0;     // kTicketsDue: tickets arrive before this
+  uint64_t ticket_record_ = 0;  // the size of the tickets' records, once one was read
+  bool app_sent_ = false;    // application data was written
   uint16_t suite_ = 0;     // the ServerHello's cipher suite
 };
 

@@ -10,6 +10,7 @@
 
 #include <fstream>
 
+#include "tests/integration/java_clients.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -84,6 +85,73 @@ TEST_F(TlsWireModel, NodeCipherAndTheFirstRequestBehindTheFinished) {
   // Two GETs of the same shape: the same size, the first one included.
   EXPECT_EQ(c["requests"][0]["bytes_sent"], c["requests"][1]["bytes_sent"]) << c.dump(1);
   EXPECT_LE(c["requests"][0]["start_ns"].get<uint64_t>(), c["requests"][0]["sent_ns"].get<uint64_t>());
+}
+
+// A TLS 1.3 server sends its session tickets as soon as it has the client's Finished; node and
+// java read them on their own, long before a slow response. The server's /delay/<ms> sends
+// nothing of its response for <ms>: that is the wait, and the tickets are no part of it (they
+// had been taken for the first byte: a wait of 1 ms where the server waited 200).
+struct WireClient {
+  const char* name;
+  std::vector<std::string> (*argv)(const std::string& base_url, const fs::path& work);
+};
+
+constexpr int kDelayMs = 150;
+
+const WireClient kWireClients[] = {
+    {"node",
+     [](const std::string& u, const fs::path&) {
+       return std::vector<std::string>{
+           "node", "-e",
+           "const https = require('https');\n"
+           "const agent = new https.Agent({keepAlive: true, maxSockets: 1});\n"
+           "const get = (path) => new Promise((done) => https.get(process.argv[1] + path,\n"
+           "    {agent, rejectUnauthorized: false}, (res) => { res.resume(); res.on('end', done); }));\n"
+           "(async () => { await get('/delay/150'); await get('/delay/151'); agent.destroy(); })();\n",
+           u};
+     }},
+    {"java",
+     [](const std::string& u, const fs::path& work) {
+       std::string src = kJavaHttpsGet;
+       const std::string paths = "{\"/j1\", \"/j2\"}";
+       src.replace(src.find(paths), paths.size(), "{\"/delay/150\", \"/delay/151\"}");
+       std::ofstream(work / "Get.java") << src;
+       return std::vector<std::string>{"java", (work / "Get.java").string(), u};
+     }},
+};
+
+class TicketsBeforeTheResponse : public TlsTest, public ::testing::WithParamInterface<WireClient> {};
+
+INSTANTIATE_TEST_SUITE_P(Clients, TicketsBeforeTheResponse, ::testing::ValuesIn(kWireClients),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_P(TicketsBeforeTheResponse, AreNotTheResponsesFirstByte) {
+  const WireClient& client = GetParam();
+  if (run({client.name, client.name == std::string("java") ? "-version" : "--version"}).exit_code != 0)
+    GTEST_SKIP() << client.name << " is not installed";
+  TempDir work;
+  const RunResult r = traced(client.argv(server_.url("", "127.0.0.1"), work.path()));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, server_.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tls"].is_object());
+  if (c["tls"]["library"] != "wire") GTEST_SKIP() << "this client's TLS went through the hooks";
+  ASSERT_EQ(c["tls"]["version"], "TLSv1.3");
+  ASSERT_EQ(c["requests"].size(), 2u);
+  for (const json& q : c["requests"]) {
+    SCOPED_TRACE("request " + q["index"].dump());
+    ASSERT_TRUE(q["first_byte_ns"].is_number());
+    EXPECT_GE(q["first_byte_ns"].get<int64_t>() - q["sent_ns"].get<int64_t>(), int64_t{kDelayMs} * 1'000'000);
+    // The whole response came in the reads after the wait (the two are of one size).
+    EXPECT_LT(q["end_ns"].get<int64_t>() - q["first_byte_ns"].get<int64_t>(), int64_t{kDelayMs} * 1'000'000);
+  }
+  EXPECT_EQ(c["requests"][0]["bytes_received"], c["requests"][1]["bytes_received"]);
+  // The tickets are the connection's bytes all the same.
+  EXPECT_GT(c["bytes_received"].get<uint64_t>(),
+            c["requests"][0]["bytes_received"].get<uint64_t>() + c["requests"][1]["bytes_received"].get<uint64_t>());
 }
 
 // A real PostgreSQL server with ssl=on, run as the postgres user; psql (libpq, OpenSSL) asks

@@ -522,6 +522,131 @@ TEST(Model, Tls13CcsWrittenBeforeTheServersFlightIsRead) {
   EXPECT_EQ(c.requests[0].bytes_received, 300u);
 }
 
+// TLS 1.3 session tickets read before a slow response (node, java): records of one size soon
+// after the Finished, then the client reads again before it writes. Times in ns; the
+// ServerHello's turn (100 .. 200) and 10 ms make the window in which tickets are looked for.
+namespace tickets {
+
+// A TLS 1.3 handshake from the wire ending with the client's Finished (written at 300, end 302),
+// and the request written behind it; the client offered ALPN alpn.
+void handshake(TraceBuilder& b, const std::vector<std::string>& alpn = {}) {
+  b.socket(1, 0, 1, 3);
+  b.connect(1, 10, 1, 3, kPeer, 10);
+  b.data(1, 100, 1, 3, D::kSend, 300, 1, C::kTls, client_hello("wire.example", alpn));
+  b.data(1, 200, 1, 3, D::kRecv, 2000, 5, C::kTls, server_hello(true) + ccs());
+  b.data(1, 300, 1, 3, D::kSend, 64, 2, C::kTls, ccs() + tls_record(0x17, std::string(53, 'f')));
+}
+const std::string kTicket = tls_record(0x17, std::string(250, 't')).substr(0, 5);  // a 255-byte record
+const std::string kResponse = tls_record(0x17, std::string(158, 'r')).substr(0, 5);
+
+}  // namespace tickets
+
+TEST(Model, Tls13TicketsReadBeforeASlowResponseAreNotItsFirstByte) {
+  for (const bool apart : {false, true}) {
+    SCOPED_TRACE(apart ? "a read per ticket" : "both tickets in one read");
+    TraceBuilder b;
+    tickets::handshake(b);
+    b.data(1, 400, 1, 3, D::kSend, 150, 2);  // the request
+    if (apart) {
+      b.data(1, 1'000, 1, 3, D::kRecv, 255, 4, C::kTls, tickets::kTicket);
+      b.data(1, 1'100, 1, 3, D::kRecv, 255, 4);
+    } else {
+      b.data(1, 1'000, 1, 3, D::kRecv, 510, 4, C::kTls, tickets::kTicket);
+    }
+    b.data(1, 200'000'000, 1, 3, D::kRecv, 163, 4);  // the response, 200 ms later
+    b.data(1, 300'000'000, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 400'000'000, 1, 3, D::kRecv, 163, 4, C::kTls, tickets::kResponse);
+    b.close(1, 500'000'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns.size(), 1u);
+    const Connection& c = out.conns[0];
+    ASSERT_EQ(c.requests.size(), 2u);
+    EXPECT_EQ(c.requests[0].start_ns, 400u);
+    EXPECT_EQ(c.requests[0].first_byte_ns, 200'000'004u);
+    EXPECT_EQ(c.requests[0].bytes_received, 163u);
+    EXPECT_EQ(c.requests[1].first_byte_ns, 400'000'004u);
+    EXPECT_EQ(c.bytes_received, 2000u + 510 + 163 + 163);
+  }
+}
+
+// What the tickets' look may also be, stays what it was.
+TEST(Model, Tls13ReadsLikeTicketsThatWereTheResponse) {
+  {
+    SCOPED_TRACE("one record, then the next request: it was the whole response");
+    TraceBuilder b;
+    tickets::handshake(b);
+    b.data(1, 400, 1, 3, D::kSend, 150, 2);
+    b.data(1, 1'000, 1, 3, D::kRecv, 255, 4, C::kTls, tickets::kTicket);
+    b.data(1, 2'000, 1, 3, D::kSend, 150, 2);
+    b.data(1, 3'000, 1, 3, D::kRecv, 163, 4, C::kTls, tickets::kResponse);
+    b.close(1, 4'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 2u);
+    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 1'004u);
+    EXPECT_EQ(out.conns[0].requests[0].bytes_received, 255u);
+  }
+  {
+    SCOPED_TRACE("records of two sizes: the head and the body");
+    TraceBuilder b;
+    tickets::handshake(b);
+    b.data(1, 400, 1, 3, D::kSend, 150, 2);
+    b.data(1, 1'000, 1, 3, D::kRecv, 255 + 163, 4, C::kTls, tickets::kTicket);
+    b.data(1, 50'000'000, 1, 3, D::kRecv, 1000, 4);
+    b.close(1, 60'000'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 1'004u);
+    EXPECT_EQ(out.conns[0].requests[0].bytes_received, 255u + 163 + 1000);
+  }
+  {
+    SCOPED_TRACE("long after the Finished: a response's head, its body later");
+    TraceBuilder b;
+    tickets::handshake(b);
+    b.data(1, 400, 1, 3, D::kSend, 150, 2);
+    b.data(1, 20'000'000, 1, 3, D::kRecv, 255, 4, C::kTls, tickets::kTicket);
+    b.data(1, 50'000'000, 1, 3, D::kRecv, 1000, 4);
+    b.close(1, 60'000'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 20'000'004u);
+  }
+}
+
+// Tickets read before the first request: no exchange of their own, whether the client offered
+// HTTP (which only a request can start) or not (the server spoke first: its greeting follows).
+TEST(Model, Tls13TicketsReadBeforeTheFirstRequest) {
+  {
+    SCOPED_TRACE("HTTP offered");
+    TraceBuilder b;
+    tickets::handshake(b, {"http/1.1"});
+    b.data(1, 1'000, 1, 3, D::kRecv, 510, 4, C::kTls, tickets::kTicket);
+    b.data(1, 2'000, 1, 3, D::kSend, 150, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 3'000, 1, 3, D::kRecv, 163, 4, C::kTls, tickets::kResponse);
+    b.close(1, 4'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests[0].start_ns, 2'000u);
+    EXPECT_EQ(out.conns[0].requests[0].bytes_received, 163u);
+    EXPECT_EQ(out.conns[0].bytes_received, 2000u + 510 + 163);
+  }
+  {
+    SCOPED_TRACE("nothing offered, a greeting");
+    TraceBuilder b;
+    tickets::handshake(b);
+    b.data(1, 1'000, 1, 3, D::kRecv, 510, 4, C::kTls, tickets::kTicket);
+    b.data(1, 5'000'000, 1, 3, D::kRecv, 60, 4);
+    b.data(1, 6'000'000, 1, 3, D::kSend, 40, 2, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 7'000'000, 1, 3, D::kRecv, 60, 4, C::kTls, tls_record(0x17, std::string(55, 'y')).substr(0, 5));
+    b.close(1, 8'000'000, 1, 3);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 2u);
+    EXPECT_EQ(out.conns[0].requests[0].start_ns, 5'000'000u);
+    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 5'000'004u);
+    EXPECT_EQ(out.conns[0].requests[0].bytes_received, 60u);
+    EXPECT_EQ(out.conns[0].requests[1].start_ns, 6'000'000u);
+  }
+}
+
 TEST(Model, Tls12FullHandshakeFromTheWire) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);
