@@ -87,8 +87,8 @@ TEST_F(TlsWireModel, NodeCipherAndTheFirstRequestBehindTheFinished) {
   EXPECT_LE(c["requests"][0]["start_ns"].get<uint64_t>(), c["requests"][0]["sent_ns"].get<uint64_t>());
 }
 
-// A TLS 1.3 server sends its session tickets as soon as it has the client's Finished; node and
-// java read them on their own, long before a slow response. The server's /delay/<ms> sends
+// A TLS 1.3 server sends its session tickets as soon as it has the client's Finished; node, java
+// and python's asyncio read them on their own, long before a slow response. The server's /delay/<ms> sends
 // nothing of its response for <ms>: that is the wait, and the tickets are no part of it (they
 // had been taken for the first byte: a wait of 1 ms where the server waited 200).
 struct WireClient {
@@ -108,6 +108,24 @@ const WireClient kWireClients[] = {
            "const get = (path) => new Promise((done) => https.get(process.argv[1] + path,\n"
            "    {agent, rejectUnauthorized: false}, (res) => { res.resume(); res.on('end', done); }));\n"
            "(async () => { await get('/delay/150'); await get('/delay/151'); agent.destroy(); })();\n",
+           u};
+     }},
+    // asyncio's TLS runs on memory BIOs: read from the wire too.
+    {"python3",
+     [](const std::string& u, const fs::path&) {
+       return std::vector<std::string>{
+           paths().python.string(), "-c",
+           "import asyncio, ssl, sys, urllib.parse\n"
+           "async def main(u):\n"
+           "    r, w = await asyncio.open_connection(u.hostname, u.port, ssl=ssl._create_unverified_context())\n"
+           "    for p in (b'/delay/150', b'/delay/151'):\n"
+           "        w.write(b'GET ' + p + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+           "        head = await r.readuntil(b'\\r\\n\\r\\n')\n"
+           "        n = [l for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length:')][0]\n"
+           "        await r.readexactly(int(n.split(b':')[1]))\n"
+           "    w.close()\n"
+           "    await w.wait_closed()\n"
+           "asyncio.run(main(urllib.parse.urlsplit(sys.argv[1])))\n",
            u};
      }},
     {"java",
