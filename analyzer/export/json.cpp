@@ -8,7 +8,10 @@
 // `replaced`, `replaced_idle_ns` (null when none; analyzer/model/new_reason.h), and
 // `summary.endpoints`: [{host, port, phases: {dns|connect|tls|wait|receive: {count, p50_ns, p90_ns,
 // p99_ns, max_ns}}}] (analyzer/model/percentiles.h; 0 when count is 0); per connection `events_lost` (its process
-// lost events while it was open, so its numbers may be incomplete).
+// lost events while it was open, so its numbers may be incomplete). On an h2 connection
+// `h2_streams` / `h2_responses`, null when its frames could not be seen (HTTP/2 inside TLS seen
+// only on the wire: its `requests` are empty for want of sight, not of requests), and
+// `summary.connections_requests_unseen` counts such connections.
 //
 // Connections are written as the model completes them (in close order), so memory stays
 // proportional to the open connections. DNS lookups, listed after them, are rendered as they
@@ -142,7 +145,10 @@ class JsonConnectionWriter : public ConnectionSink {
     else w.key("replaced").value(c.replaced);
     if (c.replaced_idle_ns) w.key("replaced_idle_ns").value(*c.replaced_idle_ns);
     else w.key("replaced_idle_ns").null();
-    if (c.protocol && *c.protocol == "h2") {
+    if (c.requests_unseen()) {
+      w.key("h2_streams").null();
+      w.key("h2_responses").null();
+    } else if (c.protocol && *c.protocol == "h2") {
       w.key("h2_streams").value(c.h2_streams);
       w.key("h2_responses").value(c.h2_responses);
     }
@@ -389,6 +395,7 @@ bool write_json(TraceSet& traces, std::FILE* out) {
   w.key("failed_connects").value(model.failed_connects());
   w.key("requests").value(model.requests());
   w.key("reused_requests").value(model.reused_requests());
+  w.key("connections_requests_unseen").value(model.requests_unseen());
   w.key("dropped_events").value(model.dropped_events());
   // Keys are the names drop_cause_name() gives (a compile-time key each).
   auto dropped = [&](tf::DropCause cause) {

@@ -1289,6 +1289,7 @@ void Model::emit(ConnState& s) {
   n_connections_ += !c.inherited;  // the same connection on the wire as its parent's copy
   n_failed_ += c.failed();
   n_requests_ += c.requests.size();
+  n_unseen_ += !c.inherited && c.requests_unseen();
   const uint64_t anchor = traces_.files()[s.file].real_anchor_ns;
   const bool inbound = c.direction == ConnDirection::kInbound;
   for (auto& x : c.requests) {

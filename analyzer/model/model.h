@@ -183,6 +183,9 @@ struct Connection {
   std::vector<Exchange> requests;
 
   bool failed() const { return has_connect && !connect_pending && connect_error != 0; }
+  // HTTP/2 inside TLS seen only on the wire (node's http2, java.net.http): its frames are
+  // ciphertext, so how many requests it carried cannot be known (not: none).
+  bool requests_unseen() const { return protocol && *protocol == "h2" && tls && tls->library == "wire"; }
   // Where requests went: the server behind a proxy's tunnel, else host when known, else the peer
   // IP; and the port.
   std::string endpoint_host() const;
@@ -236,6 +239,7 @@ class Model {
   uint64_t failed_connects() const { return n_failed_; }
   uint64_t requests() const { return n_requests_; }
   uint64_t reused_requests() const { return n_reused_; }
+  uint64_t requests_unseen() const { return n_unseen_; }  // connections whose requests are unseen
   uint64_t dropped_events() const;
 
   struct ConnState;  // per open connection (model.cpp)
@@ -287,7 +291,7 @@ class Model {
   std::vector<DnsLookup> dns_;
   bool keep_dns_;
   DnsSink* dns_sink_ = nullptr;
-  uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0;
+  uint64_t n_connections_ = 0, n_failed_ = 0, n_requests_ = 0, n_reused_ = 0, n_unseen_ = 0;
   uint64_t last_ts_ = 0;  // latest event time seen
   std::unique_ptr<TupleIndex> tuples_;  // open connections by (local, peer), across files
   // Where read_call puts what a capture says: kept, so no call pays for zeroing them.

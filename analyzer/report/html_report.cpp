@@ -322,9 +322,9 @@ void write_reuse_table(std::FILE* out, const ReportSink& s) {
     h += td("ep", html(name));
     h += td("n conns", std::to_string(e.connections));
     h += td("n failed", std::to_string(e.failed));
-    h += td("n reqs", std::to_string(e.requests));
+    h += td("n reqs", requests_cell(e));
     h += td("n reused", std::to_string(e.reused));
-    h += td("n ratio", e.requests ? fmt::format("{:.0f}%", 100.0 * e.reused / e.requests) : "-");
+    h += td("n ratio", ratio_cell(e));
     h += td("n dns", e.lookups ? ms(e.dns_ns) : "-");
     h += td("n connect", ms(e.connect_ns));
     h += td("n tls", e.tls_connections ? ms(e.tls_ns) : "-");

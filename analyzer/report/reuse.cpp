@@ -36,6 +36,7 @@ void ReuseCollector::on_connection(const Connection& c) {
   ++s.connections;
   s.failed += c.failed();
   s.requests += c.requests.size();
+  s.unseen += c.requests_unseen();
   uint64_t reused = 0;
   for (const auto& x : c.requests) reused += x.reused;
   s.reused += reused;
@@ -69,6 +70,7 @@ EndpointStats ReuseCollector::total() const {
     t.tls_connections += s.tls_connections;
     t.handshakes_avoided += s.handshakes_avoided;
     t.pool_misses += s.pool_misses;
+    t.unseen += s.unseen;
   }
   t.lookups = total_lookups;
   t.dns_ns = total_dns_ns;
@@ -93,9 +95,8 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
              "failed", "reqs", "reused", "ratio", "dns", "connect", "tls", "tls-saved", "misses");
   size_t i = 0;
   auto row = [&](const std::string& name, const EndpointStats& s) {
-    std::string ratio = s.requests ? fmt::format("{:.0f}%", 100.0 * s.reused / s.requests) : "-";
     fmt::print(out, "{:<{}}  {:>5} {:>6} {:>5} {:>6} {:>6}  {:>9} {:>9} {:>9} {:>8} {:>6}\n", name, w, s.connections,
-               s.failed, s.requests, s.reused, ratio, s.lookups == 0 ? "-" : duration_text(s.dns_ns), duration_text(s.connect_ns),
+               s.failed, requests_cell(s), s.reused, ratio_cell(s), s.lookups == 0 ? "-" : duration_text(s.dns_ns), duration_text(s.connect_ns),
                s.tls_connections ? duration_text(s.tls_ns) : "-", s.handshakes_avoided, s.pool_misses);
   };
   for (const auto& [k, s] : col.by_endpoint) row(names[i++], s);
@@ -105,6 +106,8 @@ void write_reuse(TraceSet& traces, std::FILE* out) {
              "reuse;\nmisses = new connections opened while another connection to the same endpoint (same "
              "process) sat idle\nand could have been reused. Connections opened while every other one was busy "
              "(concurrency) are not misses.\n");
+  if (col.total().unseen)
+    fmt::print(out, "+? = and the requests of HTTP/2 connections inside TLS seen only on the wire, which cannot be seen.\n");
   i = 0;
   for (const auto& [k, s] : col.by_endpoint) {
     const std::string& name = names[i++];

@@ -6,6 +6,8 @@
 // (they come from the trace) and an IPv6 address, which is what a name with ':' is, is bracketed.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -20,11 +22,21 @@ struct EndpointStats {
   uint64_t connections = 0, failed = 0, requests = 0, reused = 0;
   uint64_t connect_ns = 0, tls_ns = 0, tls_connections = 0, handshakes_avoided = 0;
   uint64_t pool_misses = 0;
+  uint64_t unseen = 0;  // connections whose requests cannot be seen (Connection::requests_unseen)
   // One lookup often serves several connections; its time counts once per endpoint (and once in
   // the total, even when it served several ports). The model flags each lookup's first use.
   uint64_t lookups = 0, dns_ns = 0;
   PhaseHistograms phases;  // per phase, for the percentile rows (not summed in total())
 };
+
+// The reqs and ratio cells: "3+?" and "?" when some connection's requests are unseen.
+inline std::string requests_cell(const EndpointStats& s) {
+  return std::to_string(s.requests) + (s.unseen ? "+?" : "");
+}
+inline std::string ratio_cell(const EndpointStats& s) {
+  if (s.unseen) return "?";
+  return s.requests ? fmt::format("{:.0f}%", 100.0 * double(s.reused) / double(s.requests)) : "-";
+}
 
 class ReuseCollector : public ConnectionSink {
  public:

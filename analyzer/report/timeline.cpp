@@ -243,6 +243,7 @@ class RowBuilder {
       st_.wrap(head_,
                !c.requests.empty() ? fmt::format("HTTP/2: {} streams, up to {} at once", c.requests.size(),
                                                  max_concurrent(c.requests))
+               : c.requests_unseen() ? std::string("HTTP/2 inside TLS seen only on the wire: its requests cannot be seen")
                : c.h2_streams ? fmt::format("HTTP/2: {} streams, {} answered, multiplexed (not split into exchanges)",
                                           c.h2_streams, c.h2_responses)
                             : std::string("HTTP/2: requests are multiplexed and not split out"),
@@ -343,8 +344,12 @@ class RowBuilder {
     }
     const size_t n = c.requests.size();
     head_.append("  ");
-    append_uint(head_, n);
-    head_.append(n == 1 ? " request" : " requests");
+    if (c.requests_unseen()) {
+      head_.append("requests unseen");
+    } else {
+      append_uint(head_, n);
+      head_.append(n == 1 ? " request" : " requests");
+    }
     if (n > 1) {
       head_.append(", ");
       append_uint(head_, n - 1);
@@ -776,7 +781,7 @@ bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
   Axis axis;
   axis.width = size_t(std::max<int>(10, opt.width - int(kPrefixWidth) - 2));
   TimelineWriter writer(axis, extent, st, out, opt.spool_budget ? opt.spool_budget : RowSpool::kDefaultBudget);
-  uint64_t n_conns = 0, n_requests = 0, n_reused = 0, dropped = 0;
+  uint64_t n_conns = 0, n_requests = 0, n_reused = 0, n_unseen = 0, dropped = 0;
   {
     ConnectionPipe pipe(writer);
     StartOrder order(pipe, opt.max_held_weight ? opt.max_held_weight : StartOrder::kDefaultMaxWeight);
@@ -792,15 +797,17 @@ bool write_timeline(TraceSet& traces, std::FILE* out, const TimelineOptions& opt
     n_conns = model.connections();
     n_requests = model.requests();
     n_reused = model.reused_requests();
+    n_unseen = model.requests_unseen();
     dropped = model.dropped_events();
   }
   bool ok = writer.finish();
   if (writer.rows() == 0) {
     fmt::print(out, "no connections in the trace\n");
   } else {
-    std::string text = fmt::format("total: {} connection{}, {} request{} ({} reused) over {}", n_conns,
-                                   n_conns == 1 ? "" : "s", n_requests, n_requests == 1 ? "" : "s", n_reused,
-                                   duration_text(axis.span));
+    std::string text = fmt::format("total: {} connection{}, {} request{} ({} reused)", n_conns,
+                                   n_conns == 1 ? "" : "s", n_requests, n_requests == 1 ? "" : "s", n_reused);
+    if (n_unseen) text += fmt::format(" and the unseen ones of {} HTTP/2 connection{}", n_unseen, n_unseen == 1 ? "" : "s");
+    text += " over " + duration_text(axis.span);
     if (axis.begin > tb.t0_mono_ns)
       text += ", from " + duration_text(axis.begin - tb.t0_mono_ns) + " after the first event";
     fmt::print(out, "{}\n", text);

@@ -70,6 +70,7 @@ struct EndpointWhy {
   std::array<uint64_t, 7> by_reason{};  // indexed by NewReason
   std::array<std::vector<Example>, 7> examples;
   uint64_t connections = 0, requests = 0, one_request = 0, max_requests = 0;
+  uint64_t unseen = 0;  // connections whose requests cannot be seen (Connection::requests_unseen)
   uint64_t first_start = UINT64_MAX, last_end = 0;
   std::array<uint64_t, kIdleBuckets> reuse_ok{}, reuse_failed{};
   uint64_t failed_reuses = 0, failed_idle_min = UINT64_MAX, failed_idle_max = 0;
@@ -102,6 +103,7 @@ class WhyCollector : public ConnectionSink, public DnsSink {
     }
     if (!c.failed() && c.has_connect) {
       ++e.connections;
+      e.unseen += c.requests_unseen();
       e.requests += c.requests.size();
       e.max_requests = std::max<uint64_t>(e.max_requests, c.requests.size());
       e.one_request += c.requests.size() == 1 && c.close_ns;
@@ -235,9 +237,13 @@ void print_endpoint(std::FILE* out, const std::string& name, const EndpointWhy& 
   if (e.connections) {
     const uint64_t span = e.last_end > e.first_start ? e.last_end - e.first_start : 0;
     std::string rate = span ? fmt::format("{:.1f}/s", double(e.connections) * 1e9 / double(span)) : "-";
-    fmt::print(out, "  churn: {} connections over {} ({}); {:.1f} requests per connection (max {}); {} closed after one request\n",
-               e.connections, duration_text(span), rate, double(e.requests) / double(e.connections), e.max_requests,
-               e.one_request);
+    if (e.unseen)  // requests per connection would count only the connections whose requests were seen
+      fmt::print(out, "  churn: {} connections over {} ({}); the requests of {} cannot be seen (HTTP/2 inside TLS seen only on the wire)\n",
+                 e.connections, duration_text(span), rate, e.unseen);
+    else
+      fmt::print(out, "  churn: {} connections over {} ({}); {:.1f} requests per connection (max {}); {} closed after one request\n",
+                 e.connections, duration_text(span), rate, double(e.requests) / double(e.connections), e.max_requests,
+                 e.one_request);
   }
   print_phase_percentiles(out, e.phases, "  ");
 }

@@ -305,6 +305,45 @@ void h2load_case(const fs::path& dir, int port, const std::string& url,
   }
 }
 
+// node's http2 client over its own TLS: HTTP/2 inside TLS seen only on the wire. Its frames are
+// ciphertext, so its requests cannot be counted: every report says so instead of "0 requests".
+TEST_F(TlsH2, Http2InsideTlsSeenOnlyOnTheWireHasItsRequestsUnseenNotZero) {
+  if (run({"sh", "-c", "command -v nginx && command -v node"}).exit_code != 0)
+    GTEST_SKIP() << "nginx or node not installed";
+  TempDir nginx_dir;
+  Nginx nginx(nginx_dir.path(), tls_);
+  ASSERT_GT(nginx.port(), 0) << nginx.error();
+  RunResult r = traced({"node", "-e",
+                        "const c = require('http2').connect(process.argv[1], {rejectUnauthorized: false});\n"
+                        "let left = 3;\n"
+                        "for (const p of ['/a', '/b', '/c']) {\n"
+                        "  const s = c.request({':path': p}); s.resume();\n"
+                        "  s.on('end', () => { if (--left === 0) c.close(); }); s.end();\n"
+                        "}\n",
+                        "https://127.0.0.1:" + std::to_string(nginx.port())});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  HT_EXPORT(doc, dir_.path());
+  auto conns = connections_to(doc, nginx.port());
+  ASSERT_EQ(conns.size(), 1u) << doc.dump(1);
+  const json& c = conns[0];
+  if (c["tls"]["library"] != "wire") GTEST_SKIP() << "this node's TLS went through the hooks";
+  EXPECT_EQ(c["protocol"], "h2");
+  EXPECT_TRUE(c["h2_streams"].is_null()) << c.dump(1);
+  EXPECT_TRUE(c["h2_responses"].is_null());
+  EXPECT_TRUE(c["requests"].empty());
+  EXPECT_EQ(doc["summary"]["connections_requests_unseen"], 1);
+
+  RunResult tl = run({paths().cli.string(), "timeline", "--color=never", dir_.path().string()});
+  ASSERT_EQ(tl.exit_code, 0) << tl.describe();
+  EXPECT_NE(tl.out.find("requests unseen"), std::string::npos) << tl.out;
+  EXPECT_NE(tl.out.find("and the unseen ones of 1 HTTP/2 connection"), std::string::npos) << tl.out;
+  RunResult reuse = run({paths().cli.string(), "reuse", dir_.path().string()});
+  ASSERT_EQ(reuse.exit_code, 0) << reuse.describe();
+  EXPECT_NE(reuse.out.find("0+?"), std::string::npos) << reuse.out;
+  RunResult why = run({paths().cli.string(), "why", dir_.path().string()});
+  EXPECT_NE(why.out.find("the requests of 1 cannot be seen"), std::string::npos) << why.out;
+}
+
 TEST_F(TlsH2, H2loadConcurrentStreamsOverTls) {
   if (run({"sh", "-c", "command -v nginx && command -v h2load"}).exit_code != 0)
     GTEST_SKIP() << "nginx or h2load (nghttp2-client) not installed";
