@@ -17,7 +17,7 @@
 
 #include "tests/integration/chrome_trace_check.h"
 #include "tests/integration/export_util.h"
-#include "tests/integration/java_clients.h"
+#include "tests/integration/client_programs.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
 

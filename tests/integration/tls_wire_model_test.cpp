@@ -10,7 +10,7 @@
 
 #include <fstream>
 
-#include "tests/integration/java_clients.h"
+#include "tests/integration/client_programs.h"
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -96,37 +96,18 @@ struct WireClient {
   std::vector<std::string> (*argv)(const std::string& base_url, const fs::path& work);
 };
 
-constexpr int kDelayMs = 150;
+constexpr int kDelayMs = 150;  // the first path's; the second waits a millisecond more
 
 const WireClient kWireClients[] = {
     {"node",
      [](const std::string& u, const fs::path&) {
-       return std::vector<std::string>{
-           "node", "-e",
-           "const https = require('https');\n"
-           "const agent = new https.Agent({keepAlive: true, maxSockets: 1});\n"
-           "const get = (path) => new Promise((done) => https.get(process.argv[1] + path,\n"
-           "    {agent, rejectUnauthorized: false}, (res) => { res.resume(); res.on('end', done); }));\n"
-           "(async () => { await get('/delay/150'); await get('/delay/151'); agent.destroy(); })();\n",
-           u};
+       return std::vector<std::string>{"node", "-e", kNodeHttpsGets, u, "/delay/150", "/delay/151"};
      }},
     // asyncio's TLS runs on memory BIOs: read from the wire too.
     {"python3",
      [](const std::string& u, const fs::path&) {
-       return std::vector<std::string>{
-           paths().python.string(), "-c",
-           "import asyncio, ssl, sys, urllib.parse\n"
-           "async def main(u):\n"
-           "    r, w = await asyncio.open_connection(u.hostname, u.port, ssl=ssl._create_unverified_context())\n"
-           "    for p in (b'/delay/150', b'/delay/151'):\n"
-           "        w.write(b'GET ' + p + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
-           "        head = await r.readuntil(b'\\r\\n\\r\\n')\n"
-           "        n = [l for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length:')][0]\n"
-           "        await r.readexactly(int(n.split(b':')[1]))\n"
-           "    w.close()\n"
-           "    await w.wait_closed()\n"
-           "asyncio.run(main(urllib.parse.urlsplit(sys.argv[1])))\n",
-           u};
+       return std::vector<std::string>{paths().python.string(), "-c", kAsyncioHttpsGets, u, "/delay/150",
+                                       "/delay/151"};
      }},
     {"java",
      [](const std::string& u, const fs::path& work) {

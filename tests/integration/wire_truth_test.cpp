@@ -11,7 +11,7 @@
 #include <set>
 
 #include "tests/integration/fixture.h"
-#include "tests/integration/java_clients.h"
+#include "tests/integration/client_programs.h"
 #include "tests/integration/packet_capture.h"
 #include "tests/integration/script_server.h"
 #include "tests/integration/tls_fixture.h"
@@ -259,20 +259,7 @@ const TlsClient kTlsClients[] = {
     // and reads to EOF, which must not make a third request.
     {"python_asyncio",
      [](const std::string& u, const fs::path&) {
-       return std::vector<std::string>{
-           paths().python.string(), "-c",
-           "import asyncio, ssl, sys, urllib.parse\n"
-           "async def main(u):\n"
-           "    r, w = await asyncio.open_connection(u.hostname, u.port, ssl=ssl._create_unverified_context())\n"
-           "    for p in ('/a1', '/a2'):\n"
-           "        w.write(b'GET ' + p.encode() + b' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
-           "        head = await r.readuntil(b'\\r\\n\\r\\n')\n"
-           "        n = [l for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length:')][0]\n"
-           "        await r.readexactly(int(n.split(b':')[1]))\n"
-           "    w.close()\n"
-           "    await w.wait_closed()\n"
-           "asyncio.run(main(urllib.parse.urlsplit(sys.argv[1])))\n",
-           u};
+       return std::vector<std::string>{paths().python.string(), "-c", kAsyncioHttpsGets, u, "/a1", "/a2"};
      },
      "wire", {"/a1", "/a2"}},
     {"wget",
@@ -303,14 +290,7 @@ const TlsClient kTlsClients[] = {
      "openssl", {"/h1", "/h2"}, {"php", "-r", "exit(function_exists('curl_init') ? 0 : 1);"}},
     {"node",
      [](const std::string& u, const fs::path&) {
-       return std::vector<std::string>{
-           "node", "-e",
-           "const https = require('https');\n"
-           "const agent = new https.Agent({keepAlive: true, maxSockets: 1});\n"
-           "const get = (path) => new Promise((done) => https.get(process.argv[1] + path,\n"
-           "    {agent, rejectUnauthorized: false}, (res) => { res.resume(); res.on('end', done); }));\n"
-           "(async () => { await get('/n1'); await get('/n2'); agent.destroy(); })();\n",
-           u};
+       return std::vector<std::string>{"node", "-e", kNodeHttpsGets, u, "/n1", "/n2"};
      },
      nullptr, {"/n1", "/n2"}, {"node", "-e", ""}},
     {"java",
