@@ -38,8 +38,8 @@ class ExchangeBuilder {
   }
   // maybe_tickets: the read may be a TLS 1.3 server's session tickets (WireTlsTracker). Such
   // reads in a row were, when the client reads something else before it writes: that read is
-  // where the response begins.
-  void recv(uint64_t ts, uint64_t end, uint64_t bytes, bool maybe_tickets = false) {
+  // where the response begins. True when this call's bytes began the response.
+  bool recv(uint64_t ts, uint64_t end, uint64_t bytes, bool maybe_tickets = false) {
     const bool opens = !open_;
     if (opens) {
       begin(ts);
@@ -59,7 +59,8 @@ class ExchangeBuilder {
       interim_ = false;
       x.first_byte_ns.reset();
     }
-    if (!x.first_byte_ns) {
+    const bool first = !x.first_byte_ns;
+    if (first) {
       x.first_byte_ns = end;
       // The response arrived before the request's last write returned (an early "200 OK" while
       // the body is still being sent; reads are placed at their completion): as far as the server
@@ -69,6 +70,7 @@ class ExchangeBuilder {
     x.bytes_received += bytes;
     x.end_ns = std::max(x.end_ns, end);
     phase_ = kReceiving;
+    return first;
   }
   // The response read so far was an interim one (1xx, not 101): the request goes on (its body
   // follows a 100 Continue) or the final response follows, and the exchange's first byte is the

@@ -852,8 +852,7 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
     opens = b.send(inbound ? call.end : call.ts, call.end, call.bytes, e.has_request);
   } else {
     opens = b.current() == nullptr;
-    const bool first = opens || !b.current()->first_byte_ns;
-    b.recv(call.ts, call.end, call.bytes, call.maybe_tickets);
+    const bool first = b.recv(call.ts, call.end, call.bytes, call.maybe_tickets);
     // The server's response began when it started writing it.
     if (inbound && first) b.current()->first_byte_ns = std::max(call.ts, b.current()->sent_ns);
   }

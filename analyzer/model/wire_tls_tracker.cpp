@@ -39,26 +39,32 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
       // Also after a plain-text start: STARTTLS-style protocols (PostgreSQL's SSLRequest, SMTP)
       // exchange a round trip before the ClientHello.
       ClientHello ch;
-      if (call.is_send && call.capture == tf::CaptureKind::kTls && parse_client_hello(call.cap, ch)) {
+      if (call.capture == tf::CaptureKind::kTls && parse_client_hello(call.cap, ch)) {
+        // Read: we are the server (node's https, a java server), and the handshake starts when
+        // the ClientHello arrived.
+        server_ = !call.is_send;
         TlsInfo t;
-        t.start_ns = call.ts;
+        t.start_ns = server_ ? call.end : call.ts;
         t.library = "wire";
         t.sni = ch.sni;
         t.alpn_offered = ch.alpn;
         if (ch.alpn.size() == 1) t.alpn = ch.alpn[0];
         info_ = std::move(t);
-        state_ = State::kAwaitServer;
+        state_ = server_ ? State::kSrvHello : State::kAwaitServer;
         last_end_ = hello_end_ = call.end;
         return kHandshake;
       }
       state_ = State::kNone;
       return call.bytes;
     }
-    case State::kTicketsDue:
-      if (!call.is_send && call.bytes > 0 && tickets(call)) {
-        // Before any request of a client that offered HTTP (the client speaks first) nothing
-        // but tickets can come; where the server may speak first, this may be its greeting.
+    case State::kTicketsDue: {
+      const bool from_server = call.is_send == server_;
+      if (from_server && call.bytes > 0 && tickets(call)) {
+        // Before any request nothing but tickets can come from a server that the client
+        // offered HTTP (the client speaks first), and two records of one size are OpenSSL's
+        // two tickets; otherwise a single record may be a greeting (SMTP over TLS).
         if (!app_sent_) {
+          if (call.bytes >= 2 * ticket_record_) return kHandshake;
           for (const std::string& p : info_->alpn_offered)
             if (p == "http/1.1" || p == "h2" || p == "http/1.0") return kHandshake;
         }
@@ -66,12 +72,26 @@ uint64_t WireTlsTracker::app_bytes(DataCall& call) {
         return call.bytes;
       }
       // The request may be written before the tickets are read (java); after them, it ends them.
-      if (!call.is_send || ticket_record_ != 0) state_ = State::kDone;
+      if (from_server || ticket_record_ != 0) state_ = State::kDone;
       [[fallthrough]];
+    }
     case State::kDone:
-      if (info_ && call.capture == tf::CaptureKind::kTls)
-        call.tls_close_notify = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
+      if (info_ && call.capture == tf::CaptureKind::kTls) {
+        const bool alert = looks_like_close_notify(call.cap, call.bytes, info_->version == "TLSv1.3");
+        if (!server_) {
+          call.tls_close_notify = alert;
+        } else if (alert && (!call.is_send || peer_closing_)) {
+          // The client's close_notify, and ours in answer: the session ending, not a request.
+          peer_closing_ = true;
+          return kHandshake;
+        }
+      }
       return call.bytes;
+    case State::kSrvHello:
+    case State::kSrvFlight:
+    case State::kSrvCcsRead:
+    case State::kSrvAwaitFinish:
+      return server_app_bytes(call);
     case State::kAwaitServer:
     case State::kServerFlight: {
       if (!call.is_send) {
@@ -181,14 +201,78 @@ uint64_t WireTlsTracker::after_cut_finished(const DataCall& call) const {
   if (call.capture != tf::CaptureKind::kTls || c.size() != 5 || first_record_type(c) != kTlsChangeCipherSpec ||
       c[3] != 0 || c[4] != 1)
     return 0;
-  const uint64_t hash = suite_ == 0x1302 ? 48 : 32;  // TLS_AES_256_GCM_SHA384; the others use SHA-256
-  const uint64_t flight = 6 + 5 + 4 + hash + 1 + 16;
+  const uint64_t flight = 6 + finished_record();
   return call.bytes > flight ? call.bytes - flight : 0;
+}
+
+uint64_t WireTlsTracker::finished_record() const {
+  const uint64_t hash = suite_ == 0x1302 ? 48 : 32;  // TLS_AES_256_GCM_SHA384; the others use SHA-256
+  return 5 + 4 + hash + 1 + 16;
+}
+
+// The server's side of the handshake: the ClientHello read, our flight written (its ServerHello
+// names version and cipher), then the client's last flight read. In TLS 1.3 that is its Finished
+// (after a CCS, in the same read or the one before), and what the same read carried behind it is
+// the request; in a full TLS 1.2 handshake our CCS + Finished, written after it, end it.
+uint64_t WireTlsTracker::server_app_bytes(DataCall& call) {
+  if (call.bytes == 0) return call.bytes;  // EOF: ends the (empty) exchange
+  const uint8_t type = call.capture == tf::CaptureKind::kTls ? first_record_type(call.cap) : 0;
+  const bool tls13 = info_->version == "TLSv1.3";
+  auto done = [&](uint64_t after) {
+    info_->duration_ns = call.end - info_->start_ns;
+    finish(call.end);
+    return after ? after : kHandshake;
+  };
+  last_end_ = call.end;
+  switch (state_) {
+    case State::kSrvHello:  // the rest of the ClientHello, or our flight's first write
+      if (call.is_send) {
+        if (type == kTlsHandshake) {
+          ServerHello sh;
+          if (parse_server_hello(call.cap, sh)) {
+            info_->version = tls_version_name(sh.version);
+            info_->cipher = cipher_suite_name(sh.cipher_suite);
+            suite_ = sh.cipher_suite;
+            if (!sh.alpn.empty()) info_->alpn = sh.alpn;
+          }
+        }
+        turnaround_ = call.end - hello_end_;
+        state_ = State::kSrvFlight;
+      }
+      return kHandshake;
+    case State::kSrvFlight:
+      if (call.is_send || type == kTlsHandshake) {  // more of our flight; a second ClientHello
+        if (!call.is_send && !tls13) state_ = State::kSrvAwaitFinish;  // 1.2: ClientKeyExchange...
+        return kHandshake;
+      }
+      if (!tls13) return done(0);  // 1.2 resumed: the client's CCS + Finished
+      if (type == kTlsChangeCipherSpec && call.bytes == 6) {
+        state_ = State::kSrvCcsRead;
+        return kHandshake;
+      }
+      if (type == kTlsApplicationData) {  // a Finished without a CCS before it
+        const uint64_t record = first_record_size(call.cap);
+        return done(call.bytes > record ? call.bytes - record : 0);
+      }
+      {
+        const uint64_t flight = (type == kTlsChangeCipherSpec ? 6 : 0) + finished_record();
+        return done(call.bytes > flight ? call.bytes - flight : 0);
+      }
+    case State::kSrvCcsRead:  // the Finished after a lone CCS
+      if (call.is_send) return kHandshake;
+      return done(call.bytes > finished_record() ? call.bytes - finished_record() : 0);
+    case State::kSrvAwaitFinish:  // TLS 1.2: our CCS + Finished end it
+      if (!call.is_send) return kHandshake;
+      return done(0);
+    default:
+      return call.bytes;
+  }
 }
 
 void WireTlsTracker::inherit(const WireTlsTracker& parent) {
   info_ = parent.info_;
   suite_ = parent.suite_;
+  server_ = parent.server_;
   state_ = parent.state_ == State::kUnknown || parent.state_ == State::kNone ? parent.state_ : State::kDone;
   app_sent_ = true;
 }

@@ -17,6 +17,9 @@
 // records of one size, arriving soon after the Finished, are marked as possibly tickets
 // (DataCall::maybe_tickets); the exchange builder takes them for tickets when the client reads
 // something else before it writes (ExchangeBuilder::recv), else they were the response.
+// A ClientHello that is read makes this the server's end (node's https server, java): the same
+// steps from the other side (server_app_bytes), the tickets being our own writes, and the
+// client's close_notify (with ours in answer) no request.
 // A ClientHello after plain-text exchanges (STARTTLS: PostgreSQL's SSLRequest) starts a handshake
 // too; the exchanges before it stay exchanges.
 #pragma once
@@ -52,7 +55,7 @@ class WireTlsTracker {
     // (A std::optional<uint64_t> result here cost a store-forwarding stall on every call.)
     const uint64_t app = app_bytes(call);
     if (app == kHandshake) return false;
-    if (call.is_send && app != 0) app_sent_ = true;
+    if (call.is_send != server_ && app != 0) app_sent_ = true;
     if (app != call.bytes) {
       call.bytes = app;
       call.capture = tf::CaptureKind::kNone;
@@ -76,13 +79,19 @@ class WireTlsTracker {
     kAwaitServerFinish,  // TLS 1.2 full: client flight 2 sent, server CCS+Finished pending
     kServerFinish,       // reading the server's CCS+Finished
     kClientFinished,     // TLS 1.3: the client's CCS was written alone, its Finished is next
-    kTicketsDue,         // TLS 1.3 done: the server's first reads may be its session tickets
+    kSrvHello,           // server: the ClientHello read, our flight next
+    kSrvFlight,          // server: our flight written, the client's last flight next
+    kSrvCcsRead,         // server, TLS 1.3: the client's CCS read alone, its Finished next
+    kSrvAwaitFinish,     // server, TLS 1.2 full: the client's flight read, our CCS + Finished next
+    kTicketsDue,         // TLS 1.3 done: the server's first records may be its session tickets
     kDone,
   };
   static constexpr uint64_t kHandshake = ~uint64_t{0};
   uint64_t app_bytes(DataCall& call);  // kHandshake, or how many bytes are application data
   void read_server_hello(const DataCall& call);
   uint64_t after_cut_finished(const DataCall& call) const;
+  uint64_t server_app_bytes(DataCall& call);
+  uint64_t finished_record() const;  // the size of a TLS 1.3 Finished record, from the suite
   void finish(uint64_t end);
   bool tickets(const DataCall& call);
 
@@ -92,7 +101,9 @@ class WireTlsTracker {
   uint64_t hello_end_ = 0, turnaround_ = 0;  // ClientHello written; from then to the first server read
   uint64_t tickets_by_ = 0;     // kTicketsDue: tickets arrive before this
   uint64_t ticket_record_ = 0;  // the size of the tickets' records, once one was read
-  bool app_sent_ = false;    // application data was written
+  bool app_sent_ = false;    // the client's application data (a request) went out
+  bool server_ = false;      // the ClientHello was read: this is the server's end
+  bool peer_closing_ = false;  // server: the client's close_notify was read
   uint16_t suite_ = 0;     // the ServerHello's cipher suite
 };
 

@@ -4,6 +4,8 @@
 // the traced process connected itself, to a peer that then acts as the TLS client; the last one
 // is a real HTTPS server (python3's http.server + ssl) on accepted sockets, which needs accept()
 // tracking (issue 7 item 19) and is skipped while accepted sockets are not connections yet.
+#include <sstream>
+
 #include "tests/integration/tls_fixture.h"
 
 namespace httptrace::itest {
@@ -128,6 +130,67 @@ TEST_F(TlsServerHalf, PythonHttpsServerOnAcceptedSockets) {
   EXPECT_EQ(c["tls"]["version"], "TLSv1.3");
   EXPECT_EQ(c["tls"]["sni"], "localhost");
   EXPECT_TRUE(c["tls"]["cipher"].is_string());
+}
+
+// A server whose TLS is its own, seen only on the wire: node's https. The handshake's flights,
+// its session tickets (written at once, before the request's answer) and the client's
+// close_notify are no requests; the server's time for a request is the handler's. curl, untraced,
+// is the reference: two requests on one connection, the first answered after 100 ms.
+TEST_F(TlsServerHalf, NodeHttpsServerFromTheWire) {
+  if (run({"node", "--version"}).exit_code != 0) GTEST_SKIP() << "node is not installed";
+  Child server;
+  RunOptions o;
+  o.preload = true;
+  o.env = trace_env(dir_.path());
+  std::string error, line;
+  ASSERT_TRUE(server.start({"node", "-e",
+                            "const fs = require('fs');\n"
+                            "const s = require('https').createServer({key: fs.readFileSync(process.argv[1]),\n"
+                            "    cert: fs.readFileSync(process.argv[2])},\n"
+                            "  (req, res) => setTimeout(() => res.end('hi\\n'), req.url === '/slow' ? 100 : 0));\n"
+                            "s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));\n"
+                            "process.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n",
+                            tls_.key.string(), tls_.cert.string()},
+                           o, true, &error))
+      << error;
+  ASSERT_TRUE(server.read_line(&line, milliseconds{10000}) && line.rfind("PORT ", 0) == 0) << line;
+  const std::string port = line.substr(5);
+  RunResult r = run({"curl", "-s", "--cacert", tls_.cert.string(), "-o", "/dev/null", "-o", "/dev/null", "-w",
+                     "%{http_code} %{time_pretransfer} %{time_starttransfer}\\n",
+                     "https://localhost:" + port + "/slow", "https://localhost:" + port + "/a"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  server.close_stdin();
+  RunResult s = server.wait(milliseconds{10000});
+  EXPECT_EQ(s.exit_code, 0) << s.describe();
+  std::istringstream curl(r.out);
+  int status = 0;
+  double pretransfer = 0, starttransfer = 0;
+  ASSERT_TRUE(curl >> status >> pretransfer >> starttransfer) << r.out;
+  EXPECT_EQ(status, 200);
+
+  HT_EXPORT(doc, dir_.path());
+  std::vector<json> inbound;
+  for (const json& c : doc["connections"])
+    if (c["direction"] == "inbound" && c["local"].get<std::string>().ends_with(":" + port)) inbound.push_back(c);
+  ASSERT_EQ(inbound.size(), 1u) << doc.dump(1);
+  const json& c = inbound[0];
+  SCOPED_TRACE(describe(c));
+  ASSERT_TRUE(c["tls"].is_object());
+  if (c["tls"]["library"] != "wire") GTEST_SKIP() << "this node's TLS went through the hooks";
+  EXPECT_EQ(c["tls"]["version"], "TLSv1.3");
+  EXPECT_TRUE(c["tls"]["cipher"].is_string());
+  EXPECT_EQ(c["tls"]["sni"], "localhost");
+  ASSERT_EQ(c["requests"].size(), 2u) << "handshake, tickets or close_notify taken for a request";
+  const json& slow = c["requests"][0];
+  ASSERT_TRUE(slow["first_byte_ns"].is_number());
+  // The server's time: from the request's arrival to its answer's first write. The handler
+  // waited 100 ms; curl saw the answer after its request went out, so no longer than that.
+  const double server_s = double(slow["first_byte_ns"].get<int64_t>() - slow["start_ns"].get<int64_t>()) / 1e9;
+  EXPECT_GE(server_s, 0.100);
+  EXPECT_LE(server_s, starttransfer - pretransfer + 0.001) << r.out;
+  // The same answer to both: the tickets are no part of the first one's bytes.
+  EXPECT_EQ(c["requests"][0]["bytes_sent"], c["requests"][1]["bytes_sent"]);
+  EXPECT_EQ(c["requests"][1]["bytes_received"].get<int64_t>() + 3, c["requests"][0]["bytes_received"].get<int64_t>());
 }
 
 }  // namespace

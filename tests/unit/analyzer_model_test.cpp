@@ -647,6 +647,84 @@ TEST(Model, Tls13TicketsReadBeforeTheFirstRequest) {
   }
 }
 
+// The server's end of TLS seen only on the wire (node's https): the ClientHello is read. TLS 1.3
+// with java's lone CCS: its Finished comes in the next read, the request behind it; our tickets
+// are written at once and the answer after the handler's 100 ms; the client's close_notify and
+// ours in answer end the session.
+TEST(Model, Tls13ServerFromTheWire) {
+  const uint64_t finished = 5 + 4 + 32 + 1 + 16;  // TLS_AES_128_GCM_SHA256
+  TraceBuilder b;
+  b.accept(1, 100, 1, 5, 4, ipv4("10.0.0.9", 40000), 10);
+  b.data(1, 200, 1, 5, D::kRecv, 517, 5, C::kTls, client_hello("svc.example", {}));
+  b.data(1, 300, 1, 5, D::kSend, 1352, 50, C::kTls, server_hello(true) + ccs());
+  b.data(1, 400, 1, 5, D::kRecv, 6, 5, C::kTls, ccs().substr(0, 5));
+  b.data(1, 500, 1, 5, D::kRecv, int64_t(finished) + 100, 5);
+  b.data(1, 600, 1, 5, D::kSend, 510, 20, C::kTls, tickets::kTicket);
+  b.data(1, 100'000'000, 1, 5, D::kSend, 163, 30);
+  b.data(1, 200'000'000, 1, 5, D::kRecv, 24, 3, C::kTls, tls_record(0x17, std::string(19, 'a')).substr(0, 5));
+  b.data(1, 200'001'000, 1, 5, D::kSend, 24, 3, C::kTls, tls_record(0x17, std::string(19, 'a')).substr(0, 5));
+  b.close(1, 200'002'000, 1, 5);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->library, "wire");
+  EXPECT_EQ(c.tls->version, "TLSv1.3");
+  EXPECT_EQ(c.tls->cipher, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(c.tls->sni, "svc.example");
+  EXPECT_EQ(c.tls->start_ns, 205u);
+  EXPECT_EQ(c.tls->duration_ns, 505u - 205);
+  ASSERT_EQ(c.requests.size(), 1u);
+  EXPECT_EQ(c.requests[0].start_ns, 505u);
+  EXPECT_EQ(c.requests[0].first_byte_ns, 100'000'000u);
+  EXPECT_EQ(c.requests[0].bytes_received, 100u);  // the request (inbound: read)
+  EXPECT_EQ(c.requests[0].bytes_sent, 163u);      // the answer, without the tickets
+  EXPECT_EQ(c.bytes_sent, 1352u + 510 + 163 + 24);
+}
+
+// Tickets written before the request arrived: two records of one size are no exchange even where
+// the client offered no ALPN. A full TLS 1.2 handshake ends with our CCS + Finished.
+TEST(Model, ServerFromTheWireTicketsFirstAndTls12) {
+  {
+    SCOPED_TRACE("TLS 1.3, tickets before the request");
+    TraceBuilder b;
+    b.accept(1, 100, 1, 5, 4, ipv4("10.0.0.9", 40000), 10);
+    b.data(1, 200, 1, 5, D::kRecv, 517, 5, C::kTls, client_hello("svc.example", {}));
+    b.data(1, 300, 1, 5, D::kSend, 1352, 50, C::kTls, server_hello(true) + ccs());
+    b.data(1, 400, 1, 5, D::kRecv, 64, 5, C::kTls, ccs().substr(0, 5));
+    b.data(1, 500, 1, 5, D::kSend, 510, 20, C::kTls, tickets::kTicket);
+    b.data(1, 600, 1, 5, D::kRecv, 100, 5, C::kTls, tls_record(0x17, std::string(95, 'q')).substr(0, 5));
+    b.data(1, 700, 1, 5, D::kSend, 163, 30, C::kTls, tickets::kResponse);
+    b.close(1, 800, 1, 5);
+    auto out = model_of({&b});
+    ASSERT_EQ(out.conns[0].requests.size(), 1u);
+    EXPECT_EQ(out.conns[0].requests[0].start_ns, 605u);
+    EXPECT_EQ(out.conns[0].requests[0].bytes_sent, 163u);
+    EXPECT_EQ(out.conns[0].tls->duration_ns, 405u - 205);
+  }
+  {
+    SCOPED_TRACE("TLS 1.2");
+    TraceBuilder b;
+    b.accept(1, 100, 1, 5, 4, ipv4("10.0.0.9", 40000), 10);
+    b.data(1, 200, 1, 5, D::kRecv, 300, 5, C::kTls, client_hello("old.example", {"http/1.1"}, false));
+    b.data(1, 300, 1, 5, D::kSend, 3000, 50, C::kTls, server_hello(false, "http/1.1"));
+    b.data(1, 400, 1, 5, D::kRecv, 126, 5, C::kTls, tls_record(0x16, std::string(70, 'k')));
+    b.data(1, 500, 1, 5, D::kSend, 51, 5, C::kTls, ccs());
+    b.data(1, 600, 1, 5, D::kRecv, 150, 5, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.data(1, 700, 1, 5, D::kSend, 900, 5, C::kTls, tls_record(0x17, std::string(20, 'x')));
+    b.close(1, 800, 1, 5);
+    auto out = model_of({&b});
+    const Connection& c = out.conns[0];
+    ASSERT_TRUE(c.tls);
+    EXPECT_EQ(c.tls->version, "TLSv1.2");
+    EXPECT_EQ(c.tls->alpn, "http/1.1");
+    EXPECT_EQ(c.tls->duration_ns, 505u - 205);
+    ASSERT_EQ(c.requests.size(), 1u);
+    EXPECT_EQ(c.requests[0].bytes_received, 150u);
+    EXPECT_EQ(c.requests[0].bytes_sent, 900u);
+  }
+}
+
 TEST(Model, Tls12FullHandshakeFromTheWire) {
   TraceBuilder b;
   b.socket(1, 0, 1, 3);
