@@ -145,7 +145,7 @@ void SpanBuilder::build(const Connection& c, std::vector<Span>& out, size_t& n) 
   const std::string peer_ip_s(peer_ip);
   // Semconv: through an intermediary (a proxy's tunnel), server.* is the server behind it and
   // network.peer.* the proxy.
-  const bool tunnelled = c.tunnel && !c.tunnel->host.empty();
+  const bool tunnelled = c.tunnel && c.direction == ConnDirection::kOutbound && !c.tunnel->host.empty();
   const std::string server = tunnelled ? c.tunnel->host : c.host ? *c.host : peer_ip_s;
   const bool inet = is_inet(c.peer);
   const uint16_t server_port = tunnelled ? c.tunnel->port : inet ? c.peer.port : 0;

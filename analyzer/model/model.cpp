@@ -141,7 +141,7 @@ const char* new_reason_name(NewReason r) {
 }
 
 std::string Connection::endpoint_host() const {
-  if (tunnel && !tunnel->host.empty()) return tunnel->host;
+  if (tunnel && direction == ConnDirection::kOutbound && !tunnel->host.empty()) return tunnel->host;
   return host ? *host : format_addr(peer, false);
 }
 
@@ -757,7 +757,7 @@ void Model::on_data(const Event& ev, ConnState& c) {
       // The ClientHello ends what went before in the clear (a STARTTLS round trip, a proxy's
       // CONNECT): the wire's later records are no part of it.
       if (!had_tls && c.wire_tls.seen()) {
-        if (c.c.direction == ConnDirection::kOutbound) take_open_tunnel(c.c, c.wire);
+        take_open_tunnel(c.c, c.wire);
         c.wire.finish_current();
       }
       return;
@@ -843,8 +843,9 @@ void Model::build_exchange(ConnState& c, ExchangeBuilder& b, const DataCall& cal
   }
   const bool request_side = call.is_send != inbound;
   // The first request through a proxy's tunnel: what came before was setting the connection up,
-  // and this request is numbered, and counted, as a new connection's first.
-  if (request_side && !inbound && !b.sending() && b.any()) take_open_tunnel(c.c, b);
+  // and this request is numbered, and counted, as a new connection's first. (Inbound: a traced
+  // proxy's side of it, so that its requests pair with its client's, in order.)
+  if (request_side && !b.sending() && b.any()) take_open_tunnel(c.c, b);
   bool opens;
   if (request_side) {
     // A request read counts from when its bytes arrived (the read's end), not from when the
@@ -1228,7 +1229,7 @@ void prepend_clear_text_exchanges(Model::ConnState& s) {
   std::vector<Exchange>& out = s.c.requests;
   const uint64_t tls_start = s.wire_tls.info() ? s.wire_tls.info()->start_ns : s.c.tls->start_ns;
   auto& wire = s.wire.done();
-  if (s.c.direction == ConnDirection::kOutbound) take_tunnel(s.c, wire, leading_connects(wire));
+  take_tunnel(s.c, wire, leading_connects(wire));
   size_t pre = 0;
   while (pre < wire.size() && wire[pre].end_ns <= tls_start) ++pre;
   if (pre == 0) return;
@@ -1274,7 +1275,7 @@ void Model::emit(ConnState& s) {
   c.requests.swap(s.active().done());
   if (&s.active() == &s.plain && !s.wire.done().empty() && c.tls) {
     prepend_clear_text_exchanges(s);
-  } else if (c.direction == ConnDirection::kOutbound && leading_connects(c.requests) == c.requests.size()) {
+  } else if (leading_connects(c.requests) == c.requests.size()) {
     take_tunnel(c, c.requests, c.requests.size());  // refused, or never used
   }
   if (s.protocol.h2()) {

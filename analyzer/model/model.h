@@ -26,8 +26,9 @@
 //   request line, and status and first_byte_ns are the final response's. (curl's
 //   time_starttransfer stops at the 100; SPEC §6 "the first read of the response" is read here as
 //   the final response's, so that wait is the server's time for the whole request.)
-// - Outbound, CONNECT exchanges before any other are the connection's tunnel (struct Tunnel), not
-//   requests: the first request through it is a new connection's, not a reuse.
+// - CONNECT exchanges before any other are the connection's tunnel (struct Tunnel), not
+//   requests: the first request through it is a new connection's, not a reuse. Inbound (a traced
+//   proxy) the same, so that the requests relayed pair with its client's, in order.
 // - TLS through a library hook (TlsHandshakeEvent / plaintext DataEvents): exchanges come from the
 //   plaintext calls only; bytes_sent/bytes_received stay the wire totals.
 // - TLS seen only on the wire: see wire_tls_tracker.h; its handshake calls are not exchanges.
@@ -162,7 +163,7 @@ struct Connection {
   int32_t connect_error = 0;  // errno, 0 = success
   bool connect_pending = false;
   std::vector<ConnectAttempt> attempts;  // the losing attempts before (or beside) this connect
-  std::optional<Tunnel> tunnel;  // outbound through an HTTP proxy's CONNECT
+  std::optional<Tunnel> tunnel;  // through an HTTP proxy's CONNECT (inbound: a proxy's, served)
   std::optional<TlsInfo> tls;
   std::optional<std::string> protocol;  // "http/1.1" | "h2"
   bool inherited = false;
@@ -189,7 +190,9 @@ struct Connection {
   // Where requests went: the server behind a proxy's tunnel, else host when known, else the peer
   // IP; and the port.
   std::string endpoint_host() const;
-  uint16_t endpoint_port() const { return tunnel && tunnel->port ? tunnel->port : peer.port; }
+  uint16_t endpoint_port() const {
+    return tunnel && direction == ConnDirection::kOutbound && tunnel->port ? tunnel->port : peer.port;
+  }
 };
 
 struct ProcessInfo {

@@ -331,7 +331,7 @@ class RowBuilder {
     append_uint(head_, uint64_t(uint32_t(c.pid)));
     head_.append("  conn ").append(c.id).append("  ");
     const std::string addr = c.peer.family ? format_addr(c.peer, true) : "";
-    if (c.tunnel) {
+    if (c.tunnel && c.direction == ConnDirection::kOutbound) {
       head_.append(printable(c.tunnel->target)).append(" via proxy ").append(addr.empty() ? "-" : addr);
     } else if (c.host) {
       const std::string host = printable(*c.host);

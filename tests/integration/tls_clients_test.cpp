@@ -522,6 +522,76 @@ TEST_F(ProxyTunnel, CurlThroughAPlainTunnel) {
   EXPECT_GE(u(c["requests"][0]["start_ns"]), u(c["tunnel"]["start_ns"]) + u(c["tunnel"]["duration_ns"]));
 }
 
+// The proxy traced too: its side of each connection from curl opens with the CONNECT it served
+// (its tunnel, as on curl's side), so the requests it relays pair with curl's in order, and the
+// connection it opened to the server serves them: curl -> proxy -> server is one chain. HTTPS
+// (the proxy relays ciphertext: TLS seen on its wire) and a plain tunnel.
+class TracedProxyTunnel : public TlsClients {
+ protected:
+  static RunOptions traced_into(const fs::path& dir) {
+    RunOptions o;
+    o.preload = true;
+    o.env = trace_env(dir);
+    return o;
+  }
+  ScriptServer proxy_{"connect_proxy.py", traced_into(dir_.path())};
+};
+
+TEST_F(TracedProxyTunnel, TheRelayedRequestsPairWithTheClientsAndTheirCalls) {
+  ASSERT_TRUE(proxy_.ok()) << proxy_.error();
+  TestServer plain;
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(proxy_.port());
+  for (const bool tls : {true, false}) {
+    SCOPED_TRACE(tls ? "HTTPS" : "plain tunnel");
+    std::vector<std::string> argv = {"curl", "-s", "-x", proxy, "-o", "/dev/null", "-o", "/dev/null"};
+    if (tls) {
+      argv.insert(argv.end(), {"--cacert", tls_.cert.string(), server_.url("/t1"), server_.url("/t2")});
+    } else {
+      argv.insert(argv.end(), {"-p", plain.url("/p1"), plain.url("/p2")});
+    }
+    RunResult r = traced(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+  }
+  HT_EXPORT(doc, dir_.path());
+  std::map<std::string, json> by_id;
+  for (const json& c : doc["connections"]) by_id[c["id"].get<std::string>()] = c;
+  const std::string port = ":" + std::to_string(proxy_.port());
+  int clients = 0;
+  for (const json& c : doc["connections"]) {
+    if (c["direction"] != "outbound" || !c["peer"].get<std::string>().ends_with(port)) continue;
+    ++clients;
+    SCOPED_TRACE(describe(c));
+    ASSERT_TRUE(c["tunnel"].is_object());
+    ASSERT_EQ(c["requests"].size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      const json& q = c["requests"][i];
+      ASSERT_TRUE(q["linked"].is_string()) << "not paired with the proxy's side: " << q.dump();
+      const std::string linked = q["linked"].get<std::string>();
+      const std::string in_id = linked.substr(0, linked.find('#'));
+      EXPECT_EQ(linked, in_id + "#" + std::to_string(i));
+      ASSERT_TRUE(by_id.count(in_id));
+      const json& in = by_id[in_id];
+      EXPECT_EQ(in["direction"], "inbound");
+      ASSERT_TRUE(in["tunnel"].is_object()) << "the CONNECT is the proxy's tunnel too";
+      EXPECT_EQ(in["tunnel"]["target"], c["tunnel"]["target"]);
+      EXPECT_EQ(in["tunnel"]["status"], 200);
+      EXPECT_EQ(in["requests"].size(), 2u);
+    }
+    // The proxy's own connection to the server carries the relayed requests, each the child of
+    // the inbound one it was relayed for.
+    const std::string in_id = c["requests"][0]["linked"].get<std::string>().substr(0, c["requests"][0]["linked"].get<std::string>().find('#'));
+    int children = 0;
+    for (const json& o : doc["connections"]) {
+      if (o["direction"] != "outbound" || o["pid"] != by_id[in_id]["pid"]) continue;
+      for (const json& q : o["requests"])
+        if (q["parent"].is_string() && q["parent"].get<std::string>().starts_with(in_id + "#")) ++children;
+    }
+    EXPECT_EQ(children, 2);
+  }
+  EXPECT_EQ(clients, 2);
+}
+
 TEST_F(TlsClients, FailedHandshakeCurl) {
   ClosingListener l;
   ASSERT_GT(l.port(), 0);

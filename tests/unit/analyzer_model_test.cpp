@@ -113,6 +113,28 @@ TEST(Model, AStatusLineInPiecesGivesTheStatus) {
 
 // Through a proxy's tunnel (a 407, the CONNECT again with credentials, a 200), the requests are a
 // new connection's: the first one is not reused, and they are numbered from 0.
+// A traced proxy's side: the CONNECT it served is its tunnel too, and the first request it relays
+// is #0, as on its client's side.
+TEST(Model, TheCONNECTAProxyServedIsItsTunnel) {
+  TraceBuilder b(600);
+  b.accept(1, 100 * us, 1, 5, 4, ipv4("10.0.0.9", 40000), 10 * us);
+  b.data(1, 200 * us, 1, 5, D::kRecv, 60, 1 * us, C::kHttpReq, "CONNECT a.example:80 HTTP/1.1\r\nHost: a.example:80");
+  b.data(1, 300 * us, 1, 5, D::kSend, 39, 1 * us, C::kHttpResp, "HTTP/1.1 200 Connection established");
+  b.data(1, 400 * us, 1, 5, D::kRecv, 80, 1 * us, C::kHttpReq, "GET /x HTTP/1.1\r\nHost: a.example");
+  b.data(1, 500 * us, 1, 5, D::kSend, 150, 2 * us, C::kHttpResp, "HTTP/1.1 200 OK");
+  b.close(1, 600 * us, 1, 5);
+  auto out = model_of({&b});
+  ASSERT_EQ(out.conns.size(), 1u);
+  const Connection& c = out.conns[0];
+  ASSERT_TRUE(c.tunnel);
+  EXPECT_EQ(c.tunnel->target, "a.example:80");
+  EXPECT_EQ(c.tunnel->status, 200);
+  ASSERT_EQ(c.requests.size(), 1u);
+  EXPECT_EQ(c.requests[0].index, 0u);
+  EXPECT_EQ(c.requests[0].target, "/x");
+  EXPECT_EQ(c.endpoint_port(), 40000);  // inbound: the tunnel names no endpoint of ours
+}
+
 TEST(Model, AProxysTunnelIsSetUpNotARequest) {
   TraceBuilder b(500);
   b.socket(1, 0, 1, 3);
