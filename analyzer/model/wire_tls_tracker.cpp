@@ -16,7 +16,7 @@ void WireTlsTracker::read_server_hello(const DataCall& call) {
   TlsInfo& t = *info_;
   ServerHello sh;
   bool ok = false;
-  if (state_ == State::kAwaitServer && call.capture == tf::CaptureKind::kTls) {
+  if ((state_ == State::kAwaitServer || state_ == State::kSrvHello) && call.capture == tf::CaptureKind::kTls) {
     ok = parse_server_hello(call.cap, sh);
   } else if (call.capture == tf::CaptureKind::kTlsBody && t.version.empty()) {
     // The previous read was the record's bare header: put one back in front.
@@ -218,24 +218,17 @@ uint64_t WireTlsTracker::server_app_bytes(DataCall& call) {
   if (call.bytes == 0) return call.bytes;  // EOF: ends the (empty) exchange
   const uint8_t type = call.capture == tf::CaptureKind::kTls ? first_record_type(call.cap) : 0;
   const bool tls13 = info_->version == "TLSv1.3";
-  auto done = [&](uint64_t after) {
+  // The handshake ends with this call's first `handshake` bytes; the rest is the request.
+  auto done = [&](uint64_t handshake) {
     info_->duration_ns = call.end - info_->start_ns;
     finish(call.end);
-    return after ? after : kHandshake;
+    return call.bytes > handshake ? call.bytes - handshake : kHandshake;
   };
   last_end_ = call.end;
   switch (state_) {
     case State::kSrvHello:  // the rest of the ClientHello, or our flight's first write
       if (call.is_send) {
-        if (type == kTlsHandshake) {
-          ServerHello sh;
-          if (parse_server_hello(call.cap, sh)) {
-            info_->version = tls_version_name(sh.version);
-            info_->cipher = cipher_suite_name(sh.cipher_suite);
-            suite_ = sh.cipher_suite;
-            if (!sh.alpn.empty()) info_->alpn = sh.alpn;
-          }
-        }
+        read_server_hello(call);
         turnaround_ = call.end - hello_end_;
         state_ = State::kSrvFlight;
       }
@@ -245,25 +238,17 @@ uint64_t WireTlsTracker::server_app_bytes(DataCall& call) {
         if (!call.is_send && !tls13) state_ = State::kSrvAwaitFinish;  // 1.2: ClientKeyExchange...
         return kHandshake;
       }
-      if (!tls13) return done(0);  // 1.2 resumed: the client's CCS + Finished
+      if (!tls13) return done(call.bytes);  // 1.2 resumed: the client's CCS + Finished
       if (type == kTlsChangeCipherSpec && call.bytes == 6) {
         state_ = State::kSrvCcsRead;
         return kHandshake;
       }
-      if (type == kTlsApplicationData) {  // a Finished without a CCS before it
-        const uint64_t record = first_record_size(call.cap);
-        return done(call.bytes > record ? call.bytes - record : 0);
-      }
-      {
-        const uint64_t flight = (type == kTlsChangeCipherSpec ? 6 : 0) + finished_record();
-        return done(call.bytes > flight ? call.bytes - flight : 0);
-      }
+      if (type == kTlsApplicationData) return done(first_record_size(call.cap));  // a Finished, no CCS
+      return done((type == kTlsChangeCipherSpec ? 6 : 0) + finished_record());
     case State::kSrvCcsRead:  // the Finished after a lone CCS
-      if (call.is_send) return kHandshake;
-      return done(call.bytes > finished_record() ? call.bytes - finished_record() : 0);
+      return call.is_send ? kHandshake : done(finished_record());
     case State::kSrvAwaitFinish:  // TLS 1.2: our CCS + Finished end it
-      if (!call.is_send) return kHandshake;
-      return done(0);
+      return call.is_send ? done(call.bytes) : kHandshake;
     default:
       return call.bytes;
   }
