@@ -40,19 +40,17 @@ class ExchangeBuilder {
   // reads in a row were, when the client reads something else before it writes: that read is
   // where the response begins. True when this call's bytes began the response.
   bool recv(uint64_t ts, uint64_t end, uint64_t bytes, bool maybe_tickets = false) {
-    const bool opens = !open_;
-    if (opens) {
+    if (!open_) {
       begin(ts);
       done_.back().sent_ns = ts;
     }
     Exchange& x = done_.back();
     if (maybe_tickets && (tickets_ != 0 || !x.first_byte_ns)) {
-      if (tickets_ == 0) tickets_opened_ = opens;
       tickets_ += bytes;
     } else if (tickets_ != 0) {
       x.bytes_received -= tickets_;
       x.first_byte_ns.reset();
-      if (tickets_opened_) x.start_ns = x.sent_ns = ts;
+      if (x.bytes_sent == 0) x.start_ns = x.sent_ns = ts;  // the tickets had begun it: this read does
       tickets_ = 0;
     }
     if (interim_) {  // the final response after an interim one (103 Early Hints): its first byte
@@ -88,7 +86,7 @@ class ExchangeBuilder {
     if (!open_) return;
     last_end_ = done_.back().end_ns;
     has_last_ = true;
-    open_ = interim_ = tickets_opened_ = false;
+    open_ = interim_ = false;
     tickets_ = 0;
     phase_ = kIdle;
   }
@@ -124,7 +122,7 @@ class ExchangeBuilder {
     else done_.clear();
     last_end_ = 0;
     carried_ = 0;
-    has_last_ = open_ = interim_ = tickets_opened_ = false;
+    has_last_ = open_ = interim_ = false;
     tickets_ = 0;
     phase_ = kIdle;
   }
@@ -160,8 +158,7 @@ class ExchangeBuilder {
   bool has_last_ = false;
   bool open_ = false;
   bool interim_ = false;  // the last response read was a 1xx: see interim()
-  bool tickets_opened_ = false;  // the read in tickets_ began the exchange
-  uint64_t tickets_ = 0;  // bytes of the last read, if it may be session tickets (see recv())
+  uint64_t tickets_ = 0;  // bytes of the last reads, if they may be session tickets (see recv())
   Phase phase_ = kIdle;
 };
 

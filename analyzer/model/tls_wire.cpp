@@ -160,6 +160,13 @@ uint8_t first_record_type(std::string_view bytes) {
   return t;
 }
 
+uint64_t first_record_size(std::string_view bytes) {
+  Bytes r(bytes);
+  r.skip(3);
+  const uint32_t len = r.u16();
+  return r.ok() ? 5 + uint64_t{len} : 0;
+}
+
 uint64_t bytes_after_finished(std::string_view bytes, uint64_t total) {
   Bytes r(bytes);
   uint64_t pos = 0;

@@ -35,6 +35,8 @@ bool parse_client_hello(std::string_view bytes, ClientHello& out);
 bool parse_server_hello(std::string_view bytes, ServerHello& out);
 // Content type of the first record, or 0 if bytes do not start with a plausible record header.
 uint8_t first_record_type(std::string_view bytes);
+// The size of the first record, header included, from its header; 0 if bytes hold no header.
+uint64_t first_record_size(std::string_view bytes);
 // For the client's flight that finishes a handshake (optional CCS records, then one Finished
 // record): how many of the call's `total` bytes follow that Finished record, i.e. application data
 // coalesced into the same write. 0 when nothing follows or the headers are not all captured.

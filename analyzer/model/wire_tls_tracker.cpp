@@ -5,12 +5,6 @@
 #include "analyzer/model/tls_wire.h"
 
 namespace httptrace::analyzer {
-namespace {
-
-// The size of the record whose header starts c (at least 5 bytes).
-uint64_t first_record_size(std::string_view c) { return 5 + ((uint64_t{uint8_t(c[3])} << 8) | uint8_t(c[4])); }
-
-}  // namespace
 
 void WireTlsTracker::read_server_hello(const DataCall& call) {
   TlsInfo& t = *info_;
@@ -168,9 +162,10 @@ void WireTlsTracker::finish(uint64_t end) {
     return;
   }
   // Tickets leave the server one turn after the Finished: within twice the ServerHello's turn
-  // (which also covered the server's signature), with room for a busy server.
+  // (which also covered the server's signature), with room for a busy server (50 ms: on a loaded
+  // machine 10 ms was not always enough).
   state_ = State::kTicketsDue;
-  tickets_by_ = end + 2 * turnaround_ + 10'000'000;
+  tickets_by_ = end + 2 * turnaround_ + 50'000'000;
   ticket_record_ = 0;
 }
 

@@ -186,7 +186,9 @@ TEST_F(TlsServerHalf, NodeHttpsServerFromTheWire) {
   // The server's time: from the request's arrival to its answer's first write. The handler
   // waited 100 ms; curl saw the answer after its request went out, so no longer than that.
   const double server_s = double(slow["first_byte_ns"].get<int64_t>() - slow["start_ns"].get<int64_t>()) / 1e9;
-  EXPECT_GE(server_s, 0.100);
+  // libuv's timers count from the loop's cached clock, which may be a little older than the
+  // request's arrival: a 100 ms timer fires after at least ~90 ms of it, even on a loaded machine.
+  EXPECT_GE(server_s, 0.090);
   EXPECT_LE(server_s, starttransfer - pretransfer + 0.001) << r.out;
   // The same answer to both: the tickets are no part of the first one's bytes.
   EXPECT_EQ(c["requests"][0]["bytes_sent"], c["requests"][1]["bytes_sent"]);

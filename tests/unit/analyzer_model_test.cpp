@@ -546,7 +546,7 @@ TEST(Model, Tls13CcsWrittenBeforeTheServersFlightIsRead) {
 
 // TLS 1.3 session tickets read before a slow response (node, java): records of one size soon
 // after the Finished, then the client reads again before it writes. Times in ns; the
-// ServerHello's turn (100 .. 200) and 10 ms make the window in which tickets are looked for.
+// ServerHello's turn (100 .. 200) and 50 ms make the window in which tickets are looked for.
 namespace tickets {
 
 // A TLS 1.3 handshake from the wire ending with the client's Finished (written at 300, end 302),
@@ -625,12 +625,12 @@ TEST(Model, Tls13ReadsLikeTicketsThatWereTheResponse) {
     TraceBuilder b;
     tickets::handshake(b);
     b.data(1, 400, 1, 3, D::kSend, 150, 2);
-    b.data(1, 20'000'000, 1, 3, D::kRecv, 255, 4, C::kTls, tickets::kTicket);
-    b.data(1, 50'000'000, 1, 3, D::kRecv, 1000, 4);
-    b.close(1, 60'000'000, 1, 3);
+    b.data(1, 80'000'000, 1, 3, D::kRecv, 255, 4, C::kTls, tickets::kTicket);
+    b.data(1, 110'000'000, 1, 3, D::kRecv, 1000, 4);
+    b.close(1, 120'000'000, 1, 3);
     auto out = model_of({&b});
     ASSERT_EQ(out.conns[0].requests.size(), 1u);
-    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 20'000'004u);
+    EXPECT_EQ(out.conns[0].requests[0].first_byte_ns, 80'000'004u);
   }
 }
 
